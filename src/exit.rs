@@ -39,7 +39,9 @@ impl Exit {
             Exit::Success => "every record accepted (with --dry-run: every record valid)",
             Exit::Fatal => "fatal: setup, I/O, credentials, broken input, dead endpoint",
             Exit::Usage => "usage: a flag or argument is wrong",
-            Exit::Partial => "finished, but some records failed or were invalid (see the failures file)",
+            Exit::Partial => {
+                "finished, but some records failed or were invalid (see the failures file)"
+            }
             Exit::Interrupted => "interrupted (Ctrl-C or SIGTERM); run again with --resume",
         }
     }
@@ -74,7 +76,10 @@ mod tests {
     fn help_table_lists_every_code() {
         let t = Exit::help_table();
         for e in Exit::ALL {
-            assert!(t.contains(&format!("{:>3}  {}", e.code(), e.meaning())), "{t}");
+            assert!(
+                t.contains(&format!("{:>3}  {}", e.code(), e.meaning())),
+                "{t}"
+            );
         }
     }
 }

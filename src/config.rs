@@ -1,0 +1,321 @@
+//! The checked configuration: what the command line and environment hold, validated once.
+//! Every error names the flag or variable to fix.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::{Cli, ProgressMode};
+use crate::record::MapSpec;
+use crate::sandbox::{Region, SandboxOptions};
+use crate::source::Input;
+
+/// The Track API key. Its Debug and Display never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Where requests go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Validate only.
+    DryRun,
+    /// The built-in stand-in, started in-process.
+    Sandbox(Box<SandboxOptions>),
+    /// A Track API host.
+    Remote {
+        base: String,
+        site_id: String,
+        api_key: Secret,
+        /// The region the user asked for (or implied), checked by the preflight.
+        region: Region,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Pacing {
+    pub rate: f64,
+    pub burst: NonZeroU32,
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub max_retries: u32,
+    pub max_retry_after: Duration,
+    pub max_consecutive_failures: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub inputs: Vec<Input>,
+    pub map: MapSpec,
+    pub target: Target,
+    pub preflight: bool,
+    pub pacing: Pacing,
+    pub resume: bool,
+    pub max_invalid: u64,
+    pub failures: PathBuf,
+    pub summary: Option<PathBuf>,
+    pub progress: ProgressMode,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+/// A configuration problem; the message names the flag, variable or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The command line is wrong (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Something the command line names is not usable: an input, the key file (exit 1).
+    #[error("{0}")]
+    Setup(String),
+}
+
+fn bad(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Usage(msg.into())
+}
+
+fn setup(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Setup(msg.into())
+}
+
+pub const US_HOST: &str = "https://track.customer.io";
+pub const EU_HOST: &str = "https://track-eu.customer.io";
+
+impl Config {
+    /// Checks the command line. `env_key` is `$CUSTOMERIO_TRACK_API_KEY`, passed in so tests
+    /// need not touch the process environment.
+    pub fn from_cli(cli: Cli, env_key: Option<String>) -> Result<Config, ConfigError> {
+        if !(cli.rate.is_finite() && cli.rate > 0.0) {
+            return Err(bad(format!(
+                "--rate must be a positive number of requests per second, got {}",
+                cli.rate
+            )));
+        }
+        let burst = NonZeroU32::new(cli.burst)
+            .ok_or_else(|| bad("--burst must be at least 1 (1 means smooth pacing)"))?;
+        if cli.concurrency == 0 || cli.concurrency > 1000 {
+            return Err(bad("--concurrency must be from 1 to 1000"));
+        }
+        let timeout = positive_secs(cli.timeout, "--timeout")?;
+        let max_retry_after = positive_secs(cli.max_retry_after, "--max-retry-after")?;
+        if cli.max_consecutive_failures == 0 {
+            return Err(bad("--max-consecutive-failures must be at least 1"));
+        }
+        if cli.dry_run && cli.sandbox {
+            return Err(bad("--dry-run and --sandbox exclude each other: pick one"));
+        }
+        if cli.resume && cli.inputs.iter().any(|p| p.as_os_str() == "-") {
+            return Err(bad(
+                "--resume cannot be used with stdin (-): a stream cannot be re-read from a position",
+            ));
+        }
+        if cli.inputs.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+            return Err(bad("stdin (-) can be given only once"));
+        }
+
+        let inputs = cli
+            .inputs
+            .iter()
+            .map(|p| Input::check(p, cli.format).map_err(|e| setup(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let failures = match cli.failures {
+            Some(p) => p,
+            None => default_failures_path(&inputs),
+        };
+        if inputs.iter().any(|i| same_file(&i.path, &failures)) {
+            return Err(bad(format!(
+                "--failures {} is also an input: new failures must go to another file",
+                failures.display()
+            )));
+        }
+
+        let target = if cli.dry_run {
+            Target::DryRun
+        } else if cli.sandbox {
+            Target::Sandbox(Box::new(SandboxOptions {
+                limit: (cli.sandbox_limit > 0).then_some(cli.sandbox_limit),
+                fail_rate: cli.sandbox_fail_rate,
+                drop_rate: cli.sandbox_drop_rate,
+                stall_rate: cli.sandbox_stall_rate,
+                // A stall must outlast the client's timeout to exercise it.
+                stall_for: timeout + Duration::from_secs(1),
+                latency: Duration::from_millis(cli.sandbox_latency),
+                ..SandboxOptions::default()
+            }))
+        } else {
+            let site_id = cli.site_id.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                bad("no site id: set CUSTOMERIO_SITE_ID or pass --site-id (or try --sandbox or --dry-run)")
+            })?;
+            let api_key = match &cli.api_key_file {
+                Some(path) => read_key_file(path)?,
+                None => env_key
+                    .map(|k| k.trim().to_owned())
+                    .filter(|k| !k.is_empty())
+                    .map(Secret)
+                    .ok_or_else(|| {
+                        bad("no API key: set CUSTOMERIO_TRACK_API_KEY or pass --api-key-file PATH")
+                    })?,
+            };
+            let base = match &cli.endpoint {
+                Some(url) => check_endpoint(url)?,
+                None => match cli.region {
+                    Region::Us => US_HOST.to_owned(),
+                    Region::Eu => EU_HOST.to_owned(),
+                },
+            };
+            Target::Remote {
+                base,
+                site_id: site_id.trim().to_owned(),
+                api_key,
+                region: cli.region,
+            }
+        };
+
+        Ok(Config {
+            inputs,
+            map: MapSpec {
+                action: cli.action,
+                id_column: cli.id_column,
+                types: cli.types,
+                empty: cli.empty,
+                event_name: cli.event_name,
+            },
+            target,
+            preflight: !cli.no_preflight,
+            pacing: Pacing {
+                rate: cli.rate,
+                burst,
+                concurrency: cli.concurrency,
+                timeout,
+                max_retries: cli.max_retries,
+                max_retry_after,
+                max_consecutive_failures: cli.max_consecutive_failures,
+            },
+            resume: cli.resume,
+            max_invalid: cli.max_invalid,
+            failures,
+            summary: cli.summary,
+            progress: cli.progress,
+            quiet: cli.quiet,
+            verbose: cli.verbose,
+        })
+    }
+}
+
+fn positive_secs(v: f64, flag: &str) -> Result<Duration, ConfigError> {
+    if v.is_finite() && v > 0.0 && v < 1e9 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(bad(format!(
+            "{flag} must be a positive number of seconds, got {v}"
+        )))
+    }
+}
+
+fn read_key_file(path: &Path) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        setup(format!(
+            "--api-key-file {}: cannot read it: {e}",
+            path.display()
+        ))
+    })?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(setup(format!(
+            "--api-key-file {}: the file is empty",
+            path.display()
+        )));
+    }
+    Ok(Secret(key.to_owned()))
+}
+
+/// Accepts https anywhere, and http only to loopback: credentials must not cross a network
+/// in the clear.
+fn check_endpoint(url: &str) -> Result<String, ConfigError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| bad(format!("--endpoint {url:?} is not a URL: {e}")))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(bad(format!(
+                "--endpoint {url}: plain http:// is allowed only to a loopback address; use https://"
+            )));
+        }
+        other => {
+            return Err(bad(format!(
+                "--endpoint {url}: unsupported scheme {other:?}"
+            )));
+        }
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(bad(format!(
+            "--endpoint {url}: give only scheme, host, port and path"
+        )));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// `<stem>.failures.ndjson` in the current directory, stem from the first input: `users.csv.gz`
+/// gives `users.failures.ndjson`. Replaying `users.failures.ndjson` writes
+/// `users.failures-2.ndjson` so the file being read is never written.
+pub fn default_failures_path(inputs: &[Input]) -> PathBuf {
+    let stem = inputs
+        .first()
+        .filter(|i| !i.is_stdin())
+        .and_then(|i| i.path.file_name())
+        .map(|n| {
+            let n = n.to_string_lossy();
+            let n = n.strip_suffix(".gz").unwrap_or(&n);
+            n.rsplit_once('.').map_or(n, |(s, _)| s).to_owned()
+        })
+        .unwrap_or_else(|| "stdin".to_owned());
+    let (base, mut n) = match stem.rsplit_once(".failures") {
+        Some((b, rest)) if rest.is_empty() || rest.starts_with('-') => (
+            b.to_owned(),
+            rest.trim_start_matches('-').parse::<u32>().unwrap_or(1) + 1,
+        ),
+        _ => (stem, 1),
+    };
+    loop {
+        let name = if n == 1 {
+            format!("{base}.failures.ndjson")
+        } else {
+            format!("{base}.failures-{n}.ndjson")
+        };
+        let path = PathBuf::from(name);
+        if !inputs.iter().any(|i| same_file(&i.path, &path)) {
+            return path;
+        }
+        n += 1;
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}

@@ -1,0 +1,526 @@
+//! The run: opens and checks every input, then wires the stages together (a reader
+//! thread that reads and maps, the dispatcher that keeps each person's records in order,
+//! the workers that send) and settles every record in the ledger.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context as _, anyhow};
+use serde_json::{Map, Value};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Target};
+use crate::exit::Exit;
+use crate::limit::Pacer;
+use crate::record::{Mapper, Operation};
+use crate::report::{Counters, Ledger, Outcome, Reporter, Summary, failure_line};
+use crate::sandbox::Sandbox;
+use crate::send::{Client, Delivery, Sender};
+use crate::source::{Input, Reader, Row, RowData};
+
+/// One way to stop: the first Ctrl-C (or a fatal error) cancels `token`, which stops
+/// reading and lets requests in flight finish.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    pub token: CancellationToken,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl Shutdown {
+    /// A signal: stop, and end with exit 130.
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        self.token.cancel();
+    }
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+}
+
+/// Ctrl-C or SIGTERM once: stop reading and drain. Twice: exit at once (the checkpoint on
+/// disk is still valid, as it is only ever replaced whole).
+pub fn watch_signals(shutdown: Shutdown) {
+    tokio::spawn(async move {
+        let mut signals = 0;
+        loop {
+            if wait_for_signal().await.is_err() {
+                return;
+            }
+            signals += 1;
+            if signals == 1 {
+                eprintln!(
+                    "cio-import: stopping: finishing requests in flight (press Ctrl-C again to quit at once)"
+                );
+                shutdown.interrupt();
+            } else {
+                std::process::exit(i32::from(Exit::Interrupted.code()));
+            }
+        }
+    });
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
+}
+
+/// How a run ended.
+pub struct RunOutcome {
+    pub summary: Summary,
+    pub exit: Exit,
+    /// What made the run fatal, for main to print.
+    pub error: Option<anyhow::Error>,
+}
+
+/// One input, opened and checked before anything is sent.
+struct Opened {
+    name: String,
+    reader: Reader,
+    mapper: Mapper,
+}
+
+/// A valid record on its way to a worker.
+struct Work {
+    seq: u64,
+    source: Arc<str>,
+    line: u64,
+    op: Operation,
+}
+
+/// Records parked behind an earlier record for the same person, at most.
+const MAX_PARKED: usize = 1024;
+
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcome> {
+    let started = Instant::now();
+    let counters = Arc::new(Counters::default());
+
+    // Every input is opened and its header checked before the first request.
+    let opened = config
+        .inputs
+        .iter()
+        .map(|input| open(input, &config, &counters))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let ledger = Arc::new(Mutex::new(Ledger::new(
+        counters.clone(),
+        config.failures.clone(),
+        config.resume,
+    )));
+
+    let total_bytes = config.inputs.iter().map(|i| i.size).sum::<Option<u64>>();
+    let reporter = Reporter::new(config.progress, config.quiet, config.verbose, total_bytes);
+
+    let mut sandbox = None;
+    let client = match &config.target {
+        Target::DryRun => None,
+        Target::Sandbox(opts) => {
+            let sb = Sandbox::start((**opts).clone())
+                .await
+                .context("cannot start the sandbox")?;
+            let client = Client::new(
+                &sb.base_url(),
+                &opts.site_id,
+                &crate::config::Secret::new(opts.api_key.clone()),
+                config.pacing.timeout,
+                config.pacing.concurrency,
+            )?;
+            if !config.quiet {
+                eprintln!("cio-import: sandbox listening on {}", sb.base_url());
+            }
+            sandbox = Some(sb);
+            Some((client, opts.region))
+        }
+        Target::Remote {
+            base,
+            site_id,
+            api_key,
+            region,
+        } => Some((
+            Client::new(
+                base,
+                site_id,
+                api_key,
+                config.pacing.timeout,
+                config.pacing.concurrency,
+            )?,
+            *region,
+        )),
+    };
+    if let Some((client, region)) = &client
+        && config.preflight
+    {
+        client.preflight(*region).await?;
+    }
+
+    let pacer = Arc::new(Pacer::new(config.pacing.rate, config.pacing.burst));
+    let sender = client.map(|(client, _)| {
+        Arc::new(Sender::new(
+            client,
+            pacer.clone(),
+            counters.clone(),
+            reporter.clone(),
+            config.pacing.max_retries,
+            config.pacing.max_retry_after,
+            config.pacing.max_consecutive_failures,
+            shutdown.token.clone(),
+        ))
+    });
+
+    let drawing = CancellationToken::new();
+    let draw = {
+        let reporter = reporter.clone();
+        let counters = counters.clone();
+        let pacer = pacer.clone();
+        let sending = sender.is_some();
+        let done = drawing.clone();
+        tokio::spawn(async move {
+            reporter
+                .draw(counters, move || sending.then(|| pacer.rate()), done)
+                .await
+        })
+    };
+
+    let (tx, rx) = mpsc::channel::<Work>(config.pacing.concurrency * 4);
+    let reading = {
+        let ledger = ledger.clone();
+        let counters = counters.clone();
+        let stop = shutdown.token.clone();
+        let tx = sender.is_some().then_some(tx);
+        let max_invalid = config.max_invalid;
+        std::thread::Builder::new()
+            .name("reader".into())
+            .spawn(move || read_all(opened, &ledger, &counters, tx, &stop, max_invalid))
+            .context("cannot start the reader thread")?
+    };
+
+    let mut fatal: Vec<anyhow::Error> = Vec::new();
+    if let Some(sender) = &sender {
+        if let Err(e) = dispatch(
+            rx,
+            sender.clone(),
+            ledger.clone(),
+            config.pacing.concurrency,
+        )
+        .await
+        {
+            fatal.push(e);
+        }
+        if let Some(halt) = sender.halted() {
+            fatal.push(halt.into());
+        }
+    } else {
+        drop(rx);
+    }
+    match tokio::task::spawn_blocking(move || reading.join()).await {
+        Ok(Ok(errors)) => fatal.extend(errors),
+        _ => fatal.push(anyhow!("the reader thread failed")),
+    }
+
+    drawing.cancel();
+    let _ = draw.await;
+
+    let failures_path = ledger
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .failures_written()
+        .map(|(p, _)| p.to_path_buf());
+    let records = Counters::get(&counters.records);
+    let accepted = Counters::get(&counters.accepted);
+    let failed = Counters::get(&counters.failed);
+    let invalid = Counters::get(&counters.invalid);
+    let elapsed = started.elapsed().as_secs_f64();
+    let exit = if !fatal.is_empty() {
+        Exit::Fatal
+    } else if shutdown.is_interrupted() {
+        Exit::Interrupted
+    } else if failed + invalid > 0 {
+        Exit::Partial
+    } else {
+        Exit::Success
+    };
+    let summary = Summary {
+        records,
+        accepted,
+        failed,
+        invalid,
+        unsent: records - counters.settled(),
+        requests: Counters::get(&counters.requests),
+        retries: Counters::get(&counters.retries),
+        rate_limited: Counters::get(&counters.rate_limited),
+        elapsed_s: (elapsed * 1000.0).round() / 1000.0,
+        accepted_per_s: if elapsed > 0.0 {
+            accepted as f64 / elapsed
+        } else {
+            0.0
+        },
+        final_rate: sender.as_ref().map(|_| pacer.rate()),
+        failures_path,
+        checkpoint_path: None::<PathBuf>,
+        dry_run: matches!(config.target, Target::DryRun),
+        exit_code: exit.code(),
+    };
+    eprintln!("cio-import: {}", summary.human());
+    if let Some(sb) = sandbox {
+        if !config.quiet {
+            eprintln!("cio-import: {}", sb.summary_line());
+        }
+        sb.shutdown().await;
+    }
+    if let Some(path) = &config.summary {
+        write_summary(path, &summary)?;
+    }
+    let mut fatal = fatal.into_iter();
+    let error = fatal
+        .next()
+        .map(|first| fatal.fold(first, |acc, e| acc.context(format!("{e:#}"))));
+    Ok(RunOutcome {
+        summary,
+        exit,
+        error,
+    })
+}
+
+fn open(input: &Input, config: &Config, counters: &Counters) -> anyhow::Result<Opened> {
+    let name = input.name();
+    let reader = input.open(counters.bytes.clone())?;
+    let mapper = Mapper::new(&config.map, reader.headers()).with_context(|| name.clone())?;
+    Ok(Opened {
+        name,
+        reader,
+        mapper,
+    })
+}
+
+/// The reader thread: reads and maps every input in order, settles invalid rows (and, in a
+/// dry run, valid ones) itself, and hands valid records to the dispatcher. Returns the
+/// input-level errors met on the way: each ends its input, and the run is fatal.
+fn read_all(
+    opened: Vec<Opened>,
+    ledger: &Mutex<Ledger>,
+    counters: &Counters,
+    tx: Option<mpsc::Sender<Work>>,
+    stop: &CancellationToken,
+    max_invalid: u64,
+) -> Vec<anyhow::Error> {
+    let mut errors = Vec::new();
+    let mut seq = 0u64;
+    let mut row = Row {
+        line: 0,
+        data: RowData::Json(Map::new()),
+    };
+    let settle = |seq: u64, outcome: Outcome| {
+        ledger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .settle(seq, outcome)
+    };
+    for (i, mut input) in opened.into_iter().enumerate() {
+        ledger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .begin_input(i, seq, 0);
+        let source: Arc<str> = Arc::from(input.name.as_str());
+        loop {
+            if stop.is_cancelled() {
+                return errors;
+            }
+            match input.reader.read(&mut row) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    errors.push(anyhow::Error::new(e));
+                    break;
+                }
+            }
+            Counters::add(&counters.records, 1);
+            let this = seq;
+            seq += 1;
+            let result = match input.mapper.map(&row.data) {
+                Ok(op) => match &tx {
+                    Some(tx) => {
+                        let work = Work {
+                            seq: this,
+                            source: source.clone(),
+                            line: row.line,
+                            op,
+                        };
+                        if tx.blocking_send(work).is_err() {
+                            // The dispatcher has stopped: so do we.
+                            return errors;
+                        }
+                        Ok(())
+                    }
+                    None => settle(this, Outcome::Accepted),
+                },
+                Err(invalid) => {
+                    let mut error = Map::new();
+                    error.insert("stage".into(), "invalid".into());
+                    if let Some(c) = invalid.column {
+                        error.insert("column".into(), c.into());
+                    }
+                    error.insert("message".into(), invalid.message.into());
+                    let line = failure_line(input.mapper.raw(&row.data), &source, row.line, error);
+                    settle(this, Outcome::Invalid(line))
+                }
+            };
+            if let Err(e) = result {
+                errors.push(anyhow::Error::new(e).context("cannot write the failures file"));
+                stop.cancel();
+                return errors;
+            }
+            if Counters::get(&counters.invalid) > max_invalid {
+                errors.push(anyhow!(
+                    "more than {max_invalid} rows are invalid (--max-invalid): the mapping looks wrong; \
+                     check the failures file, --id-column and --type, or raise --max-invalid"
+                ));
+                stop.cancel();
+                return errors;
+            }
+        }
+    }
+    errors
+}
+
+/// Sends records with at most `concurrency` in flight, keeping each person's records in
+/// file order: a record whose person has one in flight waits until that one is settled.
+async fn dispatch(
+    mut rx: mpsc::Receiver<Work>,
+    sender: Arc<Sender>,
+    ledger: Arc<Mutex<Ledger>>,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<u64>();
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let stop = sender.stop.clone();
+    let mut busy: HashMap<u64, VecDeque<Work>> = HashMap::new();
+    let mut parked = 0usize;
+    let mut reading = true;
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let mut result = Ok(());
+
+    let launch = |work: Work, tasks: &mut JoinSet<anyhow::Result<()>>, slot| {
+        let sender = sender.clone();
+        let ledger = ledger.clone();
+        let done_tx = done_tx.clone();
+        tasks.spawn(async move {
+            let key = work.op.person_key();
+            let delivery = sender.deliver(&work.op).await;
+            let outcome = match delivery {
+                Delivery::Accepted => Some(Outcome::Accepted),
+                Delivery::Failed {
+                    status,
+                    attempts,
+                    message,
+                } => {
+                    let mut error = Map::new();
+                    error.insert("stage".into(), "send".into());
+                    error.insert("status".into(), status.map_or(Value::Null, Value::from));
+                    error.insert("attempts".into(), attempts.into());
+                    error.insert("message".into(), message.into());
+                    let payload = match serde_json::to_value(&work.op) {
+                        Ok(Value::Object(m)) => m,
+                        _ => Map::new(),
+                    };
+                    Some(Outcome::Failed(failure_line(
+                        payload,
+                        &work.source,
+                        work.line,
+                        error,
+                    )))
+                }
+                Delivery::Unsent => None,
+            };
+            let written = match outcome {
+                Some(o) => ledger
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .settle(work.seq, o)
+                    .context("cannot write the failures file"),
+                None => Ok(()),
+            };
+            drop(slot);
+            let _ = done_tx.send(key);
+            written
+        });
+    };
+
+    loop {
+        while let Some(joined) = tasks.try_join_next() {
+            if let Err(e) = joined.map_err(anyhow::Error::from).and_then(|r| r) {
+                stop.cancel();
+                result = result.and(Err(e));
+            }
+        }
+        let stopping = stop.is_cancelled();
+        if (!reading || stopping) && busy.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some(key) = done_rx.recv() => {
+                let next = if stopping { None } else { busy.get_mut(&key).and_then(VecDeque::pop_front) };
+                match next {
+                    Some(work) => {
+                        parked -= 1;
+                        let slot = slots.clone().acquire_owned().await?;
+                        launch(work, &mut tasks, slot);
+                    }
+                    None => {
+                        if let Some(q) = busy.remove(&key) {
+                            parked -= q.len();
+                        }
+                    }
+                }
+            }
+            work = rx.recv(), if reading && !stopping && parked < MAX_PARKED => match work {
+                Some(work) => {
+                    let key = work.op.person_key();
+                    if let Some(queue) = busy.get_mut(&key) {
+                        queue.push_back(work);
+                        parked += 1;
+                    } else {
+                        busy.insert(key, VecDeque::new());
+                        let slot = slots.clone().acquire_owned().await?;
+                        launch(work, &mut tasks, slot);
+                    }
+                }
+                None => reading = false,
+            },
+            _ = stop.cancelled(), if !stopping => {}
+        }
+    }
+    // Dropping the receiver unblocks the reader if it waits on a full queue.
+    drop(rx);
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(e) = joined.map_err(anyhow::Error::from).and_then(|r| r) {
+            result = result.and(Err(e));
+        }
+    }
+    result
+}
+
+fn write_summary(path: &std::path::Path, summary: &Summary) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(summary)?;
+    if path.as_os_str() == "-" {
+        println!("{json}");
+    } else {
+        std::fs::write(path, format!("{json}\n"))
+            .with_context(|| format!("--summary {}: cannot write it", path.display()))?;
+    }
+    Ok(())
+}

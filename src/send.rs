@@ -1,0 +1,505 @@
+//! Sending: the HTTP client for the Track API, what each answer means, and the retry loop
+//! that takes one operation to a settled outcome.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Secret;
+use crate::limit::{Pacer, backoff, parse_retry_after};
+use crate::record::{Method, Operation};
+use crate::report::{Counters, Reporter};
+use crate::sandbox::Region;
+
+/// What one answer from the API means for the record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Accepted,
+    /// 429: everyone slows down; the record is tried again.
+    RateLimited {
+        retry_after: Option<Duration>,
+    },
+    /// 408, 5xx gateways and network trouble: worth trying again.
+    Retry {
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// Any other 4xx: the record itself is wrong and is never retried.
+    Rejected {
+        status: u16,
+        message: String,
+    },
+    /// 401 or 403: the credentials are wrong; the whole run stops.
+    Unauthorized {
+        status: u16,
+    },
+}
+
+/// Statuses worth retrying besides 429 (Customer.io's own clients use the same list).
+const RETRY_STATUSES: [u16; 7] = [408, 500, 502, 503, 504, 522, 524];
+
+/// Sorts a response into an [`Answer`]. `body` is the response text, used for messages.
+pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Answer {
+    let code = status.as_u16();
+    if status.is_success() {
+        Answer::Accepted
+    } else if code == 429 {
+        Answer::RateLimited { retry_after }
+    } else if code == 401 || code == 403 {
+        Answer::Unauthorized { status: code }
+    } else if RETRY_STATUSES.contains(&code) || status.is_server_error() {
+        Answer::Retry {
+            status: Some(code),
+            retry_after,
+            message: describe_status(status, body),
+        }
+    } else {
+        Answer::Rejected {
+            status: code,
+            message: describe_status(status, body),
+        }
+    }
+}
+
+/// "400 Bad Request: <the API's error messages>".
+fn describe_status(status: StatusCode, body: &str) -> String {
+    #[derive(Deserialize)]
+    struct Meta {
+        meta: Errors,
+    }
+    #[derive(Deserialize)]
+    struct Errors {
+        errors: Vec<serde_json::Value>,
+    }
+    let detail = serde_json::from_str::<Meta>(body)
+        .ok()
+        .map(|m| {
+            m.meta
+                .errors
+                .iter()
+                .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_else(|| body.chars().take(300).collect());
+    let detail = detail.trim();
+    if detail.is_empty() {
+        status.to_string()
+    } else {
+        format!("{status}: {detail}")
+    }
+}
+
+/// The Track API, one client for the whole run (its connection pool is reused).
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    auth: HeaderValue,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `GET /api/v1/accounts/region` says.
+#[derive(Debug, Deserialize)]
+pub struct RegionInfo {
+    pub region: String,
+}
+
+impl Client {
+    pub fn new(
+        base: &str,
+        site_id: &str,
+        api_key: &Secret,
+        timeout: Duration,
+        concurrency: usize,
+    ) -> anyhow::Result<Client> {
+        static PROVIDER: Once = Once::new();
+        // reqwest is built without a default crypto provider; ring is the one we ship.
+        PROVIDER.call_once(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{site_id}:{}", api_key.expose()));
+        let mut auth = HeaderValue::from_str(&format!("Basic {token}"))
+            .context("the site id holds characters that cannot go in an HTTP header")?;
+        // Keeps the header out of reqwest's and hyper's Debug output.
+        auth.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(concurrency)
+            .user_agent(concat!("cio-import/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            auth,
+        })
+    }
+
+    /// Checks the credentials and the workspace's region before anything is sent.
+    pub async fn preflight(&self, expected: Region) -> anyhow::Result<()> {
+        let url = format!("{}/api/v1/accounts/region", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .header(AUTHORIZATION, self.auth.clone())
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach {}: {}", self.base, describe_error(&e)))
+            .context("the credentials check failed (skip it with --no-preflight)")?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            anyhow::bail!(credentials_message(status.as_u16()));
+        }
+        if !status.is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            anyhow::bail!(
+                "the credentials check (GET /api/v1/accounts/region) answered {}; skip it with --no-preflight",
+                describe_status(status, &body)
+            );
+        }
+        let info: RegionInfo = resp
+            .json()
+            .await
+            .context("the credentials check answered something unreadable")?;
+        let want = match expected {
+            Region::Us => "us",
+            Region::Eu => "eu",
+        };
+        if !info.region.eq_ignore_ascii_case(want) {
+            anyhow::bail!(
+                "this workspace is in the {} region, but requests would go to the {} host: pass --region {}",
+                info.region.to_uppercase(),
+                want.to_uppercase(),
+                info.region.to_lowercase()
+            );
+        }
+        Ok(())
+    }
+
+    /// One attempt at one operation.
+    pub async fn send(&self, op: &Operation) -> Answer {
+        let req = op.v1_request();
+        let method = match req.method {
+            Method::Put => reqwest::Method::PUT,
+            Method::Post => reqwest::Method::POST,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut rb = self
+            .http
+            .request(method, format!("{}{}", self.base, req.path))
+            .header(AUTHORIZATION, self.auth.clone());
+        if let Some(body) = req.body {
+            match serde_json::to_vec(&body) {
+                Ok(bytes) => rb = rb.header(CONTENT_TYPE, "application/json").body(bytes),
+                Err(e) => {
+                    return Answer::Rejected {
+                        status: 0,
+                        message: format!("cannot encode the body: {e}"),
+                    };
+                }
+            }
+        }
+        match rb.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let retry_after = resp
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                // The body only matters for messages; a body that fails to arrive on a
+                // success is still a success.
+                let body = if status.is_success() {
+                    String::new()
+                } else {
+                    resp.text().await.unwrap_or_default()
+                };
+                classify(status, retry_after, &body)
+            }
+            Err(e) => Answer::Retry {
+                status: None,
+                retry_after: None,
+                message: describe_error(&e),
+            },
+        }
+    }
+}
+
+pub fn credentials_message(status: u16) -> String {
+    format!(
+        "Customer.io answered {status}: the credentials were refused; check CUSTOMERIO_SITE_ID (or --site-id) \
+         and CUSTOMERIO_TRACK_API_KEY (or --api-key-file): it must be the workspace's Track API key, \
+         and --region must match the workspace"
+    )
+}
+
+fn describe_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out (see --timeout)".to_owned()
+    } else if e.is_connect() {
+        format!("could not connect: {}", root_cause(e))
+    } else {
+        format!("connection failed: {}", root_cause(e))
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// How one operation ended.
+#[derive(Debug, PartialEq)]
+pub enum Delivery {
+    Accepted,
+    /// Settled as a failure: written to the failures file.
+    Failed {
+        status: Option<u16>,
+        attempts: u32,
+        message: String,
+    },
+    /// The run is stopping: the operation was not settled and a resume sends it again.
+    Unsent,
+}
+
+/// Why the whole run had to stop.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Halt {
+    #[error("{}", credentials_message(*.0))]
+    Credentials(u16),
+    #[error(
+        "{0} requests in a row failed with 5xx or network errors (--max-consecutive-failures); \
+         the endpoint looks down. Unsent records were not written as failures: run again with --resume"
+    )]
+    DeadEndpoint(u32),
+}
+
+/// Everything the workers share.
+pub struct Sender {
+    pub client: Client,
+    pub pacer: Arc<Pacer>,
+    pub counters: Arc<Counters>,
+    pub reporter: Reporter,
+    pub max_retries: u32,
+    pub max_retry_after: Duration,
+    pub max_consecutive_failures: u32,
+    /// Cancelled on Ctrl-C and on a halt: no new attempt starts.
+    pub stop: CancellationToken,
+    halt: std::sync::Mutex<Option<Halt>>,
+    streak: AtomicU32,
+    warned: AtomicBool,
+}
+
+/// Failures in a row after which the user is told the endpoint is in trouble.
+const WARN_STREAK: u32 = 10;
+
+impl Sender {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: Client,
+        pacer: Arc<Pacer>,
+        counters: Arc<Counters>,
+        reporter: Reporter,
+        max_retries: u32,
+        max_retry_after: Duration,
+        max_consecutive_failures: u32,
+        stop: CancellationToken,
+    ) -> Sender {
+        Sender {
+            client,
+            pacer,
+            counters,
+            reporter,
+            max_retries,
+            max_retry_after,
+            max_consecutive_failures,
+            stop,
+            halt: std::sync::Mutex::new(None),
+            streak: AtomicU32::new(0),
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    /// Why the run halted, if it did.
+    pub fn halted(&self) -> Option<Halt> {
+        self.halt.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn halt(&self, why: Halt) {
+        self.halt
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(why);
+        self.stop.cancel();
+    }
+
+    /// Takes one operation to a settled outcome, retrying under the pacing rules.
+    pub async fn deliver(&self, op: &Operation) -> Delivery {
+        let mut attempts = 0u32;
+        let mut history: Vec<String> = Vec::new();
+        loop {
+            let permit = tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => return Delivery::Unsent,
+                p = self.pacer.acquire() => p,
+            };
+            attempts += 1;
+            Counters::add(&self.counters.requests, 1);
+            // An attempt under way is allowed to finish (bounded by --timeout) even when the
+            // run is stopping, so its outcome is settled rather than sent twice.
+            let answer = self.client.send(op).await;
+            if self.reporter.verbose() > 0 {
+                self.reporter.log(format!(
+                    "{} attempt {attempts}: {answer:?}",
+                    op.v1_request().path
+                ));
+            }
+            let (status, message, wait) = match answer {
+                Answer::Accepted => {
+                    self.streak.store(0, Ordering::Relaxed);
+                    self.pacer.on_accepted();
+                    return Delivery::Accepted;
+                }
+                Answer::Unauthorized { status } => {
+                    self.halt(Halt::Credentials(status));
+                    return Delivery::Unsent;
+                }
+                Answer::Rejected { status, message } => {
+                    history.push(message);
+                    return Delivery::Failed {
+                        status: Some(status),
+                        attempts,
+                        message: history.join("; then "),
+                    };
+                }
+                Answer::RateLimited { retry_after } => {
+                    Counters::add(&self.counters.rate_limited, 1);
+                    let retry_after = retry_after.map(|d| d.min(self.max_retry_after));
+                    // The pacer pauses everyone, this record included: no wait of its own.
+                    self.pacer.on_rate_limited(permit, retry_after);
+                    (
+                        Some(429),
+                        "429 Too Many Requests".to_owned(),
+                        Duration::ZERO,
+                    )
+                }
+                Answer::Retry {
+                    status,
+                    retry_after,
+                    message,
+                } => {
+                    let streak = self.streak.fetch_add(1, Ordering::Relaxed) + 1;
+                    self.pacer.on_trouble(streak);
+                    if streak >= WARN_STREAK && !self.warned.swap(true, Ordering::Relaxed) {
+                        self.reporter.warn(format!(
+                            "{streak} requests in a row failed (last: {message}); slowing down"
+                        ));
+                    }
+                    if streak >= self.max_consecutive_failures {
+                        self.halt(Halt::DeadEndpoint(streak));
+                        return Delivery::Unsent;
+                    }
+                    let wait = retry_after
+                        .map(|d| d.min(self.max_retry_after))
+                        .unwrap_or_else(|| backoff(attempts, &mut rand::rng()));
+                    (status, message, wait)
+                }
+            };
+            history.push(message);
+            if attempts > self.max_retries {
+                return Delivery::Failed {
+                    status,
+                    attempts,
+                    message: format!(
+                        "gave up after {attempts} attempts (--max-retries {}): {}",
+                        self.max_retries,
+                        history.join("; ")
+                    ),
+                };
+            }
+            Counters::add(&self.counters.retries, 1);
+            if self.reporter.verbose() > 1 {
+                self.reporter
+                    .log(format!("waiting {wait:?} before retry {attempts}"));
+            }
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => return Delivery::Unsent,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_class_is_sorted() {
+        let s = |c| StatusCode::from_u16(c).unwrap();
+        assert_eq!(classify(s(200), None, ""), Answer::Accepted);
+        assert_eq!(classify(s(204), None, ""), Answer::Accepted);
+        assert_eq!(
+            classify(s(429), Some(Duration::from_secs(2)), ""),
+            Answer::RateLimited {
+                retry_after: Some(Duration::from_secs(2))
+            }
+        );
+        for code in [401, 403] {
+            assert_eq!(
+                classify(s(code), None, ""),
+                Answer::Unauthorized { status: code }
+            );
+        }
+        for code in [408, 500, 502, 503, 504, 522, 524, 599] {
+            assert!(
+                matches!(classify(s(code), None, ""), Answer::Retry { .. }),
+                "{code}"
+            );
+        }
+        for code in [400, 404, 409, 413, 422] {
+            assert!(
+                matches!(classify(s(code), None, ""), Answer::Rejected { .. }),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejection_messages_carry_the_apis_reasons() {
+        let a = classify(
+            StatusCode::BAD_REQUEST,
+            None,
+            r#"{"meta":{"errors":["attribute value too long"]}}"#,
+        );
+        assert_eq!(
+            a,
+            Answer::Rejected {
+                status: 400,
+                message: "400 Bad Request: attribute value too long".into()
+            }
+        );
+    }
+}
