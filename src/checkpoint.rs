@@ -1,0 +1,257 @@
+//! Checkpoints: how far a run got, written durably while it runs, so `--resume` carries on
+//! without re-sending what was settled and refuses an input that changed since.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::Position;
+use crate::source::Input;
+
+/// Bytes at the start of an input whose hash is kept, to notice a file rewritten in place
+/// with the same size and time.
+const HEAD_BYTES: u64 = 64 * 1024;
+
+/// What identifies an input's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub path: PathBuf,
+    pub size: u64,
+    pub modified_ns: u128,
+    pub head_crc32: u32,
+}
+
+impl Fingerprint {
+    pub fn of(input: &Input) -> std::io::Result<Fingerprint> {
+        let meta = fs::metadata(&input.path)?;
+        let modified_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let mut head = Vec::new();
+        File::open(&input.path)?
+            .take(HEAD_BYTES)
+            .read_to_end(&mut head)?;
+        Ok(Fingerprint {
+            path: input.path.clone(),
+            size: meta.len(),
+            modified_ns,
+            head_crc32: crc32fast::hash(&head),
+        })
+    }
+}
+
+/// The checkpoint file's content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub version: u32,
+    pub inputs: Vec<Fingerprint>,
+    /// Every record before this position is settled.
+    pub position: Position,
+}
+
+const VERSION: u32 = 1;
+
+/// `<stem>.checkpoint.json` in the current directory, beside the default failures file.
+pub fn default_path(failures: &Path) -> PathBuf {
+    let name = failures
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name
+        .strip_suffix(".ndjson")
+        .map(|s| s.replace(".failures", ""))
+        .unwrap_or(name);
+    failures.with_file_name(format!("{stem}.checkpoint.json"))
+}
+
+/// Problems with `--resume`. Each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error("--resume: there is no checkpoint at {0}: nothing to resume (run without --resume)")]
+    Missing(PathBuf),
+    #[error("--resume: cannot read the checkpoint {path}: {why}")]
+    Unreadable { path: PathBuf, why: String },
+    #[error(
+        "--resume: {input} changed since the checkpoint ({what}); resuming would skip the wrong \
+         records. Run without --resume to start over (records already sent are sent again; \
+         identifies are idempotent and events keep their ids)"
+    )]
+    Changed { input: String, what: &'static str },
+    #[error("--resume: the checkpoint {path} was made for other inputs ({theirs}); give the same inputs in the same order")]
+    OtherInputs { path: PathBuf, theirs: String },
+}
+
+impl Checkpoint {
+    pub fn new(inputs: &[Input]) -> std::io::Result<Checkpoint> {
+        Ok(Checkpoint {
+            version: VERSION,
+            inputs: inputs.iter().map(Fingerprint::of).collect::<Result<_, _>>()?,
+            position: Position {
+                input: 0,
+                records: 0,
+            },
+        })
+    }
+
+    /// Loads the checkpoint at `path` and checks it was made for exactly these inputs.
+    pub fn resume(path: &Path, inputs: &[Input]) -> Result<Checkpoint, ResumeError> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ResumeError::Missing(path.to_owned()));
+            }
+            Err(e) => {
+                return Err(ResumeError::Unreadable {
+                    path: path.to_owned(),
+                    why: e.to_string(),
+                });
+            }
+        };
+        let saved: Checkpoint =
+            serde_json::from_str(&text).map_err(|e| ResumeError::Unreadable {
+                path: path.to_owned(),
+                why: e.to_string(),
+            })?;
+        let other = || ResumeError::OtherInputs {
+            path: path.to_owned(),
+            theirs: saved
+                .inputs
+                .iter()
+                .map(|f| f.path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        if saved.version != VERSION || saved.inputs.len() != inputs.len() {
+            return Err(other());
+        }
+        for (was, input) in saved.inputs.iter().zip(inputs) {
+            if was.path != input.path {
+                return Err(other());
+            }
+            let now = Fingerprint::of(input).map_err(|e| ResumeError::Unreadable {
+                path: input.path.clone(),
+                why: e.to_string(),
+            })?;
+            let what = if now.size != was.size {
+                Some("its size")
+            } else if now.modified_ns != was.modified_ns {
+                Some("its modification time")
+            } else if now.head_crc32 != was.head_crc32 {
+                Some("its first bytes")
+            } else {
+                None
+            };
+            if let Some(what) = what {
+                return Err(ResumeError::Changed {
+                    input: input.name(),
+                    what,
+                });
+            }
+        }
+        Ok(saved)
+    }
+
+    /// Records to skip in input `i` on resume.
+    pub fn skip(&self, i: usize) -> Skip {
+        use std::cmp::Ordering::*;
+        match i.cmp(&self.position.input) {
+            Less => Skip::All,
+            Equal => Skip::First(self.position.records),
+            Greater => Skip::First(0),
+        }
+    }
+
+    /// Writes the checkpoint durably: a temporary file, fsync, then rename over the old one,
+    /// so a crash at any moment leaves either the old checkpoint or the new one.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        {
+            let mut f = crate::report::open_private(&tmp, false)?;
+            f.write_all(&serde_json::to_vec_pretty(self)?)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, path)?;
+        // The rename itself is durable once the directory is synced.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// How much of an input a resume skips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// A whole input settled by the earlier run.
+    All,
+    First(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Format;
+
+    fn input(path: &Path) -> Input {
+        Input::check(path, Some(Format::Csv)).unwrap()
+    }
+
+    #[test]
+    fn saved_checkpoint_resumes_and_tells_what_to_skip() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.csv");
+        let b = dir.path().join("b.csv");
+        fs::write(&a, "id\n1\n2\n").unwrap();
+        fs::write(&b, "id\n3\n").unwrap();
+        let inputs = [input(&a), input(&b)];
+        let mut cp = Checkpoint::new(&inputs).unwrap();
+        cp.position = Position { input: 1, records: 1 };
+        let path = dir.path().join("x.checkpoint.json");
+        cp.save(&path).unwrap();
+        let back = Checkpoint::resume(&path, &inputs).unwrap();
+        assert_eq!(back, cp);
+        assert_eq!(back.skip(0), Skip::All);
+        assert_eq!(back.skip(1), Skip::First(1));
+        assert!(!path.with_extension("json.tmp").exists());
+    }
+
+    #[test]
+    fn a_changed_input_or_other_inputs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.csv");
+        fs::write(&a, "id\n1\n2\n").unwrap();
+        let path = dir.path().join("x.checkpoint.json");
+        Checkpoint::new(&[input(&a)]).unwrap().save(&path).unwrap();
+
+        fs::write(&a, "id\n1\n2\n3\n").unwrap();
+        let err = Checkpoint::resume(&path, &[input(&a)]).unwrap_err();
+        assert!(err.to_string().contains("changed since the checkpoint"), "{err}");
+
+        let b = dir.path().join("b.csv");
+        fs::write(&b, "id\n1\n").unwrap();
+        let err = Checkpoint::resume(&path, &[input(&b)]).unwrap_err();
+        assert!(matches!(err, ResumeError::OtherInputs { .. }), "{err}");
+
+        let err = Checkpoint::resume(&dir.path().join("none.json"), &[input(&a)]).unwrap_err();
+        assert!(matches!(err, ResumeError::Missing(_)));
+    }
+
+    #[test]
+    fn default_path_sits_beside_the_failures_file() {
+        assert_eq!(
+            default_path(Path::new("users.failures.ndjson")),
+            PathBuf::from("users.checkpoint.json")
+        );
+        assert_eq!(
+            default_path(Path::new("out/users.failures-2.ndjson")),
+            PathBuf::from("out/users-2.checkpoint.json")
+        );
+    }
+}

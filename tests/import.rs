@@ -1,0 +1,224 @@
+//! The backbone, end to end: the binary against the sandbox over loopback HTTP.
+
+mod common;
+
+use std::collections::HashMap;
+
+use cio_import::sandbox::SandboxOptions;
+use common::{Server, bin, read_ndjson, write};
+use serde_json::{Value, json};
+
+const TRICKY: &str = "id,name,bio,city,plan\n\
+1,\"Smith, Jane\",\"She said \"\"hi\"\"\",Zürich,pro\n\
+a+b@x.io,Bob,\"line one\nline two\",,free\n\
+folder/sub id,Åsa Öberg,\"commas, \"\"quotes\"\", and\r\nnewlines\",東京,\n\
+4 5,Zoë,,São Paulo,pro\n";
+
+#[test]
+fn every_row_of_a_tricky_csv_arrives_once_with_exactly_its_attributes() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "users.csv", TRICKY);
+    server.cmd(dir.path()).arg(&input).assert().success();
+
+    let expected: HashMap<&str, Value> = HashMap::from([
+        ("1", json!({"name": "Smith, Jane", "bio": "She said \"hi\"", "city": "Zürich", "plan": "pro"})),
+        ("a+b@x.io", json!({"name": "Bob", "bio": "line one\nline two", "plan": "free"})),
+        ("folder/sub id", json!({"name": "Åsa Öberg", "bio": "commas, \"quotes\", and\r\nnewlines", "city": "東京"})),
+        ("4 5", json!({"name": "Zoë", "city": "São Paulo", "plan": "pro"})),
+    ]);
+    let requests = server.sandbox.requests();
+    assert_eq!(requests.len(), expected.len(), "{requests:#?}");
+    for (id, attrs) in &expected {
+        let got: Vec<_> = requests
+            .iter()
+            .filter(|r| r.identifier.as_deref() == Some(*id))
+            .collect();
+        assert_eq!(got.len(), 1, "{id} arrived {} times", got.len());
+        assert_eq!(got[0].method, "PUT");
+        assert_eq!(got[0].body.as_ref(), Some(attrs), "{id}");
+        assert_eq!(
+            Value::Object(server.sandbox.person(id).unwrap()),
+            *attrs,
+            "stored {id}"
+        );
+    }
+    assert!(!dir.path().join("users.failures.ndjson").exists());
+}
+
+#[test]
+fn invalid_rows_are_not_sent_and_land_in_the_failures_file_with_their_lines() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(1001);
+    let input = write(
+        dir.path(),
+        "users.csv",
+        &format!("id,age,bio\n1,30,ok\n,31,no id\n3,abc,bad age\n4,40,{long}\n5,50,fine\n"),
+    );
+    let out = server
+        .cmd(dir.path())
+        .arg(&input)
+        .args(["--type", "age=number"])
+        .args(["--summary", "-"])
+        .assert()
+        .code(3);
+    let summary: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(summary["records"], 5);
+    assert_eq!(summary["accepted"], 2);
+    assert_eq!(summary["invalid"], 3);
+    assert_eq!(summary["failed"], 0);
+
+    let sent: Vec<_> = server
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.identifier)
+        .collect();
+    assert_eq!(sent.len(), 2);
+    assert!(sent.contains(&"1".to_string()) && sent.contains(&"5".to_string()));
+    assert_eq!(server.sandbox.person("1").unwrap()["age"], json!(30));
+
+    let failures = read_ndjson(&dir.path().join("users.failures.ndjson"));
+    let lines: Vec<_> = failures.iter().map(|f| f["_error"]["line"].clone()).collect();
+    assert_eq!(lines, [json!(3), json!(4), json!(5)]);
+    assert!(failures.iter().all(|f| f["_error"]["source"] == json!(input.display().to_string())));
+    let msgs: Vec<&str> = failures.iter().map(|f| f["_error"]["message"].as_str().unwrap()).collect();
+    assert!(msgs[1].contains("age"), "{}", msgs[1]);
+    assert!(msgs[2].contains("bio") && msgs[2].contains("1,000"), "{}", msgs[2]);
+}
+
+#[test]
+fn the_failures_file_replays_into_the_same_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "users.csv",
+        "id,email,score,created_at\n1,a@x.io,5,2024-03-05\n2,b@x.io,7,1709632800\n3,c@x.io,9,\n",
+    );
+    // A server that fails every request: all three end in the failures file.
+    let broken = Server::start(SandboxOptions {
+        limit: None,
+        fail_rate: 1.0,
+        ..SandboxOptions::default()
+    });
+    broken
+        .cmd(dir.path())
+        .arg(&input)
+        .args(["--type", "score=number", "--max-retries", "0", "--no-preflight"])
+        .assert()
+        .code(3);
+    let failures = dir.path().join("users.failures.ndjson");
+    let lines = read_ndjson(&failures);
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|l| l["_error"]["status"] == 503));
+
+    // Replayed into a healthy server: everything is accepted, typed as the first run sent it.
+    let healthy = Server::plain();
+    healthy
+        .cmd(dir.path())
+        .arg(&failures)
+        .assert()
+        .success();
+    assert_eq!(healthy.sandbox.people_count(), 3);
+    assert_eq!(
+        Value::Object(healthy.sandbox.person("1").unwrap()),
+        json!({"email": "a@x.io", "score": 5, "created_at": 1709596800})
+    );
+    assert_eq!(healthy.sandbox.person("3").unwrap()["score"], json!(9));
+    // The file being read is never written: a replay's failures would go elsewhere.
+    assert_eq!(read_ndjson(&failures).len(), 3);
+}
+
+#[test]
+fn dry_run_validates_everything_and_needs_no_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "users.csv", "email,plan\na@x.io,pro\n,free\n");
+    let out = bin(dir.path())
+        .arg(&input)
+        .args(["--dry-run", "--summary", "-"])
+        .assert()
+        .code(3);
+    let summary: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(summary["accepted"], 1);
+    assert_eq!(summary["invalid"], 1);
+    assert_eq!(summary["requests"], 0);
+    assert_eq!(read_ndjson(&dir.path().join("users.failures.ndjson")).len(), 1);
+}
+
+#[test]
+fn ndjson_and_gzip_inputs_map_the_same_way() {
+    use std::io::Write;
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let gz = std::fs::File::create(dir.path().join("people.ndjson.gz")).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(gz, flate2::Compression::default());
+    writeln!(enc, r#"{{"id": "n1", "tags": ["a", "b"], "address": {{"city": "Oslo"}}, "vip": true}}"#).unwrap();
+    writeln!(enc, r#"{{"cio_id": "abc123", "plan": "pro"}}"#).unwrap();
+    enc.finish().unwrap();
+    server
+        .cmd(dir.path())
+        .arg(dir.path().join("people.ndjson.gz"))
+        .assert()
+        .success();
+    assert_eq!(
+        Value::Object(server.sandbox.person("n1").unwrap()),
+        json!({"tags": ["a", "b"], "address": {"city": "Oslo"}, "vip": true})
+    );
+    assert_eq!(server.sandbox.person("cio_abc123").unwrap()["plan"], json!("pro"));
+}
+
+#[test]
+fn stdin_is_read_with_an_explicit_format() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    server
+        .cmd(dir.path())
+        .args(["-", "--format", "csv"])
+        .write_stdin("id,plan\n7,pro\n")
+        .assert()
+        .success();
+    assert_eq!(server.sandbox.person("7").unwrap()["plan"], json!("pro"));
+}
+
+#[test]
+fn missing_credentials_and_bad_flags_name_what_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "users.csv", "id\n1\n");
+    bin(dir.path())
+        .arg(&input)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("CUSTOMERIO_SITE_ID"));
+    bin(dir.path())
+        .arg(&input)
+        .args(["--dry-run", "--rate", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--rate"));
+    bin(dir.path())
+        .arg(dir.path().join("nope.csv"))
+        .arg("--dry-run")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("nope.csv"));
+    bin(dir.path())
+        .arg(&input)
+        .args(["--endpoint", "http://example.com", "--site-id", "s"])
+        .env("CUSTOMERIO_TRACK_API_KEY", "k")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("loopback"));
+}
+
+#[test]
+fn the_embedded_sandbox_imports_and_says_what_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "users.csv", "id,plan\n1,pro\n2,free\n3,pro\n");
+    bin(dir.path())
+        .arg(&input)
+        .args(["--sandbox", "--progress", "never"])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("3 people"));
+}
