@@ -147,6 +147,10 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", help_heading = "Run")]
     pub failures: Option<PathBuf>,
 
+    /// Checkpoint file [default: <input stem>.checkpoint.json beside the failures file].
+    #[arg(long, value_name = "PATH", help_heading = "Run")]
+    pub checkpoint: Option<PathBuf>,
+
     /// Write a JSON summary here at the end; `-` for stdout.
     #[arg(long, value_name = "PATH", help_heading = "Run")]
     pub summary: Option<PathBuf>,

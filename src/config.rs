@@ -68,6 +68,8 @@ pub struct Config {
     pub resume: bool,
     pub max_invalid: u64,
     pub failures: PathBuf,
+    /// None when an input is stdin: a stream cannot be resumed.
+    pub checkpoint: Option<PathBuf>,
     pub summary: Option<PathBuf>,
     pub progress: ProgressMode,
     pub quiet: bool,
@@ -209,6 +211,8 @@ impl Config {
             },
             resume: cli.resume,
             max_invalid: cli.max_invalid,
+            checkpoint: (!inputs.iter().any(Input::is_stdin))
+                .then(|| cli.checkpoint.unwrap_or_else(|| crate::checkpoint::default_path(&failures))),
             failures,
             summary: cli.summary,
             progress: cli.progress,

@@ -5,6 +5,7 @@
 //! [`report`] settles each one. [`run`] wires them together; [`sandbox`] is the local
 //! stand-in of the Track API.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod exit;

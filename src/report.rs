@@ -55,7 +55,7 @@ pub enum Outcome {
 
 /// A settled position: every record of `input` before `records` (and every record of the
 /// inputs before it) is settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct Position {
     pub input: usize,
     pub records: u64,

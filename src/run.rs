@@ -6,7 +6,8 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 use serde_json::{Map, Value};
@@ -14,6 +15,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::{Checkpoint, Skip};
 use crate::config::{Config, Target};
 use crate::exit::Exit;
 use crate::limit::Pacer;
@@ -102,6 +104,10 @@ struct Work {
     op: Operation,
 }
 
+/// How often the checkpoint is written while the settled position moves. Records settled
+/// since the last write are sent again by a resume after a crash, so this stays short.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
 /// Records parked behind an earlier record for the same person, at most.
 const MAX_PARKED: usize = 1024;
 
@@ -115,6 +121,24 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         .iter()
         .map(|input| open(input, &config, &counters))
         .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let dry_run = matches!(config.target, Target::DryRun);
+    let checkpoint = match (&config.checkpoint, dry_run) {
+        (Some(path), false) => Some((path.clone(), start_checkpoint(path, &config)?)),
+        _ => None,
+    };
+    if !config.resume {
+        // A failures file left by an earlier run would read as this run's.
+        match std::fs::remove_file(&config.failures) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(anyhow!("cannot remove the old failures file {}: {e}", config.failures.display()));
+            }
+            _ => {}
+        }
+    }
+    let skips: Vec<Skip> = (0..opened.len())
+        .map(|i| checkpoint.as_ref().map_or(Skip::First(0), |(_, cp)| cp.skip(i)))
+        .collect();
 
     let ledger = Arc::new(Mutex::new(Ledger::new(
         counters.clone(),
@@ -204,9 +228,14 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         let max_invalid = config.max_invalid;
         std::thread::Builder::new()
             .name("reader".into())
-            .spawn(move || read_all(opened, &ledger, &counters, tx, &stop, max_invalid))
+            .spawn(move || read_all(opened, &skips, &ledger, &counters, tx, &stop, max_invalid))
             .context("cannot start the reader thread")?
     };
+
+    let saving = CancellationToken::new();
+    let saver = checkpoint.clone().map(|(path, cp)| {
+        tokio::spawn(save_checkpoints(path, cp, ledger.clone(), saving.clone()))
+    });
 
     let mut fatal: Vec<anyhow::Error> = Vec::new();
     if let Some(sender) = &sender {
@@ -233,6 +262,15 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
 
     drawing.cancel();
     let _ = draw.await;
+    saving.cancel();
+    let mut last_checkpoint = None;
+    if let Some(saver) = saver {
+        match saver.await {
+            Ok(Ok(cp)) => last_checkpoint = Some(cp),
+            Ok(Err(e)) => fatal.push(e),
+            Err(e) => fatal.push(e.into()),
+        }
+    }
 
     let failures_path = ledger
         .lock()
@@ -253,6 +291,16 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
     } else {
         Exit::Success
     };
+    // A run that finished leaves no checkpoint; one that stopped early keeps it for --resume.
+    let finished = fatal.is_empty() && !shutdown.is_interrupted();
+    let checkpoint_path = match (&checkpoint, last_checkpoint) {
+        (Some((path, _)), Some(_)) if finished => {
+            let _ = std::fs::remove_file(path);
+            None
+        }
+        (Some((path, _)), Some(_)) => Some(path.clone()),
+        _ => None,
+    };
     let summary = Summary {
         records,
         accepted,
@@ -270,8 +318,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         },
         final_rate: sender.as_ref().map(|_| pacer.rate()),
         failures_path,
-        checkpoint_path: None::<PathBuf>,
-        dry_run: matches!(config.target, Target::DryRun),
+        checkpoint_path,
+        dry_run,
         exit_code: exit.code(),
     };
     eprintln!("cio-import: {}", summary.human());
@@ -295,6 +343,53 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
     })
 }
 
+/// The checkpoint this run starts from: the saved one on --resume, else a fresh one.
+fn start_checkpoint(path: &Path, config: &Config) -> anyhow::Result<Checkpoint> {
+    if config.resume {
+        return Ok(Checkpoint::resume(path, &config.inputs)?);
+    }
+    if path.exists() && !config.quiet {
+        eprintln!(
+            "cio-import: warning: starting over: the checkpoint {} of an earlier run is replaced (--resume carries on from it)",
+            path.display()
+        );
+    }
+    let cp = Checkpoint::new(&config.inputs)
+        .with_context(|| format!("cannot fingerprint the inputs for the checkpoint {}", path.display()))?;
+    cp.save(path)
+        .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
+    Ok(cp)
+}
+
+/// Every few moments, and once at the end, writes how far everything is settled.
+async fn save_checkpoints(
+    path: PathBuf,
+    mut cp: Checkpoint,
+    ledger: Arc<Mutex<Ledger>>,
+    done: CancellationToken,
+) -> anyhow::Result<Checkpoint> {
+    let resumed_at = cp.position;
+    loop {
+        let last = tokio::select! {
+            _ = done.cancelled() => true,
+            _ = tokio::time::sleep(CHECKPOINT_EVERY) => false,
+        };
+        let position = ledger.lock().unwrap_or_else(|e| e.into_inner()).position();
+        // Before the reader reaches the resumed input, the ledger knows nothing newer.
+        let position = position.max(resumed_at);
+        if position != cp.position || last {
+            cp.position = position;
+            let (c, p) = (cp.clone(), path.clone());
+            tokio::task::spawn_blocking(move || c.save(&p))
+                .await?
+                .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
+        }
+        if last {
+            return Ok(cp);
+        }
+    }
+}
+
 fn open(input: &Input, config: &Config, counters: &Counters) -> anyhow::Result<Opened> {
     let name = input.name();
     let reader = input.open(counters.bytes.clone())?;
@@ -311,6 +406,7 @@ fn open(input: &Input, config: &Config, counters: &Counters) -> anyhow::Result<O
 /// input-level errors met on the way: each ends its input, and the run is fatal.
 fn read_all(
     opened: Vec<Opened>,
+    skips: &[Skip],
     ledger: &Mutex<Ledger>,
     counters: &Counters,
     tx: Option<mpsc::Sender<Work>>,
@@ -330,10 +426,25 @@ fn read_all(
             .settle(seq, outcome)
     };
     for (i, mut input) in opened.into_iter().enumerate() {
+        let skip = match skips.get(i).copied().unwrap_or(Skip::First(0)) {
+            Skip::All => continue,
+            Skip::First(n) => n,
+        };
+        // Records an earlier run settled are read past, not sent.
+        for _ in 0..skip {
+            match input.reader.read(&mut row) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    errors.push(anyhow::Error::new(e));
+                    break;
+                }
+            }
+        }
         ledger
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .begin_input(i, seq, 0);
+            .begin_input(i, seq, skip);
         let source: Arc<str> = Arc::from(input.name.as_str());
         loop {
             if stop.is_cancelled() {
