@@ -422,7 +422,9 @@ impl Read for CsvSource {
         if allowed == 0 {
             return Err(io::Error::other(RowTooLong));
         }
-        let len = buf.len().min(usize::try_from(allowed).unwrap_or(usize::MAX));
+        let len = buf
+            .len()
+            .min(usize::try_from(allowed).unwrap_or(usize::MAX));
         if len == 0 {
             return Ok(0);
         }
@@ -623,7 +625,11 @@ fn csv_record(data: &mut RowData) -> &mut ByteRecord {
 
 /// Cuts a trailing `\r` (from a CRLF line ending) off the last field; true if there was one.
 fn strip_cr(record: &mut ByteRecord, scratch: &mut Vec<u8>) -> bool {
-    match record.iter().next_back().and_then(|f| f.strip_suffix(b"\r")) {
+    match record
+        .iter()
+        .next_back()
+        .and_then(|f| f.strip_suffix(b"\r"))
+    {
         Some(field) => {
             scratch.clear();
             scratch.extend_from_slice(field);
@@ -667,7 +673,10 @@ fn csv_text(record: &ByteRecord) -> Vec<u8> {
         if i > 0 {
             text.push(b',');
         }
-        if field.iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+        if field
+            .iter()
+            .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+        {
             text.push(b'"');
             for &b in field {
                 if b == b'"' {
@@ -810,9 +819,7 @@ fn too_deep() -> String {
 fn deeper_than(value: &Value, levels: usize) -> bool {
     match value {
         Value::Array(items) => levels == 0 || items.iter().any(|v| deeper_than(v, levels - 1)),
-        Value::Object(object) => {
-            levels == 0 || object.values().any(|v| deeper_than(v, levels - 1))
-        }
+        Value::Object(object) => levels == 0 || object.values().any(|v| deeper_than(v, levels - 1)),
         _ => false,
     }
 }
@@ -825,5 +832,614 @@ fn json_kind(value: &Value) -> &'static str {
         Value::String(_) => "a JSON string",
         Value::Array(_) => "a JSON array",
         Value::Object(_) => "a JSON object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Writes `bytes` to a file named `name` in a fresh temporary directory.
+    fn file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        (dir, path)
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn new_row() -> Row {
+        Row {
+            line: 0,
+            data: RowData::Json(Map::new()),
+        }
+    }
+
+    /// A row in a form that is easy to compare.
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        Csv(u64, Vec<String>),
+        Json(u64, Value),
+        Broken(u64, String, Option<String>, String),
+    }
+
+    fn got(row: &Row) -> Got {
+        match &row.data {
+            RowData::Csv(record) => Got::Csv(
+                row.line,
+                record
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect(),
+            ),
+            RowData::Json(object) => Got::Json(row.line, Value::Object(object.clone())),
+            RowData::Broken {
+                message,
+                column,
+                raw,
+            } => Got::Broken(row.line, message.clone(), column.clone(), raw.clone()),
+        }
+    }
+
+    /// Reads a whole input: its rows, then the error that ended it, if any.
+    fn read_all(path: &Path) -> (Vec<Got>, Option<SourceError>) {
+        let input = Input::check(path, None).unwrap();
+        let mut reader = match input.open(Arc::new(AtomicU64::new(0))) {
+            Ok(reader) => reader,
+            Err(e) => return (Vec::new(), Some(e)),
+        };
+        let mut rows = Vec::new();
+        let mut row = new_row();
+        loop {
+            match reader.read(&mut row) {
+                Ok(true) => rows.push(got(&row)),
+                Ok(false) => return (rows, None),
+                Err(e) => {
+                    // Finished after an error.
+                    assert!(!reader.read(&mut row).unwrap());
+                    return (rows, Some(e));
+                }
+            }
+        }
+    }
+
+    fn rows_of(name: &str, bytes: &[u8]) -> Vec<Got> {
+        let (_dir, path) = file(name, bytes);
+        let (rows, error) = read_all(&path);
+        assert!(error.is_none(), "unexpected error: {error:?}");
+        rows
+    }
+
+    fn error_of(name: &str, bytes: &[u8]) -> (Vec<Got>, String) {
+        let (_dir, path) = file(name, bytes);
+        let (rows, error) = read_all(&path);
+        let error = error.expect("an error").to_string();
+        assert!(error.starts_with(&path.display().to_string()), "{error}");
+        (rows, error)
+    }
+
+    fn csv(line: u64, fields: &[&str]) -> Got {
+        Got::Csv(line, fields.iter().map(|f| f.to_string()).collect())
+    }
+
+    fn json(line: u64, text: &str) -> Got {
+        Got::Json(line, serde_json::from_str(text).unwrap())
+    }
+
+    fn broken_message(row: &Got) -> (u64, &str) {
+        match row {
+            Got::Broken(line, message, _, _) => (*line, message),
+            other => panic!("expected a broken row, got {other:?}"),
+        }
+    }
+
+    // --- checking inputs
+
+    #[test]
+    fn format_from_extension() {
+        let cases = [
+            ("users.csv", Format::Csv, false),
+            ("users.CSV", Format::Csv, false),
+            ("users.csv.gz", Format::Csv, true),
+            ("Users.Csv.GZ", Format::Csv, true),
+            ("events.ndjson", Format::Ndjson, false),
+            ("events.jsonl", Format::Ndjson, false),
+            ("events.jsonl.gz", Format::Ndjson, true),
+            ("EVENTS.NDJSON.GZ", Format::Ndjson, true),
+        ];
+        for (name, format, gzip) in cases {
+            let (_dir, path) = file(name, b"");
+            let input = Input::check(&path, None).unwrap();
+            assert_eq!((input.format, input.gzip), (format, gzip), "{name}");
+            assert_eq!(input.size, Some(0));
+            assert_eq!(input.name(), path.display().to_string());
+        }
+    }
+
+    #[test]
+    fn format_override_wins_and_gzip_still_detected() {
+        let (_dir, path) = file("data.csv", b"{}");
+        let input = Input::check(&path, Some(Format::Ndjson)).unwrap();
+        assert_eq!((input.format, input.gzip), (Format::Ndjson, false));
+        let (_dir, path) = file("export.gz", b"");
+        let input = Input::check(&path, Some(Format::Csv)).unwrap();
+        assert_eq!((input.format, input.gzip), (Format::Csv, true));
+    }
+
+    #[test]
+    fn unknown_extension_needs_format() {
+        for name in ["users.txt", "users", "users.gz", "users.json"] {
+            let (_dir, path) = file(name, b"");
+            let error = Input::check(&path, None).unwrap_err().to_string();
+            assert!(error.starts_with(&path.display().to_string()), "{error}");
+            assert!(error.contains("--format csv|ndjson"), "{error}");
+        }
+    }
+
+    #[test]
+    fn stdin_needs_format() {
+        let error = Input::check(Path::new("-"), None).unwrap_err().to_string();
+        assert!(error.starts_with("stdin: "), "{error}");
+        assert!(error.contains("--format csv|ndjson"), "{error}");
+        let input = Input::check(Path::new("-"), Some(Format::Ndjson)).unwrap();
+        assert!(input.is_stdin());
+        assert_eq!(input.name(), "stdin");
+        assert_eq!(
+            (input.format, input.gzip, input.size),
+            (Format::Ndjson, false, None)
+        );
+    }
+
+    #[test]
+    fn missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.csv");
+        let error = Input::check(&path, None).unwrap_err().to_string();
+        assert_eq!(error, format!("{}: no such file", path.display()));
+    }
+
+    #[test]
+    fn directory_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.csv");
+        std::fs::create_dir(&path).unwrap();
+        let error = Input::check(&path, None).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!("{}: is a directory, not a file", path.display())
+        );
+    }
+
+    #[test]
+    fn size_is_on_disk_size() {
+        let (_dir, path) = file("users.csv.gz", &gzip(b"email\na@example.com\n"));
+        let input = Input::check(&path, None).unwrap();
+        assert_eq!(input.size, Some(std::fs::metadata(&path).unwrap().len()));
+    }
+
+    #[test]
+    fn reader_is_send() {
+        fn send<T: Send>() {}
+        send::<Reader>();
+    }
+
+    // --- CSV
+
+    #[test]
+    fn csv_quoting() {
+        let rows = rows_of(
+            "users.csv",
+            b"id,note\n1,\"a, b\"\n2,\"say \"\"hi\"\"\"\n3,\"two\nlines\"\n4,\"three\n\nlines\"\n5,after\n",
+        );
+        assert_eq!(
+            rows,
+            [
+                csv(2, &["1", "a, b"]),
+                csv(3, &["2", "say \"hi\""]),
+                csv(4, &["3", "two\nlines"]),
+                csv(6, &["4", "three\n\nlines"]),
+                csv(9, &["5", "after"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_headers_and_non_ascii() {
+        let (_dir, path) = file("users.csv", "名前,email\nZoë,zoë@example.com\n".as_bytes());
+        let input = Input::check(&path, None).unwrap();
+        let mut reader = input.open(Arc::new(AtomicU64::new(0))).unwrap();
+        assert_eq!(reader.headers().unwrap(), ["名前", "email"]);
+        let mut row = new_row();
+        assert!(reader.read(&mut row).unwrap());
+        assert_eq!(got(&row), csv(2, &["Zoë", "zoë@example.com"]));
+        assert!(!reader.read(&mut row).unwrap());
+    }
+
+    #[test]
+    fn csv_bom_and_crlf() {
+        let rows = rows_of(
+            "users.csv",
+            b"\xEF\xBB\xBFid,email\r\n1,\"a@x\"\r\n\r\n2,\"b\r\nc\"\r\n3,z\r\n",
+        );
+        assert_eq!(
+            rows,
+            [
+                csv(2, &["1", "a@x"]),
+                csv(4, &["2", "b\r\nc"]),
+                csv(6, &["3", "z"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_blank_lines_and_no_final_newline() {
+        let rows = rows_of("users.csv", b"id\n\n1\n\n\n2");
+        assert_eq!(rows, [csv(3, &["1"]), csv(6, &["2"])]);
+    }
+
+    #[test]
+    fn csv_bad_headers() {
+        let (_, error) = error_of("users.csv", b"id,email,,name\n");
+        assert!(error.ends_with("column 3 has an empty name"), "{error}");
+        let (_, error) = error_of("users.csv", b"id,email,a,b,email\n1,2,3,4,5\n");
+        assert!(
+            error.ends_with("column \"email\" appears twice (columns 2 and 5)"),
+            "{error}"
+        );
+        let (_, error) = error_of("users.csv", b"id,\xFF\n");
+        assert!(error.ends_with("column 2 is not valid UTF-8"), "{error}");
+    }
+
+    #[test]
+    fn csv_wrong_field_counts_are_broken_rows() {
+        let rows = rows_of(
+            "users.csv",
+            b"a,b,c,d\n1,2,3,4\n1,2,3,4,5\n1,2\n1\n9,9,9,9\n",
+        );
+        assert_eq!(rows[0], csv(2, &["1", "2", "3", "4"]));
+        assert_eq!(
+            rows[1],
+            Got::Broken(
+                3,
+                "has 5 fields, the header has 4".to_string(),
+                None,
+                "1,2,3,4,5".to_string()
+            )
+        );
+        assert_eq!(
+            broken_message(&rows[2]),
+            (4, "has 2 fields, the header has 4")
+        );
+        assert_eq!(
+            broken_message(&rows[3]),
+            (5, "has 1 field, the header has 4")
+        );
+        assert_eq!(rows[4], csv(6, &["9", "9", "9", "9"]));
+    }
+
+    #[test]
+    fn csv_invalid_utf8_cell_is_broken_row() {
+        let rows = rows_of("users.csv", b"id,name\n1,ok\n2,bad\xFFname\n3,ok\n");
+        assert_eq!(
+            rows,
+            [
+                csv(2, &["1", "ok"]),
+                Got::Broken(
+                    3,
+                    "column \"name\" is not valid UTF-8".to_string(),
+                    Some("name".to_string()),
+                    "2,bad\u{FFFD}name".to_string()
+                ),
+                csv(4, &["3", "ok"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_broken_row_raw_is_requoted_and_truncated() {
+        let long = "x".repeat(5000);
+        let text = format!("a,b\n\"q,\"\"r\",{long},3\n");
+        let rows = rows_of("users.csv", text.as_bytes());
+        let Got::Broken(_, _, _, raw) = &rows[0] else {
+            panic!("{:?}", rows[0]);
+        };
+        assert!(raw.starts_with("\"q,\"\"r\",xxx"), "{raw}");
+        assert_eq!(raw.len(), MAX_RAW_BYTES);
+    }
+
+    #[test]
+    fn csv_empty_and_header_only() {
+        for bytes in [&b""[..], b"\n\n", b"\xEF\xBB\xBF"] {
+            let (_dir, path) = file("users.csv", bytes);
+            let input = Input::check(&path, None).unwrap();
+            let mut reader = input.open(Arc::new(AtomicU64::new(0))).unwrap();
+            assert_eq!(reader.headers(), Some(&[][..]));
+            assert!(!reader.read(&mut new_row()).unwrap());
+        }
+        for bytes in [&b"id,email"[..], b"id,email\n", b"id,email\r\n\r\n"] {
+            let (_dir, path) = file("users.csv", bytes);
+            let input = Input::check(&path, None).unwrap();
+            let mut reader = input.open(Arc::new(AtomicU64::new(0))).unwrap();
+            assert_eq!(reader.headers().unwrap(), ["id", "email"]);
+            assert!(!reader.read(&mut new_row()).unwrap());
+        }
+    }
+
+    #[test]
+    fn csv_unclosed_quote_at_end() {
+        let (rows, error) = error_of("users.csv", b"id,note\n1,ok\n2,\"never\nclosed\n");
+        assert_eq!(rows, [csv(2, &["1", "ok"])]);
+        assert!(
+            error.ends_with("the row at line 3 has a quoted field that is never closed"),
+            "{error}"
+        );
+        // A closed quote as the very last byte is fine.
+        let rows = rows_of("users.csv", b"id,note\n1,\"closed\"");
+        assert_eq!(rows, [csv(2, &["1", "closed"])]);
+        let rows = rows_of("users.csv", b"id,note\n1,\"\"");
+        assert_eq!(rows, [csv(2, &["1", ""])]);
+    }
+
+    #[test]
+    fn csv_row_over_limit_ends_input() {
+        // An unclosed quote swallowing the rest of a large file.
+        let mut text = b"id,note\n1,ok\n2,\"open\n".to_vec();
+        while text.len() < 3 * MAX_ROW_BYTES {
+            text.extend_from_slice(b"3,filler row\n");
+        }
+        let (rows, error) = error_of("users.csv", &text);
+        assert_eq!(rows, [csv(2, &["1", "ok"])]);
+        assert!(error.contains("the row at line 3 is over 1 MiB"), "{error}");
+
+        // Just over the limit, within the read-ahead window: still refused.
+        let text = format!("id,note\n1,{}\n2,ok\n", "x".repeat(MAX_ROW_BYTES));
+        let (rows, error) = error_of("users.csv", text.as_bytes());
+        assert!(rows.is_empty());
+        assert!(error.contains("the row at line 2 is over 1 MiB"), "{error}");
+
+        // Just under: read.
+        let text = format!("id,note\n1,{}\n2,ok\n", "x".repeat(MAX_ROW_BYTES - 10));
+        let rows = rows_of("users.csv", text.as_bytes());
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1], csv(3, &["2", "ok"]));
+    }
+
+    #[test]
+    fn csv_reuses_the_record() {
+        let (_dir, path) = file("users.csv", b"id\n1\n2\n");
+        let input = Input::check(&path, None).unwrap();
+        let mut reader = input.open(Arc::new(AtomicU64::new(0))).unwrap();
+        let mut row = new_row();
+        assert!(reader.read(&mut row).unwrap());
+        let RowData::Csv(record) = &row.data else {
+            panic!()
+        };
+        let before = record.as_slice().as_ptr();
+        assert!(reader.read(&mut row).unwrap());
+        let RowData::Csv(record) = &row.data else {
+            panic!()
+        };
+        assert_eq!(record.as_slice().as_ptr(), before);
+        assert_eq!(got(&row), csv(3, &["2"]));
+    }
+
+    // --- NDJSON
+
+    #[test]
+    fn ndjson_rows_blank_lines_crlf_bom() {
+        let rows = rows_of(
+            "events.ndjson",
+            b"\xEF\xBB\xBF{\"a\":1}\r\n\r\n   \n\t\n{\"b\":\"x\"}\r\n\n{\"c\":[1,{\"d\":null}]}",
+        );
+        assert_eq!(
+            rows,
+            [
+                json(1, r#"{"a":1}"#),
+                json(5, r#"{"b":"x"}"#),
+                json(7, r#"{"c":[1,{"d":null}]}"#),
+            ]
+        );
+    }
+
+    #[test]
+    fn ndjson_broken_rows() {
+        let rows = rows_of(
+            "events.jsonl",
+            b"[1,2]\n\"s\"\nnull\n{\"a\":}\n{\"a\":\"\xFF\"}\n{\"ok\":true}\n",
+        );
+        assert_eq!(
+            rows[0],
+            Got::Broken(
+                1,
+                "is a JSON array, expected an object".to_string(),
+                None,
+                "[1,2]".to_string()
+            )
+        );
+        assert_eq!(
+            broken_message(&rows[1]),
+            (2, "is a JSON string, expected an object")
+        );
+        assert_eq!(
+            broken_message(&rows[2]),
+            (3, "is JSON null, expected an object")
+        );
+        assert_eq!(
+            broken_message(&rows[3]),
+            (4, "is not valid JSON: expected value at column 6")
+        );
+        assert_eq!(broken_message(&rows[4]), (5, "is not valid UTF-8 (byte 7)"));
+        let Got::Broken(_, _, _, raw) = &rows[4] else {
+            unreachable!()
+        };
+        assert_eq!(raw, "{\"a\":\"\u{FFFD}\"}");
+        assert_eq!(rows[5], json(6, r#"{"ok":true}"#));
+    }
+
+    #[test]
+    fn ndjson_depth() {
+        let nest = |levels: usize| format!("{}1{}", "{\"a\":".repeat(levels), "}".repeat(levels));
+        let arrays = format!("{{\"a\":{}1{}}}", "[".repeat(40), "]".repeat(40));
+        let text = format!("{}\n{}\n{}\n{}\n", nest(32), nest(33), nest(200), arrays);
+        let rows = rows_of("events.ndjson", text.as_bytes());
+        assert!(matches!(rows[0], Got::Json(1, _)), "{:?}", rows[0]);
+        assert_eq!(broken_message(&rows[1]), (2, "nests deeper than 32 levels"));
+        assert_eq!(broken_message(&rows[2]), (3, "nests deeper than 32 levels"));
+        assert_eq!(broken_message(&rows[3]), (4, "nests deeper than 32 levels"));
+    }
+
+    #[test]
+    fn ndjson_long_line_is_skipped() {
+        let long = format!("{{\"a\":\"{}\"}}", "é".repeat(2_600_000));
+        let text = format!("{{\"n\":1}}\n{long}\n{{\"n\":3}}\n");
+        let rows = rows_of("events.ndjson", text.as_bytes());
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0], json(1, r#"{"n":1}"#));
+        let Got::Broken(line, message, None, raw) = &rows[1] else {
+            panic!("{:?}", rows[1]);
+        };
+        assert_eq!(*line, 2);
+        assert_eq!(message, "is 5.2 MB long; the most a row may be is 1 MiB");
+        assert!(raw.starts_with("{\"a\":\"éé"));
+        assert!(raw.len() <= MAX_RAW_BYTES && raw.len() > MAX_RAW_BYTES - 4);
+        assert!(!raw.contains('\u{FFFD}'));
+        assert_eq!(rows[2], json(3, r#"{"n":3}"#));
+    }
+
+    #[test]
+    fn ndjson_empty() {
+        assert!(rows_of("events.ndjson", b"").is_empty());
+        assert!(rows_of("events.ndjson", b"\n\n  \r\n").is_empty());
+    }
+
+    #[test]
+    fn ndjson_has_no_headers() {
+        let (_dir, path) = file("events.ndjson", b"{}\n");
+        let input = Input::check(&path, None).unwrap();
+        let reader = input.open(Arc::new(AtomicU64::new(0))).unwrap();
+        assert!(reader.headers().is_none());
+    }
+
+    // --- gzip and byte counting
+
+    #[test]
+    fn gzip_plain_and_concatenated() {
+        let rows = rows_of("users.csv.gz", &gzip(b"\xEF\xBB\xBFid\n1\n2\n"));
+        assert_eq!(rows, [csv(2, &["1"]), csv(3, &["2"])]);
+        let mut both = gzip(b"{\"n\":1}\n");
+        both.extend(gzip(b"{\"n\":2}\n"));
+        let rows = rows_of("events.ndjson.gz", &both);
+        assert_eq!(rows, [json(1, r#"{"n":1}"#), json(2, r#"{"n":2}"#)]);
+    }
+
+    #[test]
+    fn gzip_truncated() {
+        let mut text = String::new();
+        for i in 0..50_000 {
+            text.push_str(&format!(
+                "{{\"n\":{i},\"pad\":\"{}\"}}\n",
+                i * 7919 % 100_003
+            ));
+        }
+        let packed = gzip(text.as_bytes());
+        let cut = &packed[..packed.len() / 2];
+        let (rows, error) = error_of("events.ndjson.gz", cut);
+        assert!(!rows.is_empty());
+        assert!(
+            error.ends_with(&format!(
+                "the gzip stream is truncated or corrupt after line {}",
+                rows.len()
+            )),
+            "{error}"
+        );
+
+        let mut text = String::from("id,pad\n");
+        for i in 0..50_000 {
+            text.push_str(&format!("{i},{}\n", i * 7919 % 100_003));
+        }
+        let packed = gzip(text.as_bytes());
+        let (rows, error) = error_of("users.csv.gz", &packed[..packed.len() / 2]);
+        assert!(!rows.is_empty());
+        assert!(
+            error.contains("the gzip stream is truncated or corrupt after line"),
+            "{error}"
+        );
+        // Cut off only the trailer (checksum and length).
+        let (_, error) = error_of("users.csv.gz", &packed[..packed.len() - 4]);
+        assert!(
+            error.contains("the gzip stream is truncated or corrupt"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn gzip_not_gzip() {
+        let (_dir, path) = file("users.csv.gz", b"id\n1\n");
+        let input = Input::check(&path, None).unwrap();
+        let error = input.open(Arc::new(AtomicU64::new(0))).err().unwrap();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{}: not a gzip file, or the gzip stream is corrupt at its start",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn consumed_counts_file_bytes() {
+        let mut text = String::from("id,email\n");
+        for i in 0..20_000 {
+            text.push_str(&format!("{i},user{i}@example.com\n"));
+        }
+        for (name, bytes) in [
+            ("users.csv", text.clone().into_bytes()),
+            ("users.csv.gz", gzip(text.as_bytes())),
+        ] {
+            let (_dir, path) = file(name, &bytes);
+            let input = Input::check(&path, None).unwrap();
+            let consumed = Arc::new(AtomicU64::new(0));
+            let mut reader = input.open(consumed.clone()).unwrap();
+            let mut row = new_row();
+            assert!(reader.read(&mut row).unwrap());
+            let early = consumed.load(Ordering::Relaxed);
+            assert!(early > 0 && early < bytes.len() as u64, "{name}: {early}");
+            let mut n = 1;
+            while reader.read(&mut row).unwrap() {
+                n += 1;
+            }
+            assert_eq!(n, 20_000);
+            assert_eq!(
+                consumed.load(Ordering::Relaxed),
+                bytes.len() as u64,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn raw_text_truncates_at_char_boundary() {
+        assert_eq!(raw_text(b"abc"), "abc");
+        let text = "ü".repeat(MAX_RAW_BYTES);
+        let raw = raw_text(text.as_bytes());
+        assert_eq!(raw.len(), MAX_RAW_BYTES);
+        assert!(!raw.contains('\u{FFFD}'));
+        // Invalid bytes grow into U+FFFD; the result is still bounded.
+        let raw = raw_text(&[0xFF; 3 * MAX_RAW_BYTES]);
+        assert!(raw.len() <= MAX_RAW_BYTES);
+    }
+
+    #[test]
+    fn os_reasons() {
+        let e = io::Error::from_raw_os_error(libc::EIO);
+        assert_eq!(os_reason(&e), "input/output error");
+        let e = io::Error::from(io::ErrorKind::PermissionDenied);
+        assert_eq!(os_reason(&e), "permission denied");
     }
 }
