@@ -189,6 +189,10 @@ impl Config {
             }
         };
 
+        let checkpoint = (!inputs.iter().any(Input::is_stdin)).then(|| {
+            cli.checkpoint
+                .unwrap_or_else(|| crate::checkpoint::default_path(&failures))
+        });
         Ok(Config {
             inputs,
             map: MapSpec {
@@ -211,8 +215,7 @@ impl Config {
             },
             resume: cli.resume,
             max_invalid: cli.max_invalid,
-            checkpoint: (!inputs.iter().any(Input::is_stdin))
-                .then(|| cli.checkpoint.unwrap_or_else(|| crate::checkpoint::default_path(&failures))),
+            checkpoint,
             failures,
             summary: cli.summary,
             progress: cli.progress,
