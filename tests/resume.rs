@@ -1,0 +1,122 @@
+//! Nothing lost: kill -9 and Ctrl-C midway, then --resume; a changed input is refused.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cio_import::sandbox::SandboxOptions;
+use common::{API_KEY, SITE_ID, Server, write};
+
+const N: usize = 300;
+
+fn people_csv(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut text = String::from("id,plan\n");
+    for i in 0..N {
+        text.push_str(&format!("{i},p{i}\n"));
+    }
+    write(dir, "users.csv", &text)
+}
+
+/// The binary running in the background against `server` at 100 requests/s.
+fn spawn(server: &Server, dir: &std::path::Path, extra: &[&str]) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("cio-import"))
+        .current_dir(dir)
+        .env("CUSTOMERIO_SITE_ID", SITE_ID)
+        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
+        .args(["users.csv", "--endpoint", &server.sandbox.base_url()])
+        .args(["--rate", "100", "--concurrency", "10", "--progress", "never"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_until_accepted(server: &Server, at_least: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.sandbox.stats().accepted < at_least {
+        assert!(Instant::now() < deadline, "the import made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn slow_server() -> Server {
+    Server::start(SandboxOptions {
+        limit: None,
+        latency: Duration::from_millis(30),
+        ..SandboxOptions::default()
+    })
+}
+
+#[test]
+fn after_kill_9_resume_accepts_everything_and_resends_at_most_what_was_in_flight() {
+    let server = slow_server();
+    let dir = tempfile::tempdir().unwrap();
+    people_csv(dir.path());
+    let mut child = spawn(&server, dir.path(), &[]);
+    wait_until_accepted(&server, 100);
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    assert!(dir.path().join("users.checkpoint.json").exists());
+
+    let out = spawn(&server, dir.path(), &["--resume"]).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(server.sandbox.people_count(), N);
+    for i in [0, N / 2, N - 1] {
+        assert_eq!(server.sandbox.person(&i.to_string()).unwrap()["plan"], format!("p{i}"));
+    }
+    // Re-sent: the records in flight (10), the queue (40), and what settled in the
+    // checkpoint interval (100 ms at 100/s).
+    let resent = server.sandbox.stats().accepted as usize - N;
+    assert!(resent <= 10 + 40 + 10, "{resent} records were sent twice");
+    assert!(!dir.path().join("users.checkpoint.json").exists());
+}
+
+#[test]
+fn sigint_stops_within_seconds_with_130_and_resume_finishes() {
+    let server = slow_server();
+    let dir = tempfile::tempdir().unwrap();
+    people_csv(dir.path());
+    let child = spawn(&server, dir.path(), &[]);
+    wait_until_accepted(&server, 50);
+    let sent_at = Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(sent_at.elapsed() < Duration::from_secs(10));
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let accepted_first = server.sandbox.stats().accepted as usize;
+    assert!(accepted_first < N, "the run finished before the signal");
+
+    let out = spawn(&server, dir.path(), &["--resume"]).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(server.sandbox.people_count(), N);
+    // A clean stop settles what was in flight: nothing is sent twice.
+    assert_eq!(server.sandbox.stats().accepted as usize, N);
+}
+
+#[test]
+fn resume_refuses_an_input_that_changed_and_stdin() {
+    let server = slow_server();
+    let dir = tempfile::tempdir().unwrap();
+    let input = people_csv(dir.path());
+    let mut child = spawn(&server, dir.path(), &[]);
+    wait_until_accepted(&server, 20);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    std::fs::write(&input, "id,plan\n1,changed\n").unwrap();
+    let out = spawn(&server, dir.path(), &["--resume"]).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("changed since the checkpoint"), "{stderr}");
+
+    common::bin(dir.path())
+        .args(["-", "--format", "csv", "--resume", "--dry-run"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("stdin"));
+}
