@@ -790,3 +790,776 @@ impl io::Write for Fnv128 {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(action: Action) -> MapSpec {
+        MapSpec {
+            action,
+            id_column: None,
+            types: Vec::new(),
+            empty: EmptyPolicy::Skip,
+            event_name: None,
+        }
+    }
+
+    fn typed(action: Action, types: &[(&str, ValueType)]) -> MapSpec {
+        MapSpec {
+            types: types.iter().map(|(c, t)| (c.to_string(), *t)).collect(),
+            ..spec(action)
+        }
+    }
+
+    fn headers(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn csv_mapper(spec: &MapSpec, names: &[&str]) -> Mapper {
+        Mapper::new(spec, Some(&headers(names))).unwrap()
+    }
+
+    fn csv_error(spec: &MapSpec, names: &[&str]) -> String {
+        match Mapper::new(spec, Some(&headers(names))) {
+            Ok(_) => panic!("expected a MapError for {names:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn json_mapper(spec: &MapSpec) -> Mapper {
+        Mapper::new(spec, None).unwrap()
+    }
+
+    fn row(cells: &[&str]) -> RowData {
+        RowData::Csv(csv::ByteRecord::from(cells.to_vec()))
+    }
+
+    fn obj(v: Value) -> RowData {
+        match v {
+            Value::Object(m) => RowData::Json(m),
+            v => panic!("not an object: {v}"),
+        }
+    }
+
+    fn attrs(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            v => panic!("not an object: {v}"),
+        }
+    }
+
+    fn ok(m: &mut Mapper, r: &RowData) -> Operation {
+        m.map(r).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn err(m: &mut Mapper, r: &RowData) -> Invalid {
+        match m.map(r) {
+            Ok(op) => panic!("expected Invalid, got {op:?}"),
+            Err(e) => e,
+        }
+    }
+
+    // ---- identifiers ----
+
+    #[test]
+    fn identify_maps_every_other_column_to_an_attribute() {
+        let mut m = csv_mapper(
+            &spec(Action::Identify),
+            &["id", "email", "plan", "created_at"],
+        );
+        let op = ok(&mut m, &row(&[" 42 ", "a@x.io", " pro ", "2024-03-05"]));
+        assert_eq!(op.action, Action::Identify);
+        assert_eq!(op.identifiers, Some(Identifier::Id("42".into())));
+        assert_eq!(
+            op.attributes,
+            attrs(json!({"email": "a@x.io", "plan": " pro ", "created_at": 1709596800}))
+        );
+        assert_eq!((op.name, op.id, op.timestamp), (None, None, None));
+    }
+
+    #[test]
+    fn identifier_column_is_id_then_email_then_cio_id_whatever_the_order() {
+        let s = spec(Action::Identify);
+        let mut m = csv_mapper(&s, &["cio_id", "email", "id"]);
+        let op = ok(&mut m, &row(&["abc", "a@x.io", "7"]));
+        assert_eq!(op.identifiers, Some(Identifier::Id("7".into())));
+        assert_eq!(
+            op.attributes,
+            attrs(json!({"cio_id": "abc", "email": "a@x.io"}))
+        );
+
+        let mut m = csv_mapper(&s, &["cio_id", "email"]);
+        let op = ok(&mut m, &row(&["abc", "a@x.io"]));
+        assert_eq!(op.identifiers, Some(Identifier::Email("a@x.io".into())));
+
+        let mut m = csv_mapper(&s, &["name", "cio_id"]);
+        let op = ok(&mut m, &row(&["Ann", "cio_03000001"]));
+        assert_eq!(op.identifiers, Some(Identifier::CioId("03000001".into())));
+        let op = ok(&mut m, &row(&["Ann", "03000001"]));
+        assert_eq!(op.identifiers, Some(Identifier::CioId("03000001".into())));
+
+        // Names are exact and case-sensitive.
+        let e = csv_error(&s, &["ID", "Email", "plan"]);
+        assert_eq!(
+            e,
+            "no identifier column: expected one of id, email, cio_id (or --id-column NAME); \
+             the header has: ID, Email, plan"
+        );
+    }
+
+    #[test]
+    fn id_column_flag_picks_the_column_and_its_kind() {
+        let s = MapSpec {
+            id_column: Some("user_id".into()),
+            ..spec(Action::Identify)
+        };
+        let mut m = csv_mapper(&s, &["id", "user_id"]);
+        let op = ok(&mut m, &row(&["1", "u-9"]));
+        assert_eq!(op.identifiers, Some(Identifier::Id("u-9".into())));
+        assert_eq!(op.attributes, attrs(json!({"id": "1"})));
+
+        let s = MapSpec {
+            id_column: Some("email".into()),
+            ..spec(Action::Identify)
+        };
+        let mut m = csv_mapper(&s, &["id", "email"]);
+        let op = ok(&mut m, &row(&["1", "a@x.io"]));
+        assert_eq!(op.identifiers, Some(Identifier::Email("a@x.io".into())));
+
+        let s = MapSpec {
+            id_column: Some("uid".into()),
+            ..spec(Action::Identify)
+        };
+        let e = csv_error(&s, &["id", "plan"]);
+        assert_eq!(
+            e,
+            r#"--id-column "uid": no such column; the header has: id, plan"#
+        );
+    }
+
+    #[test]
+    fn identifier_is_trimmed_and_must_be_non_empty_and_at_most_150_bytes() {
+        let mut m = csv_mapper(&spec(Action::Identify), &["id"]);
+        let e = err(&mut m, &row(&["   "]));
+        assert_eq!(e.column.as_deref(), Some("id"));
+        assert_eq!(
+            e.message,
+            r#"column "id" is empty; every row needs an identifier"#
+        );
+
+        let at = "x".repeat(150);
+        let op = ok(&mut m, &row(&[&format!(" {at} ")]));
+        assert_eq!(op.identifiers, Some(Identifier::Id(at)));
+
+        let e = err(&mut m, &row(&[&"x".repeat(151)]));
+        assert_eq!(e.column.as_deref(), Some("id"));
+        assert_eq!(
+            e.message,
+            r#"column "id" is 151 bytes; Customer.io allows at most 150 for an identifier"#
+        );
+        // Bytes, not characters.
+        let e = err(&mut m, &row(&[&"é".repeat(76)]));
+        assert!(e.message.contains("is 152 bytes"), "{}", e.message);
+
+        let mut m = csv_mapper(&spec(Action::Identify), &["cio_id"]);
+        let e = err(&mut m, &row(&["cio_"]));
+        assert!(
+            e.message
+                .ends_with("is empty; every row needs an identifier")
+        );
+    }
+
+    #[test]
+    fn ndjson_chooses_the_identifier_per_row() {
+        let mut m = json_mapper(&spec(Action::Identify));
+        let op = ok(&mut m, &obj(json!({"email": "a@x.io", "plan": "pro"})));
+        assert_eq!(op.identifiers, Some(Identifier::Email("a@x.io".into())));
+        let op = ok(&mut m, &obj(json!({"id": 42, "email": "a@x.io"})));
+        assert_eq!(op.identifiers, Some(Identifier::Id("42".into())));
+        assert_eq!(op.attributes, attrs(json!({"email": "a@x.io"})));
+        // A null id does not count as present.
+        let op = ok(&mut m, &obj(json!({"id": null, "cio_id": "cio_7"})));
+        assert_eq!(op.identifiers, Some(Identifier::CioId("7".into())));
+
+        let e = err(&mut m, &obj(json!({"id": true})));
+        assert_eq!(e.column.as_deref(), Some("id"));
+        assert_eq!(
+            e.message,
+            r#"column "id" is a bool; an identifier must be a string or a number"#
+        );
+        let e = err(&mut m, &obj(json!({"plan": "pro"})));
+        assert_eq!(e.column, None);
+        assert!(e.message.starts_with("no identifier"), "{}", e.message);
+
+        let s = MapSpec {
+            id_column: Some("uid".into()),
+            ..spec(Action::Identify)
+        };
+        let mut m = json_mapper(&s);
+        let op = ok(&mut m, &obj(json!({"uid": " u1 ", "id": "x"})));
+        assert_eq!(op.identifiers, Some(Identifier::Id("u1".into())));
+        let e = err(&mut m, &obj(json!({"id": "x"})));
+        assert_eq!(e.column.as_deref(), Some("uid"));
+        assert_eq!(
+            e.message,
+            r#"no identifier: the row has no "uid" key (--id-column uid)"#
+        );
+    }
+
+    // ---- attribute values ----
+
+    #[test]
+    fn types_from_the_flag_apply_to_csv_cells() {
+        let s = typed(
+            Action::Identify,
+            &[
+                ("age", ValueType::Number),
+                ("vip", ValueType::Bool),
+                ("prefs", ValueType::Json),
+                ("seen", ValueType::Timestamp),
+                ("created_at", ValueType::String),
+            ],
+        );
+        let mut m = csv_mapper(&s, &["id", "age", "vip", "prefs", "seen", "created_at"]);
+        let op = ok(
+            &mut m,
+            &row(&[
+                "1",
+                " 41 ",
+                "Yes",
+                r#"{"a":[1]}"#,
+                "2024-03-05T12:00:00+02:00",
+                "2024",
+            ]),
+        );
+        assert_eq!(
+            op.attributes,
+            attrs(json!({"age": 41, "vip": true, "prefs": {"a": [1]},
+                         "seen": 1709632800, "created_at": "2024"}))
+        );
+        let e = err(&mut m, &row(&["1", "abc", "", "", "", ""]));
+        assert_eq!(e.column.as_deref(), Some("age"));
+        assert_eq!(
+            e.message,
+            r#"column "age": "abc" is not a number (--type age=number)"#
+        );
+        let e = err(&mut m, &row(&["1", "", "", "", "1709632800000", ""]));
+        assert_eq!(e.column.as_deref(), Some("seen"));
+        assert!(
+            e.message.contains("looks like milliseconds"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn created_at_is_a_timestamp_by_default() {
+        let mut m = csv_mapper(&spec(Action::Identify), &["id", "created_at"]);
+        let op = ok(&mut m, &row(&["1", "1709632800"]));
+        assert_eq!(op.attributes, attrs(json!({"created_at": 1709632800})));
+        let e = err(&mut m, &row(&["1", "last tuesday"]));
+        assert_eq!(e.column.as_deref(), Some("created_at"));
+        assert!(
+            e.message.contains("--type created_at=string"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn empty_cells_are_skipped_or_cleared() {
+        let types = [("age", ValueType::Number)];
+        let mut m = csv_mapper(
+            &typed(Action::Identify, &types),
+            &["id", "plan", "age", "note"],
+        );
+        let op = ok(&mut m, &row(&["1", "", " ", "  "]));
+        // Whitespace is kept in string values; a typed column trims it to empty.
+        assert_eq!(op.attributes, attrs(json!({"note": "  "})));
+
+        let s = MapSpec {
+            empty: EmptyPolicy::Clear,
+            ..typed(Action::Identify, &types)
+        };
+        let mut m = csv_mapper(&s, &["id", "plan", "age", "created_at"]);
+        let op = ok(&mut m, &row(&["1", "", "", ""]));
+        assert_eq!(
+            op.attributes,
+            attrs(json!({"plan": "", "age": "", "created_at": ""}))
+        );
+        let mut m = json_mapper(&s);
+        let op = ok(&mut m, &obj(json!({"id": "1", "plan": null, "age": ""})));
+        assert_eq!(op.attributes, attrs(json!({"plan": "", "age": ""})));
+    }
+
+    #[test]
+    fn ndjson_values_nest_and_type() {
+        let s = typed(Action::Identify, &[("n", ValueType::Number)]);
+        let mut m = json_mapper(&s);
+        let op = ok(
+            &mut m,
+            &obj(
+                json!({"id": "1", "n": "42", "prefs": {"a": [1, {"b": null}]},
+                        "tags": ["x", "y"], "score": 2.5, "ok": false, "gone": null,
+                        "created_at": "2024-03-05"}),
+            ),
+        );
+        assert_eq!(
+            op.attributes,
+            attrs(
+                json!({"n": 42, "prefs": {"a": [1, {"b": null}]}, "tags": ["x", "y"],
+                         "score": 2.5, "ok": false, "created_at": 1709596800})
+            )
+        );
+        let e = err(&mut m, &obj(json!({"id": "1", "n": {"a": 1}})));
+        assert_eq!(e.column.as_deref(), Some("n"));
+        assert_eq!(
+            e.message,
+            r#"column "n": an object is not a number (--type n=number)"#
+        );
+    }
+
+    // ---- limits ----
+
+    #[test]
+    fn attribute_value_at_most_1000_bytes() {
+        let mut m = csv_mapper(&spec(Action::Identify), &["id", "bio"]);
+        ok(&mut m, &row(&["1", &"x".repeat(1000)]));
+        let e = err(&mut m, &row(&["1", &"x".repeat(1001)]));
+        assert_eq!(e.column.as_deref(), Some("bio"));
+        assert_eq!(
+            e.message,
+            r#"column "bio" is 1,001 bytes; Customer.io allows at most 1,000"#
+        );
+        // Non-strings are measured as serialised JSON: ["…"] is the string plus 4 bytes.
+        let mut m = json_mapper(&spec(Action::Identify));
+        ok(&mut m, &obj(json!({"id": "1", "l": ["x".repeat(996)]})));
+        let e = err(&mut m, &obj(json!({"id": "1", "l": ["x".repeat(997)]})));
+        assert_eq!(e.column.as_deref(), Some("l"));
+    }
+
+    #[test]
+    fn at_most_300_attributes() {
+        let names: Vec<String> = (0..301).map(|i| format!("a{i}")).collect();
+        let mut cols = vec!["id"];
+        cols.extend(names.iter().map(String::as_str));
+        let mut m = csv_mapper(&spec(Action::Identify), &cols);
+        let mut cells = vec!["1"; 302];
+        cells[301] = "";
+        ok(&mut m, &row(&cells));
+        let e = err(&mut m, &row(&["1"; 302]));
+        assert_eq!(e.column, None);
+        assert!(
+            e.message
+                .starts_with("row has 301 attributes; Customer.io allows at most 300"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn attribute_name_at_most_150_bytes() {
+        let at = "n".repeat(150);
+        let over = "n".repeat(151);
+        let mut m = csv_mapper(&spec(Action::Identify), &["id", &at]);
+        ok(&mut m, &row(&["1", "v"]));
+        let e = csv_error(&spec(Action::Identify), &["id", &over]);
+        assert!(
+            e.contains("has a 151-byte name; Customer.io allows at most 150"),
+            "{e}"
+        );
+        // Delete ignores the column, so its name does not matter.
+        csv_mapper(&spec(Action::Delete), &["id", &over]);
+
+        let mut m = json_mapper(&spec(Action::Identify));
+        let mut row = Map::new();
+        row.insert("id".into(), json!("1"));
+        row.insert(at, json!("v"));
+        ok(&mut m, &RowData::Json(row.clone()));
+        row.insert(over.clone(), json!("v"));
+        let e = err(&mut m, &RowData::Json(row));
+        assert_eq!(e.column, Some(over));
+    }
+
+    // ---- events ----
+
+    fn event_spec(name: Option<&str>) -> MapSpec {
+        MapSpec {
+            event_name: name.map(str::to_owned),
+            ..spec(Action::Event)
+        }
+    }
+
+    #[test]
+    fn event_takes_name_timestamp_and_data() {
+        let mut m = csv_mapper(
+            &event_spec(Some("flag")),
+            &["email", "name", "timestamp", "plan", "created_at"],
+        );
+        let op = ok(
+            &mut m,
+            &row(&[
+                "a@x.io",
+                " bought ",
+                "2024-03-05T10:00:00Z",
+                "pro",
+                "2024-03-05",
+            ]),
+        );
+        assert_eq!(op.action, Action::Event);
+        assert_eq!(op.identifiers, Some(Identifier::Email("a@x.io".into())));
+        assert_eq!(op.name.as_deref(), Some("bought"));
+        assert_eq!(op.timestamp, Some(1709632800));
+        assert_eq!(
+            op.attributes,
+            attrs(json!({"plan": "pro", "created_at": 1709596800}))
+        );
+        // An empty name cell falls back to the flag; no timestamp is no timestamp.
+        let op = ok(&mut m, &row(&["a@x.io", "", "", "", ""]));
+        assert_eq!(op.name.as_deref(), Some("flag"));
+        assert_eq!(op.timestamp, None);
+        assert!(op.attributes.is_empty());
+
+        let e = err(&mut m, &row(&["a@x.io", "", "1709632800000", "", ""]));
+        assert_eq!(e.column.as_deref(), Some("timestamp"));
+    }
+
+    #[test]
+    fn event_name_is_required_and_at_most_100_bytes() {
+        let e = csv_error(&event_spec(None), &["id", "plan"]);
+        assert_eq!(e, "no event name: add a name column or pass --event-name");
+        let e = csv_error(&event_spec(Some(&"e".repeat(101))), &["id"]);
+        assert_eq!(
+            e,
+            "--event-name is 101 bytes; Customer.io allows at most 100"
+        );
+        csv_mapper(&event_spec(Some(&"e".repeat(100))), &["id"]);
+
+        let mut m = csv_mapper(&event_spec(None), &["id", "name"]);
+        let e = err(&mut m, &row(&["1", " "]));
+        assert_eq!(e.column, None);
+        assert_eq!(
+            e.message,
+            "no event name: add a name column or pass --event-name"
+        );
+        ok(&mut m, &row(&["1", &"e".repeat(100)]));
+        let e = err(&mut m, &row(&["1", &"e".repeat(101)]));
+        assert_eq!(e.column.as_deref(), Some("name"));
+        assert_eq!(
+            e.message,
+            r#"column "name": event name is 101 bytes; Customer.io allows at most 100"#
+        );
+
+        let mut m = json_mapper(&event_spec(None));
+        let e = err(&mut m, &obj(json!({"id": "1"})));
+        assert!(e.message.starts_with("no event name"));
+        let op = ok(&mut m, &obj(json!({"id": "1", "name": "n"})));
+        assert_eq!(op.name.as_deref(), Some("n"));
+        let e = err(&mut m, &obj(json!({"id": "1", "name": 5})));
+        assert_eq!(e.column.as_deref(), Some("name"));
+    }
+
+    #[test]
+    fn anonymous_events() {
+        let mut m = csv_mapper(&event_spec(Some("viewed")), &["id", "anonymous_id", "page"]);
+        let op = ok(&mut m, &row(&["", " anon-1 ", "/"]));
+        assert_eq!(op.identifiers, None);
+        assert_eq!(op.anonymous_id.as_deref(), Some("anon-1"));
+        assert_eq!(op.attributes, attrs(json!({"page": "/"})));
+        // A person identifier wins, and anonymous_id is not event data.
+        let op = ok(&mut m, &row(&["7", "anon-1", "/"]));
+        assert_eq!(op.identifiers, Some(Identifier::Id("7".into())));
+        assert_eq!(op.anonymous_id, None);
+        assert_eq!(op.attributes, attrs(json!({"page": "/"})));
+        let e = err(&mut m, &row(&["", "", "/"]));
+        assert_eq!(e.column.as_deref(), Some("id"));
+
+        // A file of anonymous events only.
+        let mut m = csv_mapper(&event_spec(Some("viewed")), &["anonymous_id", "page"]);
+        ok(&mut m, &row(&["a1", "/"]));
+        let e = err(&mut m, &row(&["", "/"]));
+        assert!(e.message.starts_with("no identifier"), "{}", e.message);
+        // ...which does not work for identify.
+        let e = csv_error(&spec(Action::Identify), &["anonymous_id"]);
+        assert!(e.starts_with("no identifier column"), "{e}");
+
+        let mut m = json_mapper(&event_spec(Some("viewed")));
+        let op = ok(&mut m, &obj(json!({"anonymous_id": "a1"})));
+        assert_eq!(op.anonymous_id.as_deref(), Some("a1"));
+    }
+
+    #[test]
+    fn derived_event_ids_are_valid_deterministic_ulids() {
+        let mut m = csv_mapper(&event_spec(Some("e")), &["id", "timestamp", "plan"]);
+        let a = ok(&mut m, &row(&["1", "1709632800", "pro"]));
+        let id = a.id.clone().unwrap();
+        let ulid = Ulid::from_string(&id).unwrap();
+        assert_eq!(id.len(), 26);
+        assert_eq!(ulid.timestamp_ms(), 1_709_632_800_000);
+
+        // Same row, new mapper (a re-run): same id.
+        let mut again = csv_mapper(&event_spec(Some("e")), &["id", "timestamp", "plan"]);
+        assert_eq!(ok(&mut again, &row(&["1", "1709632800", "pro"])).id, a.id);
+        // The same event written in another form of the same time: same id.
+        assert_eq!(
+            ok(&mut m, &row(&["1", "2024-03-05T10:00:00Z", "pro"])).id,
+            a.id
+        );
+
+        let mut ids = HashSet::new();
+        for r in [
+            ["1", "1709632800", "pro"],
+            ["2", "1709632800", "pro"],
+            ["1", "1709632801", "pro"],
+            ["1", "1709632800", "free"],
+            ["1", "", "pro"],
+        ] {
+            assert!(ids.insert(ok(&mut m, &row(&r)).id.unwrap()), "{r:?}");
+        }
+        // No timestamp: time part 0, still a valid, stable id.
+        let none = ok(&mut m, &row(&["1", "", "pro"])).id.unwrap();
+        assert_eq!(Ulid::from_string(&none).unwrap().timestamp_ms(), 0);
+        assert_eq!(ok(&mut m, &row(&["1", "", "pro"])).id.unwrap(), none);
+
+        // Identity kind and event name count too.
+        let mut by_email = csv_mapper(&event_spec(Some("e")), &["email", "timestamp", "plan"]);
+        let e = ok(&mut by_email, &row(&["1", "1709632800", "pro"])).id;
+        assert_ne!(e, a.id);
+        let mut other_name = csv_mapper(&event_spec(Some("f")), &["id", "timestamp", "plan"]);
+        assert_ne!(
+            ok(&mut other_name, &row(&["1", "1709632800", "pro"])).id,
+            a.id
+        );
+        // The id does not depend on key order in NDJSON.
+        let mut j = json_mapper(&event_spec(Some("e")));
+        let x = ok(&mut j, &obj(json!({"id": "1", "a": 1, "b": 2}))).id;
+        let y = ok(&mut j, &obj(json!({"b": 2, "a": 1, "id": "1"}))).id;
+        assert_eq!(x, y);
+    }
+
+    #[test]
+    fn given_event_ids_must_be_ulids() {
+        let mut m = csv_mapper(&event_spec(Some("e")), &["id", "event_id"]);
+        let op = ok(&mut m, &row(&["1", " 01hr6z8q9t3v5x7z9b1d3f5h7k "]));
+        assert_eq!(op.id.as_deref(), Some("01HR6Z8Q9T3V5X7Z9B1D3F5H7K"));
+        assert!(op.attributes.is_empty());
+        for bad in [
+            "nope",
+            "01HR6Z8Q9T3V5X7Z9B1D3F5H7",
+            "81HR6Z8Q9T3V5X7Z9B1D3F5H7K",
+        ] {
+            let e = err(&mut m, &row(&["1", bad]));
+            assert_eq!(e.column.as_deref(), Some("event_id"), "{bad}");
+            assert!(e.message.contains("is not a ULID"), "{}", e.message);
+        }
+        // Empty: derived.
+        assert!(ok(&mut m, &row(&["1", ""])).id.is_some());
+    }
+
+    #[test]
+    fn event_data_at_most_100000_bytes_and_values_are_not_held_to_1000() {
+        let mut m = json_mapper(&event_spec(Some("e")));
+        // {"blob":"…"} is the string plus 11 bytes.
+        let op = ok(&mut m, &obj(json!({"id": "1", "blob": "x".repeat(99_989)})));
+        assert_eq!(value::json_size(&op.attributes), 100_000);
+        let e = err(&mut m, &obj(json!({"id": "1", "blob": "x".repeat(99_990)})));
+        assert_eq!(e.column, None);
+        assert!(
+            e.message
+                .starts_with("event data is 100,001 bytes; Customer.io allows at most 100,000"),
+            "{}",
+            e.message
+        );
+    }
+
+    // ---- delete, suppress, unsuppress ----
+
+    #[test]
+    fn delete_and_suppress_need_only_the_identifier() {
+        for action in [Action::Delete, Action::Suppress, Action::Unsuppress] {
+            let s = typed(action, &[("age", ValueType::Number)]);
+            let mut m = csv_mapper(&s, &["email", "age", "", "age"]);
+            let op = ok(&mut m, &row(&["a@x.io", "abc", "x", "1"]));
+            assert_eq!(op.action, action);
+            assert_eq!(op.identifiers, Some(Identifier::Email("a@x.io".into())));
+            assert!(op.attributes.is_empty());
+            let mut m = json_mapper(&s);
+            let op = ok(&mut m, &obj(json!({"id": 5, "age": {"x": 1}, "name": 1})));
+            assert_eq!(op.identifiers, Some(Identifier::Id("5".into())));
+            assert!(op.attributes.is_empty() && op.name.is_none());
+        }
+    }
+
+    // ---- replay ----
+
+    #[test]
+    fn replayed_operation_lines_keep_their_action_and_event_id() {
+        let mut m = csv_mapper(&event_spec(Some("e")), &["id", "timestamp", "plan"]);
+        let op = ok(&mut m, &row(&["1", "1709632800", "pro"]));
+        let Value::Object(mut line) = serde_json::to_value(&op).unwrap() else {
+            panic!()
+        };
+        line.insert("_error".into(), json!("429 Too Many Requests"));
+
+        // Replayed with another action on the command line: the line's own action counts.
+        let mut r = json_mapper(&spec(Action::Identify));
+        assert_eq!(ok(&mut r, &RowData::Json(line.clone())), op);
+        // A hand-edited id is kept; a removed one is derived again, equal to the original.
+        line.insert("id".into(), json!("01HR6Z8Q9T3V5X7Z9B1D3F5H7K"));
+        let kept = ok(&mut r, &RowData::Json(line.clone()));
+        assert_eq!(kept.id.as_deref(), Some("01HR6Z8Q9T3V5X7Z9B1D3F5H7K"));
+        line.remove("id");
+        assert_eq!(ok(&mut r, &RowData::Json(line.clone())), op);
+
+        line.insert("id".into(), json!("bad"));
+        assert_eq!(
+            err(&mut r, &RowData::Json(line)).column.as_deref(),
+            Some("id")
+        );
+    }
+
+    #[test]
+    fn replayed_operation_lines_are_held_to_the_limits() {
+        let mut r = json_mapper(&spec(Action::Event));
+        let line = |v: Value| obj(v);
+        let ok_line = json!({"_error": "x", "type": "person", "action": "identify",
+                             "identifiers": {"cio_id": "cio_12"}, "attributes": {"a": 1}});
+        let op = ok(&mut r, &line(ok_line));
+        assert_eq!(op.identifiers, Some(Identifier::CioId("12".into())));
+        assert_eq!(op.action, Action::Identify);
+
+        let e = err(
+            &mut r,
+            &line(
+                json!({"_error": "x", "type": "person", "action": "identify",
+                         "identifiers": {"id": "x".repeat(151)}}),
+            ),
+        );
+        assert_eq!(e.column.as_deref(), Some("id"));
+        let e = err(
+            &mut r,
+            &line(
+                json!({"_error": "x", "type": "person", "action": "identify",
+                         "identifiers": {"id": "1"}, "attributes": {"bio": "x".repeat(1001)}}),
+            ),
+        );
+        assert_eq!(e.column.as_deref(), Some("bio"));
+        let e = err(
+            &mut r,
+            &line(json!({"_error": "x", "type": "person", "action": "event",
+                         "identifiers": {"id": "1"}})),
+        );
+        assert_eq!(e.column.as_deref(), Some("name"));
+        let e = err(
+            &mut r,
+            &line(json!({"_error": "x", "type": "person", "action": "event", "name": "n"})),
+        );
+        assert!(e.message.starts_with("no identifier"), "{}", e.message);
+        let e = err(
+            &mut r,
+            &line(json!({"_error": "x", "type": "person", "action": "jump",
+                         "identifiers": {"id": "1"}})),
+        );
+        assert!(
+            e.message
+                .starts_with("failures-file line is not a valid operation"),
+            "{}",
+            e.message
+        );
+        // An anonymous event line is fine.
+        let op = ok(
+            &mut r,
+            &line(
+                json!({"_error": "x", "type": "person", "action": "event", "name": "n",
+                         "anonymous_id": "a1"}),
+            ),
+        );
+        assert_eq!(op.anonymous_id.as_deref(), Some("a1"));
+        assert!(op.id.is_some());
+    }
+
+    #[test]
+    fn replayed_raw_rows_map_like_rows() {
+        let s = typed(Action::Identify, &[("age", ValueType::Number)]);
+        let mut csv = csv_mapper(&s, &["id", "age"]);
+        let bad = row(&["1", "old"]);
+        let invalid = err(&mut csv, &bad);
+        let mut line = csv.raw(&bad);
+        line.insert("_error".into(), json!(invalid.message));
+        assert_eq!(
+            Value::Object(line.clone()),
+            json!({"id": "1", "age": "old", "_error": invalid.message})
+        );
+
+        // Replayed unfixed: the same complaint. Fixed: mapped, without the _error key.
+        let mut r = json_mapper(&s);
+        assert_eq!(err(&mut r, &RowData::Json(line.clone())), invalid);
+        line.insert("age".into(), json!("70"));
+        let op = ok(&mut r, &RowData::Json(line));
+        assert_eq!(op.attributes, attrs(json!({"age": 70})));
+
+        let broken = RowData::Broken {
+            message: "unterminated quote".into(),
+            column: None,
+            raw: "1,\"x".into(),
+        };
+        let mut line = r.raw(&broken);
+        assert_eq!(Value::Object(line.clone()), json!({"_raw": "1,\"x"}));
+        line.insert("_error".into(), json!("unterminated quote"));
+        let e = err(&mut r, &RowData::Json(line));
+        assert!(e.message.contains("could not be read"), "{}", e.message);
+    }
+
+    // ---- raw rows and odd input ----
+
+    #[test]
+    fn raw_gives_the_row_back_as_an_object() {
+        let m = csv_mapper(&spec(Action::Identify), &["\u{feff}id", "name"]);
+        let rec = csv::ByteRecord::from(vec![&b"1"[..], &b"caf\xe9"[..]]);
+        assert_eq!(
+            Value::Object(m.raw(&RowData::Csv(rec))),
+            json!({"id": "1", "name": "caf\u{fffd}"})
+        );
+        let o = attrs(json!({"id": 1, "x": [1]}));
+        assert_eq!(m.raw(&RowData::Json(o.clone())), o);
+    }
+
+    #[test]
+    fn odd_rows_are_invalid_with_a_reason() {
+        let mut m = csv_mapper(&spec(Action::Identify), &["\u{feff}id", "name", ""]);
+        let broken = RowData::Broken {
+            message: "bad gzip".into(),
+            column: Some("name".into()),
+            raw: String::new(),
+        };
+        assert_eq!(
+            err(&mut m, &broken),
+            Invalid {
+                column: Some("name".into()),
+                message: "bad gzip".into()
+            }
+        );
+        let e = err(&mut m, &row(&["1", "a"]));
+        assert_eq!(e.message, "row has 2 fields; the header has 3");
+        let rec = csv::ByteRecord::from(vec![&b"1"[..], &b"caf\xe9"[..], &b""[..]]);
+        let e = err(&mut m, &RowData::Csv(rec));
+        assert_eq!(e.column.as_deref(), Some("name"));
+        assert!(e.message.contains("not valid UTF-8"), "{}", e.message);
+        // The BOM is gone from the id column, and an unnamed column may only be empty.
+        ok(&mut m, &row(&["1", "a", ""]));
+        let e = err(&mut m, &row(&["1", "a", "x"]));
+        assert!(
+            e.message.starts_with("column 3 has no name"),
+            "{}",
+            e.message
+        );
+
+        let e = csv_error(&spec(Action::Identify), &["id", "plan", "plan"]);
+        assert_eq!(
+            e,
+            r#"column "plan" appears twice in the header; rename or remove one"#
+        );
+    }
+}
