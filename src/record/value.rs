@@ -1,4 +1,15 @@
-//! STUB: being written on branch `record`.
+//! Values: how one cell or JSON value becomes a Customer.io attribute value of the wanted type.
+//!
+//! Conversions return a message that already names the column and the fix, so the mapper only
+//! has to attach the column to it.
+
+use std::fmt;
+use std::io;
+
+use jiff::Timestamp;
+use jiff::civil::{Date, DateTime};
+use jiff::tz::TimeZone;
+use serde_json::{Number, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ValueType {
@@ -7,4 +18,552 @@ pub enum ValueType {
     Bool,
     Timestamp,
     Json,
+}
+
+impl ValueType {
+    fn name(self) -> &'static str {
+        match self {
+            ValueType::String => "string",
+            ValueType::Number => "number",
+            ValueType::Bool => "bool",
+            ValueType::Timestamp => "timestamp",
+            ValueType::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for ValueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Unix seconds above this are taken for milliseconds: 10^11 seconds is the year 5138, while
+/// millisecond values for any date after March 1973 are above it.
+const MAX_UNIX_SECONDS: i64 = 100_000_000_000;
+
+/// Integral floats inside ±2^53 are sent as integers: they convert exactly, and "1e3" or "2.0"
+/// is then the same number Customer.io would get from "1000" or "2".
+const MAX_EXACT_F64: f64 = 9_007_199_254_740_992.0;
+
+/// A column's type as the mapper applies it, and what a message says about where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Typed {
+    pub ty: ValueType,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// `--type col=ty`: the message repeats the flag, which may be the mistake.
+    Flag,
+    /// A default by column name (`created_at`): the message says how to opt out.
+    Default,
+    /// The column's role fixes the type (an event's `timestamp`): nothing to add.
+    Fixed,
+}
+
+impl Typed {
+    pub(crate) fn new(ty: ValueType, origin: Origin) -> Typed {
+        Typed { ty, origin }
+    }
+
+    fn hint(self, column: &str) -> String {
+        match self.origin {
+            Origin::Flag => format!(" (--type {column}={})", self.ty),
+            Origin::Default => format!(
+                " ({column} is read as a {} by default; --type {column}=string sends it as text)",
+                self.ty
+            ),
+            Origin::Fixed => String::new(),
+        }
+    }
+}
+
+/// Converts a CSV cell (or a JSON string) to `typed`. `Ok(None)` means empty: the caller applies
+/// the empty-cell policy. Strings are kept as they are; typed values are trimmed first, so a
+/// whitespace-only cell in a typed column counts as empty.
+pub(crate) fn convert_str(typed: Typed, column: &str, s: &str) -> Result<Option<Value>, String> {
+    if typed.ty == ValueType::String {
+        return Ok((!s.is_empty()).then(|| Value::String(s.to_owned())));
+    }
+    let t = s.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let bad = |what: &str| {
+        format!(
+            "column {column:?}: {} is not {what}{}",
+            quote(t),
+            typed.hint(column)
+        )
+    };
+    match typed.ty {
+        ValueType::String => Ok(Some(Value::String(s.to_owned()))),
+        ValueType::Number => parse_number(t)
+            .map(|n| Some(Value::Number(n)))
+            .ok_or_else(|| bad("a number")),
+        ValueType::Bool => parse_bool(t)
+            .map(|b| Some(Value::Bool(b)))
+            .ok_or_else(|| bad("a bool (true/false, yes/no, 1/0, t/f, y/n)")),
+        ValueType::Timestamp => match parse_timestamp(t) {
+            Ok(secs) => Ok(Some(secs.into())),
+            Err(TimestampError::Milliseconds) => Err(milliseconds(column, t)),
+            Err(TimestampError::Invalid) => Err(bad(
+                "a timestamp: use RFC 3339 (2024-03-05T10:00:00Z), a date (2024-03-05) \
+                 or Unix seconds",
+            )),
+        },
+        ValueType::Json => match serde_json::from_str::<Value>(t) {
+            Ok(Value::Null) => Ok(None),
+            Ok(v) => Ok(Some(v)),
+            Err(e) => Err(format!(
+                "column {column:?}: not valid JSON ({e}){}",
+                typed.hint(column)
+            )),
+        },
+    }
+}
+
+/// Converts an NDJSON value. `typed` is None when the user gave no type for the key: values
+/// then pass through as they are. `Ok(None)` means empty (null, or an empty string).
+pub(crate) fn convert_json(
+    typed: Option<Typed>,
+    column: &str,
+    v: &Value,
+) -> Result<Option<Value>, String> {
+    let Some(typed) = typed else {
+        return Ok(match v {
+            Value::Null => None,
+            Value::String(s) if s.is_empty() => None,
+            v => Some(v.clone()),
+        });
+    };
+    let contradicts = || {
+        format!(
+            "column {column:?}: {} is not a {}{}",
+            json_kind(v),
+            typed.ty,
+            typed.hint(column)
+        )
+    };
+    match (typed.ty, v) {
+        (_, Value::Null) => Ok(None),
+        (_, Value::String(s)) => convert_str(typed, column, s),
+        (ValueType::String, Value::Number(n)) => Ok(Some(Value::String(n.to_string()))),
+        (ValueType::String, Value::Bool(b)) => Ok(Some(Value::String(b.to_string()))),
+        (ValueType::Number | ValueType::Json, Value::Number(_)) => Ok(Some(v.clone())),
+        (ValueType::Bool | ValueType::Json, Value::Bool(_)) => Ok(Some(v.clone())),
+        // 1 and 0 are bools in a cell, so they are in JSON too.
+        (ValueType::Bool, Value::Number(n)) => match n.as_u64() {
+            Some(0) => Ok(Some(Value::Bool(false))),
+            Some(1) => Ok(Some(Value::Bool(true))),
+            _ => Err(contradicts()),
+        },
+        (ValueType::Timestamp, Value::Number(n)) => json_seconds(column, n).map(Some),
+        (ValueType::Json, Value::Array(_) | Value::Object(_)) => Ok(Some(v.clone())),
+        _ => Err(contradicts()),
+    }
+}
+
+/// A JSON number as Unix seconds (fractions are dropped: Customer.io takes whole seconds).
+pub(crate) fn json_seconds(column: &str, n: &Number) -> Result<Value, String> {
+    let secs = match (n.as_i64(), n.as_f64()) {
+        (Some(i), _) => Some(i),
+        // Finite and below 10^15, so the cast neither saturates nor loses whole seconds.
+        (None, Some(f)) if f.is_finite() && f.abs() < 1e15 => Some(f.trunc() as i64),
+        _ => None,
+    };
+    match secs {
+        Some(s) if s > MAX_UNIX_SECONDS => Err(milliseconds(column, &n.to_string())),
+        Some(s) if Timestamp::from_second(s).is_ok() => Ok(s.into()),
+        _ => Err(format!(
+            "column {column:?}: {n} is out of range for a timestamp (Unix seconds)"
+        )),
+    }
+}
+
+fn milliseconds(column: &str, shown: &str) -> String {
+    format!(
+        "column {column:?}: {shown} looks like milliseconds; Customer.io takes Unix seconds \
+         (divide by 1,000)"
+    )
+}
+
+/// An integer if the value is integral (so "1e3" is 1000), else a finite float.
+pub(crate) fn parse_number(s: &str) -> Option<Number> {
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(i.into());
+    }
+    if let Ok(u) = s.parse::<u64>() {
+        return Some(u.into());
+    }
+    let f = s.parse::<f64>().ok().filter(|f| f.is_finite())?;
+    if f.fract() == 0.0 && f.abs() < MAX_EXACT_F64 {
+        // Exact: integral and inside ±2^53.
+        Some((f as i64).into())
+    } else {
+        Number::from_f64(f)
+    }
+}
+
+/// true/false, yes/no, 1/0, t/f, y/n in any case.
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
+    const TRUE: [&str; 5] = ["true", "yes", "1", "t", "y"];
+    const FALSE: [&str; 5] = ["false", "no", "0", "f", "n"];
+    if TRUE.iter().any(|w| s.eq_ignore_ascii_case(w)) {
+        Some(true)
+    } else if FALSE.iter().any(|w| s.eq_ignore_ascii_case(w)) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimestampError {
+    Invalid,
+    Milliseconds,
+}
+
+/// Parses a timestamp to Unix seconds. Accepted:
+/// - RFC 3339 / ISO 8601 with an offset: `2024-03-05T10:00:00Z`, `2024-03-05T12:00:00+02:00`;
+/// - a date-time without an offset, `2024-03-05T10:00:00`, **taken as UTC** (a file has no
+///   time zone to go by, and UTC is what Customer.io stores);
+/// - a date, `2024-03-05`, as midnight UTC;
+/// - integer Unix seconds. Values above 10^11 are refused as milliseconds rather than guessed.
+///
+/// Fractions of a second are dropped.
+pub(crate) fn parse_timestamp(s: &str) -> Result<i64, TimestampError> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return match s.parse::<i64>() {
+            Ok(secs) if secs > MAX_UNIX_SECONDS => Err(TimestampError::Milliseconds),
+            Ok(secs) if Timestamp::from_second(secs).is_ok() => Ok(secs),
+            // Out of range either way; a long positive number is most likely milliseconds
+            // (or microseconds) too.
+            _ if !s.starts_with('-') => Err(TimestampError::Milliseconds),
+            _ => Err(TimestampError::Invalid),
+        };
+    }
+    if let Ok(ts) = s.parse::<Timestamp>() {
+        return Ok(ts.as_second());
+    }
+    let civil = s
+        .parse::<DateTime>()
+        .or_else(|_| s.parse::<Date>().map(DateTime::from))
+        .map_err(|_| TimestampError::Invalid)?;
+    TimeZone::UTC
+        .to_timestamp(civil)
+        .map(Timestamp::as_second)
+        .map_err(|_| TimestampError::Invalid)
+}
+
+/// The JSON type of a value, for messages.
+pub(crate) fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A value quoted for a message, cut to a readable length.
+pub(crate) fn quote(s: &str) -> String {
+    const MAX: usize = 40;
+    match s.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{:?}…", &s[..end]),
+        None => format!("{s:?}"),
+    }
+}
+
+/// Bytes as a message shows them: 1,204.
+pub(crate) fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The size Customer.io's limits measure: a string's own bytes, else the serialised JSON.
+pub(crate) fn value_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        v => json_size(v),
+    }
+}
+
+/// Serialised JSON length, without building the string.
+pub(crate) fn json_size<T: serde::Serialize + ?Sized>(v: &T) -> usize {
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail, and a Value/Map always serialises.
+    let _ = serde_json::to_writer(&mut counter, v);
+    counter.0
+}
+
+struct Counter(usize);
+
+impl io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn explicit(ty: ValueType) -> Typed {
+        Typed::new(ty, Origin::Flag)
+    }
+
+    fn cell(ty: ValueType, s: &str) -> Result<Option<Value>, String> {
+        convert_str(explicit(ty), "c", s)
+    }
+
+    #[test]
+    fn numbers_are_integers_when_integral_and_finite_floats_otherwise() {
+        assert_eq!(cell(ValueType::Number, "42").unwrap(), Some(json!(42)));
+        assert_eq!(cell(ValueType::Number, " -7 ").unwrap(), Some(json!(-7)));
+        assert_eq!(cell(ValueType::Number, "1e3").unwrap(), Some(json!(1000)));
+        assert_eq!(cell(ValueType::Number, "2.0").unwrap(), Some(json!(2)));
+        assert_eq!(cell(ValueType::Number, "-2.5").unwrap(), Some(json!(-2.5)));
+        assert_eq!(
+            cell(ValueType::Number, "1.5e-3").unwrap(),
+            Some(json!(0.0015))
+        );
+        assert_eq!(
+            cell(ValueType::Number, "18446744073709551615").unwrap(),
+            Some(json!(u64::MAX))
+        );
+        assert_eq!(
+            cell(ValueType::Number, "1e300").unwrap(),
+            Some(json!(1e300))
+        );
+        for bad in [
+            "abc",
+            "NaN",
+            "inf",
+            "-infinity",
+            "1e999",
+            "1,5",
+            "0x10",
+            "12abc",
+        ] {
+            assert!(cell(ValueType::Number, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn number_error_names_column_value_and_flag() {
+        let e = convert_str(explicit(ValueType::Number), "age", "abc").unwrap_err();
+        assert_eq!(
+            e,
+            r#"column "age": "abc" is not a number (--type age=number)"#
+        );
+    }
+
+    #[test]
+    fn bools_accept_the_usual_words_in_any_case() {
+        for t in ["true", "TRUE", "Yes", "y", "Y", "t", "1", " true "] {
+            assert_eq!(cell(ValueType::Bool, t).unwrap(), Some(json!(true)), "{t}");
+        }
+        for f in ["false", "False", "NO", "n", "f", "0"] {
+            assert_eq!(cell(ValueType::Bool, f).unwrap(), Some(json!(false)), "{f}");
+        }
+        for bad in ["maybe", "2", "yess", "on"] {
+            let e = cell(ValueType::Bool, bad).unwrap_err();
+            assert!(
+                e.contains("is not a bool") && e.contains("--type c=bool"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn timestamps_in_every_accepted_form() {
+        let ts = |s| cell(ValueType::Timestamp, s);
+        assert_eq!(ts("2024-03-05T10:00:00Z").unwrap(), Some(json!(1709632800)));
+        assert_eq!(
+            ts("2024-03-05T12:00:00+02:00").unwrap(),
+            Some(json!(1709632800))
+        );
+        assert_eq!(ts("2024-03-05T10:00:00").unwrap(), Some(json!(1709632800)));
+        assert_eq!(
+            ts("2024-03-05T10:00:00.999Z").unwrap(),
+            Some(json!(1709632800))
+        );
+        assert_eq!(ts("2024-03-05").unwrap(), Some(json!(1709596800)));
+        assert_eq!(ts("1709632800").unwrap(), Some(json!(1709632800)));
+        assert_eq!(ts(" 1709632800 ").unwrap(), Some(json!(1709632800)));
+        assert_eq!(ts("0").unwrap(), Some(json!(0)));
+        assert_eq!(ts("-86400").unwrap(), Some(json!(-86400)));
+        assert_eq!(ts("1969-12-31").unwrap(), Some(json!(-86400)));
+        for bad in [
+            "yesterday",
+            "2024-13-01",
+            "2024-02-30",
+            "05/03/2024",
+            "1709632800.5",
+        ] {
+            let e = ts(bad).unwrap_err();
+            assert!(e.contains("is not a timestamp"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn milliseconds_are_refused_with_the_fix() {
+        assert_eq!(parse_timestamp("100000000000"), Ok(MAX_UNIX_SECONDS));
+        assert_eq!(
+            parse_timestamp("100000000001"),
+            Err(TimestampError::Milliseconds)
+        );
+        assert_eq!(
+            parse_timestamp("99999999999999999999"),
+            Err(TimestampError::Milliseconds)
+        );
+        let e = convert_str(explicit(ValueType::Timestamp), "ts", "1709632800000").unwrap_err();
+        assert_eq!(
+            e,
+            r#"column "ts": 1709632800000 looks like milliseconds; Customer.io takes Unix seconds (divide by 1,000)"#
+        );
+    }
+
+    #[test]
+    fn default_type_hint_says_how_to_opt_out() {
+        let typed = Typed::new(ValueType::Timestamp, Origin::Default);
+        let e = convert_str(typed, "created_at", "soon").unwrap_err();
+        assert!(
+            e.starts_with(r#"column "created_at": "soon" is not a timestamp"#),
+            "{e}"
+        );
+        assert!(
+            e.ends_with("--type created_at=string sends it as text)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn json_cells_parse_and_null_is_empty() {
+        assert_eq!(
+            cell(ValueType::Json, r#"{"a":[1,2]}"#).unwrap(),
+            Some(json!({"a": [1, 2]}))
+        );
+        assert_eq!(cell(ValueType::Json, "\"s\"").unwrap(), Some(json!("s")));
+        assert_eq!(cell(ValueType::Json, "null").unwrap(), None);
+        let e = cell(ValueType::Json, "{oops").unwrap_err();
+        assert!(e.starts_with(r#"column "c": not valid JSON ("#), "{e}");
+        assert!(e.ends_with("(--type c=json)"), "{e}");
+    }
+
+    #[test]
+    fn strings_keep_whitespace_and_empty_is_empty() {
+        assert_eq!(cell(ValueType::String, " a ").unwrap(), Some(json!(" a ")));
+        assert_eq!(cell(ValueType::String, "  ").unwrap(), Some(json!("  ")));
+        assert_eq!(cell(ValueType::String, "").unwrap(), None);
+        for ty in [
+            ValueType::Number,
+            ValueType::Bool,
+            ValueType::Timestamp,
+            ValueType::Json,
+        ] {
+            assert_eq!(cell(ty, "").unwrap(), None);
+            assert_eq!(cell(ty, "  ").unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn json_values_pass_through_or_convert_by_type() {
+        let j = |ty: Option<ValueType>, v: Value| convert_json(ty.map(explicit), "k", &v);
+        // No type: anything passes, null and "" are empty.
+        assert_eq!(j(None, json!({"a": 1})).unwrap(), Some(json!({"a": 1})));
+        assert_eq!(j(None, json!([1, "x"])).unwrap(), Some(json!([1, "x"])));
+        assert_eq!(j(None, json!(" 42")).unwrap(), Some(json!(" 42")));
+        assert_eq!(j(None, json!(null)).unwrap(), None);
+        assert_eq!(j(None, json!("")).unwrap(), None);
+        // Strings are typed as cells are.
+        assert_eq!(
+            j(Some(ValueType::Number), json!("42")).unwrap(),
+            Some(json!(42))
+        );
+        assert_eq!(
+            j(Some(ValueType::Bool), json!("yes")).unwrap(),
+            Some(json!(true))
+        );
+        // Matching JSON types pass.
+        assert_eq!(
+            j(Some(ValueType::Number), json!(2.5)).unwrap(),
+            Some(json!(2.5))
+        );
+        assert_eq!(
+            j(Some(ValueType::Bool), json!(false)).unwrap(),
+            Some(json!(false))
+        );
+        assert_eq!(
+            j(Some(ValueType::Bool), json!(1)).unwrap(),
+            Some(json!(true))
+        );
+        assert_eq!(
+            j(Some(ValueType::Json), json!({"a": 1})).unwrap(),
+            Some(json!({"a": 1}))
+        );
+        assert_eq!(
+            j(Some(ValueType::String), json!(7)).unwrap(),
+            Some(json!("7"))
+        );
+        assert_eq!(
+            j(Some(ValueType::String), json!(true)).unwrap(),
+            Some(json!("true"))
+        );
+        assert_eq!(j(Some(ValueType::Number), json!(null)).unwrap(), None);
+        // Numbers for timestamps are Unix seconds.
+        assert_eq!(
+            j(Some(ValueType::Timestamp), json!(1709632800)).unwrap(),
+            Some(json!(1709632800))
+        );
+        assert_eq!(
+            j(Some(ValueType::Timestamp), json!(1709632800.7)).unwrap(),
+            Some(json!(1709632800))
+        );
+        let e = j(Some(ValueType::Timestamp), json!(1709632800000_i64)).unwrap_err();
+        assert!(e.contains("looks like milliseconds"), "{e}");
+        // Contradictions name the column and the flag.
+        assert_eq!(
+            j(Some(ValueType::Number), json!({"a": 1})).unwrap_err(),
+            r#"column "k": an object is not a number (--type k=number)"#
+        );
+        assert!(j(Some(ValueType::Number), json!(true)).is_err());
+        assert!(j(Some(ValueType::Bool), json!(2)).is_err());
+        assert!(j(Some(ValueType::String), json!([1])).is_err());
+        assert!(j(Some(ValueType::Timestamp), json!(false)).is_err());
+    }
+
+    #[test]
+    fn helpers_format_for_messages() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_204), "1,204");
+        assert_eq!(thousands(100_000), "100,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(quote("ab"), "\"ab\"");
+        assert_eq!(quote(&"é".repeat(50)), format!("{:?}…", "é".repeat(40)));
+        assert_eq!(value_size(&json!("héllo")), 6);
+        assert_eq!(value_size(&json!({"a": 1})), 7);
+        assert_eq!(value_size(&json!(12345)), 5);
+    }
 }
