@@ -70,6 +70,9 @@ pub struct Pacer {
     max_rate: f64,
     burst: NonZeroU32,
     state: Mutex<State>,
+    /// Waiters take turns in arrival order (tokio's mutex is fair), so records go out in the
+    /// order they were handed to workers and a stop leaves no gaps behind sent records.
+    turn: tokio::sync::Mutex<()>,
 }
 
 struct State {
@@ -118,6 +121,7 @@ impl Pacer {
                 accepted: VecDeque::new(),
                 consecutive_429: 0,
             }),
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -127,7 +131,9 @@ impl Pacer {
     }
 
     /// Waits for the shared pause to end and for the pace to allow one more request.
+    /// Cancel-safe: a waiter dropped mid-wait gives up its turn and takes no permit.
     pub async fn acquire(&self) -> Permit {
+        let _turn = self.turn.lock().await;
         loop {
             let (limiter, paused_until, epoch) = {
                 let mut s = self.lock();
