@@ -434,6 +434,8 @@ impl Mapper {
                     })?,
                 });
                 op.timestamp = draft.timestamp;
+                // Event data is held to its documented total only: the per-attribute limits
+                // (name, value size, count) are documented for people, not for event data.
                 let given = match draft.event_id.filter(|(_, id)| !id.is_empty()) {
                     Some((column, id)) => Some(parse_ulid(column, id)?),
                     None => None,
