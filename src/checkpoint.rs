@@ -82,7 +82,9 @@ pub enum ResumeError {
          identifies are idempotent and events keep their ids)"
     )]
     Changed { input: String, what: &'static str },
-    #[error("--resume: the checkpoint {path} was made for other inputs ({theirs}); give the same inputs in the same order")]
+    #[error(
+        "--resume: the checkpoint {path} was made for other inputs ({theirs}); give the same inputs in the same order"
+    )]
     OtherInputs { path: PathBuf, theirs: String },
 }
 
@@ -90,7 +92,10 @@ impl Checkpoint {
     pub fn new(inputs: &[Input]) -> std::io::Result<Checkpoint> {
         Ok(Checkpoint {
             version: VERSION,
-            inputs: inputs.iter().map(Fingerprint::of).collect::<Result<_, _>>()?,
+            inputs: inputs
+                .iter()
+                .map(Fingerprint::of)
+                .collect::<Result<_, _>>()?,
             position: Position {
                 input: 0,
                 records: 0,
@@ -212,7 +217,10 @@ mod tests {
         fs::write(&b, "id\n3\n").unwrap();
         let inputs = [input(&a), input(&b)];
         let mut cp = Checkpoint::new(&inputs).unwrap();
-        cp.position = Position { input: 1, records: 1 };
+        cp.position = Position {
+            input: 1,
+            records: 1,
+        };
         let path = dir.path().join("x.checkpoint.json");
         cp.save(&path).unwrap();
         let back = Checkpoint::resume(&path, &inputs).unwrap();
@@ -232,7 +240,10 @@ mod tests {
 
         fs::write(&a, "id\n1\n2\n3\n").unwrap();
         let err = Checkpoint::resume(&path, &[input(&a)]).unwrap_err();
-        assert!(err.to_string().contains("changed since the checkpoint"), "{err}");
+        assert!(
+            err.to_string().contains("changed since the checkpoint"),
+            "{err}"
+        );
 
         let b = dir.path().join("b.csv");
         fs::write(&b, "id\n1\n").unwrap();

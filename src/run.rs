@@ -3,10 +3,10 @@
 //! the workers that send) and settles every record in the ledger.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
@@ -131,13 +131,20 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         // A failures file left by an earlier run would read as this run's.
         match std::fs::remove_file(&config.failures) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(anyhow!("cannot remove the old failures file {}: {e}", config.failures.display()));
+                return Err(anyhow!(
+                    "cannot remove the old failures file {}: {e}",
+                    config.failures.display()
+                ));
             }
             _ => {}
         }
     }
     let skips: Vec<Skip> = (0..opened.len())
-        .map(|i| checkpoint.as_ref().map_or(Skip::First(0), |(_, cp)| cp.skip(i)))
+        .map(|i| {
+            checkpoint
+                .as_ref()
+                .map_or(Skip::First(0), |(_, cp)| cp.skip(i))
+        })
         .collect();
 
     let ledger = Arc::new(Mutex::new(Ledger::new(
@@ -233,9 +240,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
     };
 
     let saving = CancellationToken::new();
-    let saver = checkpoint.clone().map(|(path, cp)| {
-        tokio::spawn(save_checkpoints(path, cp, ledger.clone(), saving.clone()))
-    });
+    let saver = checkpoint
+        .clone()
+        .map(|(path, cp)| tokio::spawn(save_checkpoints(path, cp, ledger.clone(), saving.clone())));
 
     let mut fatal: Vec<anyhow::Error> = Vec::new();
     if let Some(sender) = &sender {
@@ -354,8 +361,12 @@ fn start_checkpoint(path: &Path, config: &Config) -> anyhow::Result<Checkpoint> 
             path.display()
         );
     }
-    let cp = Checkpoint::new(&config.inputs)
-        .with_context(|| format!("cannot fingerprint the inputs for the checkpoint {}", path.display()))?;
+    let cp = Checkpoint::new(&config.inputs).with_context(|| {
+        format!(
+            "cannot fingerprint the inputs for the checkpoint {}",
+            path.display()
+        )
+    })?;
     cp.save(path)
         .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
     Ok(cp)

@@ -22,10 +22,22 @@ fn every_row_of_a_tricky_csv_arrives_once_with_exactly_its_attributes() {
     server.cmd(dir.path()).arg(&input).assert().success();
 
     let expected: HashMap<&str, Value> = HashMap::from([
-        ("1", json!({"name": "Smith, Jane", "bio": "She said \"hi\"", "city": "Zürich", "plan": "pro"})),
-        ("a+b@x.io", json!({"name": "Bob", "bio": "line one\nline two", "plan": "free"})),
-        ("folder/sub id", json!({"name": "Åsa Öberg", "bio": "commas, \"quotes\", and\r\nnewlines", "city": "東京"})),
-        ("4 5", json!({"name": "Zoë", "city": "São Paulo", "plan": "pro"})),
+        (
+            "1",
+            json!({"name": "Smith, Jane", "bio": "She said \"hi\"", "city": "Zürich", "plan": "pro"}),
+        ),
+        (
+            "a+b@x.io",
+            json!({"name": "Bob", "bio": "line one\nline two", "plan": "free"}),
+        ),
+        (
+            "folder/sub id",
+            json!({"name": "Åsa Öberg", "bio": "commas, \"quotes\", and\r\nnewlines", "city": "東京"}),
+        ),
+        (
+            "4 5",
+            json!({"name": "Zoë", "city": "São Paulo", "plan": "pro"}),
+        ),
     ]);
     // Everything but the preflight's GET.
     let requests: Vec<_> = server
@@ -86,12 +98,26 @@ fn invalid_rows_are_not_sent_and_land_in_the_failures_file_with_their_lines() {
     assert_eq!(server.sandbox.person("1").unwrap()["age"], json!(30));
 
     let failures = read_ndjson(&dir.path().join("users.failures.ndjson"));
-    let lines: Vec<_> = failures.iter().map(|f| f["_error"]["line"].clone()).collect();
+    let lines: Vec<_> = failures
+        .iter()
+        .map(|f| f["_error"]["line"].clone())
+        .collect();
     assert_eq!(lines, [json!(3), json!(4), json!(5)]);
-    assert!(failures.iter().all(|f| f["_error"]["source"] == json!(input.display().to_string())));
-    let msgs: Vec<&str> = failures.iter().map(|f| f["_error"]["message"].as_str().unwrap()).collect();
+    assert!(
+        failures
+            .iter()
+            .all(|f| f["_error"]["source"] == json!(input.display().to_string()))
+    );
+    let msgs: Vec<&str> = failures
+        .iter()
+        .map(|f| f["_error"]["message"].as_str().unwrap())
+        .collect();
     assert!(msgs[1].contains("age"), "{}", msgs[1]);
-    assert!(msgs[2].contains("bio") && msgs[2].contains("1,000"), "{}", msgs[2]);
+    assert!(
+        msgs[2].contains("bio") && msgs[2].contains("1,000"),
+        "{}",
+        msgs[2]
+    );
 }
 
 #[test]
@@ -111,7 +137,13 @@ fn the_failures_file_replays_into_the_same_people() {
     broken
         .cmd(dir.path())
         .arg(&input)
-        .args(["--type", "score=number", "--max-retries", "0", "--no-preflight"])
+        .args([
+            "--type",
+            "score=number",
+            "--max-retries",
+            "0",
+            "--no-preflight",
+        ])
         .assert()
         .code(3);
     let failures = dir.path().join("users.failures.ndjson");
@@ -121,11 +153,7 @@ fn the_failures_file_replays_into_the_same_people() {
 
     // Replayed into a healthy server: everything is accepted, typed as the first run sent it.
     let healthy = Server::plain();
-    healthy
-        .cmd(dir.path())
-        .arg(&failures)
-        .assert()
-        .success();
+    healthy.cmd(dir.path()).arg(&failures).assert().success();
     assert_eq!(healthy.sandbox.people_count(), 3);
     assert_eq!(
         Value::Object(healthy.sandbox.person("1").unwrap()),
@@ -149,7 +177,10 @@ fn dry_run_validates_everything_and_needs_no_credentials() {
     assert_eq!(summary["accepted"], 1);
     assert_eq!(summary["invalid"], 1);
     assert_eq!(summary["requests"], 0);
-    assert_eq!(read_ndjson(&dir.path().join("users.failures.ndjson")).len(), 1);
+    assert_eq!(
+        read_ndjson(&dir.path().join("users.failures.ndjson")).len(),
+        1
+    );
 }
 
 #[test]
@@ -159,7 +190,11 @@ fn ndjson_and_gzip_inputs_map_the_same_way() {
     let dir = tempfile::tempdir().unwrap();
     let gz = std::fs::File::create(dir.path().join("people.ndjson.gz")).unwrap();
     let mut enc = flate2::write::GzEncoder::new(gz, flate2::Compression::default());
-    writeln!(enc, r#"{{"id": "n1", "tags": ["a", "b"], "address": {{"city": "Oslo"}}, "vip": true}}"#).unwrap();
+    writeln!(
+        enc,
+        r#"{{"id": "n1", "tags": ["a", "b"], "address": {{"city": "Oslo"}}, "vip": true}}"#
+    )
+    .unwrap();
     writeln!(enc, r#"{{"cio_id": "abc123", "plan": "pro"}}"#).unwrap();
     enc.finish().unwrap();
     server
@@ -171,7 +206,10 @@ fn ndjson_and_gzip_inputs_map_the_same_way() {
         Value::Object(server.sandbox.person("n1").unwrap()),
         json!({"tags": ["a", "b"], "address": {"city": "Oslo"}, "vip": true})
     );
-    assert_eq!(server.sandbox.person("cio_abc123").unwrap()["plan"], json!("pro"));
+    assert_eq!(
+        server.sandbox.person("cio_abc123").unwrap()["plan"],
+        json!("pro")
+    );
 }
 
 #[test]

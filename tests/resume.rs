@@ -25,7 +25,14 @@ fn spawn(server: &Server, dir: &std::path::Path, extra: &[&str]) -> Child {
         .env("CUSTOMERIO_SITE_ID", SITE_ID)
         .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
         .args(["users.csv", "--endpoint", &server.sandbox.base_url()])
-        .args(["--rate", "100", "--concurrency", "10", "--progress", "never"])
+        .args([
+            "--rate",
+            "100",
+            "--concurrency",
+            "10",
+            "--progress",
+            "never",
+        ])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -35,7 +42,12 @@ fn spawn(server: &Server, dir: &std::path::Path, extra: &[&str]) -> Child {
 
 /// Identifies the server received (the preflight's GETs left out).
 fn identifies(server: &Server) -> usize {
-    server.sandbox.requests().iter().filter(|r| r.method == "PUT").count()
+    server
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .count()
 }
 
 fn wait_until_accepted(server: &Server, at_least: usize) {
@@ -65,11 +77,21 @@ fn after_kill_9_resume_accepts_everything_and_resends_at_most_what_was_in_flight
     child.wait().unwrap();
     assert!(dir.path().join("users.checkpoint.json").exists());
 
-    let out = spawn(&server, dir.path(), &["--resume"]).wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = spawn(&server, dir.path(), &["--resume"])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(server.sandbox.people_count(), N);
     for i in [0, N / 2, N - 1] {
-        assert_eq!(server.sandbox.person(&i.to_string()).unwrap()["plan"], format!("p{i}"));
+        assert_eq!(
+            server.sandbox.person(&i.to_string()).unwrap()["plan"],
+            format!("p{i}")
+        );
     }
     // Re-sent: the records in flight (10), the queue (40), and what settled in the
     // checkpoint interval (100 ms at 100/s).
@@ -96,8 +118,15 @@ fn sigint_stops_within_seconds_with_130_and_resume_finishes() {
     let accepted_first = identifies(&server);
     assert!(accepted_first < N, "the run finished before the signal");
 
-    let out = spawn(&server, dir.path(), &["--resume"]).wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = spawn(&server, dir.path(), &["--resume"])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(server.sandbox.people_count(), N);
     // A clean stop settles what was in flight: nothing is sent twice.
     assert_eq!(identifies(&server), N);
@@ -114,7 +143,9 @@ fn resume_refuses_an_input_that_changed_and_stdin() {
     child.wait().unwrap();
 
     std::fs::write(&input, "id,plan\n1,changed\n").unwrap();
-    let out = spawn(&server, dir.path(), &["--resume"]).wait_with_output().unwrap();
+    let out = spawn(&server, dir.path(), &["--resume"])
+        .wait_with_output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("changed since the checkpoint"), "{stderr}");
