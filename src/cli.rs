@@ -103,6 +103,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Pacing")]
     pub concurrency: usize,
 
+    /// Operations per request: above 1, records go N at a time through /api/v2/batch, and
+    /// --rate still counts requests [default: 1].
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Pacing")]
+    pub batch: usize,
+
     /// Per-request timeout, in seconds [default: 30].
     #[arg(
         long,

@@ -52,6 +52,8 @@ pub struct Pacing {
     pub rate: f64,
     pub burst: NonZeroU32,
     pub concurrency: usize,
+    /// Operations per request; 1 sends each through its v1 endpoint.
+    pub batch: usize,
     pub timeout: Duration,
     pub max_retries: u32,
     pub max_retry_after: Duration,
@@ -112,6 +114,9 @@ impl Config {
             .ok_or_else(|| bad("--burst must be at least 1 (1 means smooth pacing)"))?;
         if cli.concurrency == 0 || cli.concurrency > 1000 {
             return Err(bad("--concurrency must be from 1 to 1000"));
+        }
+        if cli.batch == 0 || cli.batch > 1000 {
+            return Err(bad("--batch must be from 1 to 1000 operations a request"));
         }
         let timeout = positive_secs(cli.timeout, "--timeout")?;
         let max_retry_after = positive_secs(cli.max_retry_after, "--max-retry-after")?;
@@ -208,6 +213,7 @@ impl Config {
                 rate: cli.rate,
                 burst,
                 concurrency: cli.concurrency,
+                batch: cli.batch,
                 timeout,
                 max_retries: cli.max_retries,
                 max_retry_after,

@@ -19,10 +19,10 @@ use crate::checkpoint::{Checkpoint, Skip};
 use crate::config::{Config, Target};
 use crate::exit::Exit;
 use crate::limit::Pacer;
-use crate::record::{Mapper, Operation};
+use crate::record::{MAX_BATCH_BYTES, Mapper};
 use crate::report::{Counters, Ledger, Outcome, Reporter, Summary, failure_line};
 use crate::sandbox::Sandbox;
-use crate::send::{Client, Delivery, Sender};
+use crate::send::{Client, Delivery, Outgoing, RetryPolicy, Sender, batch_body_len};
 use crate::source::{Input, Reader, Row, RowData};
 
 /// One way to stop: the first Ctrl-C (or a fatal error) cancels `token`, which stops
@@ -101,12 +101,16 @@ struct Work {
     seq: u64,
     source: Arc<str>,
     line: u64,
-    op: Operation,
+    out: Outgoing,
 }
 
 /// How often the checkpoint is written while the settled position moves. Records settled
 /// since the last write are sent again by a resume after a crash, so this stays short.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// How long a batch waits to fill before it goes anyway: short beside the pace, so a slow
+/// input (stdin) never holds records back for long.
+const BATCH_LINGER: Duration = Duration::from_millis(50);
 
 /// Records parked behind an earlier record for the same person, at most.
 const MAX_PARKED: usize = 1024;
@@ -205,9 +209,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
             pacer.clone(),
             counters.clone(),
             reporter.clone(),
-            config.pacing.max_retries,
-            config.pacing.max_retry_after,
-            config.pacing.max_consecutive_failures,
+            RetryPolicy {
+                max_retries: config.pacing.max_retries,
+                max_retry_after: config.pacing.max_retry_after,
+                max_consecutive_failures: config.pacing.max_consecutive_failures,
+            },
+            config.pacing.batch > 1,
             shutdown.token.clone(),
         ))
     });
@@ -251,6 +258,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
             sender.clone(),
             ledger.clone(),
             config.pacing.concurrency,
+            config.pacing.batch,
         )
         .await
         {
@@ -472,14 +480,18 @@ fn read_all(
             Counters::add(&counters.records, 1);
             let this = seq;
             seq += 1;
-            let result = match input.mapper.map(&row.data) {
-                Ok(op) => match &tx {
+            let mapped = input.mapper.map(&row.data).and_then(|op| {
+                let encoded = op.encode_for_batch()?;
+                Ok(Outgoing { op, encoded })
+            });
+            let result = match mapped {
+                Ok(out) => match &tx {
                     Some(tx) => {
                         let work = Work {
                             seq: this,
                             source: source.clone(),
                             line: row.line,
-                            op,
+                            out,
                         };
                         if tx.blocking_send(work).is_err() {
                             // The dispatcher has stopped: so do we.
@@ -518,65 +530,53 @@ fn read_all(
     errors
 }
 
-/// Sends records with at most `concurrency` in flight, keeping each person's records in
-/// file order: a record whose person has one in flight waits until that one is settled.
+/// Sends records with at most `concurrency` requests in flight, `batch` records a request at
+/// most, keeping each person's records in file order: a record whose person has one in a
+/// request under way (or in the batch being filled) waits until that one is settled.
 async fn dispatch(
     mut rx: mpsc::Receiver<Work>,
     sender: Arc<Sender>,
     ledger: Arc<Mutex<Ledger>>,
     concurrency: usize,
+    batch: usize,
 ) -> anyhow::Result<()> {
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<u64>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<u64>>();
     let slots = Arc::new(Semaphore::new(concurrency));
     let stop = sender.stop.clone();
+    // A person's key is here while one of their records is filling or in flight; the queue
+    // holds their later records.
     let mut busy: HashMap<u64, VecDeque<Work>> = HashMap::new();
     let mut parked = 0usize;
+    // Records free to go (their person was not busy, or their turn came) that the batch
+    // being filled had no room for yet.
+    let mut ready: VecDeque<Work> = VecDeque::new();
+    let mut filling: Vec<Work> = Vec::new();
+    let mut filling_since = Instant::now();
     let mut reading = true;
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
     let mut result = Ok(());
 
-    let launch = |work: Work, tasks: &mut JoinSet<anyhow::Result<()>>, slot| {
+    let launch = |batch: Vec<Work>, tasks: &mut JoinSet<anyhow::Result<()>>, slot| {
         let sender = sender.clone();
         let ledger = ledger.clone();
         let done_tx = done_tx.clone();
         tasks.spawn(async move {
-            let key = work.op.person_key();
-            let delivery = sender.deliver(&work.op).await;
-            let outcome = match delivery {
-                Delivery::Accepted => Some(Outcome::Accepted),
-                Delivery::Failed {
-                    status,
-                    attempts,
-                    message,
-                } => {
-                    let mut error = Map::new();
-                    error.insert("stage".into(), "send".into());
-                    error.insert("status".into(), status.map_or(Value::Null, Value::from));
-                    error.insert("attempts".into(), attempts.into());
-                    error.insert("message".into(), message.into());
-                    let payload = match serde_json::to_value(&work.op) {
-                        Ok(Value::Object(m)) => m,
-                        _ => Map::new(),
-                    };
-                    Some(Outcome::Failed(failure_line(
-                        payload,
-                        &work.source,
-                        work.line,
-                        error,
-                    )))
-                }
-                Delivery::Unsent => None,
-            };
-            let written = match outcome {
-                Some(o) => ledger
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .settle(work.seq, o)
-                    .context("cannot write the failures file"),
-                None => Ok(()),
-            };
+            let outgoing: Vec<&Outgoing> = batch.iter().map(|w| &w.out).collect();
+            let deliveries = sender.deliver(&outgoing).await;
             drop(slot);
-            let _ = done_tx.send(key);
+            let mut written = Ok(());
+            {
+                let mut ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
+                for (work, delivery) in batch.iter().zip(deliveries) {
+                    if let Some(outcome) = outcome(work, delivery)
+                        && let Err(e) = ledger.settle(work.seq, outcome)
+                    {
+                        written =
+                            Err(anyhow::Error::new(e).context("cannot write the failures file"));
+                    }
+                }
+            }
+            let _ = done_tx.send(batch.iter().map(|w| w.out.op.person_key()).collect());
             written
         });
     };
@@ -588,42 +588,67 @@ async fn dispatch(
                 result = result.and(Err(e));
             }
         }
-        let stopping = stop.is_cancelled();
-        if (!reading || stopping) && busy.is_empty() {
+        if stop.is_cancelled() {
+            // Records not yet in a request stay unsettled: a resume sends them.
+            break;
+        }
+        // Fill the batch from the ready records while they fit.
+        while let Some(next) = ready.front() {
+            let fits = filling.len() < batch
+                && (filling.is_empty()
+                    || batch_body_len(
+                        filling
+                            .iter()
+                            .chain(std::iter::once(next))
+                            .map(|w| w.out.encoded.len()),
+                    ) < MAX_BATCH_BYTES);
+            if !fits {
+                break;
+            }
+            if filling.is_empty() {
+                filling_since = Instant::now();
+            }
+            filling.extend(ready.pop_front());
+        }
+        let full = filling.len() >= batch || !ready.is_empty();
+        let linger_over = filling_since + BATCH_LINGER;
+        let launchable = !filling.is_empty() && (full || !reading || Instant::now() >= linger_over);
+        if filling.is_empty() && ready.is_empty() && !reading && busy.is_empty() {
             break;
         }
         tokio::select! {
             biased;
-            Some(key) = done_rx.recv() => {
-                let next = if stopping { None } else { busy.get_mut(&key).and_then(VecDeque::pop_front) };
-                match next {
-                    Some(work) => {
-                        parked -= 1;
-                        let slot = slots.clone().acquire_owned().await?;
-                        launch(work, &mut tasks, slot);
-                    }
-                    None => {
-                        if let Some(q) = busy.remove(&key) {
-                            parked -= q.len();
+            _ = stop.cancelled() => {}
+            Some(keys) = done_rx.recv() => {
+                for key in keys {
+                    match busy.get_mut(&key).and_then(VecDeque::pop_front) {
+                        Some(work) => {
+                            parked -= 1;
+                            ready.push_back(work);
+                        }
+                        None => {
+                            busy.remove(&key);
                         }
                     }
                 }
             }
-            work = rx.recv(), if reading && !stopping && parked < MAX_PARKED => match work {
+            slot = slots.clone().acquire_owned(), if launchable => {
+                launch(std::mem::take(&mut filling), &mut tasks, slot?);
+            }
+            work = rx.recv(), if reading && ready.is_empty() && parked < MAX_PARKED => match work {
                 Some(work) => {
-                    let key = work.op.person_key();
+                    let key = work.out.op.person_key();
                     if let Some(queue) = busy.get_mut(&key) {
                         queue.push_back(work);
                         parked += 1;
                     } else {
                         busy.insert(key, VecDeque::new());
-                        let slot = slots.clone().acquire_owned().await?;
-                        launch(work, &mut tasks, slot);
+                        ready.push_back(work);
                     }
                 }
                 None => reading = false,
             },
-            _ = stop.cancelled(), if !stopping => {}
+            _ = tokio::time::sleep_until(linger_over.into()), if !filling.is_empty() && !launchable => {}
         }
     }
     // Dropping the receiver unblocks the reader if it waits on a full queue.
@@ -634,6 +659,35 @@ async fn dispatch(
         }
     }
     result
+}
+
+/// What the ledger records for a record's delivery; None when it was not settled.
+fn outcome(work: &Work, delivery: Delivery) -> Option<Outcome> {
+    match delivery {
+        Delivery::Accepted => Some(Outcome::Accepted),
+        Delivery::Failed {
+            status,
+            attempts,
+            message,
+        } => {
+            let mut error = Map::new();
+            error.insert("stage".into(), "send".into());
+            error.insert("status".into(), status.map_or(Value::Null, Value::from));
+            error.insert("attempts".into(), attempts.into());
+            error.insert("message".into(), message.into());
+            let payload = match serde_json::to_value(&work.out.op) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            Some(Outcome::Failed(failure_line(
+                payload,
+                &work.source,
+                work.line,
+                error,
+            )))
+        }
+        Delivery::Unsent => None,
+    }
 }
 
 fn write_summary(path: &std::path::Path, summary: &Summary) -> anyhow::Result<()> {
