@@ -239,10 +239,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         let counters = counters.clone();
         let stop = shutdown.token.clone();
         let tx = sender.is_some().then_some(tx);
-        let max_invalid = config.max_invalid;
+        let rules = ReadRules {
+            max_invalid: config.max_invalid,
+            batch: config.pacing.batch > 1,
+        };
         std::thread::Builder::new()
             .name("reader".into())
-            .spawn(move || read_all(opened, &skips, &ledger, &counters, tx, &stop, max_invalid))
+            .spawn(move || read_all(opened, &skips, &ledger, &counters, tx, &stop, rules))
             .context("cannot start the reader thread")?
     };
 
@@ -420,6 +423,14 @@ fn open(input: &Input, config: &Config, counters: &Counters) -> anyhow::Result<O
     })
 }
 
+/// What the reader checks besides the mapping.
+#[derive(Debug, Clone, Copy)]
+struct ReadRules {
+    max_invalid: u64,
+    /// Records go in batches: encode each and hold it to the per-operation limit.
+    batch: bool,
+}
+
 /// The reader thread: reads and maps every input in order, settles invalid rows (and, in a
 /// dry run, valid ones) itself, and hands valid records to the dispatcher. Returns the
 /// input-level errors met on the way: each ends its input, and the run is fatal.
@@ -430,8 +441,9 @@ fn read_all(
     counters: &Counters,
     tx: Option<mpsc::Sender<Work>>,
     stop: &CancellationToken,
-    max_invalid: u64,
+    rules: ReadRules,
 ) -> Vec<anyhow::Error> {
+    let max_invalid = rules.max_invalid;
     let mut errors = Vec::new();
     let mut seq = 0u64;
     let mut row = Row {
@@ -481,7 +493,12 @@ fn read_all(
             let this = seq;
             seq += 1;
             let mapped = input.mapper.map(&row.data).and_then(|op| {
-                let encoded = op.encode_for_batch()?;
+                // Only a batch needs the encoding, and only a batch limits an operation's size.
+                let encoded = if rules.batch {
+                    op.encode_for_batch()?
+                } else {
+                    Vec::new()
+                };
                 Ok(Outgoing { op, encoded })
             });
             let result = match mapped {
