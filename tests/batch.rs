@@ -255,3 +255,41 @@ fn a_persons_rows_never_share_a_batch_and_arrive_in_file_order() {
     assert_eq!(server.sandbox.person("p").unwrap()["seq"], "59");
     assert_eq!(server.sandbox.people_count(), 61);
 }
+
+#[test]
+fn an_operation_over_32_kb_is_invalid_in_a_batch_but_goes_alone_through_v1() {
+    let dir = tempfile::tempdir().unwrap();
+    let cols: Vec<String> = (0..40).map(|i| format!("c{i}")).collect();
+    let cell = "x".repeat(900);
+    let text = format!(
+        "id,{}\nbig,{}\nsmall,{}\n",
+        cols.join(","),
+        vec![cell.as_str(); 40].join(","),
+        vec!["y"; 40].join(",")
+    );
+    let input = write(dir.path(), "users.csv", &text);
+
+    let server = Server::plain();
+    server
+        .cmd(dir.path())
+        .arg(&input)
+        .args(["--batch", "10"])
+        .assert()
+        .code(3);
+    let failures = read_ndjson(&dir.path().join("users.failures.ndjson"));
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0]["id"], "big");
+    assert_eq!(failures[0]["_error"]["stage"], "invalid");
+    assert!(
+        failures[0]["_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--batch 1")
+    );
+    assert!(server.sandbox.person("big").is_none());
+    assert!(server.sandbox.person("small").is_some());
+
+    let server = Server::plain();
+    server.cmd(dir.path()).arg(&input).assert().success();
+    assert_eq!(server.sandbox.person("big").unwrap().len(), 40);
+}
