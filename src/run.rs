@@ -127,22 +127,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let dry_run = matches!(config.target, Target::DryRun);
+    // A resume's checkpoint is checked before anything else happens.
     let checkpoint = match (&config.checkpoint, dry_run) {
-        (Some(path), false) => Some((path.clone(), start_checkpoint(path, &config)?)),
+        (Some(path), false) => Some((path.clone(), load_checkpoint(path, &config)?)),
         _ => None,
     };
-    if !config.resume {
-        // A failures file left by an earlier run would read as this run's.
-        match std::fs::remove_file(&config.failures) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(anyhow!(
-                    "cannot remove the old failures file {}: {e}",
-                    config.failures.display()
-                ));
-            }
-            _ => {}
-        }
-    }
     let skips: Vec<Skip> = (0..opened.len())
         .map(|i| {
             checkpoint
@@ -200,6 +189,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         && config.preflight
     {
         client.preflight(*region).await?;
+    }
+    if !config.resume {
+        start_fresh(checkpoint.as_ref(), &config)?;
     }
 
     let pacer = Arc::new(Pacer::new(config.pacing.rate, config.pacing.burst));
@@ -362,25 +354,39 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
 }
 
 /// The checkpoint this run starts from: the saved one on --resume, else a fresh one.
-fn start_checkpoint(path: &Path, config: &Config) -> anyhow::Result<Checkpoint> {
+fn load_checkpoint(path: &Path, config: &Config) -> anyhow::Result<Checkpoint> {
     if config.resume {
         return Ok(Checkpoint::resume(path, &config.inputs)?);
     }
-    if path.exists() && !config.quiet {
-        eprintln!(
-            "cio-import: warning: starting over: the checkpoint {} of an earlier run is replaced (--resume carries on from it)",
-            path.display()
-        );
-    }
-    let cp = Checkpoint::new(&config.inputs).with_context(|| {
+    Checkpoint::new(&config.inputs).with_context(|| {
         format!(
             "cannot fingerprint the inputs for the checkpoint {}",
             path.display()
         )
-    })?;
-    cp.save(path)
-        .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
-    Ok(cp)
+    })
+}
+
+/// A run that starts over replaces an earlier run's checkpoint and failures file, once the
+/// credentials are known to work.
+fn start_fresh(checkpoint: Option<&(PathBuf, Checkpoint)>, config: &Config) -> anyhow::Result<()> {
+    if let Some((path, cp)) = checkpoint {
+        if path.exists() && !config.quiet {
+            eprintln!(
+                "cio-import: warning: starting over: the checkpoint {} of an earlier run is replaced (--resume carries on from it)",
+                path.display()
+            );
+        }
+        cp.save(path)
+            .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
+    }
+    // A failures file left by an earlier run would read as this run's.
+    match std::fs::remove_file(&config.failures) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(anyhow!(
+            "cannot remove the old failures file {}: {e}",
+            config.failures.display()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Every few moments, and once at the end, writes how far everything is settled.
