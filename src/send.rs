@@ -434,7 +434,13 @@ impl Sender {
         if !self.batch {
             let mut out = Vec::with_capacity(items.len());
             for item in items {
-                let settled = self.until_settled(|| self.client.send_one(&item.op)).await;
+                let label = || {
+                    let r = item.op.v1_request();
+                    format!("{:?} {}", r.method, r.path)
+                };
+                let settled = self
+                    .until_settled(&label, || self.client.send_one(&item.op))
+                    .await;
                 out.push(match settled {
                     Settled::Answered(Answer::Partial(errors), attempts) => {
                         // A 207 to a v1 request is not expected; read it as a refusal.
@@ -454,8 +460,9 @@ impl Sender {
 
     async fn deliver_batch(&self, items: &[&Outgoing]) -> Vec<Delivery> {
         let body = batch_body(items);
+        let label = || format!("batch of {} ({} bytes)", items.len(), body.len());
         let settled = self
-            .until_settled(|| self.client.send_batch(body.clone()))
+            .until_settled(&label, || self.client.send_batch(body.clone()))
             .await;
         match settled {
             Settled::Answered(Answer::Partial(errors), attempts) => {
@@ -491,7 +498,8 @@ impl Sender {
 
     /// Sends one request until it gets an answer that is not worth retrying, under the
     /// pacing rules.
-    async fn until_settled<F, Fut>(&self, send: F) -> Settled
+    /// `label` names the request in -v logs.
+    async fn until_settled<F, Fut>(&self, label: &(dyn Fn() -> String + Sync), send: F) -> Settled
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Answer>,
@@ -510,7 +518,8 @@ impl Sender {
             // run is stopping, so its outcome is settled rather than sent twice.
             let answer = send().await;
             if self.reporter.verbose() > 0 {
-                self.reporter.log(format!("attempt {attempts}: {answer:?}"));
+                self.reporter
+                    .log(format!("{} attempt {attempts}: {answer:?}", label()));
             }
             let (status, message, wait) = match answer {
                 Answer::Accepted | Answer::Partial(_) | Answer::Rejected { .. } => {
@@ -571,8 +580,10 @@ impl Sender {
             }
             Counters::add(&self.counters.retries, 1);
             if self.reporter.verbose() > 1 {
-                self.reporter
-                    .log(format!("waiting {wait:?} before retry {attempts}"));
+                self.reporter.log(format!(
+                    "{}: waiting {wait:?} before retry {attempts}",
+                    label()
+                ));
             }
             tokio::select! {
                 biased;
