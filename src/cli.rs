@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
+use crate::config::Region;
 use crate::exit::Exit;
 use crate::record::{Action, EmptyPolicy, ValueType};
-use crate::sandbox::Region;
 use crate::source::Format;
 
 const EXAMPLES: &str = "\

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, ProgressMode};
 use crate::record::MapSpec;
-use crate::sandbox::{Region, SandboxOptions};
+use crate::sandbox::SandboxOptions;
 use crate::source::Input;
 
 /// The Track API key. Its Debug and Display never show it.
@@ -97,6 +97,32 @@ fn setup(msg: impl Into<String>) -> ConfigError {
     ConfigError::Setup(msg.into())
 }
 
+/// The data centre a workspace lives in, as `/api/v1/accounts/region` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Region {
+    #[default]
+    Us,
+    Eu,
+}
+
+impl Region {
+    /// The name Customer.io gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Region::Us => "us",
+            Region::Eu => "eu",
+        }
+    }
+
+    /// The Track API host for the region.
+    pub fn host(self) -> &'static str {
+        match self {
+            Region::Us => US_HOST,
+            Region::Eu => EU_HOST,
+        }
+    }
+}
+
 pub const US_HOST: &str = "https://track.customer.io";
 pub const EU_HOST: &str = "https://track-eu.customer.io";
 
@@ -181,10 +207,7 @@ impl Config {
             };
             let base = match &cli.endpoint {
                 Some(url) => check_endpoint(url)?,
-                None => match cli.region {
-                    Region::Us => US_HOST.to_owned(),
-                    Region::Eu => EU_HOST.to_owned(),
-                },
+                None => cli.region.host().to_owned(),
             };
             Target::Remote {
                 base,

@@ -12,11 +12,11 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Region;
 use crate::config::Secret;
 use crate::limit::{Pacer, backoff, parse_retry_after};
 use crate::record::{Method, Operation};
 use crate::report::{Counters, Reporter};
-use crate::sandbox::Region;
 
 /// What one answer from the API means for the record.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,10 +219,7 @@ impl Client {
             .json()
             .await
             .context("the credentials check answered something unreadable")?;
-        let want = match expected {
-            Region::Us => "us",
-            Region::Eu => "eu",
-        };
+        let want = expected.as_str();
         if !info.region.eq_ignore_ascii_case(want) {
             anyhow::bail!(
                 "this workspace is in the {} region, but requests would go to the {} host: pass --region {}",
