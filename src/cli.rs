@@ -258,13 +258,15 @@ pub struct Cli {
         long,
         value_name = "SHELL",
         value_enum,
-        exclusive = true,
+        conflicts_with_all = ["inputs", "man"],
         help_heading = "Setup"
     )]
     pub completions: Option<clap_complete::Shell>,
 
     /// Print the man page (roff) to stdout and exit.
-    #[arg(long, exclusive = true, help_heading = "Setup")]
+    // Not `exclusive`: clap counts a flag set from the environment (CUSTOMERIO_SITE_ID) as
+    // given, so `--man` would fail for exactly the people who use the tool.
+    #[arg(long, conflicts_with = "inputs", help_heading = "Setup")]
     pub man: bool,
 }
 

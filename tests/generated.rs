@@ -65,8 +65,10 @@ fn the_binary_prints_the_same_files() {
         ("cio-import.elv", &["--completions", "elvish"]),
         ("cio-import.1", &["--man"]),
     ] {
+        // With the site id in the environment, as users of the tool have it.
         let out = assert_cmd::Command::cargo_bin("cio-import")
             .unwrap()
+            .env("CUSTOMERIO_SITE_ID", "site")
             .args(arg)
             .output()
             .unwrap();
