@@ -355,3 +355,34 @@ fn same_file(a: &Path, b: &Path) -> bool {
         _ => a == b,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn debug_output_of_a_config_never_shows_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("users.csv");
+        std::fs::write(&input, "id\n1\n").unwrap();
+        let key_file = dir.path().join("key");
+        std::fs::write(&key_file, "sk-from-file-5e6f7a\n").unwrap();
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["cio-import", input.to_str().unwrap(), "--site-id", "site"];
+            args.extend(extra);
+            Cli::try_parse_from(args).unwrap()
+        };
+
+        let from_env = Config::from_cli(parse(&[]), Some("sk-from-env-1a2b3c".into())).unwrap();
+        let shown = format!("{from_env:?}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(!shown.contains("sk-from-env-1a2b3c"), "{shown}");
+
+        let from_file =
+            Config::from_cli(parse(&["--api-key-file", key_file.to_str().unwrap()]), None).unwrap();
+        let shown = format!("{from_file:?} {from_file:#?}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(!shown.contains("sk-from-file-5e6f7a"), "{shown}");
+    }
+}
