@@ -355,10 +355,15 @@ pub enum Halt {
     #[error("{}", credentials_message(*.0))]
     Credentials(u16),
     #[error(
-        "{0} requests in a row failed with 5xx or network errors (--max-consecutive-failures); \
-         the endpoint looks down. Unsent records were not written as failures: run again with --resume"
+        "{streak} requests in a row to {base} failed with 5xx or network errors (last: {last}; \
+         --max-consecutive-failures); the endpoint looks down. Unsent records were not written \
+         as failures: run again with --resume"
     )]
-    DeadEndpoint(u32),
+    DeadEndpoint {
+        streak: u32,
+        base: String,
+        last: String,
+    },
 }
 
 /// What the retry loop needs from the command line.
@@ -554,7 +559,11 @@ impl Sender {
                         ));
                     }
                     if streak >= self.policy.max_consecutive_failures {
-                        self.halt(Halt::DeadEndpoint(streak));
+                        self.halt(Halt::DeadEndpoint {
+                            streak,
+                            base: self.client.base.clone(),
+                            last: message,
+                        });
                         return Settled::Unsent;
                     }
                     let wait = retry_after
