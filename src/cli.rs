@@ -68,7 +68,14 @@ fn after_help() -> String {
 /// limits, with every record accounted for: accepted, or written with its reason to a
 /// failures file that cio-import reads back as input.
 #[derive(Debug, Parser)]
-#[command(name = "cio-import", version, after_help = after_help(), max_term_width = 100)]
+// A flag given twice takes its last value, so wrappers and aliases can be overridden.
+#[command(
+    name = "cio-import",
+    version,
+    after_help = after_help(),
+    max_term_width = 100,
+    args_override_self = true
+)]
 pub struct Cli {
     /// Input files, read in order: .csv, .ndjson or .jsonl, each optionally .gz; `-` reads
     /// stdin. A failures file is an input too: it replays what failed.
@@ -148,9 +155,10 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Pacing")]
     pub concurrency: usize,
 
-    /// Operations per request, in operations: above 1, records go that many at a time through
-    /// /api/v2/batch (each request under 500 KB), and --rate still counts requests.
-    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Pacing")]
+    /// Operations per request, in operations: records go that many at a time through
+    /// /api/v2/batch (each request under 500 KB; --rate still counts requests); 1 sends each
+    /// record alone through its v1 endpoint.
+    #[arg(long, value_name = "N", default_value_t = 100, help_heading = "Pacing")]
     pub batch: usize,
 
     /// Time one request may take before it is retried, in seconds.

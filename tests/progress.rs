@@ -26,7 +26,7 @@ fn run_on_a_terminal(extra: &[&str], no_color: bool) -> (String, bool) {
         .unwrap();
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_cio-import"));
     cmd.args(["people.csv", "--sandbox", "--sandbox-latency", "20"]);
-    cmd.args(["--rate", "20"]);
+    cmd.args(["--rate", "20", "--batch", "1"]);
     cmd.args(extra);
     cmd.cwd(dir.path());
     cmd.env("TERM", "xterm-256color");
@@ -129,7 +129,15 @@ fn progress_always_draws_when_stderr_is_not_a_terminal() {
     // Piped stderr: 10 people at 10 requests/s, about 1 s of bar.
     let out = common::bin(dir.path())
         .arg(&input)
-        .args(["--sandbox", "--rate", "10", "--progress", "always"])
+        .args([
+            "--sandbox",
+            "--rate",
+            "10",
+            "--batch",
+            "1",
+            "--progress",
+            "always",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");

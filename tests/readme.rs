@@ -178,7 +178,7 @@ impl Bench {
     /// Runs `command` slowly and stops it with SIGINT part-way, as Ctrl-C would, leaving a
     /// checkpoint for `--resume`.
     fn interrupt(&self, command: &str) {
-        let extra = format!("{} --rate 2", self.extra(command));
+        let extra = format!("{} --rate 2 --batch 1", self.extra(command));
         let mut child = self
             .bash(command, &extra)
             .stdout(Stdio::null())

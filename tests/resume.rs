@@ -33,6 +33,7 @@ fn spawn(server: &Server, dir: &std::path::Path, extra: &[&str]) -> Child {
             "--progress",
             "never",
         ])
+        .args(["--batch", "1"])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -70,7 +70,9 @@ pub fn aimed(dir: &Path, base_url: &str, rate: u32) -> Command {
     c.env("CUSTOMERIO_SITE_ID", SITE_ID)
         .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
         .args(["--endpoint", base_url])
-        .args(["--rate", &rate.to_string(), "--progress", "never"]);
+        .args(["--rate", &rate.to_string(), "--progress", "never"])
+        // One record a request, so tests see v1 requests; batch tests pass their own --batch.
+        .args(["--batch", "1"]);
     c
 }
 
