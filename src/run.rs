@@ -111,6 +111,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// Records parked behind an earlier record for the same person, at most.
 const MAX_PARKED: usize = 1024;
 
+/// Invalid rows told on stderr as they are met; the failures file has every one.
+const INVALID_SHOWN: u64 = 10;
+
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcome> {
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
@@ -233,9 +236,21 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         let stop = shutdown.token.clone();
         let tx = sender.is_some().then_some(tx);
         let max_invalid = config.max_invalid;
+        let reporter = reporter.clone();
         std::thread::Builder::new()
             .name("reader".into())
-            .spawn(move || read_all(opened, &skips, &ledger, &counters, tx, &stop, max_invalid))
+            .spawn(move || {
+                read_all(
+                    opened,
+                    &skips,
+                    &ledger,
+                    &counters,
+                    &reporter,
+                    tx,
+                    &stop,
+                    max_invalid,
+                )
+            })
             .context("cannot start the reader thread")?
     };
 
@@ -415,17 +430,20 @@ fn open(input: &Input, config: &Config, counters: &Counters) -> anyhow::Result<O
 /// The reader thread: reads and maps every input in order, settles invalid rows (and, in a
 /// dry run, valid ones) itself, and hands valid records to the dispatcher. Returns the
 /// input-level errors met on the way: each ends its input, and the run is fatal.
+#[allow(clippy::too_many_arguments)]
 fn read_all(
     opened: Vec<Opened>,
     skips: &[Skip],
     ledger: &Mutex<Ledger>,
     counters: &Counters,
+    reporter: &Reporter,
     tx: Option<mpsc::Sender<Work>>,
     stop: &CancellationToken,
     max_invalid: u64,
 ) -> Vec<anyhow::Error> {
     let mut errors = Vec::new();
     let mut seq = 0u64;
+    let mut shown = 0u64;
     let mut row = Row {
         line: 0,
         data: RowData::Json(Map::new()),
@@ -490,6 +508,12 @@ fn read_all(
                     None => settle(this, Outcome::Accepted),
                 },
                 Err(invalid) => {
+                    if shown < INVALID_SHOWN {
+                        reporter.warn(format!("{source} line {}: {}", row.line, invalid.message));
+                    } else if shown == INVALID_SHOWN {
+                        reporter.warn("more invalid rows: the failures file has every one");
+                    }
+                    shown += 1;
                     let mut error = Map::new();
                     error.insert("stage".into(), "invalid".into());
                     if let Some(c) = invalid.column {
