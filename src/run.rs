@@ -115,6 +115,9 @@ const BATCH_LINGER: Duration = Duration::from_millis(50);
 /// Records parked behind an earlier record for the same person, at most.
 const MAX_PARKED: usize = 1024;
 
+/// Invalid rows told on stderr as they are met; the failures file has every one.
+const INVALID_SHOWN: u64 = 10;
+
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcome> {
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
@@ -231,13 +234,22 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         let counters = counters.clone();
         let stop = shutdown.token.clone();
         let tx = sender.is_some().then_some(tx);
-        let rules = ReadRules {
-            max_invalid: config.max_invalid,
-            batch: config.pacing.batch > 1,
+        let reading = Reading {
+            opened,
+            skips,
+            ledger,
+            counters,
+            reporter: reporter.clone(),
+            tx,
+            stop,
+            rules: ReadRules {
+                max_invalid: config.max_invalid,
+                batch: config.pacing.batch > 1,
+            },
         };
         std::thread::Builder::new()
             .name("reader".into())
-            .spawn(move || read_all(opened, &skips, &ledger, &counters, tx, &stop, rules))
+            .spawn(move || reading.run())
             .context("cannot start the reader thread")?
     };
 
@@ -437,120 +449,149 @@ struct ReadRules {
     batch: bool,
 }
 
-/// The reader thread: reads and maps every input in order, settles invalid rows (and, in a
-/// dry run, valid ones) itself, and hands valid records to the dispatcher. Returns the
-/// input-level errors met on the way: each ends its input, and the run is fatal.
-fn read_all(
+/// The reader thread's share of the run.
+struct Reading {
     opened: Vec<Opened>,
-    skips: &[Skip],
-    ledger: &Mutex<Ledger>,
-    counters: &Counters,
+    skips: Vec<Skip>,
+    ledger: Arc<Mutex<Ledger>>,
+    counters: Arc<Counters>,
+    reporter: Reporter,
+    /// None in a dry run: valid records are settled where they are read.
     tx: Option<mpsc::Sender<Work>>,
-    stop: &CancellationToken,
+    stop: CancellationToken,
     rules: ReadRules,
-) -> Vec<anyhow::Error> {
-    let max_invalid = rules.max_invalid;
-    let mut errors = Vec::new();
-    let mut seq = 0u64;
-    let mut row = Row {
-        line: 0,
-        data: RowData::Json(Map::new()),
-    };
-    let settle = |seq: u64, outcome: Outcome| {
-        ledger
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .settle(seq, outcome)
-    };
-    for (i, mut input) in opened.into_iter().enumerate() {
-        let skip = match skips.get(i).copied().unwrap_or(Skip::First(0)) {
-            Skip::All => continue,
-            Skip::First(n) => n,
-        };
-        // Records an earlier run settled are read past, not sent.
-        for _ in 0..skip {
-            match input.reader.read(&mut row) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    errors.push(anyhow::Error::new(e));
-                    break;
-                }
-            }
+}
+
+/// Reads the next row into `row`; false at the end of the input or after an input-level
+/// error, which is kept in `errors` and ends the input.
+fn advance(reader: &mut Reader, row: &mut Row, errors: &mut Vec<anyhow::Error>) -> bool {
+    match reader.read(row) {
+        Ok(more) => more,
+        Err(e) => {
+            errors.push(anyhow::Error::new(e));
+            false
         }
-        ledger
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .begin_input(i, seq, skip);
-        let source: Arc<str> = Arc::from(input.name.as_str());
-        loop {
-            if stop.is_cancelled() {
-                return errors;
-            }
-            match input.reader.read(&mut row) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    errors.push(anyhow::Error::new(e));
+    }
+}
+
+impl Reading {
+    /// The reader thread: reads and maps every input in order, settles invalid rows (and, in a
+    /// dry run, valid ones) itself, and hands valid records to the dispatcher. Returns the
+    /// input-level errors met on the way: each ends its input, and the run is fatal.
+    fn run(self) -> Vec<anyhow::Error> {
+        let Reading {
+            opened,
+            skips,
+            ledger,
+            counters,
+            reporter,
+            tx,
+            stop,
+            rules,
+        } = self;
+        let max_invalid = rules.max_invalid;
+        let mut errors = Vec::new();
+        let mut seq = 0u64;
+        let mut shown = 0u64;
+        let mut row = Row {
+            line: 0,
+            data: RowData::Json(Map::new()),
+        };
+        let settle = |seq: u64, outcome: Outcome| {
+            ledger
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .settle(seq, outcome)
+        };
+        for (i, mut input) in opened.into_iter().enumerate() {
+            let skip = match skips.get(i).copied().unwrap_or(Skip::First(0)) {
+                Skip::All => continue,
+                Skip::First(n) => n,
+            };
+            // Records an earlier run settled are read past, not sent.
+            for _ in 0..skip {
+                if !advance(&mut input.reader, &mut row, &mut errors) {
                     break;
                 }
             }
-            Counters::add(&counters.records, 1);
-            let this = seq;
-            seq += 1;
-            let mapped = input.mapper.map(&row.data).and_then(|op| {
-                // Only a batch needs the encoding, and only a batch limits an operation's size.
-                let encoded = if rules.batch {
-                    op.encode_for_batch()?
-                } else {
-                    Vec::new()
-                };
-                Ok(Outgoing { op, encoded })
-            });
-            let result = match mapped {
-                Ok(out) => match &tx {
-                    Some(tx) => {
-                        let work = Work {
-                            seq: this,
-                            source: source.clone(),
-                            line: row.line,
-                            out,
-                        };
-                        if tx.blocking_send(work).is_err() {
-                            // The dispatcher has stopped: so do we.
-                            return errors;
-                        }
-                        Ok(())
-                    }
-                    None => settle(this, Outcome::Accepted),
-                },
-                Err(invalid) => {
-                    let mut error = Map::new();
-                    error.insert("stage".into(), "invalid".into());
-                    if let Some(c) = invalid.column {
-                        error.insert("column".into(), c.into());
-                    }
-                    error.insert("message".into(), invalid.message.into());
-                    let line = failure_line(input.mapper.raw(&row.data), &source, row.line, error);
-                    settle(this, Outcome::Invalid(line))
+            ledger
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .begin_input(i, seq, skip);
+            let source: Arc<str> = Arc::from(input.name.as_str());
+            loop {
+                if stop.is_cancelled() {
+                    // Later inputs are not begun: the checkpoint must not move past this one.
+                    return errors;
                 }
-            };
-            if let Err(e) = result {
-                errors.push(anyhow::Error::new(e).context("cannot write the failures file"));
-                stop.cancel();
-                return errors;
-            }
-            if Counters::get(&counters.invalid) > max_invalid {
-                errors.push(anyhow!(
+                if !advance(&mut input.reader, &mut row, &mut errors) {
+                    break;
+                }
+                Counters::add(&counters.records, 1);
+                let this = seq;
+                seq += 1;
+                let mapped = input.mapper.map(&row.data).and_then(|op| {
+                    // Only a batch needs the encoding, and only a batch limits an operation's size.
+                    let encoded = if rules.batch {
+                        op.encode_for_batch()?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok(Outgoing { op, encoded })
+                });
+                let result = match mapped {
+                    Ok(out) => match &tx {
+                        Some(tx) => {
+                            let work = Work {
+                                seq: this,
+                                source: source.clone(),
+                                line: row.line,
+                                out,
+                            };
+                            if tx.blocking_send(work).is_err() {
+                                // The dispatcher has stopped: so do we.
+                                return errors;
+                            }
+                            Ok(())
+                        }
+                        None => settle(this, Outcome::Accepted),
+                    },
+                    Err(invalid) => {
+                        if shown < INVALID_SHOWN {
+                            reporter
+                                .warn(format!("{source} line {}: {}", row.line, invalid.message));
+                        } else if shown == INVALID_SHOWN {
+                            reporter.warn("more invalid rows: the failures file has every one");
+                        }
+                        shown += 1;
+                        let mut error = Map::new();
+                        error.insert("stage".into(), "invalid".into());
+                        if let Some(c) = invalid.column {
+                            error.insert("column".into(), c.into());
+                        }
+                        error.insert("message".into(), invalid.message.into());
+                        let line =
+                            failure_line(input.mapper.raw(&row.data), &source, row.line, error);
+                        settle(this, Outcome::Invalid(line))
+                    }
+                };
+                if let Err(e) = result {
+                    errors.push(anyhow::Error::new(e).context("cannot write the failures file"));
+                    stop.cancel();
+                    return errors;
+                }
+                if Counters::get(&counters.invalid) > max_invalid {
+                    errors.push(anyhow!(
                     "more than {max_invalid} rows are invalid (--max-invalid): the mapping looks wrong; \
                      check the failures file, --id-column and --type, or raise --max-invalid"
                 ));
-                stop.cancel();
-                return errors;
+                    stop.cancel();
+                    return errors;
+                }
             }
         }
+        errors
     }
-    errors
 }
 
 /// Sends records with at most `concurrency` requests in flight, `batch` records a request at

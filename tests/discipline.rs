@@ -376,7 +376,15 @@ fn the_embedded_sandbox_limit_is_met_by_adapting_to_429s() {
     let input = people(dir.path(), &refs(&ids));
     let out = bin(dir.path())
         .arg(&input)
-        .args(["--sandbox", "--sandbox-limit", "20", "--rate", "50", "--batch", "1"])
+        .args([
+            "--sandbox",
+            "--sandbox-limit",
+            "20",
+            "--rate",
+            "50",
+            "--batch",
+            "1",
+        ])
         .args(["--progress", "never", "--summary", "-"])
         .assert()
         .success();
