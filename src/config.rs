@@ -152,6 +152,11 @@ impl Config {
         if cli.dry_run && cli.sandbox {
             return Err(bad("--dry-run and --sandbox exclude each other: pick one"));
         }
+        if cli.dry_run && cli.resume {
+            return Err(bad(
+                "--resume carries on a run that sends; a --dry-run has nothing to resume: drop one",
+            ));
+        }
         if cli.resume && cli.inputs.iter().any(|p| p.as_os_str() == "-") {
             return Err(bad(
                 "--resume cannot be used with stdin (-): a stream cannot be re-read from a position",
@@ -189,6 +194,8 @@ impl Config {
                 // A stall must outlast the client's timeout to exercise it.
                 stall_for: timeout + Duration::from_secs(1),
                 latency: Duration::from_millis(cli.sandbox_latency),
+                // The stand-in lives where the user says the workspace does.
+                region: cli.region,
                 ..SandboxOptions::default()
             }))
         } else {

@@ -466,6 +466,16 @@ fn join<'a>(parts: impl IntoIterator<Item = Option<&'a str>>) -> String {
     parts.into_iter().flatten().collect::<Vec<_>>().join(" · ")
 }
 
+/// "1 record", "2,000 records", "1 retry", "3 retries".
+pub fn counted(n: u64, noun: &str) -> String {
+    let plural = match (n, noun.strip_suffix('y')) {
+        (1, _) => noun.to_owned(),
+        (_, Some(stem)) => format!("{stem}ies"),
+        _ => format!("{noun}s"),
+    };
+    format!("{} {plural}", HumanCount(n))
+}
+
 /// The end-of-run figures; `--summary` writes them as JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -494,8 +504,8 @@ impl Summary {
     pub fn human(&self) -> String {
         let verb = if self.dry_run { "valid" } else { "accepted" };
         let mut s = format!(
-            "{} records in {:.1}s: {} {verb}, {} failed, {} invalid",
-            HumanCount(self.records),
+            "{} in {:.1}s: {} {verb}, {} failed, {} invalid",
+            counted(self.records, "record"),
             self.elapsed_s,
             HumanCount(self.accepted),
             HumanCount(self.failed),
@@ -506,9 +516,9 @@ impl Summary {
         }
         if !self.dry_run {
             s.push_str(&format!(
-                "\n  {} requests ({} retries, {} answered 429), {:.1} accepted/s",
-                HumanCount(self.requests),
-                HumanCount(self.retries),
+                "\n  {} ({}, {} answered 429), {:.1} accepted/s",
+                counted(self.requests, "request"),
+                counted(self.retries, "retry"),
                 HumanCount(self.rate_limited),
                 self.accepted_per_s
             ));

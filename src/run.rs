@@ -55,9 +55,7 @@ pub fn watch_signals(shutdown: Shutdown) {
             }
             signals += 1;
             if signals == 1 {
-                eprintln!(
-                    "cio-import: stopping: finishing requests in flight (press Ctrl-C again to quit at once)"
-                );
+                // The run says so, above its progress bar.
                 shutdown.interrupt();
             } else {
                 std::process::exit(i32::from(Exit::Interrupted.code()));
@@ -213,6 +211,19 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
             shutdown.token.clone(),
         ))
     });
+
+    {
+        let reporter = reporter.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.token.cancelled().await;
+            if shutdown.is_interrupted() {
+                reporter.log(
+                    "stopping: finishing requests in flight (press Ctrl-C again to quit at once)",
+                );
+            }
+        });
+    }
 
     let drawing = CancellationToken::new();
     let draw = {

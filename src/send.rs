@@ -578,7 +578,8 @@ impl Sender {
                     status,
                     attempts,
                     message: format!(
-                        "gave up after {attempts} attempts (--max-retries {}): {}",
+                        "gave up after {} (--max-retries {}): {}",
+                        crate::report::counted(u64::from(attempts), "attempt"),
                         self.policy.max_retries,
                         history.join("; ")
                     ),

@@ -167,7 +167,7 @@ fn resume_refuses_an_input_that_changed_and_stdin() {
     assert!(stderr.contains("changed since the checkpoint"), "{stderr}");
 
     common::bin(dir.path())
-        .args(["-", "--format", "csv", "--resume", "--dry-run"])
+        .args(["-", "--format", "csv", "--resume"])
         .assert()
         .code(2)
         .stderr(predicates::str::contains("stdin"));
