@@ -8,6 +8,7 @@ mod value;
 
 pub use map::{Invalid, MapError, MapSpec, Mapper};
 pub use value::ValueType;
+pub(crate) use value::json_size;
 
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};

@@ -282,15 +282,7 @@ pub(crate) fn quote(s: &str) -> String {
 
 /// Bytes as a message shows them: 1,204.
 pub(crate) fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    indicatif::HumanCount(n as u64).to_string()
 }
 
 /// The size Customer.io's limits measure: a string's own bytes, else the serialised JSON.

@@ -780,14 +780,6 @@ async fn requests_are_not_kept_unless_asked() {
     assert!(after.is_err(), "still serving after shutdown: {after:?}");
 }
 
-#[test]
-fn thousands_separators() {
-    assert_eq!(thousands(0), "0");
-    assert_eq!(thousands(999), "999");
-    assert_eq!(thousands(1000), "1,000");
-    assert_eq!(thousands(1_234_567), "1,234,567");
-}
-
 /// Runs futures concurrently on this task (no extra crate for `join_all`).
 async fn futures_join_all<F: std::future::Future>(
     futures: impl Iterator<Item = F>,

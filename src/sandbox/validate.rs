@@ -1,8 +1,6 @@
 //! Turns request bodies into typed operations, rejecting whatever the Track API
 //! documents as invalid (sizes, types, identifiers, ULIDs, timestamps).
 
-use std::io;
-
 use serde_json::{Map, Value};
 use ulid::Ulid;
 
@@ -76,22 +74,7 @@ pub(super) fn person_key(identifier: &str) -> String {
 }
 
 /// Serialised length of a JSON value, counted without building the string.
-pub(super) fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
-    struct Counter(usize);
-    impl io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    // JSON values serialise infallibly, and this sink never fails.
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
-}
+pub(super) use crate::record::json_size as json_len;
 
 /// Checks a decoded identifier (path segment or `identifiers` value).
 pub(super) fn identifier(id: &str, field: &str) -> Result<(), Invalid> {
