@@ -211,8 +211,10 @@ impl Pacer {
             .filter(|t| now.duration_since(**t) <= ACCEPT_WINDOW)
             .count() as f64;
         let rate = s.rate;
-        s.ceiling = Some(rate);
         let new = (accepted * BELOW_ACCEPTED).clamp(rate * 0.25, rate * BELOW_ACCEPTED);
+        // The limit is near what the server accepted, not the pace that outran it: climbing
+        // fast back toward that pace only meets the next 429 sooner.
+        s.ceiling = Some(accepted.clamp(new, rate));
         self.slow_down(&mut s, new, now);
     }
 
