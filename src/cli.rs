@@ -4,39 +4,85 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
+use crate::config::Region;
 use crate::exit::Exit;
 use crate::record::{Action, EmptyPolicy, ValueType};
-use crate::sandbox::Region;
 use crate::source::Format;
 
-const EXAMPLES: &str = "\
-Examples:
-  cio-import fixtures/users.csv --sandbox           Try it: import into the built-in stand-in
-  cio-import users.csv --rate 50                    Import people at 50 requests/s
-  cio-import events.csv --action event --batch 100  Backfill events, 100 a request
-  cio-import users.csv --dry-run                    Validate everything, send nothing
-  cio-import users.csv --resume                     Carry on after a crash or Ctrl-C
-  cio-import users.failures.ndjson                  Replay what failed last time
-  zcat users.csv.gz | cio-import - --format csv     Read stdin
+/// The examples at the end of `--help` and in the man page: (command, what it does).
+/// tests/readme.rs runs each one.
+pub const EXAMPLES: [(&str, &str); 8] = [
+    (
+        "cio-import fixtures/users.csv --sandbox",
+        "Try it: import into the built-in stand-in",
+    ),
+    (
+        "cio-import users.csv --dry-run",
+        "Validate every row, send nothing",
+    ),
+    (
+        "cio-import users.csv --rate 20",
+        "Import people, at most 20 requests/s",
+    ),
+    (
+        "cio-import events.csv --action event",
+        "Track one event per row",
+    ),
+    (
+        "cio-import users.csv --resume",
+        "Carry on after a crash or Ctrl-C",
+    ),
+    (
+        "cio-import users.failures.ndjson",
+        "Replay what failed last time",
+    ),
+    (
+        "cio-import users.csv --region eu",
+        "Import into a workspace in the EU region",
+    ),
+    (
+        "gunzip -c users.csv.gz | cio-import - --format csv",
+        "Read stdin (a .gz file is read as it is)",
+    ),
+];
 
-Credentials come from the environment: CUSTOMERIO_SITE_ID and CUSTOMERIO_TRACK_API_KEY
-(or --api-key-file PATH); the key is never taken from a flag's value.";
+const CREDENTIALS: &str = "Credentials come from the environment: CUSTOMERIO_SITE_ID and \
+CUSTOMERIO_TRACK_API_KEY (or --api-key-file PATH); the key is never taken from a flag's value.";
+
+/// Commands longer than this go on a line of their own in `--help`.
+const EXAMPLE_COLUMN: usize = 45;
 
 fn after_help() -> String {
-    format!("{EXAMPLES}\n\n{}", Exit::help_table())
+    let mut s = String::from("Examples:\n");
+    for (command, what) in EXAMPLES {
+        if command.len() > EXAMPLE_COLUMN {
+            s.push_str(&format!("  {command}\n  {:EXAMPLE_COLUMN$}  {what}\n", ""));
+        } else {
+            s.push_str(&format!("  {command:EXAMPLE_COLUMN$}  {what}\n"));
+        }
+    }
+    format!("{s}\n{CREDENTIALS}\n\n{}", Exit::help_table())
 }
 
 /// Bulk-import people and events from CSV or NDJSON into Customer.io, paced to its rate
 /// limits, with every record accounted for: accepted, or written with its reason to a
 /// failures file that cio-import reads back as input.
 #[derive(Debug, Parser)]
-#[command(name = "cio-import", version, after_help = after_help(), max_term_width = 100)]
+// A flag given twice takes its last value, so wrappers and aliases can be overridden.
+#[command(
+    name = "cio-import",
+    version,
+    after_help = after_help(),
+    max_term_width = 100,
+    args_override_self = true
+)]
 pub struct Cli {
-    /// Input files: .csv, .ndjson or .jsonl, each optionally .gz; `-` reads stdin.
+    /// Input files, read in order: .csv, .ndjson or .jsonl, each optionally .gz; `-` reads
+    /// stdin. A failures file is an input too: it replays what failed.
     #[arg(value_name = "INPUT", required_unless_present_any = ["completions", "man"])]
     pub inputs: Vec<PathBuf>,
 
-    /// Input format, when the file name does not tell (always needed for stdin).
+    /// Input format [default: from the file name; stdin needs this flag].
     #[arg(long, value_enum, help_heading = "Input")]
     pub format: Option<Format>,
 
@@ -48,8 +94,9 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", help_heading = "Mapping")]
     pub id_column: Option<String>,
 
-    /// Type of a column's values, repeatable: COLUMN=string|number|bool|timestamp|json.
-    /// Columns are strings by default; created_at and timestamp are timestamps.
+    /// Type of a column's values, repeatable: COLUMN=string|number|bool|timestamp|json
+    /// [default: string; created_at, and an event's timestamp, are timestamps]. A timestamp
+    /// is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds.
     #[arg(long = "type", value_name = "COLUMN=TYPE", value_parser = parse_type, action = ArgAction::Append, help_heading = "Mapping")]
     pub types: Vec<(String, ValueType)>,
 
@@ -57,11 +104,12 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = EmptyPolicy::Skip, help_heading = "Mapping")]
     pub empty: EmptyPolicy,
 
-    /// Event name for every row (a non-empty `name` column wins) [--action event].
+    /// Event name for rows whose `name` column is empty or missing [--action event only]
+    /// [default: the row's `name` column].
     #[arg(long, value_name = "NAME", help_heading = "Mapping")]
     pub event_name: Option<String>,
 
-    /// Workspace site id.
+    /// Workspace site id; needed unless --sandbox or --dry-run.
     #[arg(
         long,
         env = "CUSTOMERIO_SITE_ID",
@@ -70,7 +118,7 @@ pub struct Cli {
     )]
     pub site_id: Option<String>,
 
-    /// File holding the Track API key [default: $CUSTOMERIO_TRACK_API_KEY].
+    /// File holding the Track API key [default: the key in $CUSTOMERIO_TRACK_API_KEY].
     #[arg(long, value_name = "PATH", help_heading = "Customer.io")]
     pub api_key_file: Option<PathBuf>,
 
@@ -78,15 +126,18 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = Region::Us, help_heading = "Customer.io")]
     pub region: Region,
 
-    /// Base URL replacing the region's host (plain http:// only to a loopback address).
+    /// Base URL replacing the region's host, e.g. a proxy (plain http:// only to a loopback
+    /// address) [default: the --region host].
     #[arg(long, value_name = "URL", help_heading = "Customer.io")]
     pub endpoint: Option<String>,
 
-    /// Skip the credentials and region check made before the first record.
+    /// Skip the credentials and region check (GET /api/v1/accounts/region) made before the
+    /// first record.
     #[arg(long, help_heading = "Customer.io")]
     pub no_preflight: bool,
 
-    /// Requests per second, paced smoothly [default: 50].
+    /// Most requests per second, retries included, spaced evenly; lowered for a while after
+    /// a 429, in requests/s.
     #[arg(
         long,
         value_name = "N",
@@ -95,15 +146,22 @@ pub struct Cli {
     )]
     pub rate: f64,
 
-    /// Requests allowed at once above the smooth pace [default: 1: no bursts].
+    /// Requests that may go back to back above the even pace after a quiet spell, in
+    /// requests; 1 means none.
     #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Pacing")]
     pub burst: u32,
 
-    /// Requests in flight at once [default: 10].
+    /// Most requests in flight at once (sent and not yet answered), in requests.
     #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Pacing")]
     pub concurrency: usize,
 
-    /// Per-request timeout, in seconds [default: 30].
+    /// Operations per request, in operations: records go that many at a time through
+    /// /api/v2/batch (each request under 500 KB; --rate still counts requests); 1 sends each
+    /// record alone through its v1 endpoint.
+    #[arg(long, value_name = "N", default_value_t = 100, help_heading = "Pacing")]
+    pub batch: usize,
+
+    /// Time one request may take before it is retried, in seconds.
     #[arg(
         long,
         value_name = "SECS",
@@ -112,11 +170,12 @@ pub struct Cli {
     )]
     pub timeout: f64,
 
-    /// Retries per record before it goes to the failures file [default: 6].
+    /// Retries per record after its first attempt (429s included) before it goes to the
+    /// failures file.
     #[arg(long, value_name = "N", default_value_t = 6, help_heading = "Pacing")]
     pub max_retries: u32,
 
-    /// Longest Retry-After honoured, in seconds; longer ones are cut to this [default: 300].
+    /// Longest Retry-After honoured, in seconds; longer ones are cut to this.
     #[arg(
         long,
         value_name = "SECS",
@@ -125,21 +184,23 @@ pub struct Cli {
     )]
     pub max_retry_after: f64,
 
-    /// Stop (exit 1) after this many failed requests in a row: 5xx or network errors with no
-    /// success between [default: 100].
+    /// Stop (exit 1) after this many failed requests in a row (5xx, timeouts or network
+    /// errors with no success between), in requests.
     #[arg(long, value_name = "N", default_value_t = 100, help_heading = "Pacing")]
     pub max_consecutive_failures: u32,
 
-    /// Stop (exit 1) once more than N rows are invalid: a wrongly mapped file should not
-    /// fill the failures file with a million lines [default: 10000].
+    /// Stop (exit 1) once more than N rows are invalid, in rows: a wrongly mapped file
+    /// should not fill the failures file with a million lines.
     #[arg(long, value_name = "N", default_value_t = 10_000, help_heading = "Run")]
     pub max_invalid: u64,
 
-    /// Read, map and validate everything; send nothing. Needs no credentials.
+    /// Read, map and validate every row; send nothing. Needs no credentials; invalid rows
+    /// go to the failures file.
     #[arg(long, help_heading = "Run")]
     pub dry_run: bool,
 
-    /// Carry on from the checkpoint a crashed or interrupted run left.
+    /// Carry on from the checkpoint an interrupted or crashed run left, with the same
+    /// inputs; new failures are added to the failures file.
     #[arg(long, help_heading = "Run")]
     pub resume: bool,
 
@@ -151,16 +212,15 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", help_heading = "Run")]
     pub checkpoint: Option<PathBuf>,
 
-    /// Write a JSON summary here at the end; `-` for stdout.
+    /// Write a JSON summary here at the end; `-` for stdout [default: none].
     #[arg(long, value_name = "PATH", help_heading = "Run")]
     pub summary: Option<PathBuf>,
 
-    /// Progress display on stderr: auto draws a bar on a terminal and a plain line every
-    /// few seconds otherwise.
+    /// Progress display on stderr (NO_COLOR=1 draws the bar without colours).
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto, help_heading = "Run")]
     pub progress: ProgressMode,
 
-    /// Print only errors and the final summary line.
+    /// Print only errors and the final summary: no progress, warnings or sandbox lines.
     #[arg(long, short, help_heading = "Run")]
     pub quiet: bool,
 
@@ -172,7 +232,8 @@ pub struct Cli {
     #[arg(long, help_heading = "Sandbox")]
     pub sandbox: bool,
 
-    /// The sandbox's limit in requests per second (sliding window); 0 for none [default: 100].
+    /// The sandbox's limit, in requests per second over a sliding second (429 beyond it);
+    /// 0 for none.
     #[arg(
         long,
         value_name = "N",
@@ -182,15 +243,15 @@ pub struct Cli {
     )]
     pub sandbox_limit: u32,
 
-    /// Share of sandbox requests answered 503, 0 to 1.
+    /// Share of sandbox requests answered 503, from 0 to 1.
     #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share, requires = "sandbox", help_heading = "Sandbox")]
     pub sandbox_fail_rate: f64,
 
-    /// Share of sandbox requests whose connection is dropped, 0 to 1.
+    /// Share of sandbox requests whose connection is dropped unanswered, from 0 to 1.
     #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share, requires = "sandbox", help_heading = "Sandbox")]
     pub sandbox_drop_rate: f64,
 
-    /// Share of sandbox requests that stall past --timeout, 0 to 1.
+    /// Share of sandbox requests that stall until past --timeout, from 0 to 1.
     #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share, requires = "sandbox", help_heading = "Sandbox")]
     pub sandbox_stall_rate: f64,
 
@@ -204,25 +265,31 @@ pub struct Cli {
     )]
     pub sandbox_latency: u64,
 
-    /// Print a shell completion script to stdout and exit.
+    /// Print the completion script for SHELL to stdout and exit (committed copies are in
+    /// completions/).
     #[arg(
         long,
         value_name = "SHELL",
         value_enum,
-        exclusive = true,
+        conflicts_with_all = ["inputs", "man"],
         help_heading = "Setup"
     )]
     pub completions: Option<clap_complete::Shell>,
 
     /// Print the man page (roff) to stdout and exit.
-    #[arg(long, exclusive = true, help_heading = "Setup")]
+    // Not `exclusive`: clap counts a flag set from the environment (CUSTOMERIO_SITE_ID) as
+    // given, so `--man` would fail for exactly the people who use the tool.
+    #[arg(long, conflicts_with = "inputs", help_heading = "Setup")]
     pub man: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressMode {
+    /// A bar on a terminal; otherwise a plain line every 5 seconds.
     Auto,
+    /// The bar even when stderr is not a terminal (a CI log that renders ANSI, say).
     Always,
+    /// No progress; the summary still prints at the end.
     Never,
 }
 
@@ -264,9 +331,34 @@ pub fn write_completions(
     Ok(())
 }
 
-/// Writes the man page (roff), generated from this definition.
+/// Writes the man page (roff), generated from this definition: clap_mangen's sections,
+/// then the examples, environment and exit codes as man pages lay them out.
 pub fn write_man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(out)
+    use roff::{Roff, bold, roman};
+    let command = <Cli as clap::CommandFactory>::command();
+    let man = clap_mangen::Man::new(command);
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    let mut roff = Roff::new();
+    roff.control("SH", ["EXAMPLES"]);
+    for (command, what) in EXAMPLES {
+        roff.control("TP", [])
+            .text([bold(command)])
+            .text([roman(what)]);
+    }
+    roff.control("SH", ["ENVIRONMENT"])
+        .text([roman(CREDENTIALS)]);
+    roff.control("SH", ["EXIT STATUS"]);
+    for e in Exit::ALL {
+        roff.control("TP", [])
+            .text([bold(e.code().to_string())])
+            .text([roman(e.meaning())]);
+    }
+    roff.to_writer(out)?;
+    man.render_version_section(out)
 }
 
 #[cfg(test)]

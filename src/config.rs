@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, ProgressMode};
 use crate::record::MapSpec;
-use crate::sandbox::{Region, SandboxOptions};
+use crate::sandbox::SandboxOptions;
 use crate::source::Input;
 
 /// The Track API key. Its Debug and Display never show it.
@@ -52,6 +52,8 @@ pub struct Pacing {
     pub rate: f64,
     pub burst: NonZeroU32,
     pub concurrency: usize,
+    /// Operations per request; 1 sends each through its v1 endpoint.
+    pub batch: usize,
     pub timeout: Duration,
     pub max_retries: u32,
     pub max_retry_after: Duration,
@@ -95,6 +97,32 @@ fn setup(msg: impl Into<String>) -> ConfigError {
     ConfigError::Setup(msg.into())
 }
 
+/// The data centre a workspace lives in, as `/api/v1/accounts/region` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Region {
+    #[default]
+    Us,
+    Eu,
+}
+
+impl Region {
+    /// The name Customer.io gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Region::Us => "us",
+            Region::Eu => "eu",
+        }
+    }
+
+    /// The Track API host for the region.
+    pub fn host(self) -> &'static str {
+        match self {
+            Region::Us => US_HOST,
+            Region::Eu => EU_HOST,
+        }
+    }
+}
+
 pub const US_HOST: &str = "https://track.customer.io";
 pub const EU_HOST: &str = "https://track-eu.customer.io";
 
@@ -112,6 +140,9 @@ impl Config {
             .ok_or_else(|| bad("--burst must be at least 1 (1 means smooth pacing)"))?;
         if cli.concurrency == 0 || cli.concurrency > 1000 {
             return Err(bad("--concurrency must be from 1 to 1000"));
+        }
+        if cli.batch == 0 || cli.batch > 1000 {
+            return Err(bad("--batch must be from 1 to 1000 operations a request"));
         }
         let timeout = positive_secs(cli.timeout, "--timeout")?;
         let max_retry_after = positive_secs(cli.max_retry_after, "--max-retry-after")?;
@@ -176,10 +207,7 @@ impl Config {
             };
             let base = match &cli.endpoint {
                 Some(url) => check_endpoint(url)?,
-                None => match cli.region {
-                    Region::Us => US_HOST.to_owned(),
-                    Region::Eu => EU_HOST.to_owned(),
-                },
+                None => cli.region.host().to_owned(),
             };
             Target::Remote {
                 base,
@@ -208,6 +236,7 @@ impl Config {
                 rate: cli.rate,
                 burst,
                 concurrency: cli.concurrency,
+                batch: cli.batch,
                 timeout,
                 max_retries: cli.max_retries,
                 max_retry_after,
@@ -324,5 +353,36 @@ fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn debug_output_of_a_config_never_shows_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("users.csv");
+        std::fs::write(&input, "id\n1\n").unwrap();
+        let key_file = dir.path().join("key");
+        std::fs::write(&key_file, "sk-from-file-5e6f7a\n").unwrap();
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["cio-import", input.to_str().unwrap(), "--site-id", "site"];
+            args.extend(extra);
+            Cli::try_parse_from(args).unwrap()
+        };
+
+        let from_env = Config::from_cli(parse(&[]), Some("sk-from-env-1a2b3c".into())).unwrap();
+        let shown = format!("{from_env:?}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(!shown.contains("sk-from-env-1a2b3c"), "{shown}");
+
+        let from_file =
+            Config::from_cli(parse(&["--api-key-file", key_file.to_str().unwrap()]), None).unwrap();
+        let shown = format!("{from_file:?} {from_file:#?}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(!shown.contains("sk-from-file-5e6f7a"), "{shown}");
     }
 }

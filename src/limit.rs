@@ -267,7 +267,9 @@ impl Pacer {
 /// and min(cap, base x 2^(retry-1)), so retrying workers spread out instead of colliding.
 pub fn backoff(retry: u32, rng: &mut impl rand::Rng) -> Duration {
     const BASE: Duration = Duration::from_millis(250);
-    const CAP: Duration = Duration::from_secs(30);
+    // Customer.io's own Node client caps at 5 s; a little longer rides out a short outage,
+    // and the pacer's slowdown, not this wait, is what protects a struggling endpoint.
+    const CAP: Duration = Duration::from_secs(10);
     let ceiling = BASE
         .checked_mul(1u32 << (retry.saturating_sub(1)).min(16))
         .map_or(CAP, |d| d.min(CAP));
@@ -442,14 +444,14 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         for retry in 1..=10u32 {
             let ceiling =
-                Duration::from_millis(250 * (1 << (retry - 1))).min(Duration::from_secs(30));
+                Duration::from_millis(250 * (1 << (retry - 1))).min(Duration::from_secs(10));
             let waits: Vec<_> = (0..200).map(|_| backoff(retry, &mut rng)).collect();
             assert!(waits.iter().all(|w| *w <= ceiling));
             // Spread across the range, not stuck at one end.
             assert!(waits.iter().any(|w| *w < ceiling / 4));
             assert!(waits.iter().any(|w| *w > ceiling * 3 / 4));
         }
-        assert!(backoff(u32::MAX, &mut rng) <= Duration::from_secs(30));
+        assert!(backoff(u32::MAX, &mut rng) <= Duration::from_secs(10));
     }
 
     #[test]

@@ -19,10 +19,10 @@ use crate::checkpoint::{Checkpoint, Skip};
 use crate::config::{Config, Target};
 use crate::exit::Exit;
 use crate::limit::Pacer;
-use crate::record::{Mapper, Operation};
+use crate::record::{MAX_BATCH_BYTES, Mapper};
 use crate::report::{Counters, Ledger, Outcome, Reporter, Summary, failure_line};
 use crate::sandbox::Sandbox;
-use crate::send::{Client, Delivery, Sender};
+use crate::send::{Client, Delivery, Outgoing, RetryPolicy, Sender, batch_body_len};
 use crate::source::{Input, Reader, Row, RowData};
 
 /// One way to stop: the first Ctrl-C (or a fatal error) cancels `token`, which stops
@@ -101,15 +101,22 @@ struct Work {
     seq: u64,
     source: Arc<str>,
     line: u64,
-    op: Operation,
+    out: Outgoing,
 }
 
 /// How often the checkpoint is written while the settled position moves. Records settled
 /// since the last write are sent again by a resume after a crash, so this stays short.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
+/// How long a batch waits to fill before it goes anyway: short beside the pace, so a slow
+/// input (stdin) never holds records back for long.
+const BATCH_LINGER: Duration = Duration::from_millis(50);
+
 /// Records parked behind an earlier record for the same person, at most.
 const MAX_PARKED: usize = 1024;
+
+/// Invalid rows told on stderr as they are met; the failures file has every one.
+const INVALID_SHOWN: u64 = 10;
 
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcome> {
     let started = Instant::now();
@@ -123,22 +130,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let dry_run = matches!(config.target, Target::DryRun);
+    // A resume's checkpoint is checked before anything else happens.
     let checkpoint = match (&config.checkpoint, dry_run) {
-        (Some(path), false) => Some((path.clone(), start_checkpoint(path, &config)?)),
+        (Some(path), false) => Some((path.clone(), load_checkpoint(path, &config)?)),
         _ => None,
     };
-    if !config.resume {
-        // A failures file left by an earlier run would read as this run's.
-        match std::fs::remove_file(&config.failures) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(anyhow!(
-                    "cannot remove the old failures file {}: {e}",
-                    config.failures.display()
-                ));
-            }
-            _ => {}
-        }
-    }
     let skips: Vec<Skip> = (0..opened.len())
         .map(|i| {
             checkpoint
@@ -197,6 +193,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
     {
         client.preflight(*region).await?;
     }
+    if !config.resume {
+        start_fresh(checkpoint.as_ref(), &config)?;
+    }
 
     let pacer = Arc::new(Pacer::new(config.pacing.rate, config.pacing.burst));
     let sender = client.map(|(client, _)| {
@@ -205,9 +204,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
             pacer.clone(),
             counters.clone(),
             reporter.clone(),
-            config.pacing.max_retries,
-            config.pacing.max_retry_after,
-            config.pacing.max_consecutive_failures,
+            RetryPolicy {
+                max_retries: config.pacing.max_retries,
+                max_retry_after: config.pacing.max_retry_after,
+                max_consecutive_failures: config.pacing.max_consecutive_failures,
+            },
+            config.pacing.batch > 1,
             shutdown.token.clone(),
         ))
     });
@@ -232,10 +234,22 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         let counters = counters.clone();
         let stop = shutdown.token.clone();
         let tx = sender.is_some().then_some(tx);
-        let max_invalid = config.max_invalid;
+        let reading = Reading {
+            opened,
+            skips,
+            ledger,
+            counters,
+            reporter: reporter.clone(),
+            tx,
+            stop,
+            rules: ReadRules {
+                max_invalid: config.max_invalid,
+                batch: config.pacing.batch > 1,
+            },
+        };
         std::thread::Builder::new()
             .name("reader".into())
-            .spawn(move || read_all(opened, &skips, &ledger, &counters, tx, &stop, max_invalid))
+            .spawn(move || reading.run())
             .context("cannot start the reader thread")?
     };
 
@@ -251,6 +265,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
             sender.clone(),
             ledger.clone(),
             config.pacing.concurrency,
+            config.pacing.batch,
         )
         .await
         {
@@ -351,25 +366,39 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
 }
 
 /// The checkpoint this run starts from: the saved one on --resume, else a fresh one.
-fn start_checkpoint(path: &Path, config: &Config) -> anyhow::Result<Checkpoint> {
+fn load_checkpoint(path: &Path, config: &Config) -> anyhow::Result<Checkpoint> {
     if config.resume {
         return Ok(Checkpoint::resume(path, &config.inputs)?);
     }
-    if path.exists() && !config.quiet {
-        eprintln!(
-            "cio-import: warning: starting over: the checkpoint {} of an earlier run is replaced (--resume carries on from it)",
-            path.display()
-        );
-    }
-    let cp = Checkpoint::new(&config.inputs).with_context(|| {
+    Checkpoint::new(&config.inputs).with_context(|| {
         format!(
             "cannot fingerprint the inputs for the checkpoint {}",
             path.display()
         )
-    })?;
-    cp.save(path)
-        .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
-    Ok(cp)
+    })
+}
+
+/// A run that starts over replaces an earlier run's checkpoint and failures file, once the
+/// credentials are known to work.
+fn start_fresh(checkpoint: Option<&(PathBuf, Checkpoint)>, config: &Config) -> anyhow::Result<()> {
+    if let Some((path, cp)) = checkpoint {
+        if path.exists() && !config.quiet {
+            eprintln!(
+                "cio-import: warning: starting over: the checkpoint {} of an earlier run is replaced (--resume carries on from it)",
+                path.display()
+            );
+        }
+        cp.save(path)
+            .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
+    }
+    // A failures file left by an earlier run would read as this run's.
+    match std::fs::remove_file(&config.failures) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(anyhow!(
+            "cannot remove the old failures file {}: {e}",
+            config.failures.display()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Every few moments, and once at the end, writes how far everything is settled.
@@ -412,171 +441,206 @@ fn open(input: &Input, config: &Config, counters: &Counters) -> anyhow::Result<O
     })
 }
 
-/// The reader thread: reads and maps every input in order, settles invalid rows (and, in a
-/// dry run, valid ones) itself, and hands valid records to the dispatcher. Returns the
-/// input-level errors met on the way: each ends its input, and the run is fatal.
-fn read_all(
-    opened: Vec<Opened>,
-    skips: &[Skip],
-    ledger: &Mutex<Ledger>,
-    counters: &Counters,
-    tx: Option<mpsc::Sender<Work>>,
-    stop: &CancellationToken,
+/// What the reader checks besides the mapping.
+#[derive(Debug, Clone, Copy)]
+struct ReadRules {
     max_invalid: u64,
-) -> Vec<anyhow::Error> {
-    let mut errors = Vec::new();
-    let mut seq = 0u64;
-    let mut row = Row {
-        line: 0,
-        data: RowData::Json(Map::new()),
-    };
-    let settle = |seq: u64, outcome: Outcome| {
-        ledger
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .settle(seq, outcome)
-    };
-    for (i, mut input) in opened.into_iter().enumerate() {
-        let skip = match skips.get(i).copied().unwrap_or(Skip::First(0)) {
-            Skip::All => continue,
-            Skip::First(n) => n,
-        };
-        // Records an earlier run settled are read past, not sent.
-        for _ in 0..skip {
-            match input.reader.read(&mut row) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    errors.push(anyhow::Error::new(e));
-                    break;
-                }
-            }
+    /// Records go in batches: encode each and hold it to the per-operation limit.
+    batch: bool,
+}
+
+/// The reader thread's share of the run.
+struct Reading {
+    opened: Vec<Opened>,
+    skips: Vec<Skip>,
+    ledger: Arc<Mutex<Ledger>>,
+    counters: Arc<Counters>,
+    reporter: Reporter,
+    /// None in a dry run: valid records are settled where they are read.
+    tx: Option<mpsc::Sender<Work>>,
+    stop: CancellationToken,
+    rules: ReadRules,
+}
+
+/// Reads the next row into `row`; false at the end of the input or after an input-level
+/// error, which is kept in `errors` and ends the input.
+fn advance(reader: &mut Reader, row: &mut Row, errors: &mut Vec<anyhow::Error>) -> bool {
+    match reader.read(row) {
+        Ok(more) => more,
+        Err(e) => {
+            errors.push(anyhow::Error::new(e));
+            false
         }
-        ledger
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .begin_input(i, seq, skip);
-        let source: Arc<str> = Arc::from(input.name.as_str());
-        loop {
-            if stop.is_cancelled() {
-                return errors;
-            }
-            match input.reader.read(&mut row) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    errors.push(anyhow::Error::new(e));
+    }
+}
+
+impl Reading {
+    /// The reader thread: reads and maps every input in order, settles invalid rows (and, in a
+    /// dry run, valid ones) itself, and hands valid records to the dispatcher. Returns the
+    /// input-level errors met on the way: each ends its input, and the run is fatal.
+    fn run(self) -> Vec<anyhow::Error> {
+        let Reading {
+            opened,
+            skips,
+            ledger,
+            counters,
+            reporter,
+            tx,
+            stop,
+            rules,
+        } = self;
+        let max_invalid = rules.max_invalid;
+        let mut errors = Vec::new();
+        let mut seq = 0u64;
+        let mut shown = 0u64;
+        let mut row = Row {
+            line: 0,
+            data: RowData::Json(Map::new()),
+        };
+        let settle = |seq: u64, outcome: Outcome| {
+            ledger
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .settle(seq, outcome)
+        };
+        for (i, mut input) in opened.into_iter().enumerate() {
+            let skip = match skips.get(i).copied().unwrap_or(Skip::First(0)) {
+                Skip::All => continue,
+                Skip::First(n) => n,
+            };
+            // Records an earlier run settled are read past, not sent.
+            for _ in 0..skip {
+                if !advance(&mut input.reader, &mut row, &mut errors) {
                     break;
                 }
             }
-            Counters::add(&counters.records, 1);
-            let this = seq;
-            seq += 1;
-            let result = match input.mapper.map(&row.data) {
-                Ok(op) => match &tx {
-                    Some(tx) => {
-                        let work = Work {
-                            seq: this,
-                            source: source.clone(),
-                            line: row.line,
-                            op,
-                        };
-                        if tx.blocking_send(work).is_err() {
-                            // The dispatcher has stopped: so do we.
-                            return errors;
-                        }
-                        Ok(())
-                    }
-                    None => settle(this, Outcome::Accepted),
-                },
-                Err(invalid) => {
-                    let mut error = Map::new();
-                    error.insert("stage".into(), "invalid".into());
-                    if let Some(c) = invalid.column {
-                        error.insert("column".into(), c.into());
-                    }
-                    error.insert("message".into(), invalid.message.into());
-                    let line = failure_line(input.mapper.raw(&row.data), &source, row.line, error);
-                    settle(this, Outcome::Invalid(line))
+            ledger
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .begin_input(i, seq, skip);
+            let source: Arc<str> = Arc::from(input.name.as_str());
+            loop {
+                if stop.is_cancelled() {
+                    // Later inputs are not begun: the checkpoint must not move past this one.
+                    return errors;
                 }
-            };
-            if let Err(e) = result {
-                errors.push(anyhow::Error::new(e).context("cannot write the failures file"));
-                stop.cancel();
-                return errors;
-            }
-            if Counters::get(&counters.invalid) > max_invalid {
-                errors.push(anyhow!(
+                if !advance(&mut input.reader, &mut row, &mut errors) {
+                    break;
+                }
+                Counters::add(&counters.records, 1);
+                let this = seq;
+                seq += 1;
+                let mapped = input.mapper.map(&row.data).and_then(|op| {
+                    // Only a batch needs the encoding, and only a batch limits an operation's size.
+                    let encoded = if rules.batch {
+                        op.encode_for_batch()?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok(Outgoing { op, encoded })
+                });
+                let result = match mapped {
+                    Ok(out) => match &tx {
+                        Some(tx) => {
+                            let work = Work {
+                                seq: this,
+                                source: source.clone(),
+                                line: row.line,
+                                out,
+                            };
+                            if tx.blocking_send(work).is_err() {
+                                // The dispatcher has stopped: so do we.
+                                return errors;
+                            }
+                            Ok(())
+                        }
+                        None => settle(this, Outcome::Accepted),
+                    },
+                    Err(invalid) => {
+                        if shown < INVALID_SHOWN {
+                            reporter
+                                .warn(format!("{source} line {}: {}", row.line, invalid.message));
+                        } else if shown == INVALID_SHOWN {
+                            reporter.warn("more invalid rows: the failures file has every one");
+                        }
+                        shown += 1;
+                        let mut error = Map::new();
+                        error.insert("stage".into(), "invalid".into());
+                        if let Some(c) = invalid.column {
+                            error.insert("column".into(), c.into());
+                        }
+                        error.insert("message".into(), invalid.message.into());
+                        let line =
+                            failure_line(input.mapper.raw(&row.data), &source, row.line, error);
+                        settle(this, Outcome::Invalid(line))
+                    }
+                };
+                if let Err(e) = result {
+                    errors.push(anyhow::Error::new(e).context("cannot write the failures file"));
+                    stop.cancel();
+                    return errors;
+                }
+                if Counters::get(&counters.invalid) > max_invalid {
+                    errors.push(anyhow!(
                     "more than {max_invalid} rows are invalid (--max-invalid): the mapping looks wrong; \
                      check the failures file, --id-column and --type, or raise --max-invalid"
                 ));
-                stop.cancel();
-                return errors;
+                    stop.cancel();
+                    return errors;
+                }
             }
         }
+        errors
     }
-    errors
 }
 
-/// Sends records with at most `concurrency` in flight, keeping each person's records in
-/// file order: a record whose person has one in flight waits until that one is settled.
+/// Sends records with at most `concurrency` requests in flight, `batch` records a request at
+/// most, keeping each person's records in file order: a record whose person has one in a
+/// request under way (or in the batch being filled) waits until that one is settled.
 async fn dispatch(
     mut rx: mpsc::Receiver<Work>,
     sender: Arc<Sender>,
     ledger: Arc<Mutex<Ledger>>,
     concurrency: usize,
+    batch: usize,
 ) -> anyhow::Result<()> {
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<u64>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<u64>>();
     let slots = Arc::new(Semaphore::new(concurrency));
     let stop = sender.stop.clone();
+    // A person's key is here while one of their records is filling or in flight; the queue
+    // holds their later records.
     let mut busy: HashMap<u64, VecDeque<Work>> = HashMap::new();
     let mut parked = 0usize;
+    // Records free to go (their person was not busy, or their turn came) that the batch
+    // being filled had no room for yet.
+    let mut ready: VecDeque<Work> = VecDeque::new();
+    let mut filling: Vec<Work> = Vec::new();
+    let mut filling_since = Instant::now();
     let mut reading = true;
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
     let mut result = Ok(());
 
-    let launch = |work: Work, tasks: &mut JoinSet<anyhow::Result<()>>, slot| {
+    let launch = |batch: Vec<Work>, tasks: &mut JoinSet<anyhow::Result<()>>, slot| {
         let sender = sender.clone();
         let ledger = ledger.clone();
         let done_tx = done_tx.clone();
         tasks.spawn(async move {
-            let key = work.op.person_key();
-            let delivery = sender.deliver(&work.op).await;
-            let outcome = match delivery {
-                Delivery::Accepted => Some(Outcome::Accepted),
-                Delivery::Failed {
-                    status,
-                    attempts,
-                    message,
-                } => {
-                    let mut error = Map::new();
-                    error.insert("stage".into(), "send".into());
-                    error.insert("status".into(), status.map_or(Value::Null, Value::from));
-                    error.insert("attempts".into(), attempts.into());
-                    error.insert("message".into(), message.into());
-                    let payload = match serde_json::to_value(&work.op) {
-                        Ok(Value::Object(m)) => m,
-                        _ => Map::new(),
-                    };
-                    Some(Outcome::Failed(failure_line(
-                        payload,
-                        &work.source,
-                        work.line,
-                        error,
-                    )))
-                }
-                Delivery::Unsent => None,
-            };
-            let written = match outcome {
-                Some(o) => ledger
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .settle(work.seq, o)
-                    .context("cannot write the failures file"),
-                None => Ok(()),
-            };
+            let outgoing: Vec<&Outgoing> = batch.iter().map(|w| &w.out).collect();
+            let deliveries = sender.deliver(&outgoing).await;
             drop(slot);
-            let _ = done_tx.send(key);
+            let mut written = Ok(());
+            {
+                let mut ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
+                for (work, delivery) in batch.iter().zip(deliveries) {
+                    if let Some(outcome) = outcome(work, delivery)
+                        && let Err(e) = ledger.settle(work.seq, outcome)
+                    {
+                        written =
+                            Err(anyhow::Error::new(e).context("cannot write the failures file"));
+                    }
+                }
+            }
+            let _ = done_tx.send(batch.iter().map(|w| w.out.op.person_key()).collect());
             written
         });
     };
@@ -588,42 +652,67 @@ async fn dispatch(
                 result = result.and(Err(e));
             }
         }
-        let stopping = stop.is_cancelled();
-        if (!reading || stopping) && busy.is_empty() {
+        if stop.is_cancelled() {
+            // Records not yet in a request stay unsettled: a resume sends them.
+            break;
+        }
+        // Fill the batch from the ready records while they fit.
+        while let Some(next) = ready.front() {
+            let fits = filling.len() < batch
+                && (filling.is_empty()
+                    || batch_body_len(
+                        filling
+                            .iter()
+                            .chain(std::iter::once(next))
+                            .map(|w| w.out.encoded.len()),
+                    ) < MAX_BATCH_BYTES);
+            if !fits {
+                break;
+            }
+            if filling.is_empty() {
+                filling_since = Instant::now();
+            }
+            filling.extend(ready.pop_front());
+        }
+        let full = filling.len() >= batch || !ready.is_empty();
+        let linger_over = filling_since + BATCH_LINGER;
+        let launchable = !filling.is_empty() && (full || !reading || Instant::now() >= linger_over);
+        if filling.is_empty() && ready.is_empty() && !reading && busy.is_empty() {
             break;
         }
         tokio::select! {
             biased;
-            Some(key) = done_rx.recv() => {
-                let next = if stopping { None } else { busy.get_mut(&key).and_then(VecDeque::pop_front) };
-                match next {
-                    Some(work) => {
-                        parked -= 1;
-                        let slot = slots.clone().acquire_owned().await?;
-                        launch(work, &mut tasks, slot);
-                    }
-                    None => {
-                        if let Some(q) = busy.remove(&key) {
-                            parked -= q.len();
+            _ = stop.cancelled() => {}
+            Some(keys) = done_rx.recv() => {
+                for key in keys {
+                    match busy.get_mut(&key).and_then(VecDeque::pop_front) {
+                        Some(work) => {
+                            parked -= 1;
+                            ready.push_back(work);
+                        }
+                        None => {
+                            busy.remove(&key);
                         }
                     }
                 }
             }
-            work = rx.recv(), if reading && !stopping && parked < MAX_PARKED => match work {
+            slot = slots.clone().acquire_owned(), if launchable => {
+                launch(std::mem::take(&mut filling), &mut tasks, slot?);
+            }
+            work = rx.recv(), if reading && ready.is_empty() && parked < MAX_PARKED => match work {
                 Some(work) => {
-                    let key = work.op.person_key();
+                    let key = work.out.op.person_key();
                     if let Some(queue) = busy.get_mut(&key) {
                         queue.push_back(work);
                         parked += 1;
                     } else {
                         busy.insert(key, VecDeque::new());
-                        let slot = slots.clone().acquire_owned().await?;
-                        launch(work, &mut tasks, slot);
+                        ready.push_back(work);
                     }
                 }
                 None => reading = false,
             },
-            _ = stop.cancelled(), if !stopping => {}
+            _ = tokio::time::sleep_until(linger_over.into()), if !filling.is_empty() && !launchable => {}
         }
     }
     // Dropping the receiver unblocks the reader if it waits on a full queue.
@@ -634,6 +723,35 @@ async fn dispatch(
         }
     }
     result
+}
+
+/// What the ledger records for a record's delivery; None when it was not settled.
+fn outcome(work: &Work, delivery: Delivery) -> Option<Outcome> {
+    match delivery {
+        Delivery::Accepted => Some(Outcome::Accepted),
+        Delivery::Failed {
+            status,
+            attempts,
+            message,
+        } => {
+            let mut error = Map::new();
+            error.insert("stage".into(), "send".into());
+            error.insert("status".into(), status.map_or(Value::Null, Value::from));
+            error.insert("attempts".into(), attempts.into());
+            error.insert("message".into(), message.into());
+            let payload = match serde_json::to_value(&work.out.op) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            Some(Outcome::Failed(failure_line(
+                payload,
+                &work.source,
+                work.line,
+                error,
+            )))
+        }
+        Delivery::Unsent => None,
+    }
 }
 
 fn write_summary(path: &std::path::Path, summary: &Summary) -> anyhow::Result<()> {

@@ -12,16 +12,18 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Region;
 use crate::config::Secret;
 use crate::limit::{Pacer, backoff, parse_retry_after};
 use crate::record::{Method, Operation};
 use crate::report::{Counters, Reporter};
-use crate::sandbox::Region;
 
 /// What one answer from the API means for the record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
     Accepted,
+    /// 207 to a batch: the operations listed were invalid, all the others were accepted.
+    Partial(Vec<BatchError>),
     /// 429: everyone slows down; the record is tried again.
     RateLimited {
         retry_after: Option<Duration>,
@@ -43,13 +45,51 @@ pub enum Answer {
     },
 }
 
+/// One invalid operation named in a 207.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchError {
+    pub index: usize,
+    pub message: String,
+}
+
+/// Reads a 207 body, `{"errors": [{"batch_index", "reason", "field", "message"}]}`. It has
+/// been seen to arrive as a JSON string holding that JSON, so both are read.
+fn batch_errors(body: &str) -> Vec<BatchError> {
+    let mut value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    if let serde_json::Value::String(inner) = &value {
+        value = serde_json::from_str(inner).unwrap_or_default();
+    }
+    let text =
+        |e: &serde_json::Value, k: &str| e.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    value
+        .get("errors")
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let index = usize::try_from(e.get("batch_index")?.as_u64()?).ok()?;
+            let mut message = [text(e, "reason"), text(e, "message")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(": ");
+            if let Some(field) = text(e, "field") {
+                message.push_str(&format!(" (field {field})"));
+            }
+            Some(BatchError { index, message })
+        })
+        .collect()
+}
+
 /// Statuses worth retrying besides 429 (Customer.io's own clients use the same list).
 const RETRY_STATUSES: [u16; 7] = [408, 500, 502, 503, 504, 522, 524];
 
 /// Sorts a response into an [`Answer`]. `body` is the response text, used for messages.
 pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Answer {
     let code = status.as_u16();
-    if status.is_success() {
+    if code == 207 {
+        Answer::Partial(batch_errors(body))
+    } else if status.is_success() {
         Answer::Accepted
     } else if code == 429 {
         Answer::RateLimited { retry_after }
@@ -179,10 +219,7 @@ impl Client {
             .json()
             .await
             .context("the credentials check answered something unreadable")?;
-        let want = match expected {
-            Region::Us => "us",
-            Region::Eu => "eu",
-        };
+        let want = expected.as_str();
         if !info.region.eq_ignore_ascii_case(want) {
             anyhow::bail!(
                 "this workspace is in the {} region, but requests would go to the {} host: pass --region {}",
@@ -194,28 +231,39 @@ impl Client {
         Ok(())
     }
 
-    /// One attempt at one operation.
-    pub async fn send(&self, op: &Operation) -> Answer {
+    /// One attempt at one operation through its v1 endpoint.
+    pub async fn send_one(&self, op: &Operation) -> Answer {
         let req = op.v1_request();
         let method = match req.method {
             Method::Put => reqwest::Method::PUT,
             Method::Post => reqwest::Method::POST,
             Method::Delete => reqwest::Method::DELETE,
         };
+        let body = match req.body.map(|b| serde_json::to_vec(&b)).transpose() {
+            Ok(body) => body,
+            Err(e) => {
+                return Answer::Rejected {
+                    status: 0,
+                    message: format!("cannot encode the body: {e}"),
+                };
+            }
+        };
+        self.execute(method, &req.path, body).await
+    }
+
+    /// One attempt at a `/api/v2/batch` request whose body is already encoded.
+    pub async fn send_batch(&self, body: Vec<u8>) -> Answer {
+        self.execute(reqwest::Method::POST, "/api/v2/batch", Some(body))
+            .await
+    }
+
+    async fn execute(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Answer {
         let mut rb = self
             .http
-            .request(method, format!("{}{}", self.base, req.path))
+            .request(method, format!("{}{path}", self.base))
             .header(AUTHORIZATION, self.auth.clone());
-        if let Some(body) = req.body {
-            match serde_json::to_vec(&body) {
-                Ok(bytes) => rb = rb.header(CONTENT_TYPE, "application/json").body(bytes),
-                Err(e) => {
-                    return Answer::Rejected {
-                        status: 0,
-                        message: format!("cannot encode the body: {e}"),
-                    };
-                }
-            }
+        if let Some(body) = body {
+            rb = rb.header(CONTENT_TYPE, "application/json").body(body);
         }
         match rb.send().await {
             Ok(resp) => {
@@ -225,9 +273,9 @@ impl Client {
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                // The body only matters for messages; a body that fails to arrive on a
-                // success is still a success.
-                let body = if status.is_success() {
+                // The body only matters for errors and 207s; a body that fails to arrive on
+                // a plain success is still a success.
+                let body = if status.is_success() && status != StatusCode::MULTI_STATUS {
                     String::new()
                 } else {
                     resp.text().await.unwrap_or_default()
@@ -269,8 +317,15 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
+/// One operation on its way: the operation and its batch encoding.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub op: Operation,
+    pub encoded: Vec<u8>,
+}
+
 /// How one operation ended.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
     Accepted,
     /// Settled as a failure: written to the failures file.
@@ -283,27 +338,51 @@ pub enum Delivery {
     Unsent,
 }
 
+/// How a request ended after its retries.
+enum Settled {
+    Answered(Answer, u32),
+    GaveUp {
+        status: Option<u16>,
+        attempts: u32,
+        message: String,
+    },
+    Unsent,
+}
+
 /// Why the whole run had to stop.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Halt {
     #[error("{}", credentials_message(*.0))]
     Credentials(u16),
     #[error(
-        "{0} requests in a row failed with 5xx or network errors (--max-consecutive-failures); \
-         the endpoint looks down. Unsent records were not written as failures: run again with --resume"
+        "{streak} requests in a row to {base} failed with 5xx or network errors (last: {last}; \
+         --max-consecutive-failures); the endpoint looks down. Unsent records were not written \
+         as failures: run again with --resume"
     )]
-    DeadEndpoint(u32),
+    DeadEndpoint {
+        streak: u32,
+        base: String,
+        last: String,
+    },
+}
+
+/// What the retry loop needs from the command line.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub max_retry_after: Duration,
+    pub max_consecutive_failures: u32,
 }
 
 /// Everything the workers share.
 pub struct Sender {
-    pub client: Client,
-    pub pacer: Arc<Pacer>,
-    pub counters: Arc<Counters>,
-    pub reporter: Reporter,
-    pub max_retries: u32,
-    pub max_retry_after: Duration,
-    pub max_consecutive_failures: u32,
+    client: Client,
+    pacer: Arc<Pacer>,
+    counters: Arc<Counters>,
+    reporter: Reporter,
+    policy: RetryPolicy,
+    /// Send through `/api/v2/batch` (else one v1 request an operation).
+    batch: bool,
     /// Cancelled on Ctrl-C and on a halt: no new attempt starts.
     pub stop: CancellationToken,
     halt: std::sync::Mutex<Option<Halt>>,
@@ -315,15 +394,13 @@ pub struct Sender {
 const WARN_STREAK: u32 = 10;
 
 impl Sender {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Client,
         pacer: Arc<Pacer>,
         counters: Arc<Counters>,
         reporter: Reporter,
-        max_retries: u32,
-        max_retry_after: Duration,
-        max_consecutive_failures: u32,
+        policy: RetryPolicy,
+        batch: bool,
         stop: CancellationToken,
     ) -> Sender {
         Sender {
@@ -331,9 +408,8 @@ impl Sender {
             pacer,
             counters,
             reporter,
-            max_retries,
-            max_retry_after,
-            max_consecutive_failures,
+            policy,
+            batch,
             stop,
             halt: std::sync::Mutex::new(None),
             streak: AtomicU32::new(0),
@@ -354,49 +430,115 @@ impl Sender {
         self.stop.cancel();
     }
 
-    /// Takes one operation to a settled outcome, retrying under the pacing rules.
-    pub async fn deliver(&self, op: &Operation) -> Delivery {
+    /// Takes operations to settled outcomes, one per operation, in order: one v1 request,
+    /// or one batch request (split when Customer.io refuses it whole).
+    pub async fn deliver(&self, items: &[&Outgoing]) -> Vec<Delivery> {
+        if !self.batch {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                let label = || {
+                    let r = item.op.v1_request();
+                    format!("{:?} {}", r.method, r.path)
+                };
+                let settled = self
+                    .until_settled(&label, || self.client.send_one(&item.op))
+                    .await;
+                out.push(match settled {
+                    Settled::Answered(Answer::Partial(errors), attempts) => {
+                        // A 207 to a v1 request is not expected; read it as a refusal.
+                        Delivery::Failed {
+                            status: Some(207),
+                            attempts,
+                            message: join_errors(&errors),
+                        }
+                    }
+                    other => whole(other),
+                });
+            }
+            return out;
+        }
+        self.deliver_batch(items).await
+    }
+
+    async fn deliver_batch(&self, items: &[&Outgoing]) -> Vec<Delivery> {
+        let body = batch_body(items);
+        let label = || format!("batch of {} ({} bytes)", items.len(), body.len());
+        let settled = self
+            .until_settled(&label, || self.client.send_batch(body.clone()))
+            .await;
+        match settled {
+            Settled::Answered(Answer::Partial(errors), attempts) => {
+                let mut out = vec![Delivery::Accepted; items.len()];
+                for e in errors {
+                    if let Some(slot) = out.get_mut(e.index) {
+                        let message = match slot {
+                            Delivery::Failed { message, .. } => format!("{message}; {}", e.message),
+                            _ => e.message,
+                        };
+                        *slot = Delivery::Failed {
+                            status: Some(207),
+                            attempts,
+                            message,
+                        };
+                    }
+                }
+                out
+            }
+            // Refused whole: split it to find the bad operations and send the good ones.
+            Settled::Answered(Answer::Rejected { status: 400, .. }, _) if items.len() > 1 => {
+                let (left, right) = items.split_at(items.len() / 2);
+                let mut out = Box::pin(self.deliver_batch(left)).await;
+                out.extend(Box::pin(self.deliver_batch(right)).await);
+                out
+            }
+            other => {
+                let d = whole(other);
+                vec![d; items.len()]
+            }
+        }
+    }
+
+    /// Sends one request until it gets an answer that is not worth retrying, under the
+    /// pacing rules.
+    /// `label` names the request in -v logs.
+    async fn until_settled<F, Fut>(&self, label: &(dyn Fn() -> String + Sync), send: F) -> Settled
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Answer>,
+    {
         let mut attempts = 0u32;
         let mut history: Vec<String> = Vec::new();
         loop {
             let permit = tokio::select! {
                 biased;
-                _ = self.stop.cancelled() => return Delivery::Unsent,
+                _ = self.stop.cancelled() => return Settled::Unsent,
                 p = self.pacer.acquire() => p,
             };
             attempts += 1;
             Counters::add(&self.counters.requests, 1);
             // An attempt under way is allowed to finish (bounded by --timeout) even when the
             // run is stopping, so its outcome is settled rather than sent twice.
-            let answer = self.client.send(op).await;
+            let answer = send().await;
             if self.reporter.verbose() > 0 {
-                self.reporter.log(format!(
-                    "{} attempt {attempts}: {answer:?}",
-                    op.v1_request().path
-                ));
+                self.reporter
+                    .log(format!("{} attempt {attempts}: {answer:?}", label()));
             }
             let (status, message, wait) = match answer {
-                Answer::Accepted => {
-                    self.streak.store(0, Ordering::Relaxed);
-                    self.pacer.on_accepted();
-                    return Delivery::Accepted;
+                Answer::Accepted | Answer::Partial(_) | Answer::Rejected { .. } => {
+                    if !matches!(answer, Answer::Rejected { .. }) {
+                        self.streak.store(0, Ordering::Relaxed);
+                        self.pacer.on_accepted();
+                    }
+                    return Settled::Answered(answer, attempts);
                 }
                 Answer::Unauthorized { status } => {
                     self.halt(Halt::Credentials(status));
-                    return Delivery::Unsent;
-                }
-                Answer::Rejected { status, message } => {
-                    history.push(message);
-                    return Delivery::Failed {
-                        status: Some(status),
-                        attempts,
-                        message: history.join("; then "),
-                    };
+                    return Settled::Unsent;
                 }
                 Answer::RateLimited { retry_after } => {
                     Counters::add(&self.counters.rate_limited, 1);
-                    let retry_after = retry_after.map(|d| d.min(self.max_retry_after));
-                    // The pacer pauses everyone, this record included: no wait of its own.
+                    let retry_after = retry_after.map(|d| d.min(self.policy.max_retry_after));
+                    // The pacer pauses everyone, this request included: no wait of its own.
                     self.pacer.on_rate_limited(permit, retry_after);
                     (
                         Some(429),
@@ -416,40 +558,104 @@ impl Sender {
                             "{streak} requests in a row failed (last: {message}); slowing down"
                         ));
                     }
-                    if streak >= self.max_consecutive_failures {
-                        self.halt(Halt::DeadEndpoint(streak));
-                        return Delivery::Unsent;
+                    if streak >= self.policy.max_consecutive_failures {
+                        self.halt(Halt::DeadEndpoint {
+                            streak,
+                            base: self.client.base.clone(),
+                            last: message,
+                        });
+                        return Settled::Unsent;
                     }
                     let wait = retry_after
-                        .map(|d| d.min(self.max_retry_after))
+                        .map(|d| d.min(self.policy.max_retry_after))
                         .unwrap_or_else(|| backoff(attempts, &mut rand::rng()));
                     (status, message, wait)
                 }
             };
             history.push(message);
-            if attempts > self.max_retries {
-                return Delivery::Failed {
+            if attempts > self.policy.max_retries {
+                return Settled::GaveUp {
                     status,
                     attempts,
                     message: format!(
                         "gave up after {attempts} attempts (--max-retries {}): {}",
-                        self.max_retries,
+                        self.policy.max_retries,
                         history.join("; ")
                     ),
                 };
             }
             Counters::add(&self.counters.retries, 1);
             if self.reporter.verbose() > 1 {
-                self.reporter
-                    .log(format!("waiting {wait:?} before retry {attempts}"));
+                self.reporter.log(format!(
+                    "{}: waiting {wait:?} before retry {attempts}",
+                    label()
+                ));
             }
             tokio::select! {
                 biased;
-                _ = self.stop.cancelled() => return Delivery::Unsent,
+                _ = self.stop.cancelled() => return Settled::Unsent,
                 _ = tokio::time::sleep(wait) => {}
             }
         }
     }
+}
+
+/// The same outcome for every operation a request carried.
+fn whole(settled: Settled) -> Delivery {
+    match settled {
+        Settled::Answered(Answer::Accepted, _) => Delivery::Accepted,
+        Settled::Answered(Answer::Rejected { status, message }, attempts) => Delivery::Failed {
+            status: Some(status),
+            attempts,
+            message,
+        },
+        Settled::Answered(other, attempts) => Delivery::Failed {
+            status: None,
+            attempts,
+            message: format!("unexpected answer: {other:?}"),
+        },
+        Settled::GaveUp {
+            status,
+            attempts,
+            message,
+        } => Delivery::Failed {
+            status,
+            attempts,
+            message,
+        },
+        Settled::Unsent => Delivery::Unsent,
+    }
+}
+
+fn join_errors(errors: &[BatchError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `{"batch":[op,op,...]}` from operations already encoded.
+pub fn batch_body(items: &[&Outgoing]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(batch_body_len(items.iter().map(|i| i.encoded.len())));
+    body.extend_from_slice(BATCH_OPEN);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&item.encoded);
+    }
+    body.extend_from_slice(BATCH_CLOSE);
+    body
+}
+
+const BATCH_OPEN: &[u8] = br#"{"batch":["#;
+const BATCH_CLOSE: &[u8] = b"]}";
+
+/// The exact size of a batch body holding operations of these encoded sizes.
+pub fn batch_body_len(sizes: impl Iterator<Item = usize>) -> usize {
+    let (n, sum) = sizes.fold((0usize, 0usize), |(n, sum), len| (n + 1, sum + len));
+    BATCH_OPEN.len() + BATCH_CLOSE.len() + sum + n.saturating_sub(1)
 }
 
 #[cfg(test)]
@@ -484,6 +690,50 @@ mod tests {
                 matches!(classify(s(code), None, ""), Answer::Rejected { .. }),
                 "{code}"
             );
+        }
+    }
+
+    #[test]
+    fn a_207_names_its_invalid_operations_even_as_a_json_string() {
+        let body = r#"{"errors":[{"batch_index":2,"reason":"invalid","field":"attributes.created_at","message":"not an integer"},{"batch_index":0,"reason":"required"}]}"#;
+        let want = vec![
+            BatchError {
+                index: 2,
+                message: "invalid: not an integer (field attributes.created_at)".into(),
+            },
+            BatchError {
+                index: 0,
+                message: "required".into(),
+            },
+        ];
+        let s = StatusCode::MULTI_STATUS;
+        assert_eq!(classify(s, None, body), Answer::Partial(want.clone()));
+        let as_string = serde_json::to_string(body).unwrap();
+        assert_eq!(classify(s, None, &as_string), Answer::Partial(want));
+        assert_eq!(classify(s, None, "garbage"), Answer::Partial(vec![]));
+    }
+
+    #[test]
+    fn batch_body_length_is_counted_exactly() {
+        let ops: Vec<Outgoing> = ["{\"a\":1}", "{}", "{\"b\":\"x\"}"]
+            .iter()
+            .map(|j| Outgoing {
+                op: serde_json::from_str(
+                    r#"{"type":"person","action":"delete","identifiers":{"id":"1"}}"#,
+                )
+                .unwrap(),
+                encoded: j.as_bytes().to_vec(),
+            })
+            .collect();
+        for n in 0..=ops.len() {
+            let refs: Vec<&Outgoing> = ops[..n].iter().collect();
+            let body = batch_body(&refs);
+            assert_eq!(
+                body.len(),
+                batch_body_len(refs.iter().map(|o| o.encoded.len()))
+            );
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["batch"].as_array().unwrap().len(), n);
         }
     }
 

@@ -61,7 +61,7 @@ pub enum SourceError {
     #[error("{path}: {reason}")]
     Open { path: String, reason: String },
     /// Reading failed part-way; `line` is the last line read completely.
-    #[error("{path}: reading failed after line {line}: {reason}")]
+    #[error("{path}: {}: {reason}", read_message(*line))]
     Read {
         path: String,
         line: u64,
@@ -79,6 +79,14 @@ pub enum SourceError {
     /// The CSV input ends inside a quoted field.
     #[error("{path}: the row at line {line} has a quoted field that is never closed")]
     UnterminatedQuote { path: String, line: u64 },
+}
+
+fn read_message(line: u64) -> String {
+    if line == 0 {
+        "cannot be read".to_string()
+    } else {
+        format!("reading failed after line {line}")
+    }
 }
 
 fn gzip_message(line: u64) -> String {
@@ -1329,6 +1337,19 @@ mod tests {
         assert!(raw.len() <= MAX_RAW_BYTES && raw.len() > MAX_RAW_BYTES - 4);
         assert!(!raw.contains('\u{FFFD}'));
         assert_eq!(rows[2], json(3, r#"{"n":3}"#));
+    }
+
+    #[test]
+    fn ndjson_numbers_read_exactly() {
+        // Correctly rounded, so the value sent (and written back) is the one in the file.
+        let rows = rows_of("events.ndjson", b"{\"x\":-7.301496642518403e224}\n");
+        assert_eq!(
+            rows,
+            [Got::Json(
+                1,
+                serde_json::json!({"x": -7.301496642518403e224})
+            )]
+        );
     }
 
     #[test]

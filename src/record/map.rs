@@ -175,7 +175,8 @@ impl Mapper {
                 thousands(name.len())
             )));
         }
-        if let Some(headers) = headers {
+        // An empty CSV has no header (and no rows): nothing to check, nothing to map.
+        if let Some(headers) = headers.filter(|h| !h.is_empty()) {
             mapper.csv = Some(mapper.plan(headers)?);
         }
         Ok(mapper)
@@ -546,11 +547,14 @@ fn json_text<'a>(column: &str, v: &'a Value) -> Result<Option<&'a str>, Invalid>
 
 /// Builds the identifier; a `cio_id` loses its `cio_` prefix (v2 wants the bare id).
 fn identifier(column: &str, kind: IdKind, text: &str) -> Result<Identifier, Invalid> {
-    let text = text.trim();
-    let text = match kind {
-        IdKind::CioId => text.strip_prefix("cio_").unwrap_or(text),
-        IdKind::Id | IdKind::Email => text,
-    };
+    let mut text = text.trim();
+    if kind == IdKind::CioId {
+        // Every prefix, so the bare id never starts with one: a replayed operation comes
+        // through here again and must keep the same id.
+        while let Some(rest) = text.strip_prefix("cio_") {
+            text = rest.trim_start();
+        }
+    }
     if text.is_empty() {
         return Err(Invalid::at(
             column,
@@ -926,6 +930,13 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_csv_has_no_header_to_check() {
+        for action in [Action::Identify, Action::Event] {
+            assert!(Mapper::new(&spec(action), Some(&[])).is_ok());
+        }
+    }
+
+    #[test]
     fn id_column_flag_picks_the_column_and_its_kind() {
         let s = MapSpec {
             id_column: Some("user_id".into()),
@@ -980,11 +991,16 @@ mod tests {
         assert!(e.message.contains("is 152 bytes"), "{}", e.message);
 
         let mut m = csv_mapper(&spec(Action::Identify), &["cio_id"]);
-        let e = err(&mut m, &row(&["cio_"]));
-        assert!(
-            e.message
-                .ends_with("is empty; every row needs an identifier")
-        );
+        for cell in ["cio_", "cio_cio_ "] {
+            let e = err(&mut m, &row(&[cell]));
+            assert!(
+                e.message
+                    .ends_with("is empty; every row needs an identifier")
+            );
+        }
+        // The bare id never keeps a prefix, so replaying the operation gives the same id.
+        let op = ok(&mut m, &row(&["cio_cio_ 7"]));
+        assert_eq!(op.identifiers, Some(Identifier::CioId("7".into())));
     }
 
     #[test]

@@ -37,6 +37,8 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use conn::{KillSwitch, KillableListener};
 use store::{Fate, Rates, State};
 pub use store::{Received, Stats, StoredEvent};
+
+pub use crate::config::Region;
 use validate::{Invalid, Op, Who};
 
 /// An `/api/v2/entity` body, and every v1 body, may be at most this long (32 KiB).
@@ -45,25 +47,11 @@ pub const MAX_ENTITY_BYTES: usize = 32 * 1024;
 pub const MAX_BATCH_BYTES: usize = 500 * 1024;
 /// Each operation of a batch, serialised compactly, may be at most this long.
 pub const MAX_OP_BYTES: usize = 32 * 1024;
+/// v1 documents no body limit (its largest valid body, 300 attributes of 1,000 bytes, is
+/// about 350 KB); bodies as long as a whole batch are refused, to bound memory.
+pub const MAX_V1_BYTES: usize = MAX_BATCH_BYTES - 1;
 /// Bodies beyond this are not even drained: the connection is closed after a 400.
 const MAX_DRAIN_BYTES: usize = 8 * 1024 * 1024;
-
-/// The data centre a workspace lives in, as `/api/v1/accounts/region` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Region {
-    #[default]
-    Us,
-    Eu,
-}
-
-impl Region {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Region::Us => "us",
-            Region::Eu => "eu",
-        }
-    }
-}
 
 /// How the sandbox behaves; `Default` is a well-behaved US workspace limited
 /// to 100 requests/s with credentials `sandbox:sandbox`.
@@ -348,9 +336,9 @@ impl Payload {
         Ok(())
     }
 
-    /// A v1 body: a JSON object of at most 32 KiB; no body at all counts as `{}`.
+    /// A v1 body: a JSON object of at most [`MAX_V1_BYTES`]; no body at all counts as `{}`.
     fn v1_object(self) -> Result<Map<String, Value>, Invalid> {
-        self.too_long(MAX_ENTITY_BYTES)?;
+        self.too_long(MAX_V1_BYTES)?;
         match self.body {
             PayloadBody::Empty => Ok(Map::new()),
             PayloadBody::Json(Value::Object(map)) => Ok(map),

@@ -311,19 +311,19 @@ async fn attribute_limits() {
 }
 
 #[tokio::test]
-async fn v1_body_limit_is_32_kib() {
+async fn v1_body_limit_bounds_memory_only() {
     let rig = Rig::new().await;
     let attributes = json!({"a": "x".repeat(900), "b": "y".repeat(900)});
     let path = "/api/v1/customers/big";
     let (status, _) = rig
-        .raw(Method::PUT, path, padded(&attributes, MAX_ENTITY_BYTES))
+        .raw(Method::PUT, path, padded(&attributes, MAX_V1_BYTES))
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = rig
-        .raw(Method::PUT, path, padded(&attributes, MAX_ENTITY_BYTES + 1))
+        .raw(Method::PUT, path, padded(&attributes, MAX_V1_BYTES + 1))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(errors(&body)[0].contains("32768"), "{body}");
+    assert!(errors(&body)[0].contains("more than"), "{body}");
 }
 
 #[tokio::test]

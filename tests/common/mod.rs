@@ -1,10 +1,15 @@
-//! Shared test plumbing: a sandbox on 127.0.0.1:0 in a runtime of its own, and the binary
-//! pointed at it.
+//! Shared test plumbing: a sandbox on 127.0.0.1:0 in a runtime of its own, a scripted server
+//! for the answers the sandbox cannot give, and the binary pointed at either.
 #![allow(dead_code)] // each test crate uses its own share of these helpers
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use assert_cmd::Command;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header::RETRY_AFTER};
+use axum::response::{IntoResponse, Response};
 use cio_import::sandbox::{Sandbox, SandboxOptions};
 
 pub const SITE_ID: &str = "test-site";
@@ -17,13 +22,17 @@ pub struct Server {
     _rt: tokio::runtime::Runtime,
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 impl Server {
     pub fn start(opts: SandboxOptions) -> Server {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let sandbox = rt
             .block_on(Sandbox::start(SandboxOptions {
                 site_id: SITE_ID.into(),
@@ -45,14 +54,159 @@ impl Server {
 
     /// The binary, credentials in its environment, aimed at this server, run in `dir`.
     pub fn cmd(&self, dir: &Path) -> Command {
-        let mut c = bin(dir);
-        c.env("CUSTOMERIO_SITE_ID", SITE_ID)
-            .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
-            .arg("--endpoint")
-            .arg(self.sandbox.base_url())
-            .args(["--rate", "1000", "--progress", "never"]);
+        aimed(dir, &self.sandbox.base_url(), 1000)
+    }
+
+    /// [`Server::cmd`] paced at `rate` requests per second.
+    pub fn cmd_at(&self, dir: &Path, rate: u32) -> Command {
+        aimed(dir, &self.sandbox.base_url(), rate)
+    }
+}
+
+/// The binary with credentials in its environment, aimed at `base_url` at `rate` requests per
+/// second, run in `dir`.
+pub fn aimed(dir: &Path, base_url: &str, rate: u32) -> Command {
+    let mut c = bin(dir);
+    c.env("CUSTOMERIO_SITE_ID", SITE_ID)
+        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
+        .args(["--endpoint", base_url])
+        .args(["--rate", &rate.to_string(), "--progress", "never"])
+        // One record a request, so tests see v1 requests; batch tests pass their own --batch.
+        .args(["--batch", "1"]);
+    c
+}
+
+/// One request a [`Scripted`] server received.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub method: String,
+    pub path: String,
+    pub body: Vec<u8>,
+    /// Its place among every request the server received, from 0.
+    pub n: usize,
+    /// How many requests with the same method and path came before it.
+    pub earlier: usize,
+    pub at: Instant,
+}
+
+impl Hit {
+    /// The `{identifier}` of a `/api/v1/customers/{identifier}...` path, as sent.
+    pub fn id(&self) -> Option<&str> {
+        let rest = self.path.strip_prefix("/api/v1/customers/")?;
+        rest.split('/').next()
+    }
+}
+
+/// What a [`Scripted`] server answers to one request.
+pub struct Reply {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: String,
+}
+
+impl Reply {
+    /// `status` with an error body in the Track API's shape (`{}` for a success).
+    pub fn status(status: u16) -> Reply {
+        let body = if status < 300 {
+            "{}".to_owned()
+        } else {
+            format!(r#"{{"meta":{{"errors":["scripted {status}"]}}}}"#)
+        };
+        Reply {
+            status,
+            retry_after: None,
+            body,
+        }
+    }
+
+    pub fn retry_after(self, value: impl Into<String>) -> Reply {
+        Reply {
+            retry_after: Some(value.into()),
+            ..self
+        }
+    }
+
+    pub fn body(self, body: impl Into<String>) -> Reply {
+        Reply {
+            body: body.into(),
+            ..self
+        }
+    }
+}
+
+type Script = Arc<dyn Fn(&Hit) -> Reply + Send + Sync>;
+
+/// A server on 127.0.0.1:0 that answers each request as its script says and records what it
+/// received: for the statuses and headers the sandbox never gives. It stops when dropped.
+pub struct Scripted {
+    url: String,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Scripted {
+    pub fn start(script: impl Fn(&Hit) -> Reply + Send + Sync + 'static) -> Scripted {
+        let rt = runtime();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state((Arc::new(script) as Script, hits.clone()));
+        rt.spawn(async move { axum::serve(listener, app).await });
+        Scripted { url, hits, _rt: rt }
+    }
+
+    pub fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    /// The binary aimed at this server, without the preflight (the script answers records).
+    pub fn cmd(&self, dir: &Path) -> Command {
+        let mut c = aimed(dir, &self.url, 1000);
+        c.arg("--no-preflight");
         c
     }
+}
+
+async fn answer(
+    State((script, hits)): State<(Script, Arc<Mutex<Vec<Hit>>>)>,
+    request: Request,
+) -> Response {
+    let at = Instant::now();
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
+    let hit = {
+        let mut hits = hits.lock().unwrap();
+        let (method, path) = (parts.method.to_string(), parts.uri.path().to_owned());
+        let earlier = hits
+            .iter()
+            .filter(|h| h.method == method && h.path == path)
+            .count();
+        let hit = Hit {
+            method,
+            path,
+            body,
+            n: hits.len(),
+            earlier,
+            at,
+        };
+        hits.push(hit.clone());
+        hit
+    };
+    let reply = script(&hit);
+    let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
+    if let Some(v) = reply.retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_str(&v).unwrap());
+    }
+    response
 }
 
 /// The binary with a clean environment, run in `dir`.

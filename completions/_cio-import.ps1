@@ -1,0 +1,72 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'cio-import' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'cio-import'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'cio-import' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Input format [default: from the file name; stdin needs this flag]')
+            [CompletionResult]::new('--action', '--action', [CompletionResultType]::ParameterName, 'What each record does')
+            [CompletionResult]::new('--id-column', '--id-column', [CompletionResultType]::ParameterName, 'Column holding the person''s identifier [default: the first of id, email, cio_id]')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Type of a column''s values, repeatable: COLUMN=string|number|bool|timestamp|json [default: string; created_at, and an event''s timestamp, are timestamps]. A timestamp is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds')
+            [CompletionResult]::new('--empty', '--empty', [CompletionResultType]::ParameterName, 'Empty cells: skip leaves the attribute untouched; clear sends "" to erase it')
+            [CompletionResult]::new('--event-name', '--event-name', [CompletionResultType]::ParameterName, 'Event name for rows whose `name` column is empty or missing [--action event only] [default: the row''s `name` column]')
+            [CompletionResult]::new('--site-id', '--site-id', [CompletionResultType]::ParameterName, 'Workspace site id; needed unless --sandbox or --dry-run')
+            [CompletionResult]::new('--api-key-file', '--api-key-file', [CompletionResultType]::ParameterName, 'File holding the Track API key [default: the key in $CUSTOMERIO_TRACK_API_KEY]')
+            [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'Workspace region: picks track.customer.io or track-eu.customer.io')
+            [CompletionResult]::new('--endpoint', '--endpoint', [CompletionResultType]::ParameterName, 'Base URL replacing the region''s host, e.g. a proxy (plain http:// only to a loopback address) [default: the --region host]')
+            [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Most requests per second, retries included, spaced evenly; lowered for a while after a 429, in requests/s')
+            [CompletionResult]::new('--burst', '--burst', [CompletionResultType]::ParameterName, 'Requests that may go back to back above the even pace after a quiet spell, in requests; 1 means none')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Most requests in flight at once (sent and not yet answered), in requests')
+            [CompletionResult]::new('--batch', '--batch', [CompletionResultType]::ParameterName, 'Operations per request, in operations: records go that many at a time through /api/v2/batch (each request under 500 KB; --rate still counts requests); 1 sends each record alone through its v1 endpoint')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Time one request may take before it is retried, in seconds')
+            [CompletionResult]::new('--max-retries', '--max-retries', [CompletionResultType]::ParameterName, 'Retries per record after its first attempt (429s included) before it goes to the failures file')
+            [CompletionResult]::new('--max-retry-after', '--max-retry-after', [CompletionResultType]::ParameterName, 'Longest Retry-After honoured, in seconds; longer ones are cut to this')
+            [CompletionResult]::new('--max-consecutive-failures', '--max-consecutive-failures', [CompletionResultType]::ParameterName, 'Stop (exit 1) after this many failed requests in a row (5xx, timeouts or network errors with no success between), in requests')
+            [CompletionResult]::new('--max-invalid', '--max-invalid', [CompletionResultType]::ParameterName, 'Stop (exit 1) once more than N rows are invalid, in rows: a wrongly mapped file should not fill the failures file with a million lines')
+            [CompletionResult]::new('--failures', '--failures', [CompletionResultType]::ParameterName, 'Failures file [default: <input stem>.failures.ndjson in the current directory]')
+            [CompletionResult]::new('--checkpoint', '--checkpoint', [CompletionResultType]::ParameterName, 'Checkpoint file [default: <input stem>.checkpoint.json beside the failures file]')
+            [CompletionResult]::new('--summary', '--summary', [CompletionResultType]::ParameterName, 'Write a JSON summary here at the end; `-` for stdout [default: none]')
+            [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'Progress display on stderr (NO_COLOR=1 draws the bar without colours)')
+            [CompletionResult]::new('--sandbox-limit', '--sandbox-limit', [CompletionResultType]::ParameterName, 'The sandbox''s limit, in requests per second over a sliding second (429 beyond it); 0 for none')
+            [CompletionResult]::new('--sandbox-fail-rate', '--sandbox-fail-rate', [CompletionResultType]::ParameterName, 'Share of sandbox requests answered 503, from 0 to 1')
+            [CompletionResult]::new('--sandbox-drop-rate', '--sandbox-drop-rate', [CompletionResultType]::ParameterName, 'Share of sandbox requests whose connection is dropped unanswered, from 0 to 1')
+            [CompletionResult]::new('--sandbox-stall-rate', '--sandbox-stall-rate', [CompletionResultType]::ParameterName, 'Share of sandbox requests that stall until past --timeout, from 0 to 1')
+            [CompletionResult]::new('--sandbox-latency', '--sandbox-latency', [CompletionResultType]::ParameterName, 'Latency the sandbox adds to every answer, in milliseconds')
+            [CompletionResult]::new('--completions', '--completions', [CompletionResultType]::ParameterName, 'Print the completion script for SHELL to stdout and exit (committed copies are in completions/)')
+            [CompletionResult]::new('--no-preflight', '--no-preflight', [CompletionResultType]::ParameterName, 'Skip the credentials and region check (GET /api/v1/accounts/region) made before the first record')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Read, map and validate every row; send nothing. Needs no credentials; invalid rows go to the failures file')
+            [CompletionResult]::new('--resume', '--resume', [CompletionResultType]::ParameterName, 'Carry on from the checkpoint an interrupted or crashed run left, with the same inputs; new failures are added to the failures file')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and the final summary: no progress, warnings or sandbox lines')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and the final summary: no progress, warnings or sandbox lines')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log every request''s outcome to stderr; -vv adds each retry''s wait')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log every request''s outcome to stderr; -vv adds each retry''s wait')
+            [CompletionResult]::new('--sandbox', '--sandbox', [CompletionResultType]::ParameterName, 'Import into a built-in stand-in of the Track API on 127.0.0.1: no account needed')
+            [CompletionResult]::new('--man', '--man', [CompletionResultType]::ParameterName, 'Print the man page (roff) to stdout and exit')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,66 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[cio-import] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'cio-import'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'cio-import'= {
+            cand --format 'Input format [default: from the file name; stdin needs this flag]'
+            cand --action 'What each record does'
+            cand --id-column 'Column holding the person''s identifier [default: the first of id, email, cio_id]'
+            cand --type 'Type of a column''s values, repeatable: COLUMN=string|number|bool|timestamp|json [default: string; created_at, and an event''s timestamp, are timestamps]. A timestamp is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds'
+            cand --empty 'Empty cells: skip leaves the attribute untouched; clear sends "" to erase it'
+            cand --event-name 'Event name for rows whose `name` column is empty or missing [--action event only] [default: the row''s `name` column]'
+            cand --site-id 'Workspace site id; needed unless --sandbox or --dry-run'
+            cand --api-key-file 'File holding the Track API key [default: the key in $CUSTOMERIO_TRACK_API_KEY]'
+            cand --region 'Workspace region: picks track.customer.io or track-eu.customer.io'
+            cand --endpoint 'Base URL replacing the region''s host, e.g. a proxy (plain http:// only to a loopback address) [default: the --region host]'
+            cand --rate 'Most requests per second, retries included, spaced evenly; lowered for a while after a 429, in requests/s'
+            cand --burst 'Requests that may go back to back above the even pace after a quiet spell, in requests; 1 means none'
+            cand --concurrency 'Most requests in flight at once (sent and not yet answered), in requests'
+            cand --batch 'Operations per request, in operations: records go that many at a time through /api/v2/batch (each request under 500 KB; --rate still counts requests); 1 sends each record alone through its v1 endpoint'
+            cand --timeout 'Time one request may take before it is retried, in seconds'
+            cand --max-retries 'Retries per record after its first attempt (429s included) before it goes to the failures file'
+            cand --max-retry-after 'Longest Retry-After honoured, in seconds; longer ones are cut to this'
+            cand --max-consecutive-failures 'Stop (exit 1) after this many failed requests in a row (5xx, timeouts or network errors with no success between), in requests'
+            cand --max-invalid 'Stop (exit 1) once more than N rows are invalid, in rows: a wrongly mapped file should not fill the failures file with a million lines'
+            cand --failures 'Failures file [default: <input stem>.failures.ndjson in the current directory]'
+            cand --checkpoint 'Checkpoint file [default: <input stem>.checkpoint.json beside the failures file]'
+            cand --summary 'Write a JSON summary here at the end; `-` for stdout [default: none]'
+            cand --progress 'Progress display on stderr (NO_COLOR=1 draws the bar without colours)'
+            cand --sandbox-limit 'The sandbox''s limit, in requests per second over a sliding second (429 beyond it); 0 for none'
+            cand --sandbox-fail-rate 'Share of sandbox requests answered 503, from 0 to 1'
+            cand --sandbox-drop-rate 'Share of sandbox requests whose connection is dropped unanswered, from 0 to 1'
+            cand --sandbox-stall-rate 'Share of sandbox requests that stall until past --timeout, from 0 to 1'
+            cand --sandbox-latency 'Latency the sandbox adds to every answer, in milliseconds'
+            cand --completions 'Print the completion script for SHELL to stdout and exit (committed copies are in completions/)'
+            cand --no-preflight 'Skip the credentials and region check (GET /api/v1/accounts/region) made before the first record'
+            cand --dry-run 'Read, map and validate every row; send nothing. Needs no credentials; invalid rows go to the failures file'
+            cand --resume 'Carry on from the checkpoint an interrupted or crashed run left, with the same inputs; new failures are added to the failures file'
+            cand -q 'Print only errors and the final summary: no progress, warnings or sandbox lines'
+            cand --quiet 'Print only errors and the final summary: no progress, warnings or sandbox lines'
+            cand -v 'Log every request''s outcome to stderr; -vv adds each retry''s wait'
+            cand --verbose 'Log every request''s outcome to stderr; -vv adds each retry''s wait'
+            cand --sandbox 'Import into a built-in stand-in of the Track API on 127.0.0.1: no account needed'
+            cand --man 'Print the man page (roff) to stdout and exit'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+    ]
+    $completions[$command]
+}

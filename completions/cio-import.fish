@@ -1,0 +1,51 @@
+complete -c cio-import -l format -d 'Input format [default: from the file name; stdin needs this flag]' -r -f -a "csv\t''
+ndjson\t''"
+complete -c cio-import -l action -d 'What each record does' -r -f -a "identify\t'Create or update a person with the row\'s attributes'
+event\t'Track an event for a person (or an anonymous event, by `anonymous_id`)'
+delete\t'Delete the person'
+suppress\t'Suppress the person (and delete their data)'
+unsuppress\t'Lift a suppression'"
+complete -c cio-import -l id-column -d 'Column holding the person\'s identifier [default: the first of id, email, cio_id]' -r
+complete -c cio-import -l type -d 'Type of a column\'s values, repeatable: COLUMN=string|number|bool|timestamp|json [default: string; created_at, and an event\'s timestamp, are timestamps]. A timestamp is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds' -r
+complete -c cio-import -l empty -d 'Empty cells: skip leaves the attribute untouched; clear sends "" to erase it' -r -f -a "skip\t'Leave the attribute as it is in Customer.io'
+clear\t'Send "" so Customer.io clears the attribute'"
+complete -c cio-import -l event-name -d 'Event name for rows whose `name` column is empty or missing [--action event only] [default: the row\'s `name` column]' -r
+complete -c cio-import -l site-id -d 'Workspace site id; needed unless --sandbox or --dry-run' -r
+complete -c cio-import -l api-key-file -d 'File holding the Track API key [default: the key in $CUSTOMERIO_TRACK_API_KEY]' -r -F
+complete -c cio-import -l region -d 'Workspace region: picks track.customer.io or track-eu.customer.io' -r -f -a "us\t''
+eu\t''"
+complete -c cio-import -l endpoint -d 'Base URL replacing the region\'s host, e.g. a proxy (plain http:// only to a loopback address) [default: the --region host]' -r
+complete -c cio-import -l rate -d 'Most requests per second, retries included, spaced evenly; lowered for a while after a 429, in requests/s' -r
+complete -c cio-import -l burst -d 'Requests that may go back to back above the even pace after a quiet spell, in requests; 1 means none' -r
+complete -c cio-import -l concurrency -d 'Most requests in flight at once (sent and not yet answered), in requests' -r
+complete -c cio-import -l batch -d 'Operations per request, in operations: records go that many at a time through /api/v2/batch (each request under 500 KB; --rate still counts requests); 1 sends each record alone through its v1 endpoint' -r
+complete -c cio-import -l timeout -d 'Time one request may take before it is retried, in seconds' -r
+complete -c cio-import -l max-retries -d 'Retries per record after its first attempt (429s included) before it goes to the failures file' -r
+complete -c cio-import -l max-retry-after -d 'Longest Retry-After honoured, in seconds; longer ones are cut to this' -r
+complete -c cio-import -l max-consecutive-failures -d 'Stop (exit 1) after this many failed requests in a row (5xx, timeouts or network errors with no success between), in requests' -r
+complete -c cio-import -l max-invalid -d 'Stop (exit 1) once more than N rows are invalid, in rows: a wrongly mapped file should not fill the failures file with a million lines' -r
+complete -c cio-import -l failures -d 'Failures file [default: <input stem>.failures.ndjson in the current directory]' -r -F
+complete -c cio-import -l checkpoint -d 'Checkpoint file [default: <input stem>.checkpoint.json beside the failures file]' -r -F
+complete -c cio-import -l summary -d 'Write a JSON summary here at the end; `-` for stdout [default: none]' -r -F
+complete -c cio-import -l progress -d 'Progress display on stderr (NO_COLOR=1 draws the bar without colours)' -r -f -a "auto\t'A bar on a terminal; otherwise a plain line every 5 seconds'
+always\t'The bar even when stderr is not a terminal (a CI log that renders ANSI, say)'
+never\t'No progress; the summary still prints at the end'"
+complete -c cio-import -l sandbox-limit -d 'The sandbox\'s limit, in requests per second over a sliding second (429 beyond it); 0 for none' -r
+complete -c cio-import -l sandbox-fail-rate -d 'Share of sandbox requests answered 503, from 0 to 1' -r
+complete -c cio-import -l sandbox-drop-rate -d 'Share of sandbox requests whose connection is dropped unanswered, from 0 to 1' -r
+complete -c cio-import -l sandbox-stall-rate -d 'Share of sandbox requests that stall until past --timeout, from 0 to 1' -r
+complete -c cio-import -l sandbox-latency -d 'Latency the sandbox adds to every answer, in milliseconds' -r
+complete -c cio-import -l completions -d 'Print the completion script for SHELL to stdout and exit (committed copies are in completions/)' -r -f -a "bash\t''
+elvish\t''
+fish\t''
+powershell\t''
+zsh\t''"
+complete -c cio-import -l no-preflight -d 'Skip the credentials and region check (GET /api/v1/accounts/region) made before the first record'
+complete -c cio-import -l dry-run -d 'Read, map and validate every row; send nothing. Needs no credentials; invalid rows go to the failures file'
+complete -c cio-import -l resume -d 'Carry on from the checkpoint an interrupted or crashed run left, with the same inputs; new failures are added to the failures file'
+complete -c cio-import -s q -l quiet -d 'Print only errors and the final summary: no progress, warnings or sandbox lines'
+complete -c cio-import -s v -l verbose -d 'Log every request\'s outcome to stderr; -vv adds each retry\'s wait'
+complete -c cio-import -l sandbox -d 'Import into a built-in stand-in of the Track API on 127.0.0.1: no account needed'
+complete -c cio-import -l man -d 'Print the man page (roff) to stdout and exit'
+complete -c cio-import -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cio-import -s V -l version -d 'Print version'

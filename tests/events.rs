@@ -1,0 +1,335 @@
+//! Events and the other actions, end to end: what reaches which endpoint, what the sandbox
+//! holds after, event ids stable across runs, and failures files that replay each action.
+
+mod common;
+
+use std::path::Path;
+
+use cio_import::sandbox::{Received, SandboxOptions};
+use common::{Server, read_ndjson, write};
+use serde_json::{Value, json};
+use ulid::Ulid;
+
+/// Every request but the preflight's GET, in arrival order.
+fn sent(server: &Server) -> Vec<Received> {
+    server
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect()
+}
+
+/// Imports `csv` from the file `name` in `dir` with `args`, expecting success; returns every
+/// request sent so far.
+fn import(server: &Server, dir: &Path, name: &str, csv: &str, args: &[&str]) -> Vec<Received> {
+    let input = write(dir, name, csv);
+    server.cmd(dir).arg(&input).args(args).assert().success();
+    sent(server)
+}
+
+/// The body without its `id`, after checking the id is a ULID; and the id.
+fn split_id(body: &Value) -> (Value, String) {
+    let mut body = body.clone();
+    let id = body
+        .as_object_mut()
+        .unwrap()
+        .remove("id")
+        .unwrap_or_else(|| panic!("no event id in {body}"));
+    let id = id.as_str().unwrap().to_owned();
+    Ulid::from_string(&id).unwrap_or_else(|e| panic!("{id} is not a ULID: {e}"));
+    (body, id)
+}
+
+#[test]
+fn person_events_reach_the_customers_events_endpoint_with_unix_times_and_data() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let given = Ulid::from_parts(1_709_632_800_000, 42).to_string();
+    let csv = format!(
+        "id,name,timestamp,event_id,plan\n\
+         1,signed_up,2024-03-05T10:00:00Z,,pro\n\
+         2,,1709632800,{},free\n",
+        given.to_lowercase()
+    );
+    let args = ["--action", "event", "--event-name", "fallback"];
+    let requests = import(&server, dir.path(), "events.csv", &csv, &args);
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    let one = requests.iter().find(|r| r.path.contains("/1/")).unwrap();
+    assert_eq!(
+        (one.method.as_str(), one.path.as_str()),
+        ("POST", "/api/v1/customers/1/events")
+    );
+    let (body, derived) = split_id(one.body.as_ref().unwrap());
+    assert_eq!(
+        body,
+        json!({"name": "signed_up", "timestamp": 1_709_632_800, "data": {"plan": "pro"}})
+    );
+    let two = requests.iter().find(|r| r.path.contains("/2/")).unwrap();
+    assert_eq!(two.path, "/api/v1/customers/2/events");
+    let (body, id) = split_id(two.body.as_ref().unwrap());
+    // An empty name cell falls back to --event-name; a given event_id is sent, canonical.
+    assert_eq!(
+        body,
+        json!({"name": "fallback", "timestamp": 1_709_632_800, "data": {"plan": "free"}})
+    );
+    assert_eq!(id, given);
+
+    let mut stored = server.sandbox.events();
+    stored.sort_by(|a, b| a.person.cmp(&b.person));
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].person.as_deref(), Some("1"));
+    assert_eq!(stored[0].id.as_deref(), Some(derived.as_str()));
+    assert_eq!(stored[0].timestamp, Some(1_709_632_800));
+    assert_eq!(stored[1].id.as_deref(), Some(given.as_str()));
+}
+
+#[test]
+fn event_name_flag_names_every_row_of_a_file_without_a_name_column() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let requests = import(
+        &server,
+        dir.path(),
+        "events.csv",
+        "email,timestamp,amount\na@x.io,2024-03-05T10:00:00+01:00,9.5\nb@x.io,1709632800,3\n",
+        &[
+            "--action",
+            "event",
+            "--event-name",
+            "purchase",
+            "--type",
+            "amount=number",
+        ],
+    );
+    assert_eq!(requests.len(), 2);
+    let by_email = |email: &str| {
+        let r = requests
+            .iter()
+            .find(|r| r.identifier.as_deref() == Some(email))
+            .unwrap();
+        split_id(r.body.as_ref().unwrap()).0
+    };
+    assert_eq!(
+        by_email("a@x.io"),
+        json!({"name": "purchase", "timestamp": 1_709_629_200, "data": {"amount": 9.5}})
+    );
+    assert_eq!(
+        by_email("b@x.io"),
+        json!({"name": "purchase", "timestamp": 1_709_632_800, "data": {"amount": 3}})
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.method == "POST" && r.path.ends_with("/events"))
+    );
+}
+
+#[test]
+fn anonymous_events_reach_the_events_endpoint_with_their_anonymous_id() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let requests = import(
+        &server,
+        dir.path(),
+        "views.csv",
+        "anonymous_id,page\nanon-1,/home\nanon-2,/pricing\n",
+        &["--action", "event", "--event-name", "viewed"],
+    );
+    assert_eq!(requests.len(), 2);
+    for (anon, page) in [("anon-1", "/home"), ("anon-2", "/pricing")] {
+        let r = requests
+            .iter()
+            .find(|r| r.body.as_ref().unwrap()["anonymous_id"] == anon)
+            .unwrap();
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str()),
+            ("POST", "/api/v1/events")
+        );
+        assert_eq!(
+            split_id(r.body.as_ref().unwrap()).0,
+            json!({"name": "viewed", "anonymous_id": anon, "data": {"page": page}})
+        );
+    }
+    let stored = server.sandbox.events();
+    assert_eq!(stored.len(), 2);
+    assert!(
+        stored
+            .iter()
+            .all(|e| e.person.is_none() && e.anonymous_id.is_some())
+    );
+    assert_eq!(server.sandbox.people_count(), 0);
+}
+
+#[test]
+fn delete_suppress_and_unsuppress_reach_their_endpoints_without_a_body() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    import(
+        &server,
+        dir.path(),
+        "people.csv",
+        "id,plan\n1,pro\n2,pro\n3,pro\n",
+        &[],
+    );
+    assert_eq!(server.sandbox.people_count(), 3);
+
+    let run = |file: &str, ids: &str, action: &str| {
+        import(
+            &server,
+            dir.path(),
+            file,
+            &format!("id\n{ids}"),
+            &["--action", action],
+        );
+    };
+    run("delete.csv", "1\n", "delete");
+    run("suppress.csv", "2\n3\n", "suppress");
+    run("unsuppress.csv", "3\n", "unsuppress");
+
+    let mut calls: Vec<(String, String)> = sent(&server)
+        .into_iter()
+        .filter(|r| r.method != "PUT")
+        .map(|r| {
+            assert_eq!(r.body, None, "{r:?}");
+            assert_eq!(r.status, Some(200), "{r:?}");
+            (r.method, r.path)
+        })
+        .collect();
+    calls.sort();
+    let expected: Vec<(String, String)> = [
+        ("DELETE", "/api/v1/customers/1"),
+        ("POST", "/api/v1/customers/2/suppress"),
+        ("POST", "/api/v1/customers/3/suppress"),
+        ("POST", "/api/v1/customers/3/unsuppress"),
+    ]
+    .iter()
+    .map(|(m, p)| (m.to_string(), p.to_string()))
+    .collect();
+    assert_eq!(calls, expected);
+
+    assert_eq!(server.sandbox.person("1"), None);
+    assert_eq!(server.sandbox.person("2"), None);
+    assert!(server.sandbox.is_suppressed("2"));
+    assert!(!server.sandbox.is_suppressed("3"));
+    assert_eq!(server.sandbox.stats().deleted, 1);
+}
+
+#[test]
+fn the_same_events_sent_twice_carry_the_same_ids_and_are_deduplicated() {
+    const N: usize = 20;
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id,name,timestamp,n\n");
+    for i in 0..N {
+        csv.push_str(&format!("u{},clicked,{},{i}\n", i % 4, 1_709_632_800 + i));
+    }
+    let input = write(dir.path(), "events.csv", &csv);
+    let ids = |requests: &[Received]| {
+        let mut ids: Vec<String> = requests
+            .iter()
+            .map(|r| r.body.as_ref().unwrap()["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    for _ in 0..2 {
+        server
+            .cmd(dir.path())
+            .arg(&input)
+            .args(["--action", "event"])
+            .assert()
+            .success();
+    }
+    let requests = sent(&server);
+    assert_eq!(requests.len(), 2 * N);
+    let (first, second) = requests.split_at(N);
+    let first_ids = ids(first);
+    first_ids.windows(2).for_each(|w| assert_ne!(w[0], w[1]));
+    assert_eq!(first_ids, ids(second));
+    let stats = server.sandbox.stats();
+    assert_eq!(stats.events, N as u64);
+    assert_eq!(stats.duplicate_events, N as u64);
+}
+
+#[test]
+fn a_failures_file_of_mixed_actions_replays_each_with_its_own_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = Server::start(SandboxOptions {
+        limit: None,
+        fail_rate: 1.0,
+        ..SandboxOptions::default()
+    });
+    // Each action's run fails every record into its own failures file.
+    let inputs = [
+        (
+            "people.csv",
+            "id,plan\n1,pro\n2,free\n3,pro\n",
+            &["--action", "identify"][..],
+        ),
+        (
+            "events.csv",
+            "id,name,timestamp,anonymous_id\n1,signed_up,1709632800,\n,viewed,1709632801,anon-9\n",
+            &["--action", "event"][..],
+        ),
+        ("delete.csv", "id\n2\n", &["--action", "delete"][..]),
+        ("suppress.csv", "id\n3\n", &["--action", "suppress"][..]),
+    ];
+    let mut mixed = String::new();
+    for (name, text, args) in inputs {
+        let input = write(dir.path(), name, text);
+        let failures = dir.path().join(format!("{name}.failures.ndjson"));
+        broken
+            .cmd(dir.path())
+            .arg(&input)
+            .args(args)
+            .args(["--max-retries", "0", "--no-preflight", "--failures"])
+            .arg(&failures)
+            .assert()
+            .code(3);
+        mixed.push_str(&std::fs::read_to_string(&failures).unwrap());
+    }
+    let mixed = write(dir.path(), "mixed.ndjson", &mixed);
+    let lines = read_ndjson(&mixed);
+    assert_eq!(lines.len(), 3 + 2 + 1 + 1);
+    let event_ids: Vec<String> = lines
+        .iter()
+        .filter(|l| l["action"] == "event")
+        .map(|l| l["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(event_ids.len(), 2);
+
+    // Replayed with the default action (identify), each line keeps its own.
+    let healthy = Server::plain();
+    healthy.cmd(dir.path()).arg(&mixed).assert().success();
+    let mut calls: Vec<(String, String)> = sent(&healthy)
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    calls.sort();
+    let expected: Vec<(String, String)> = [
+        ("DELETE", "/api/v1/customers/2"),
+        ("POST", "/api/v1/customers/1/events"),
+        ("POST", "/api/v1/customers/3/suppress"),
+        ("POST", "/api/v1/events"),
+        ("PUT", "/api/v1/customers/1"),
+        ("PUT", "/api/v1/customers/2"),
+        ("PUT", "/api/v1/customers/3"),
+    ]
+    .iter()
+    .map(|(m, p)| (m.to_string(), p.to_string()))
+    .collect();
+    assert_eq!(calls, expected);
+
+    let sb = &healthy.sandbox;
+    assert_eq!(sb.person("1").unwrap()["plan"], "pro");
+    // Each person's lines keep their order: identified, then deleted or suppressed.
+    assert_eq!(sb.person("2"), None);
+    assert_eq!(sb.person("3"), None);
+    assert!(sb.is_suppressed("3"));
+    let mut stored: Vec<String> = sb.events().into_iter().filter_map(|e| e.id).collect();
+    stored.sort();
+    let mut expected_ids = event_ids;
+    expected_ids.sort();
+    assert_eq!(stored, expected_ids, "replayed events keep their ids");
+}
