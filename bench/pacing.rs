@@ -1,4 +1,4 @@
-//! Pacing (issue 'backbone'): `--rate 50` over 1,000 requests to a sandbox answering after
+//! Pacing (issue 'backbone'): `--rate 50 --batch 1` over 1,000 requests to a sandbox answering after
 //! 80 ms with no limit. Prints the achieved rate, from the sandbox's arrival times, and the
 //! most requests in any sliding second. About 25 s.
 
@@ -26,7 +26,8 @@ fn main() {
         server
             .cmd()
             .current_dir(dir.path())
-            .args(["--rate", &RATE.to_string()])
+            // One v1 request per record, so records count requests.
+            .args(["--rate", &RATE.to_string(), "--batch", "1"])
             .arg(&input),
     );
     let summary = run.summary();
@@ -49,7 +50,7 @@ fn main() {
     let max_window = server.sandbox.stats().max_in_any_window;
 
     println!(
-        "pacing: --rate {RATE} --concurrency 10 (default), {n} requests, sandbox latency 80 ms, no limit; run took {:.1} s",
+        "pacing: --rate {RATE} --batch 1 --concurrency 10 (default), {n} requests, sandbox latency 80 ms, no limit; run took {:.1} s",
         run.wall.as_secs_f64()
     );
     report(

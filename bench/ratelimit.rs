@@ -1,6 +1,6 @@
 //! Rate-limit discipline (issue 'rate-limit discipline'). Two scenarios, about 70 s in all:
 //!
-//! 1. `--rate 50` against a sandbox that admits 30 requests per sliding second and answers
+//! 1. `--rate 50 --batch 1` against a sandbox that admits 30 requests per sliding second and answers
 //!    the rest 429 with Retry-After, over 1,500 records (about 50 s): goodput (accepted
 //!    records per second) as a share of 30/s, and the share of requests answered 429.
 //! 2. A misbehaving sandbox (10% 503s, 5% dropped connections, 2% stalls past `--timeout 2`),
@@ -41,7 +41,8 @@ fn limited(records: u64) {
         server
             .cmd()
             .current_dir(dir.path())
-            .args(["--rate", RATE, "--no-preflight"])
+            // One v1 request per record: the guide's figures are per request.
+            .args(["--rate", RATE, "--batch", "1", "--no-preflight"])
             .arg(&input),
     );
     let summary = run.summary();
@@ -60,7 +61,7 @@ fn limited(records: u64) {
     let share_429 = stats.rejected_429 as f64 / stats.requests as f64;
 
     println!(
-        "rate limit: --rate {RATE} --concurrency 10 (default), {records} records, sandbox limit \
+        "rate limit: --rate {RATE} --batch 1 --concurrency 10 (default), {records} records, sandbox limit \
          {LIMIT}/s with Retry-After; run took {:.1} s, exit {}",
         run.wall.as_secs_f64(),
         run.status.code().unwrap_or(-1)
@@ -143,7 +144,15 @@ fn misbehaving(records: u64) {
         server
             .cmd()
             .current_dir(dir.path())
-            .args(["--rate", RATE, "--timeout", "2", "--no-preflight"])
+            .args([
+                "--rate",
+                RATE,
+                "--batch",
+                "1",
+                "--timeout",
+                "2",
+                "--no-preflight",
+            ])
             .arg(&input),
     );
     let summary = run.summary();
@@ -151,7 +160,7 @@ fn misbehaving(records: u64) {
     let accepted = field(&summary, "accepted");
     let code = run.status.code().unwrap_or(-1);
     println!(
-        "misbehaviour: --rate {RATE} --timeout 2, {records} records, sandbox 10% 503, 5% dropped, \
+        "misbehaviour: --rate {RATE} --batch 1 --timeout 2, {records} records, sandbox 10% 503, 5% dropped, \
          2% stalled 3 s; run took {:.1} s",
         run.wall.as_secs_f64()
     );

@@ -107,10 +107,13 @@ const CELLS: NonZeroU32 = NonZeroU32::new(100).unwrap();
 const EARLY: Duration = Duration::from_millis(2);
 
 fn limiter(rate: f64, burst: NonZeroU32) -> Arc<Limiter> {
-    let cell = Duration::from_secs_f64(1.0 / rate / f64::from(CELLS.get()))
-        .max(Duration::from_nanos(1));
+    let cell =
+        Duration::from_secs_f64(1.0 / rate / f64::from(CELLS.get())).max(Duration::from_nanos(1));
     let early = (EARLY.as_secs_f64() / cell.as_secs_f64()).round() as u32;
-    let cells = burst.get().saturating_mul(CELLS.get()).saturating_add(early);
+    let cells = burst
+        .get()
+        .saturating_mul(CELLS.get())
+        .saturating_add(early);
     // with_period only fails for a zero period, which the max above rules out.
     let quota = Quota::with_period(cell)
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))

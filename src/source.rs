@@ -1147,7 +1147,10 @@ mod tests {
     fn csv_character_split_across_two_cells_is_broken_row() {
         // "é" is C3 A9: each cell holds half of it, so the row's bytes joined are valid UTF-8.
         let rows = rows_of("users.csv", b"id,a,b,c\n1,x\xC3,,\xA9y\n");
-        assert_eq!(broken_message(&rows[0]), (2, "column \"a\" is not valid UTF-8"));
+        assert_eq!(
+            broken_message(&rows[0]),
+            (2, "column \"a\" is not valid UTF-8")
+        );
     }
 
     #[test]
