@@ -518,7 +518,9 @@ impl CsvRows {
             broken(row, line, message, None, &raw);
             return Ok(true);
         }
-        if let Some(i) = record.iter().position(|f| std::str::from_utf8(f).is_err()) {
+        if !all_utf8(record)
+            && let Some(i) = record.iter().position(|f| std::str::from_utf8(f).is_err())
+        {
             let column = self.headers[i].clone();
             let message = format!("column \"{column}\" is not valid UTF-8");
             let raw = csv_text(record);
@@ -618,6 +620,16 @@ impl CsvRows {
             },
         }
     }
+}
+
+/// Whether every field is UTF-8, in one pass over the whole record (the hot path) instead of
+/// one per field. The fields joined can be valid when one is not only if a character straddles
+/// a boundary, and then the next non-empty field starts with a continuation byte.
+fn all_utf8(record: &ByteRecord) -> bool {
+    std::str::from_utf8(record.as_slice()).is_ok()
+        && record
+            .iter()
+            .all(|f| f.first().is_none_or(|b| b & 0xC0 != 0x80))
 }
 
 /// The `ByteRecord` inside `data`, reused when there is one (the hot path).
@@ -1129,6 +1141,16 @@ mod tests {
             (5, "has 1 field, the header has 4")
         );
         assert_eq!(rows[4], csv(6, &["9", "9", "9", "9"]));
+    }
+
+    #[test]
+    fn csv_character_split_across_two_cells_is_broken_row() {
+        // "é" is C3 A9: each cell holds half of it, so the row's bytes joined are valid UTF-8.
+        let rows = rows_of("users.csv", b"id,a,b,c\n1,x\xC3,,\xA9y\n");
+        assert_eq!(
+            broken_message(&rows[0]),
+            (2, "column \"a\" is not valid UTF-8")
+        );
     }
 
     #[test]

@@ -1,0 +1,181 @@
+//! Speed and memory (issue 'speed and memory'). Generates people CSVs in a temp dir and prints:
+//!
+//! (a) `--dry-run` over 1M rows: wall time, rows/s, MB/s, peak RSS;
+//! (b) Python's C csv module merely parsing the same file, and our speed-up over it;
+//! (c) peak RSS of `--dry-run` over 10M rows (about 750 MB on disk, deleted after);
+//! (d) an import of 150k rows into an unlimited sandbox at `--rate 100000 --concurrency 32
+//!     --batch 1`: the child's CPU time per accepted request and its peak RSS; then (d') 1M rows
+//!     at the default `--batch 100`: CPU time per record and peak RSS.
+//!
+//! About a minute on 2 cores (plus the build). `SCALE_SKIP=10m,long` skips the slow parts; `SCALE_ROWS=N`
+//! changes the size of (a) and (b).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cio_import::sandbox::SandboxOptions;
+use common::{Server, bin, field, measure, report, write_people};
+
+fn main() {
+    let skip = std::env::var("SCALE_SKIP").unwrap_or_default();
+    let rows: u64 = std::env::var("SCALE_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("a temp dir");
+
+    let small = dir.path().join("people-1m.csv");
+    let bytes = generate(&small, rows);
+    dry_run_and_python(&small, rows, bytes);
+
+    if !skip.contains("10m") {
+        let big = dir.path().join("people-10m.csv");
+        let big_bytes = generate(&big, 10_000_000);
+        dry_run_rss(&big, 10_000_000, big_bytes);
+        std::fs::remove_file(&big).expect("delete the 10M input");
+    }
+
+    import(dir.path(), 150_000, 1);
+    if !skip.contains("long") {
+        import(dir.path(), 1_000_000, 100);
+    }
+}
+
+fn generate(path: &Path, rows: u64) -> u64 {
+    let started = Instant::now();
+    let bytes = write_people(path, rows);
+    println!(
+        "generated {rows} rows, {:.1} MB, in {:.1} s",
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    bytes
+}
+
+/// The dry-run command every part uses: the default mapping, created_at read as a date,
+/// score typed as a number.
+fn dry_run(input: &Path) -> Command {
+    let mut c = bin();
+    c.current_dir(input.parent().expect("a parent"))
+        .args(["--dry-run", "--type", "score=number"])
+        .arg(input);
+    c
+}
+
+fn dry_run_and_python(input: &Path, rows: u64, bytes: u64) {
+    // Reads the file once so both runs start from a warm page cache.
+    std::fs::read(input).expect("read the input");
+    let run = measure(&mut dry_run(input));
+    assert!(run.status.success(), "the dry run failed: {}", run.stdout);
+    let summary = run.summary();
+    assert_eq!(field(&summary, "accepted"), rows, "{summary}");
+    let secs = run.wall.as_secs_f64();
+    println!(
+        "(a) cio-import --dry-run --type score=number, {rows} rows, {:.1} MB",
+        bytes as f64 / 1e6
+    );
+    println!(
+        "  {:<40} {:>16}   (CPU {:.2} s)",
+        "wall time",
+        format!("{secs:.2} s"),
+        run.cpu.as_secs_f64()
+    );
+    println!("  {:<40} {:>16.0}", "rows/s", rows as f64 / secs);
+    println!("  {:<40} {:>16.1}", "MB/s", bytes as f64 / 1e6 / secs);
+    run.report_rss("peak RSS");
+
+    let python = measure(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import csv,sys; n=sum(1 for _ in csv.reader(open(sys.argv[1], newline=\"\"))); print(n)",
+            ])
+            .arg(input),
+    );
+    assert!(python.status.success(), "python3 failed");
+    let py = python.wall.as_secs_f64();
+    println!("(b) python3 csv.reader, parsing only, same file");
+    println!(
+        "  {:<40} {:>16}   ({} records counted)",
+        "wall time",
+        format!("{py:.2} s"),
+        python.stdout.trim()
+    );
+    report(
+        "our dry run's speed-up over it",
+        format!("{:.2}x", py / secs),
+        ">= 4x",
+        py / secs >= 4.0,
+    );
+}
+
+fn dry_run_rss(input: &Path, rows: u64, bytes: u64) {
+    let run = measure(&mut dry_run(input));
+    assert!(run.status.success(), "the dry run failed: {}", run.stdout);
+    assert_eq!(field(&run.summary(), "accepted"), rows);
+    let secs = run.wall.as_secs_f64();
+    println!(
+        "(c) cio-import --dry-run, {rows} rows, {:.0} MB: {secs:.1} s, {:.0} rows/s, {:.0} MB/s",
+        bytes as f64 / 1e6,
+        rows as f64 / secs,
+        bytes as f64 / 1e6 / secs
+    );
+    run.report_rss("peak RSS");
+}
+
+fn import(dir: &Path, rows: u64, batch: u64) {
+    let input = dir.join(format!("people-{rows}.csv"));
+    write_people(&input, rows);
+    let server = Server::start(SandboxOptions {
+        limit: None,
+        keep_requests: false,
+        ..SandboxOptions::default()
+    });
+    let run = measure(
+        server
+            .cmd()
+            .current_dir(dir)
+            .args(["--rate", "100000", "--concurrency", "32"])
+            .args(["--batch", &batch.to_string(), "--type", "score=number"])
+            .arg(&input),
+    );
+    let summary = run.summary();
+    assert!(run.status.success(), "the import failed: {summary}");
+    let accepted = field(&summary, "accepted");
+    let requests = field(&summary, "requests");
+    let stats = server.sandbox.stats();
+    assert_eq!(accepted, rows, "{summary}");
+    assert_eq!(stats.people, rows);
+    let secs = run.wall.as_secs_f64();
+    let cpu_us = run.cpu.as_secs_f64() * 1e6;
+    let part = if batch == 1 { "(d)" } else { "(d')" };
+    println!(
+        "{part} import into the sandbox (no limit), --rate 100000 --concurrency 32 --batch {batch}, \
+         {rows} rows in {requests} requests: {secs:.1} s, {:.0} records/s, child CPU {:.1} s",
+        accepted as f64 / secs,
+        run.cpu.as_secs_f64()
+    );
+    if batch == 1 {
+        let per = cpu_us / requests as f64;
+        report(
+            "child CPU (user+sys) per accepted request",
+            format!("{per:.1} us"),
+            "< 50 us",
+            per < 50.0,
+        );
+    } else {
+        println!(
+            "  {:<40} {:>16}",
+            "child CPU (user+sys) per record",
+            format!("{:.1} us", cpu_us / accepted as f64)
+        );
+    }
+    run.report_rss("child peak RSS");
+    drop(server);
+    std::fs::remove_file(&input).expect("delete the input");
+    // Lets the sandbox's memory go before the next part.
+    std::thread::sleep(Duration::from_millis(100));
+}
