@@ -102,14 +102,18 @@ const CELLS: NonZeroU32 = NonZeroU32::new(100).unwrap();
 /// How far ahead of its slot on the smooth pace a request may go. Tokio's timer wakes about a
 /// millisecond late, and GCRA starts the next interval from when a late request went, so
 /// without this every interval stretches (a 50/s pace ran at 46/s). Letting a request go up to
-/// this early keeps the average interval exact; at paces below 500/s (intervals over 2 ms) a
-/// second still never holds more than rate + burst requests.
+/// this early (and never more than a tenth of an interval) keeps the average interval exact,
+/// and a second still never holds more than rate + burst requests.
 const EARLY: Duration = Duration::from_millis(2);
 
 fn limiter(rate: f64, burst: NonZeroU32) -> Arc<Limiter> {
     let cell =
         Duration::from_secs_f64(1.0 / rate / f64::from(CELLS.get())).max(Duration::from_nanos(1));
-    let early = (EARLY.as_secs_f64() / cell.as_secs_f64()).round() as u32;
+    // At most a tenth of an interval early, so even fast paces never fit an extra request
+    // into a second.
+    let early = (EARLY.as_secs_f64() / cell.as_secs_f64())
+        .round()
+        .min(f64::from(CELLS.get()) / 10.0) as u32;
     let cells = burst
         .get()
         .saturating_mul(CELLS.get())
@@ -332,6 +336,17 @@ mod tests {
                 .windows(2)
                 .all(|w| w[1] - w[0] >= Duration::from_millis(20) - EARLY)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fast_pace_never_fits_an_extra_request_into_a_second_either() {
+        let pacer = Pacer::new(1000.0, nz(1));
+        let mut times = Vec::new();
+        for _ in 0..3000 {
+            pacer.acquire().await;
+            times.push(Instant::now());
+        }
+        assert!(max_in_window(&times, Duration::from_secs(1)) <= 1001);
     }
 
     #[tokio::test(start_paused = true)]
