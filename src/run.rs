@@ -514,10 +514,16 @@ impl Reading {
                 .unwrap_or_else(|e| e.into_inner())
                 .settle(seq, outcome)
         };
-        for (i, mut input) in opened.into_iter().enumerate() {
+        for (i, input) in opened.into_iter().enumerate() {
             let skip = match skips.get(i).copied().unwrap_or(Skip::First(0)) {
                 Skip::All => continue,
                 Skip::First(n) => n,
+            };
+            // Parsing on a second core while this thread maps; begun only now, so inputs
+            // are read one at a time.
+            let mut input = Opened {
+                reader: input.reader.read_ahead(),
+                ..input
             };
             // Records an earlier run settled are read past, not sent.
             for _ in 0..skip {

@@ -147,6 +147,8 @@ fn value_bound(v: &Value) -> usize {
 /// Converts a CSV cell (or a JSON string) to `typed`. `Ok(None)` means empty: the caller applies
 /// the empty-cell policy. Strings are kept as they are; typed values are trimmed first, so a
 /// whitespace-only cell in a typed column counts as empty.
+// Inlined so that a text cell, the usual kind, is never moved through a returned enum.
+#[inline]
 pub(crate) fn convert_str<'a>(
     typed: Typed,
     column: &str,
@@ -155,6 +157,10 @@ pub(crate) fn convert_str<'a>(
     if typed.ty == ValueType::String {
         return Ok((!s.is_empty()).then_some(Cell::Text(s)));
     }
+    convert_typed(typed, column, s)
+}
+
+fn convert_typed<'a>(typed: Typed, column: &str, s: &'a str) -> Result<Option<Cell<'a>>, String> {
     let t = s.trim();
     if t.is_empty() {
         return Ok(None);
