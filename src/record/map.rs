@@ -207,7 +207,7 @@ struct Tally {
 impl Tally {
     /// Attribute names are distinct: a CSV header with a name twice is refused, and JSON
     /// object keys are unique.
-    #[inline]
+    #[inline(always)]
     fn add(&mut self, name: &str, v: &Cell<'_>) {
         let bound = v.json_bound();
         self.count += 1;
