@@ -121,10 +121,6 @@ const EVENT_TIME: Typed = Typed {
     ty: ValueType::Timestamp,
     origin: Origin::Fixed,
 };
-const CSV_STRING: Typed = Typed {
-    ty: ValueType::String,
-    origin: Origin::Fixed,
-};
 
 /// The per-column plan for a CSV input, indexed like the record's fields.
 struct CsvPlan {
@@ -184,6 +180,8 @@ impl Attributes for Collect {
 }
 
 impl Attributes for Tally {
+    // Inlined, as `add` is, so a cell is never stored to be passed (see `Cell`).
+    #[inline(always)]
     fn put(&mut self, column: &str, v: Cell<'_>) {
         self.add(column, &v);
     }
@@ -500,8 +498,11 @@ impl Mapper {
                         .map_err(|m| Invalid::at(column, m))?
                         .and_then(|v| v.as_i64());
                 }
-                Role::Attribute(typed) => {
-                    let v = value::convert_str(typed.unwrap_or(CSV_STRING), column, cell)
+                // Apart from the typed cells, so a text cell goes straight to the tally (see
+                // `Cell`).
+                Role::Attribute(None) => self.put(&mut draft.attributes, column, value::text(cell)),
+                Role::Attribute(Some(typed)) => {
+                    let v = value::convert_str(typed, column, cell)
                         .map_err(|m| Invalid::at(column, m))?;
                     self.put(&mut draft.attributes, column, v);
                 }
@@ -579,6 +580,7 @@ impl Mapper {
     }
 
     /// Adds an attribute, or applies the empty-cell policy to an empty one.
+    #[inline(always)]
     fn put<A: Attributes>(&self, attributes: &mut A, column: &str, v: Option<Cell<'_>>) {
         let v = match (v, self.empty) {
             (Some(v), _) => v,

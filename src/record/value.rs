@@ -158,9 +158,15 @@ pub(crate) fn convert_str<'a>(
     s: &'a str,
 ) -> Result<Option<Cell<'a>>, String> {
     if typed.ty == ValueType::String {
-        return Ok((!s.is_empty()).then_some(Cell::Text(s)));
+        return Ok(text(s));
     }
     convert_typed(typed, column, s)
+}
+
+/// A cell kept as text; None when it is empty.
+#[inline(always)]
+pub(crate) fn text(s: &str) -> Option<Cell<'_>> {
+    (!s.is_empty()).then_some(Cell::Text(s))
 }
 
 #[inline(never)]
