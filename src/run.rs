@@ -519,11 +519,15 @@ impl Reading {
                 Skip::All => continue,
                 Skip::First(n) => n,
             };
-            // Parsing on a second core while this thread maps; begun only now, so inputs
-            // are read one at a time.
-            let mut input = Opened {
-                reader: input.reader.read_ahead(),
-                ..input
+            // A dry run parses on a second core while this thread checks; begun only now, so
+            // inputs are read one at a time. A run that sends goes at the pace of its
+            // requests, and keeps the core for them.
+            let mut input = match tx {
+                Some(_) => input,
+                None => Opened {
+                    reader: input.reader.read_ahead(),
+                    ..input
+                },
             };
             // Records an earlier run settled are read past, not sent.
             for _ in 0..skip {

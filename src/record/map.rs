@@ -477,17 +477,25 @@ impl Mapper {
             )));
         }
         let mut draft = Draft::default();
+        // One check of the whole record instead of one a cell; a cell cut off from it on a
+        // character boundary is then valid too. A record that fails is checked cell by cell
+        // (ignored columns are not checked), which finds the column to blame.
+        let whole = std::str::from_utf8(record.as_slice()).ok();
         for (i, (role, bytes)) in plan.roles.iter().zip(record).enumerate() {
             if *role == Role::Ignored {
                 continue;
             }
             let column = plan.headers[i].as_str();
-            let cell = std::str::from_utf8(bytes).map_err(|_| {
-                Invalid::at(
-                    column,
-                    format!("column {column:?} is not valid UTF-8; save the file as UTF-8"),
-                )
-            })?;
+            let cut = whole.zip(record.range(i)).and_then(|(w, r)| w.get(r));
+            let cell = match cut {
+                Some(cell) => cell,
+                None => std::str::from_utf8(bytes).map_err(|_| {
+                    Invalid::at(
+                        column,
+                        format!("column {column:?} is not valid UTF-8; save the file as UTF-8"),
+                    )
+                })?,
+            };
             match *role {
                 Role::Identifier(kind) => draft.person = Some((column, kind, cell.trim().into())),
                 Role::AnonymousId => draft.anonymous = Some(cell.trim().into()),
