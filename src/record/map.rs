@@ -1372,6 +1372,13 @@ mod tests {
         ok(&mut m, &obj(json!({"id": "1", "l": ["x".repeat(996)]})));
         let e = err(&mut m, &obj(json!({"id": "1", "l": ["x".repeat(997)]})));
         assert_eq!(e.column.as_deref(), Some("l"));
+        // Of two too long, the first by name is named, whatever the column order.
+        let mut m = csv_mapper(&spec(Action::Identify), &["id", "zed", "bio", "note"]);
+        let long = "x".repeat(1001);
+        let e = err(&mut m, &row(&["1", &long, "", &long]));
+        assert_eq!(e.column.as_deref(), Some("note"));
+        let e = err(&mut m, &row(&["1", &long, &long, &long]));
+        assert_eq!(e.column.as_deref(), Some("bio"));
     }
 
     #[test]
@@ -1814,159 +1821,5 @@ mod tests {
             e,
             r#"column "plan" appears twice in the header; rename or remove one"#
         );
-    }
-
-    // ---- validate reaches map's verdict ----
-
-    mod validate {
-        use super::*;
-        use proptest::prelude::*;
-        use proptest::sample::select;
-
-        const NAMES: &[&str] = &[
-            "id",
-            "email",
-            "cio_id",
-            "anonymous_id",
-            "name",
-            "timestamp",
-            "event_id",
-            "created_at",
-            "plan",
-            "",
-        ];
-
-        /// Cells every type accepts or refuses, text that escaping makes six times longer,
-        /// and long runs that break the value, event data and operation limits.
-        fn cell() -> impl Strategy<Value = String> {
-            let short = select(
-                &[
-                    "",
-                    " ",
-                    "1",
-                    "-1.5e3",
-                    "9e15",
-                    "true",
-                    "no",
-                    "2024-03-05",
-                    "1709632800",
-                    "1709632800000",
-                    "cio_x",
-                    "cio_",
-                    "01HQ3Z5J8G6Y7K2M4N5P6Q7R8S",
-                    "not-a-ulid",
-                    "{\"a\":[1,{}]}",
-                    "[1,",
-                    "null",
-                    "say \"hi\"",
-                    "\u{1}\n",
-                    "Zoë",
-                ][..],
-            )
-            .prop_map(str::to_owned);
-            let long = (select(&["x", "\"", "\u{1}", "é"][..]), 0..1_300usize)
-                .prop_map(|(c, n)| c.repeat(n));
-            prop_oneof![4 => short, 1 => long, 1 => "\\PC{0,12}"]
-        }
-
-        fn map_spec() -> impl Strategy<Value = MapSpec> {
-            let action = select(
-                &[
-                    Action::Identify,
-                    Action::Event,
-                    Action::Delete,
-                    Action::Unsuppress,
-                ][..],
-            );
-            let ty = select(
-                &[
-                    ValueType::String,
-                    ValueType::Number,
-                    ValueType::Bool,
-                    ValueType::Timestamp,
-                    ValueType::Json,
-                ][..],
-            );
-            let column = prop_oneof![select(NAMES), select(&["c0", "c1", "c2"][..])];
-            (
-                action,
-                prop::option::weighted(0.2, select(NAMES)),
-                prop::collection::vec((column, ty), 0..4),
-                any::<bool>(),
-                prop::option::of(select(&["signed_up", " "][..])),
-            )
-                .prop_map(|(action, id_column, types, clear, event_name)| MapSpec {
-                    action,
-                    id_column: id_column.map(str::to_owned),
-                    types: types.into_iter().map(|(c, t)| (c.to_owned(), t)).collect(),
-                    empty: if clear {
-                        EmptyPolicy::Clear
-                    } else {
-                        EmptyPolicy::Skip
-                    },
-                    event_name: event_name.map(str::to_owned),
-                })
-        }
-
-        /// A header of distinct names (some with roles, up to 330 plain ones) and a row.
-        fn table() -> impl Strategy<Value = (Vec<String>, Vec<(String, bool)>)> {
-            (prop::collection::vec(select(NAMES), 0..8), 0..330usize).prop_flat_map(
-                |(names, plain)| {
-                    let mut header: Vec<String> = Vec::new();
-                    let named = names.iter().map(|n| n.to_string());
-                    for name in named.chain((0..plain).map(|i| format!("c{i}"))) {
-                        if !header.contains(&name) {
-                            header.push(name);
-                        }
-                    }
-                    let row = prop::collection::vec((cell(), any::<bool>()), header.len());
-                    (Just(header), row)
-                },
-            )
-        }
-
-        /// The same verdict, and a bound at least the operation's JSON length.
-        fn same(m: &mut Mapper, row: &RowData) -> Result<(), TestCaseError> {
-            let checked = m.validate(row);
-            let mapped = m.map(row);
-            prop_assert_eq!(checked.clone().map(|_| ()), mapped.clone().map(|_| ()));
-            if let (Ok(bound), Ok(op)) = (checked, mapped) {
-                let len = serde_json::to_vec(&op).unwrap().len();
-                prop_assert!(bound >= len, "bound {} under the length {}", bound, len);
-            }
-            Ok(())
-        }
-
-        proptest! {
-            #[test]
-            fn validate_reaches_the_verdict_of_map((header, cells) in table(), spec in map_spec()) {
-                if let Ok(mut m) = Mapper::new(&spec, Some(&header)) {
-                    let record = csv::ByteRecord::from(
-                        cells.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
-                    );
-                    same(&mut m, &RowData::Csv(record))?;
-                    // One field short.
-                    let short = csv::ByteRecord::from(
-                        cells.iter().skip(1).map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
-                    );
-                    same(&mut m, &RowData::Csv(short))?;
-                }
-                // The same row as NDJSON, some cells as the JSON they spell.
-                let object: Map<String, Value> = header
-                    .iter()
-                    .zip(&cells)
-                    .map(|(k, (c, parse))| {
-                        let v = parse
-                            .then(|| serde_json::from_str(c).ok())
-                            .flatten()
-                            .unwrap_or_else(|| Value::String(c.clone()));
-                        (k.clone(), v)
-                    })
-                    .collect();
-                if let Ok(mut m) = Mapper::new(&spec, None) {
-                    same(&mut m, &RowData::Json(object))?;
-                }
-            }
-        }
     }
 }
