@@ -19,7 +19,7 @@ use crate::checkpoint::{Checkpoint, Skip};
 use crate::config::{Config, Target};
 use crate::exit::Exit;
 use crate::limit::Pacer;
-use crate::record::{MAX_BATCH_BYTES, Mapper};
+use crate::record::{MAX_BATCH_BYTES, MAX_OPERATION_BYTES, Mapper};
 use crate::report::{Counters, Ledger, Outcome, Reporter, Summary, failure_line};
 use crate::sandbox::Sandbox;
 use crate::send::{Client, Delivery, Outgoing, RetryPolicy, Sender, batch_body_len};
@@ -514,10 +514,20 @@ impl Reading {
                 .unwrap_or_else(|e| e.into_inner())
                 .settle(seq, outcome)
         };
-        for (i, mut input) in opened.into_iter().enumerate() {
+        for (i, input) in opened.into_iter().enumerate() {
             let skip = match skips.get(i).copied().unwrap_or(Skip::First(0)) {
                 Skip::All => continue,
                 Skip::First(n) => n,
+            };
+            // A dry run parses on a second core while this thread checks; begun only now, so
+            // inputs are read one at a time. A run that sends goes at the pace of its
+            // requests, and keeps the core for them.
+            let mut input = match tx {
+                Some(_) => input,
+                None => Opened {
+                    reader: input.reader.read_ahead(),
+                    ..input
+                },
             };
             // Records an earlier run settled are read past, not sent.
             for _ in 0..skip {
@@ -541,32 +551,42 @@ impl Reading {
                 Counters::add(&counters.records, 1);
                 let this = seq;
                 seq += 1;
-                let mapped = input.mapper.map(&row.data).and_then(|op| {
-                    // Only a batch needs the encoding, and only a batch limits an operation's size.
-                    let encoded = if rules.batch {
-                        op.encode_for_batch()?
-                    } else {
-                        Vec::new()
-                    };
-                    Ok(Outgoing { op, encoded })
-                });
-                let result = match mapped {
-                    Ok(out) => match &tx {
-                        Some(tx) => {
-                            let work = Work {
-                                seq: this,
-                                source: source.clone(),
-                                line: row.line,
-                                out,
-                            };
-                            if tx.blocking_send(work).is_err() {
-                                // The dispatcher has stopped: so do we.
-                                return errors;
-                            }
-                            Ok(())
+                let mapped = match &tx {
+                    Some(_) => input.mapper.map(&row.data).and_then(|op| {
+                        // Only a batch needs the encoding, and only a batch limits an
+                        // operation's size.
+                        let encoded = if rules.batch {
+                            op.encode_for_batch()?
+                        } else {
+                            Vec::new()
+                        };
+                        Ok(Some(Outgoing { op, encoded }))
+                    }),
+                    // A dry run builds nothing: it checks the row, and holds the operation to
+                    // the batch limit by a bound of its size, encoding it only when the bound
+                    // is over the limit.
+                    None => input.mapper.validate(&row.data).and_then(|bound| {
+                        if rules.batch && bound > MAX_OPERATION_BYTES {
+                            input.mapper.map(&row.data)?.encode_for_batch()?;
                         }
-                        None => settle(this, Outcome::Accepted),
-                    },
+                        Ok(None)
+                    }),
+                };
+                let result = match mapped {
+                    Ok(Some(out)) => {
+                        let work = Work {
+                            seq: this,
+                            source: source.clone(),
+                            line: row.line,
+                            out,
+                        };
+                        if tx.as_ref().is_none_or(|tx| tx.blocking_send(work).is_err()) {
+                            // The dispatcher has stopped: so do we.
+                            return errors;
+                        }
+                        Ok(())
+                    }
+                    Ok(None) => settle(this, Outcome::Accepted),
                     Err(invalid) => {
                         if shown < INVALID_SHOWN {
                             reporter

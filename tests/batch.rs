@@ -293,3 +293,59 @@ fn an_operation_over_32_kb_is_invalid_in_a_batch_but_goes_alone_through_v1() {
     server.cmd(dir.path()).arg(&input).assert().success();
     assert_eq!(server.sandbox.person("big").unwrap().len(), 40);
 }
+
+#[test]
+fn a_dry_run_holds_operations_to_the_batch_limit_as_a_batch_import_does() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    // 34 attributes of 950 bytes: about 33 KB, over the 32,000-byte limit an operation. 30
+    // are about 29 KB, under it, though a quick bound of the size (escaping's worst case)
+    // is over it, so that row is measured exactly.
+    let cols: Vec<String> = (0..34).map(|i| format!("c{i}")).collect();
+    let mut text = format!("id,{}\n", cols.join(","));
+    let cell = "x".repeat(950);
+    text.push_str(&format!("over,{}\n", vec![cell.as_str(); 34].join(",")));
+    let under = [vec![cell.as_str(); 30], vec![""; 4]].concat();
+    text.push_str(&format!("under,{}\n", under.join(",")));
+    let input = write(dir.path(), "wide.csv", &text);
+    let failures = dir.path().join("wide.failures.ndjson");
+
+    let invalid = |failures: &std::path::Path| -> Vec<(Value, Value)> {
+        read_ndjson(failures)
+            .iter()
+            .map(|l| (l["id"].clone(), l["_error"]["message"].clone()))
+            .collect()
+    };
+    bin(dir.path())
+        .arg(&input)
+        .arg("--dry-run")
+        .assert()
+        .code(3);
+    let dry = invalid(&failures);
+    assert_eq!(dry.len(), 1, "{dry:?}");
+    assert_eq!(dry[0].0, "over");
+    let message = dry[0].1.as_str().unwrap();
+    assert!(
+        message.starts_with("the operation is 3")
+            && message.ends_with(
+                " bytes; a batch takes at most 32000 bytes an operation (send it alone with \
+                 --batch 1)"
+            ),
+        "{message}"
+    );
+
+    server
+        .cmd(dir.path())
+        .arg(&input)
+        .args(["--batch", "100"])
+        .assert()
+        .code(3);
+    assert_eq!(invalid(&failures), dry, "the import refused other rows");
+    assert!(server.sandbox.person("under").is_some());
+    // Sent alone, an operation has no such limit.
+    bin(dir.path())
+        .arg(&input)
+        .args(["--dry-run", "--batch", "1"])
+        .assert()
+        .success();
+}

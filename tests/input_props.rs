@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicU64;
 use cio_import::record::{Action, EmptyPolicy, MapSpec, Mapper, Operation, ValueType};
 use cio_import::report::failure_line;
 use cio_import::source::{Input, Row, RowData};
+use csv::ByteRecord;
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::{Map, Value};
@@ -364,6 +365,9 @@ fn read_and_map(dir: &Path, csv: bool, packing: Packing, bytes: &[u8], spec: &Ma
             row.line
         );
         previous = row.line;
+        // A dry run's check reaches the same verdict, without building the operation.
+        let checked = mapper.validate(&row.data).map(|_| ());
+        assert_eq!(checked, mapper.map(&row.data).map(|_| ()));
         match mapper.map(&row.data) {
             Ok(op) => replays_to_itself(&mut mapper, op, &name, row.line),
             Err(invalid) => {
@@ -430,6 +434,73 @@ proptest! {
         bom in any::<bool>(),
     ) {
         with_dir(|dir| csv_round_trip(dir, &rows, crlf, bom));
+    }
+}
+
+/// Long runs of text that escaping makes up to six times longer: wide rows of them break the
+/// value, event data and operation limits.
+fn long_cell() -> impl Strategy<Value = String> {
+    (select(&["x", "\"", "\u{1}", "é"][..]), 0..1_300usize).prop_map(|(c, n)| c.repeat(n))
+}
+
+/// A header of distinct names (some with roles, then up to 330 plain ones whose cells are long
+/// half the time) and a row of cells, each with whether NDJSON gives it as the JSON it spells.
+fn table() -> impl Strategy<Value = (Vec<String>, Vec<(String, bool)>)> {
+    (prop::collection::vec(select(NAMES), 0..8), 0..330usize).prop_flat_map(|(names, plain)| {
+        let mut header: Vec<String> = Vec::new();
+        for name in names.iter().map(|n| n.to_string()) {
+            if !header.contains(&name) {
+                header.push(name);
+            }
+        }
+        let named = header.len();
+        header.extend((0..plain).map(|i| format!("c{i}")));
+        let plain_cell = prop_oneof![select(cells()), long_cell()];
+        let row = (
+            prop::collection::vec((select(cells()), any::<bool>()), named),
+            prop::collection::vec((plain_cell, any::<bool>()), plain),
+        )
+            .prop_map(|(named, plain)| [named, plain].concat());
+        (Just(header), row)
+    })
+}
+
+/// `validate` reaches `map`'s verdict, and its bound is at least the operation's JSON length.
+fn same_verdict(mapper: &mut Mapper, row: &RowData) -> Result<(), TestCaseError> {
+    let checked = mapper.validate(row);
+    let mapped = mapper.map(row);
+    prop_assert_eq!(checked.clone().map(|_| ()), mapped.clone().map(|_| ()));
+    if let (Ok(bound), Ok(op)) = (checked, mapped) {
+        let len = serde_json::to_vec(&op).unwrap().len();
+        prop_assert!(bound >= len, "bound {} under the length {}", bound, len);
+    }
+    Ok(())
+}
+
+proptest! {
+    /// A dry run's check, for any row and mapping: the same verdict as mapping the row (the
+    /// same column and message when it is invalid), as CSV, one field short, and as NDJSON.
+    #[test]
+    fn validate_reaches_the_verdict_of_map((header, cells) in table(), spec in map_spec()) {
+        if let Ok(mut mapper) = Mapper::new(&spec, Some(&header)) {
+            let fields = |skip| cells.iter().skip(skip).map(|(c, _)| c.as_str()).collect::<Vec<_>>();
+            same_verdict(&mut mapper, &RowData::Csv(ByteRecord::from(fields(0))))?;
+            same_verdict(&mut mapper, &RowData::Csv(ByteRecord::from(fields(1))))?;
+        }
+        let object: Map<String, Value> = header
+            .iter()
+            .zip(&cells)
+            .map(|(k, (c, parse))| {
+                let v = parse
+                    .then(|| serde_json::from_str(c).ok())
+                    .flatten()
+                    .unwrap_or_else(|| Value::String(c.clone()));
+                (k.clone(), v)
+            })
+            .collect();
+        if let Ok(mut mapper) = Mapper::new(&spec, None) {
+            same_verdict(&mut mapper, &RowData::Json(object))?;
+        }
     }
 }
 

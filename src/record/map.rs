@@ -12,7 +12,7 @@ use std::io;
 use serde_json::{Map, Value};
 use ulid::Ulid;
 
-use super::value::{self, Origin, Typed, json_kind, quote, thousands, value_size};
+use super::value::{self, Cell, Origin, Typed, json_kind, json_size, quote, str_bound, thousands};
 use super::{Action, EmptyPolicy, EntityType, Identifier, Operation, ValueType};
 use crate::source::RowData;
 
@@ -89,6 +89,14 @@ impl IdKind {
             _ => IdKind::Id,
         }
     }
+
+    fn identifier(self, text: String) -> Identifier {
+        match self {
+            IdKind::Id => Identifier::Id(text),
+            IdKind::Email => Identifier::Email(text),
+            IdKind::CioId => Identifier::CioId(text),
+        }
+    }
 }
 
 /// What a column is for. Worked out once per CSV header, per key for NDJSON.
@@ -113,10 +121,6 @@ const EVENT_TIME: Typed = Typed {
     ty: ValueType::Timestamp,
     origin: Origin::Fixed,
 };
-const CSV_STRING: Typed = Typed {
-    ty: ValueType::String,
-    origin: Origin::Fixed,
-};
 
 /// The per-column plan for a CSV input, indexed like the record's fields.
 struct CsvPlan {
@@ -137,7 +141,7 @@ pub struct Mapper {
 
 /// A row's pieces as found, before the row-level checks.
 #[derive(Default)]
-struct Draft<'a> {
+struct Draft<'a, A> {
     /// Identifier column, kind, and value (trimmed; may be empty).
     person: Option<(&'a str, IdKind, Cow<'a, str>)>,
     /// Trimmed; may be empty.
@@ -146,7 +150,163 @@ struct Draft<'a> {
     name: Option<(&'a str, &'a str)>,
     event_id: Option<(&'a str, &'a str)>,
     timestamp: Option<i64>,
-    attributes: Map<String, Value>,
+    attributes: A,
+}
+
+/// Where a row's attributes go as its columns are converted: into the operation's map
+/// ([`Mapper::map`]), or only into the [`Tally`] the limits need ([`Mapper::validate`]). Both
+/// run the same per-column and per-row code, so they reach the same verdict.
+trait Attributes: Default {
+    fn put(&mut self, column: &str, v: Cell<'_>);
+    fn tally(&self) -> &Tally;
+}
+
+/// An operation's attribute map being built, and its tally.
+#[derive(Default)]
+struct Collect {
+    map: Map<String, Value>,
+    tally: Tally,
+}
+
+impl Attributes for Collect {
+    fn put(&mut self, column: &str, v: Cell<'_>) {
+        self.tally.add(column, &v);
+        self.map.insert(column.to_owned(), v.into_value());
+    }
+
+    fn tally(&self) -> &Tally {
+        &self.tally
+    }
+}
+
+impl Attributes for Tally {
+    // Inlined, as `add` is, so a cell is never stored to be passed (see `Cell`).
+    #[inline(always)]
+    fn put(&mut self, column: &str, v: Cell<'_>) {
+        self.add(column, &v);
+    }
+
+    fn tally(&self) -> &Tally {
+        self
+    }
+}
+
+/// What the limits need to know of a row's attributes, gathered as each one is put.
+#[derive(Default)]
+struct Tally {
+    count: usize,
+    /// At least the attributes' length as a JSON object, less its braces.
+    json_bound: usize,
+    /// The person-attribute limit broken by the attribute whose name sorts first: the
+    /// attributes are checked as a map, in name order.
+    broken: Option<Invalid>,
+}
+
+impl Tally {
+    /// Attribute names are distinct: a CSV header with a name twice is refused, and JSON
+    /// object keys are unique.
+    #[inline(always)]
+    fn add(&mut self, name: &str, v: &Cell<'_>) {
+        let bound = v.json_bound();
+        self.count += 1;
+        // "name":value,
+        self.json_bound += str_bound(name) + bound + 2;
+        if let Err(e) = check_attribute(name, v, bound)
+            && self
+                .broken
+                .as_ref()
+                .is_none_or(|b| b.column.as_deref().is_some_and(|c| name < c))
+        {
+            self.broken = Some(e);
+        }
+    }
+
+    fn of(attributes: &Map<String, Value>) -> Tally {
+        let mut tally = Tally::default();
+        for (name, v) in attributes {
+            tally.add(name, &Cell::Json(v));
+        }
+        tally
+    }
+
+    /// A person's attributes: name and value sizes, and how many.
+    fn check_person(&self) -> Result<(), Invalid> {
+        if let Some(broken) = &self.broken {
+            return Err(broken.clone());
+        }
+        if self.count > MAX_ATTRIBUTES {
+            return Err(Invalid::row(format!(
+                "row has {} attributes; Customer.io allows at most {MAX_ATTRIBUTES} per person \
+                 (split the columns across two imports)",
+                self.count
+            )));
+        }
+        Ok(())
+    }
+
+    /// At least the attributes' length as a JSON object.
+    fn object_bound(&self) -> usize {
+        self.json_bound + 2
+    }
+}
+
+/// Who a row is about, checked.
+enum Who<'a> {
+    Person(IdKind, Cow<'a, str>),
+    Anonymous(Cow<'a, str>),
+}
+
+/// A row that passed every check but the size of an event's data, which needs the data
+/// serialised (see [`finish_event`]).
+struct Checked<'a, A> {
+    action: Action,
+    who: Who<'a>,
+    /// An event's name.
+    name: Option<&'a str>,
+    /// A given event id, as the canonical ULID.
+    event_id: Option<String>,
+    timestamp: Option<i64>,
+    attributes: A,
+}
+
+/// The most an operation's JSON takes besides its identifier, event name and attributes: the
+/// keys, the punctuation, the longest action, a ULID and an i64 timestamp (about 170 bytes).
+const OPERATION_FRAME_BOUND: usize = 200;
+
+impl<A: Attributes> Checked<'_, A> {
+    /// At least the operation's length as JSON.
+    fn json_bound(&self) -> usize {
+        let who = match &self.who {
+            Who::Person(_, text) | Who::Anonymous(text) => str_bound(text),
+        };
+        OPERATION_FRAME_BOUND
+            + who
+            + self.name.map_or(0, str_bound)
+            + self.attributes.tally().object_bound()
+    }
+}
+
+impl Checked<'_, Collect> {
+    fn into_operation(self) -> Result<Operation, Invalid> {
+        let (identifiers, anonymous_id) = match self.who {
+            Who::Person(kind, text) => (Some(kind.identifier(text.into_owned())), None),
+            Who::Anonymous(text) => (None, Some(text.into_owned())),
+        };
+        let mut op = Operation {
+            entity: EntityType::Person,
+            action: self.action,
+            identifiers,
+            anonymous_id,
+            name: self.name.map(str::to_owned),
+            id: None,
+            timestamp: self.timestamp,
+            attributes: self.attributes.map,
+        };
+        if op.action == Action::Event {
+            finish_event(&mut op, self.event_id)?;
+        }
+        Ok(op)
+    }
 }
 
 impl Mapper {
@@ -268,9 +428,9 @@ impl Mapper {
     /// Maps one row. A JSON object with an `_error` key is a failures-file line (see `replay`).
     pub fn map(&mut self, row: &RowData) -> Result<Operation, Invalid> {
         match row {
-            RowData::Csv(record) => self.map_csv(record),
+            RowData::Csv(record) => self.check_csv::<Collect>(record)?.into_operation(),
             RowData::Json(object) if object.contains_key(ERROR_KEY) => self.replay(object),
-            RowData::Json(object) => self.map_object(object),
+            RowData::Json(object) => self.check_object::<Collect>(object)?.into_operation(),
             RowData::Broken {
                 message, column, ..
             } => Err(Invalid {
@@ -280,7 +440,30 @@ impl Mapper {
         }
     }
 
-    fn map_csv(&self, record: &csv::ByteRecord) -> Result<Operation, Invalid> {
+    /// The verdict [`Mapper::map`] reaches, without building the operation (a dry run's
+    /// check). `Ok` holds at least the length of the operation's JSON, which a batch limits.
+    pub fn validate(&mut self, row: &RowData) -> Result<usize, Invalid> {
+        let checked = match row {
+            RowData::Csv(record) => self.check_csv::<Tally>(record)?,
+            RowData::Json(object) if !object.contains_key(ERROR_KEY) => {
+                self.check_object::<Tally>(object)?
+            }
+            // Failures-file lines and broken rows are few: they are mapped.
+            _ => return self.map(row).map(|op| json_size(&op)),
+        };
+        let bound = checked.json_bound();
+        let event_data = checked.attributes.object_bound();
+        if checked.action == Action::Event && event_data > MAX_EVENT_DATA_BYTES {
+            // Maybe over the limit: the message gives the exact size, which needs the data.
+            return self.map(row).map(|op| json_size(&op));
+        }
+        Ok(bound)
+    }
+
+    fn check_csv<'a, A: Attributes>(
+        &'a self,
+        record: &'a csv::ByteRecord,
+    ) -> Result<Checked<'a, A>, Invalid> {
         let Some(plan) = &self.csv else {
             return Err(Invalid::row(
                 "a CSV row reached a mapper built without a CSV header".into(),
@@ -294,17 +477,25 @@ impl Mapper {
             )));
         }
         let mut draft = Draft::default();
+        // One check of the whole record instead of one a cell; a cell cut off from it on a
+        // character boundary is then valid too. A record that fails is checked cell by cell
+        // (ignored columns are not checked), which finds the column to blame.
+        let whole = std::str::from_utf8(record.as_slice()).ok();
         for (i, (role, bytes)) in plan.roles.iter().zip(record).enumerate() {
             if *role == Role::Ignored {
                 continue;
             }
             let column = plan.headers[i].as_str();
-            let cell = std::str::from_utf8(bytes).map_err(|_| {
-                Invalid::at(
-                    column,
-                    format!("column {column:?} is not valid UTF-8; save the file as UTF-8"),
-                )
-            })?;
+            let cut = whole.zip(record.range(i)).and_then(|(w, r)| w.get(r));
+            let cell = match cut {
+                Some(cell) => cell,
+                None => std::str::from_utf8(bytes).map_err(|_| {
+                    Invalid::at(
+                        column,
+                        format!("column {column:?} is not valid UTF-8; save the file as UTF-8"),
+                    )
+                })?,
+            };
             match *role {
                 Role::Identifier(kind) => draft.person = Some((column, kind, cell.trim().into())),
                 Role::AnonymousId => draft.anonymous = Some(cell.trim().into()),
@@ -315,8 +506,11 @@ impl Mapper {
                         .map_err(|m| Invalid::at(column, m))?
                         .and_then(|v| v.as_i64());
                 }
-                Role::Attribute(typed) => {
-                    let v = value::convert_str(typed.unwrap_or(CSV_STRING), column, cell)
+                // Apart from the typed cells, so a text cell goes straight to the tally (see
+                // `Cell`).
+                Role::Attribute(None) => self.put(&mut draft.attributes, column, value::text(cell)),
+                Role::Attribute(Some(typed)) => {
+                    let v = value::convert_str(typed, column, cell)
                         .map_err(|m| Invalid::at(column, m))?;
                     self.put(&mut draft.attributes, column, v);
                 }
@@ -333,7 +527,10 @@ impl Mapper {
         self.finish(draft)
     }
 
-    fn map_object(&self, object: &Map<String, Value>) -> Result<Operation, Invalid> {
+    fn check_object<'a, A: Attributes>(
+        &'a self,
+        object: &'a Map<String, Value>,
+    ) -> Result<Checked<'a, A>, Invalid> {
         // NDJSON has no header: the identifier is chosen per row, by the keys it has.
         let id_key = match &self.id_column {
             Some(col) => Some(col.as_str()),
@@ -391,61 +588,62 @@ impl Mapper {
     }
 
     /// Adds an attribute, or applies the empty-cell policy to an empty one.
-    fn put(&self, attributes: &mut Map<String, Value>, column: &str, v: Option<Value>) {
+    #[inline(always)]
+    fn put<A: Attributes>(&self, attributes: &mut A, column: &str, v: Option<Cell<'_>>) {
         let v = match (v, self.empty) {
             (Some(v), _) => v,
             (None, EmptyPolicy::Skip) => return,
             // "" is how Customer.io clears an attribute, whatever its type.
-            (None, EmptyPolicy::Clear) => Value::String(String::new()),
+            (None, EmptyPolicy::Clear) => Cell::Text(""),
         };
-        attributes.insert(column.to_owned(), v);
+        attributes.put(column, v);
     }
 
-    /// The row-level part: who, which event, and the limits that span columns.
-    fn finish(&self, draft: Draft<'_>) -> Result<Operation, Invalid> {
+    /// The row-level part: who, which event, and the limits that span columns (all but the
+    /// event data's size).
+    fn finish<'a, A: Attributes>(&'a self, draft: Draft<'a, A>) -> Result<Checked<'a, A>, Invalid> {
         let anonymous = draft.anonymous.filter(|a| !a.is_empty());
         let event = self.action == Action::Event;
         // An event is anonymous when the row has an anonymous_id and no person identifier.
         let person_missing = draft.person.as_ref().is_none_or(|(_, _, t)| t.is_empty());
-        let (identifiers, anonymous_id) = match (draft.person, anonymous) {
-            (_, Some(a)) if event && person_missing => (None, Some(a.into_owned())),
-            (Some((column, kind, text)), _) => (Some(identifier(column, kind, &text)?), None),
+        let who = match (draft.person, anonymous) {
+            (_, Some(a)) if event && person_missing => Who::Anonymous(a),
+            (Some((column, kind, text)), _) => {
+                Who::Person(kind, checked_identifier(column, kind, text)?)
+            }
             (None, _) => return Err(self.no_identifier()),
         };
-        let mut op = Operation {
-            entity: EntityType::Person,
+        let mut checked = Checked {
             action: self.action,
-            identifiers,
-            anonymous_id,
+            who,
             name: None,
-            id: None,
+            event_id: None,
             timestamp: None,
             attributes: draft.attributes,
         };
         match self.action {
-            Action::Identify => check_person_attributes(&op.attributes)?,
+            Action::Identify => checked.attributes.tally().check_person()?,
             Action::Event => {
-                op.name = Some(match draft.name.filter(|(_, n)| !n.is_empty()) {
+                checked.name = Some(match draft.name.filter(|(_, n)| !n.is_empty()) {
                     Some((column, name)) => {
                         check_event_name(Some(column), name)?;
-                        name.to_owned()
+                        name
                     }
-                    None => self.event_name.clone().ok_or_else(|| {
+                    None => self.event_name.as_deref().ok_or_else(|| {
                         Invalid::row("no event name: add a name column or pass --event-name".into())
                     })?,
                 });
-                op.timestamp = draft.timestamp;
+                checked.timestamp = draft.timestamp;
                 // Event data is held to its documented total only: the per-attribute limits
                 // (name, value size, count) are documented for people, not for event data.
-                let given = match draft.event_id.filter(|(_, id)| !id.is_empty()) {
+                checked.event_id = match draft.event_id.filter(|(_, id)| !id.is_empty()) {
                     Some((column, id)) => Some(parse_ulid(column, id)?),
                     None => None,
                 };
-                finish_event(&mut op, given)?;
             }
             Action::Delete | Action::Suppress | Action::Unsuppress => {}
         }
-        Ok(op)
+        Ok(checked)
     }
 
     fn no_identifier(&self) -> Invalid {
@@ -488,7 +686,7 @@ impl Mapper {
                     .into(),
             ));
         }
-        self.map_object(object)
+        self.check_object::<Collect>(object)?.into_operation()
     }
 
     /// The row as a JSON object, for the failures file.
@@ -545,8 +743,26 @@ fn json_text<'a>(column: &str, v: &'a Value) -> Result<Option<&'a str>, Invalid>
     }
 }
 
-/// Builds the identifier; a `cio_id` loses its `cio_` prefix (v2 wants the bare id).
+/// Checks an identifier's text and cuts it to the id sent.
+fn checked_identifier<'a>(
+    column: &str,
+    kind: IdKind,
+    text: Cow<'a, str>,
+) -> Result<Cow<'a, str>, Invalid> {
+    Ok(match text {
+        Cow::Borrowed(text) => Cow::Borrowed(identifier_cut(column, kind, text)?),
+        Cow::Owned(text) => Cow::Owned(identifier_cut(column, kind, &text)?.to_owned()),
+    })
+}
+
+/// Builds the identifier (for a replayed operation).
 fn identifier(column: &str, kind: IdKind, text: &str) -> Result<Identifier, Invalid> {
+    Ok(kind.identifier(identifier_cut(column, kind, text)?.to_owned()))
+}
+
+/// The identifier as sent: trimmed, and a `cio_id` without its `cio_` prefix (v2 wants the
+/// bare id); refused when empty or too long.
+fn identifier_cut<'a>(column: &str, kind: IdKind, text: &'a str) -> Result<&'a str, Invalid> {
     let mut text = text.trim();
     if kind == IdKind::CioId {
         // Every prefix, so the bare id never starts with one: a replayed operation comes
@@ -571,12 +787,7 @@ fn identifier(column: &str, kind: IdKind, text: &str) -> Result<Identifier, Inva
             ),
         ));
     }
-    let text = text.to_owned();
-    Ok(match kind {
-        IdKind::Id => Identifier::Id(text),
-        IdKind::Email => Identifier::Email(text),
-        IdKind::CioId => Identifier::CioId(text),
-    })
+    Ok(text)
 }
 
 fn name_too_long(name: &str) -> String {
@@ -588,36 +799,27 @@ fn name_too_long(name: &str) -> String {
     )
 }
 
-/// A person's attributes: name and value sizes, and how many.
-fn check_person_attributes(attributes: &Map<String, Value>) -> Result<(), Invalid> {
-    for (name, v) in attributes {
-        if name.is_empty() {
-            return Err(Invalid::at(
-                name,
-                "an attribute name is empty; Customer.io needs a name for every attribute".into(),
-            ));
-        }
-        if name.len() > MAX_ATTRIBUTE_NAME_BYTES {
-            return Err(Invalid::at(name, name_too_long(name)));
-        }
-        let size = value_size(v);
-        if size > MAX_ATTRIBUTE_VALUE_BYTES {
-            return Err(Invalid::at(
-                name,
-                format!(
-                    "column {name:?} is {} bytes; Customer.io allows at most {}",
-                    thousands(size),
-                    thousands(MAX_ATTRIBUTE_VALUE_BYTES)
-                ),
-            ));
-        }
+/// One person attribute's name and value size; `bound` is [`Cell::json_bound`], which a value
+/// under the limit by it is not measured past.
+fn check_attribute(name: &str, v: &Cell<'_>, bound: usize) -> Result<(), Invalid> {
+    if name.is_empty() {
+        return Err(Invalid::at(
+            name,
+            "an attribute name is empty; Customer.io needs a name for every attribute".into(),
+        ));
     }
-    if attributes.len() > MAX_ATTRIBUTES {
-        return Err(Invalid::row(format!(
-            "row has {} attributes; Customer.io allows at most {MAX_ATTRIBUTES} per person \
-             (split the columns across two imports)",
-            attributes.len()
-        )));
+    if name.len() > MAX_ATTRIBUTE_NAME_BYTES {
+        return Err(Invalid::at(name, name_too_long(name)));
+    }
+    if bound > MAX_ATTRIBUTE_VALUE_BYTES && v.size() > MAX_ATTRIBUTE_VALUE_BYTES {
+        return Err(Invalid::at(
+            name,
+            format!(
+                "column {name:?} is {} bytes; Customer.io allows at most {}",
+                thousands(v.size()),
+                thousands(MAX_ATTRIBUTE_VALUE_BYTES)
+            ),
+        ));
     }
     Ok(())
 }
@@ -664,7 +866,7 @@ fn check_operation(mut op: Operation) -> Result<Operation, Invalid> {
         }
     };
     match op.action {
-        Action::Identify => check_person_attributes(&op.attributes)?,
+        Action::Identify => Tally::of(&op.attributes).check_person()?,
         Action::Event => {
             match op.name.as_deref().map(str::trim) {
                 Some(name) if !name.is_empty() => check_event_name(Some("name"), name)?,
@@ -1170,6 +1372,13 @@ mod tests {
         ok(&mut m, &obj(json!({"id": "1", "l": ["x".repeat(996)]})));
         let e = err(&mut m, &obj(json!({"id": "1", "l": ["x".repeat(997)]})));
         assert_eq!(e.column.as_deref(), Some("l"));
+        // Of two too long, the first by name is named, whatever the column order.
+        let mut m = csv_mapper(&spec(Action::Identify), &["id", "zed", "bio", "note"]);
+        let long = "x".repeat(1001);
+        let e = err(&mut m, &row(&["1", &long, "", &long]));
+        assert_eq!(e.column.as_deref(), Some("note"));
+        let e = err(&mut m, &row(&["1", &long, &long, &long]));
+        assert_eq!(e.column.as_deref(), Some("bio"));
     }
 
     #[test]

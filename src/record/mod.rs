@@ -154,7 +154,8 @@ impl Operation {
             return Err(Invalid {
                 column: None,
                 message: format!(
-                    "the operation is {} bytes; a batch takes at most {MAX_OPERATION_BYTES} bytes                      an operation (send it alone with --batch 1)",
+                    "the operation is {} bytes; a batch takes at most {MAX_OPERATION_BYTES} bytes \
+                     an operation (send it alone with --batch 1)",
                     bytes.len()
                 ),
             });
