@@ -123,6 +123,20 @@ impl Ledger {
         Ok(())
     }
 
+    /// Settles `count` accepted records numbered from `first` at once: a dry run settles its
+    /// valid rows in runs, one lock a run rather than one a row.
+    pub fn settle_accepted(&mut self, first: u64, count: u64) {
+        Counters::add(&self.counters.accepted, count);
+        if first == self.next_unsettled {
+            self.next_unsettled += count;
+            while self.ahead.remove(&self.next_unsettled) {
+                self.next_unsettled += 1;
+            }
+        } else {
+            self.ahead.extend(first..first + count);
+        }
+    }
+
     /// The failures file is opened on the first failure, so a clean run leaves none; each
     /// line goes out in one write, so a crash never leaves half a line or loses one.
     fn write_failure(&mut self, line: &Map<String, Value>) -> std::io::Result<()> {

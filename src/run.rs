@@ -514,6 +514,9 @@ impl Reading {
                 .unwrap_or_else(|e| e.into_inner())
                 .settle(seq, outcome)
         };
+        // Records read, and a dry run's valid records, are counted and settled in runs:
+        // a lock and two atomic adds a run, not a row.
+        let mut run = Run::default();
         for (i, input) in opened.into_iter().enumerate() {
             let skip = match skips.get(i).copied().unwrap_or(Skip::First(0)) {
                 Skip::All => continue,
@@ -543,12 +546,12 @@ impl Reading {
             loop {
                 if stop.is_cancelled() {
                     // Later inputs are not begun: the checkpoint must not move past this one.
+                    run.flush(&ledger, &counters);
                     return errors;
                 }
                 if !advance(&mut input.reader, &mut row, &mut errors) {
                     break;
                 }
-                Counters::add(&counters.records, 1);
                 let this = seq;
                 seq += 1;
                 let mapped = match &tx {
@@ -572,6 +575,10 @@ impl Reading {
                         Ok(None)
                     }),
                 };
+                if !matches!(mapped, Ok(None)) || run.valid == RUN {
+                    run.flush(&ledger, &counters);
+                }
+                run.read += 1;
                 let result = match mapped {
                     Ok(Some(out)) => {
                         let work = Work {
@@ -580,13 +587,21 @@ impl Reading {
                             line: row.line,
                             out,
                         };
+                        // The record is counted as read before the dispatcher may settle it.
+                        run.flush(&ledger, &counters);
                         if tx.as_ref().is_none_or(|tx| tx.blocking_send(work).is_err()) {
                             // The dispatcher has stopped: so do we.
                             return errors;
                         }
                         Ok(())
                     }
-                    Ok(None) => settle(this, Outcome::Accepted),
+                    Ok(None) => {
+                        if run.valid == 0 {
+                            run.first = this;
+                        }
+                        run.valid += 1;
+                        Ok(())
+                    }
                     Err(invalid) => {
                         if shown < INVALID_SHOWN {
                             reporter
@@ -603,6 +618,7 @@ impl Reading {
                         error.insert("message".into(), invalid.message.into());
                         let line =
                             failure_line(input.mapper.raw(&row.data), &source, row.line, error);
+                        run.flush(&ledger, &counters);
                         settle(this, Outcome::Invalid(line))
                     }
                 };
@@ -611,7 +627,7 @@ impl Reading {
                     stop.cancel();
                     return errors;
                 }
-                if Counters::get(&counters.invalid) > max_invalid {
+                if result.is_ok() && Counters::get(&counters.invalid) > max_invalid {
                     errors.push(anyhow!(
                     "more than {max_invalid} rows are invalid (--max-invalid): the mapping looks wrong; \
                      check the failures file, --id-column and --type, or raise --max-invalid"
@@ -620,8 +636,34 @@ impl Reading {
                     return errors;
                 }
             }
+            run.flush(&ledger, &counters);
         }
         errors
+    }
+}
+
+/// Rows per run a dry run settles at once.
+const RUN: u64 = 1024;
+
+/// Rows read but not yet counted, and the dry run's valid records not yet settled: the
+/// `valid` records numbered from `first`.
+#[derive(Default)]
+struct Run {
+    read: u64,
+    first: u64,
+    valid: u64,
+}
+
+impl Run {
+    fn flush(&mut self, ledger: &Mutex<Ledger>, counters: &Counters) {
+        Counters::add(&counters.records, self.read);
+        if self.valid > 0 {
+            ledger
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .settle_accepted(self.first, self.valid);
+        }
+        *self = Run::default();
     }
 }
 
