@@ -56,6 +56,15 @@ fn identifies(server: &Server) -> usize {
         .sum()
 }
 
+/// Runs `--resume` (after `extra`) to its end: exit 0 and every person stored.
+fn resume_to_the_end(server: &Server, dir: &std::path::Path, extra: &[&str]) {
+    let args: Vec<&str> = extra.iter().copied().chain(["--resume"]).collect();
+    let out = spawn(server, dir, &args).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(server.sandbox.people_count(), N);
+}
+
 fn wait_until_accepted(server: &Server, at_least: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while identifies(server) < at_least {
@@ -93,16 +102,7 @@ fn kill_9_then_resume(extra: &[&str], most_resent: usize) {
     child.wait().unwrap();
     assert!(dir.path().join("users.checkpoint.json").exists());
 
-    let out = spawn(&server, dir.path(), &["--resume"])
-        .wait_with_output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(server.sandbox.people_count(), N);
+    resume_to_the_end(&server, dir.path(), extra);
     for i in [0, N / 2, N - 1] {
         assert_eq!(
             server.sandbox.person(&i.to_string()).unwrap()["plan"],
@@ -134,16 +134,7 @@ fn sigint_stops_within_seconds_with_130_and_resume_finishes() {
     let accepted_first = identifies(&server);
     assert!(accepted_first < N, "the run finished before the signal");
 
-    let out = spawn(&server, dir.path(), &["--resume"])
-        .wait_with_output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(server.sandbox.people_count(), N);
+    resume_to_the_end(&server, dir.path(), &[]);
     // A clean stop settles what was in flight: nothing is sent twice.
     assert_eq!(identifies(&server), N);
 }
