@@ -577,9 +577,6 @@ impl Reading {
                         Ok(None)
                     }),
                 };
-                if !matches!(mapped, Ok(None)) || run.valid == RUN {
-                    run.flush(&ledger, &counters);
-                }
                 run.read += 1;
                 let result = match mapped {
                     Ok(Some(out)) => {
@@ -598,6 +595,9 @@ impl Reading {
                         Ok(())
                     }
                     Ok(None) => {
+                        if run.valid == RUN {
+                            run.flush(&ledger, &counters);
+                        }
                         if run.valid == 0 {
                             run.first = this;
                         }
