@@ -305,9 +305,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         }
     }
 
-    let failures_path = ledger
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+    let failures_path = lock(&ledger)
         .failures_written()
         .map(|(p, _)| p.to_path_buf());
     let records = Counters::get(&counters.records);
@@ -425,7 +423,7 @@ async fn save_checkpoints(
             _ = done.cancelled() => true,
             _ = tokio::time::sleep(CHECKPOINT_EVERY) => false,
         };
-        let position = ledger.lock().unwrap_or_else(|e| e.into_inner()).position();
+        let position = lock(&ledger).position();
         // Before the reader reaches the resumed input, the ledger knows nothing newer.
         let position = position.max(resumed_at);
         if position != cp.position || last {
@@ -508,12 +506,7 @@ impl Reading {
             line: 0,
             data: RowData::Json(Map::new()),
         };
-        let settle = |seq: u64, outcome: Outcome| {
-            ledger
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .settle(seq, outcome)
-        };
+        let settle = |seq: u64, outcome: Outcome| lock(&ledger).settle(seq, outcome);
         // Records read, and a dry run's valid records, are counted and settled in runs:
         // a lock and two atomic adds a run, not a row.
         let mut run = Run::default();
@@ -538,10 +531,7 @@ impl Reading {
                     break;
                 }
             }
-            ledger
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .begin_input(i, seq, skip);
+            lock(&ledger).begin_input(i, seq, skip);
             let source: Arc<str> = Arc::from(input.name.as_str());
             loop {
                 // Checking takes a lock, so a dry run of millions of rows looks every so often:
@@ -663,10 +653,7 @@ impl Run {
     fn flush(&mut self, ledger: &Mutex<Ledger>, counters: &Counters) {
         Counters::add(&counters.records, self.read);
         if self.valid > 0 {
-            ledger
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .settle_accepted(self.first, self.valid);
+            lock(ledger).settle_accepted(self.first, self.valid);
         }
         *self = Run::default();
     }
@@ -708,7 +695,7 @@ async fn dispatch(
             drop(slot);
             let mut written = Ok(());
             {
-                let mut ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
+                let mut ledger = lock(&ledger);
                 for (work, delivery) in batch.iter().zip(deliveries) {
                     if let Some(outcome) = outcome(work, delivery)
                         && let Err(e) = ledger.settle(work.seq, outcome)
@@ -804,6 +791,12 @@ async fn dispatch(
 }
 
 /// What the ledger records for a record's delivery; None when it was not settled.
+/// The ledger, even after a worker panicked holding it: its state is still whole, and the
+/// run's records must still be settled.
+fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
+    ledger.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn outcome(work: &Work, delivery: Delivery) -> Option<Outcome> {
     match delivery {
         Delivery::Accepted => Some(Outcome::Accepted),
