@@ -69,7 +69,6 @@ pub struct Ledger {
     failures: Option<File>,
     /// On resume, failures go after the earlier run's.
     append: bool,
-    failure_lines: u64,
     /// Records are numbered in reading order across all inputs; every number below this
     /// one is settled.
     next_unsettled: u64,
@@ -86,7 +85,6 @@ impl Ledger {
             failures_path,
             failures: None,
             append,
-            failure_lines: 0,
             next_unsettled: 0,
             ahead: BTreeSet::new(),
             starts: Vec::new(),
@@ -149,7 +147,6 @@ impl Ledger {
         let mut buf = serde_json::to_vec(line)?;
         buf.push(b'\n');
         file.write_all(&buf)?;
-        self.failure_lines += 1;
         Ok(())
     }
 
@@ -169,10 +166,8 @@ impl Ledger {
     }
 
     /// The failures file, if anything was written to it.
-    pub fn failures_written(&self) -> Option<(&Path, u64)> {
-        self.failures
-            .as_ref()
-            .map(|_| (self.failures_path.as_path(), self.failure_lines))
+    pub fn failures_written(&self) -> Option<&Path> {
+        self.failures.as_ref().map(|_| self.failures_path.as_path())
     }
 }
 

@@ -305,9 +305,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         }
     }
 
-    let failures_path = lock(&ledger)
-        .failures_written()
-        .map(|(p, _)| p.to_path_buf());
+    let failures_path = lock(&ledger).failures_written().map(Path::to_path_buf);
     let records = Counters::get(&counters.records);
     let accepted = Counters::get(&counters.accepted);
     let failed = Counters::get(&counters.failed);
