@@ -681,8 +681,14 @@ impl CsvRows {
             // cells with line breaks, unlike the record's `Position`, which is just where the
             // previous record ended.
             let line_end = self.rdr.position().line();
-            // A SIMD search: most records have no line break in a cell.
-            let newlines = memchr::memchr_iter(b'\n', record.as_slice()).count() as u64;
+            // Only a quoted cell holds a line break, and a quote is a byte the parser drops: a
+            // record that kept every byte but its separators and terminator has none to count.
+            let kept = (record.as_slice().len() + record.len()) as u64;
+            let newlines = if end - start == kept {
+                0
+            } else {
+                memchr::memchr_iter(b'\n', record.as_slice()).count() as u64
+            };
             if let Some(real_len) = self.rdr.get_ref().real_len
                 && end == real_len + SENTINEL.len() as u64
             {
@@ -739,10 +745,12 @@ impl CsvRows {
 /// one per field. The fields joined can be valid when one is not only if a character straddles
 /// a boundary, and then the next non-empty field starts with a continuation byte.
 fn all_utf8(record: &ByteRecord) -> bool {
-    std::str::from_utf8(record.as_slice()).is_ok()
-        && record
-            .iter()
-            .all(|f| f.first().is_none_or(|b| b & 0xC0 != 0x80))
+    // Most exports are ASCII, which is quicker to see than UTF-8.
+    record.as_slice().is_ascii()
+        || std::str::from_utf8(record.as_slice()).is_ok()
+            && record
+                .iter()
+                .all(|f| f.first().is_none_or(|b| b & 0xC0 != 0x80))
 }
 
 /// The `ByteRecord` inside `data`, reused when there is one (the hot path).

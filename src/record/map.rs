@@ -460,6 +460,7 @@ impl Mapper {
         Ok(bound)
     }
 
+    #[inline(always)]
     fn check_csv<'a, A: Attributes>(
         &'a self,
         record: &'a csv::ByteRecord,
@@ -601,6 +602,7 @@ impl Mapper {
 
     /// The row-level part: who, which event, and the limits that span columns (all but the
     /// event data's size).
+    #[inline(always)]
     fn finish<'a, A: Attributes>(&'a self, draft: Draft<'a, A>) -> Result<Checked<'a, A>, Invalid> {
         let anonymous = draft.anonymous.filter(|a| !a.is_empty());
         let event = self.action == Action::Event;

@@ -332,6 +332,9 @@ pub(crate) fn parse_timestamp(s: &str) -> Result<i64, TimestampError> {
             _ => Err(TimestampError::Invalid),
         };
     }
+    if let Some(secs) = utc_seconds(s) {
+        return Ok(secs);
+    }
     if let Ok(ts) = s.parse::<Timestamp>() {
         return Ok(ts.as_second());
     }
@@ -343,6 +346,51 @@ pub(crate) fn parse_timestamp(s: &str) -> Result<i64, TimestampError> {
         .to_timestamp(civil)
         .map(Timestamp::as_second)
         .map_err(|_| TimestampError::Invalid)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, the shape exports write most, read without the general parser:
+/// jiff took about a seventh of a dry run's time on it (its parse result is moved around in
+/// pieces the CPU cannot forward). Anything else, a leap second or an impossible date included,
+/// is None and goes to jiff, which stays the authority (a test holds the two to the same answers).
+fn utc_seconds(s: &str) -> Option<i64> {
+    let b: &[u8; 20] = s.as_bytes().try_into().ok()?;
+    let punctuation = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'Z'),
+    ];
+    if punctuation.iter().any(|&(i, c)| b[i] != c) {
+        return None;
+    }
+    let number = |from: usize, to: usize| {
+        b[from..to].iter().try_fold(0i64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+    let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Checks the day against the month and leap years.
+    let date = Date::new(year as i16, month as i8, day as i8).ok()?;
+    // Days since 1970-01-01 (Howard Hinnant's days_from_civil, with March-based years).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5 + i64::from(date.day()) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let secs = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    // jiff's range ends late on 9999-12-30.
+    (secs <= Timestamp::MAX.as_second()).then_some(secs)
 }
 
 /// The JSON type of a value, for messages.
@@ -468,6 +516,61 @@ mod tests {
             assert!(
                 e.contains("is not a bool") && e.contains("--type c=bool"),
                 "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_fast_utc_reading_agrees_with_jiff() {
+        // Every day from year 1 to 9999 at a moving time of day, and around the leap days.
+        let mut secs = -62_135_596_800;
+        let mut checked = 0;
+        while secs <= Timestamp::MAX.as_second() {
+            let text = Timestamp::from_second(secs).unwrap().to_string();
+            if text.len() == 20 {
+                assert_eq!(utc_seconds(&text), Some(secs), "{text}");
+                checked += 1;
+            }
+            secs += 86_400 + 3_607;
+        }
+        assert!(checked > 3_000_000, "{checked}");
+        for text in [
+            "2024-02-29T00:00:00Z",
+            "1900-02-28T23:59:59Z",
+            "2000-02-29T12:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-30T22:00:00Z",
+        ] {
+            let jiff = text.parse::<Timestamp>().unwrap().as_second();
+            assert_eq!(utc_seconds(text), Some(jiff), "{text}");
+        }
+        // Not the shape, or not a real time: left to jiff.
+        for text in [
+            "2023-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-00-10T00:00:00Z",
+            "2024-01-00T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T23:60:00Z",
+            "2024-01-01T23:59:60Z",
+            "2024-01-01 23:59:59Z",
+            "2024-01-01T23:59:59z",
+            "2024-01-01T23:59:59+",
+            "+024-01-01T23:59:59Z",
+            "2024-1-01T23:59:59Z ",
+            "2024-01-01T23:59:5éZ",
+            "2024-01-01T23:59:59",
+            "9999-12-30T22:00:01Z",
+        ] {
+            assert_eq!(utc_seconds(text), None, "{text}");
+        }
+        assert_eq!(parse_timestamp("2024-01-01T23:59:60Z"), Ok(1_704_153_599));
+        for text in ["2023-02-29T00:00:00Z", "9999-12-31T23:59:59Z"] {
+            assert_eq!(
+                parse_timestamp(text),
+                Err(TimestampError::Invalid),
+                "{text}"
             );
         }
     }
