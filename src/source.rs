@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use csv::ByteRecord;
+use csv::{ByteRecord, StringRecord};
 use flate2::read::MultiGzDecoder;
 use serde_json::{Map, Value};
 
@@ -113,8 +113,8 @@ pub struct Row {
 
 #[derive(Debug, Clone)]
 pub enum RowData {
-    /// A CSV record with exactly as many fields as the header.
-    Csv(csv::ByteRecord),
+    /// A CSV record with exactly as many fields as the header, every one UTF-8.
+    Csv(csv::StringRecord),
     /// An NDJSON object.
     Json(Map<String, Value>),
     /// A row that cannot be read as a record; `raw` is its text (lossy UTF-8, truncated).
@@ -238,20 +238,35 @@ enum Rows {
 /// the input, if any; the sender closes at the end.
 struct Ahead {
     headers: Option<Vec<String>>,
-    chunks: Receiver<Result<Vec<Row>, SourceError>>,
+    chunks: Receiver<Result<Vec<Parsed>, SourceError>>,
     /// Chunks handed back, so their rows' buffers are read into again.
-    spent: SyncSender<Vec<Row>>,
-    chunk: Vec<Row>,
+    spent: SyncSender<Vec<Parsed>>,
+    chunk: Vec<Parsed>,
     next: usize,
+}
+
+/// A row as the read-ahead thread hands it over. A CSV record's cells are checked as UTF-8 by
+/// the receiving thread, which has the lighter load of the two.
+enum Parsed {
+    Csv { line: u64, record: ByteRecord },
+    Row(Row),
 }
 
 impl Ahead {
     fn read(&mut self, row: &mut Row) -> Result<bool, SourceError> {
         loop {
             if let Some(ahead) = self.chunk.get_mut(self.next) {
-                // The caller's row goes back with the chunk, to be read into again.
-                std::mem::swap(row, ahead);
                 self.next += 1;
+                // The caller's row (or its record) goes back with the chunk, to be read into
+                // again.
+                match ahead {
+                    Parsed::Row(ahead) => std::mem::swap(row, ahead),
+                    Parsed::Csv { line, record } => {
+                        let record = std::mem::replace(record, take_record(&mut row.data));
+                        let headers = self.headers.as_deref().unwrap_or_default();
+                        text_row(row, *line, record, headers);
+                    }
+                }
                 return Ok(true);
             }
             let spent = std::mem::take(&mut self.chunk);
@@ -272,19 +287,19 @@ impl Ahead {
 /// or the receiving end is gone.
 fn read_ahead(
     mut reader: Reader,
-    chunks: SyncSender<Result<Vec<Row>, SourceError>>,
-    spent: Receiver<Vec<Row>>,
+    chunks: SyncSender<Result<Vec<Parsed>, SourceError>>,
+    spent: Receiver<Vec<Parsed>>,
 ) {
     loop {
         let mut chunk = spent.try_recv().unwrap_or_default();
-        chunk.resize_with(AHEAD_ROWS, || Row {
+        chunk.resize_with(AHEAD_ROWS, || Parsed::Csv {
             line: 0,
-            data: RowData::Csv(ByteRecord::new()),
+            record: ByteRecord::new(),
         });
         let mut filled = 0;
         let mut error = None;
         while filled < AHEAD_ROWS {
-            match reader.read(&mut chunk[filled]) {
+            match reader.read_parsed(&mut chunk[filled]) {
                 Ok(true) => filled += 1,
                 Ok(false) => break,
                 Err(e) => {
@@ -323,6 +338,42 @@ impl Reader {
             Rows::Ndjson(ndjson) => ndjson.read(row, &self.name, self.gzip),
             Rows::Ahead(ahead) => ahead.read(row),
         }
+    }
+
+    /// Reads the next row into `slot`, leaving a CSV record's UTF-8 check to the receiver.
+    fn read_parsed(&mut self, slot: &mut Parsed) -> Result<bool, SourceError> {
+        if let Rows::Csv(csv) = &mut self.rows {
+            if !matches!(slot, Parsed::Csv { .. }) {
+                *slot = Parsed::Csv {
+                    line: 0,
+                    record: ByteRecord::new(),
+                };
+            }
+            let Parsed::Csv { line, record } = slot else {
+                unreachable!("set to a CSV record just above")
+            };
+            return Ok(match csv.read_record(record, &self.name, self.gzip)? {
+                None => false,
+                Some(Ok(read)) => {
+                    *line = read;
+                    true
+                }
+                Some(Err(broken)) => {
+                    *slot = Parsed::Row(broken);
+                    true
+                }
+            });
+        }
+        if !matches!(slot, Parsed::Row(_)) {
+            *slot = Parsed::Row(Row {
+                line: 0,
+                data: RowData::Json(Map::new()),
+            });
+        }
+        let Parsed::Row(row) = slot else {
+            unreachable!("set to a row just above")
+        };
+        self.read(row)
     }
 
     /// The same rows and errors, read (and parsed) ahead on a thread of its own, so reading
@@ -487,12 +538,18 @@ fn raw_text(bytes: &[u8]) -> String {
 }
 
 fn broken(row: &mut Row, line: u64, message: String, column: Option<String>, raw: &[u8]) {
-    row.line = line;
-    row.data = RowData::Broken {
-        message,
-        column,
-        raw: raw_text(raw),
-    };
+    *row = broken_row(line, message, column, raw);
+}
+
+fn broken_row(line: u64, message: String, column: Option<String>, raw: &[u8]) -> Row {
+    Row {
+        line,
+        data: RowData::Broken {
+            message,
+            column,
+            raw: raw_text(raw),
+        },
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -614,11 +671,32 @@ impl CsvRows {
     }
 
     fn read(&mut self, row: &mut Row, name: &str, gzip: bool) -> Result<bool, SourceError> {
-        let record = csv_record(&mut row.data);
+        let mut record = take_record(&mut row.data);
+        Ok(match self.read_record(&mut record, name, gzip)? {
+            None => false,
+            Some(Ok(line)) => {
+                text_row(row, line, record, &self.headers);
+                true
+            }
+            Some(Err(broken)) => {
+                *row = broken;
+                true
+            }
+        })
+    }
+
+    /// Reads the next record into `record` and checks its field count: the line it starts
+    /// on, or the row as broken; None at the end of the input. Its cells are not checked as
+    /// UTF-8 yet (see [`text_row`]).
+    fn read_record(
+        &mut self,
+        record: &mut ByteRecord,
+        name: &str,
+        gzip: bool,
+    ) -> Result<Option<Result<u64, Row>>, SourceError> {
         let Some(line) = self.next_record(record, name, gzip)? else {
-            return Ok(false);
+            return Ok(None);
         };
-        row.line = line;
         if record.len() != self.headers.len() {
             let message = format!(
                 "has {} field{}, the header has {}",
@@ -626,19 +704,14 @@ impl CsvRows {
                 if record.len() == 1 { "" } else { "s" },
                 self.headers.len()
             );
-            let raw = csv_text(record);
-            broken(row, line, message, None, &raw);
-            return Ok(true);
+            return Ok(Some(Err(broken_row(
+                line,
+                message,
+                None,
+                &csv_text(record),
+            ))));
         }
-        if !all_utf8(record)
-            && let Some(i) = record.iter().position(|f| std::str::from_utf8(f).is_err())
-        {
-            let column = self.headers[i].clone();
-            let message = format!("column \"{column}\" is not valid UTF-8");
-            let raw = csv_text(record);
-            broken(row, line, message, Some(column), &raw);
-        }
-        Ok(true)
+        Ok(Some(Ok(line)))
     }
 
     /// Reads the next record into `record` and returns the line it starts on, or None at
@@ -741,26 +814,30 @@ impl CsvRows {
     }
 }
 
-/// Whether every field is UTF-8, in one pass over the whole record (the hot path) instead of
-/// one per field. The fields joined can be valid when one is not only if a character straddles
-/// a boundary, and then the next non-empty field starts with a continuation byte.
-fn all_utf8(record: &ByteRecord) -> bool {
-    // Most exports are ASCII, which is quicker to see than UTF-8.
-    record.as_slice().is_ascii()
-        || std::str::from_utf8(record.as_slice()).is_ok()
-            && record
-                .iter()
-                .all(|f| f.first().is_none_or(|b| b & 0xC0 != 0x80))
+/// The row of a record with the right field count: its cells as text, or broken, naming the
+/// column that is not UTF-8.
+fn text_row(row: &mut Row, line: u64, record: ByteRecord, headers: &[String]) {
+    row.line = line;
+    // Checks the whole record at once when it is ASCII, as exports mostly are.
+    match StringRecord::from_byte_record(record) {
+        Ok(record) => row.data = RowData::Csv(record),
+        Err(e) => {
+            let column = headers
+                .get(e.utf8_error().field())
+                .cloned()
+                .unwrap_or_default();
+            let message = format!("column \"{column}\" is not valid UTF-8");
+            let raw = csv_text(&e.into_byte_record());
+            broken(row, line, message, Some(column), &raw);
+        }
+    }
 }
 
-/// The `ByteRecord` inside `data`, reused when there is one (the hot path).
-fn csv_record(data: &mut RowData) -> &mut ByteRecord {
-    if !matches!(data, RowData::Csv(_)) {
-        *data = RowData::Csv(ByteRecord::new());
-    }
-    match data {
-        RowData::Csv(record) => record,
-        _ => unreachable!("set to a CSV record just above"),
+/// The record inside `data`, to be read into again (the hot path), or a new one.
+fn take_record(data: &mut RowData) -> ByteRecord {
+    match std::mem::replace(data, RowData::Json(Map::new())) {
+        RowData::Csv(record) => record.into_byte_record(),
+        _ => ByteRecord::new(),
     }
 }
 
@@ -1012,13 +1089,7 @@ mod tests {
 
     fn got(row: &Row) -> Got {
         match &row.data {
-            RowData::Csv(record) => Got::Csv(
-                row.line,
-                record
-                    .iter()
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
-                    .collect(),
-            ),
+            RowData::Csv(record) => Got::Csv(row.line, record.iter().map(str::to_owned).collect()),
             RowData::Json(object) => Got::Json(row.line, Value::Object(object.clone())),
             RowData::Broken {
                 message,

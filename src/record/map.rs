@@ -463,7 +463,7 @@ impl Mapper {
     #[inline(always)]
     fn check_csv<'a, A: Attributes>(
         &'a self,
-        record: &'a csv::ByteRecord,
+        record: &'a csv::StringRecord,
     ) -> Result<Checked<'a, A>, Invalid> {
         let Some(plan) = &self.csv else {
             return Err(Invalid::row(
@@ -478,25 +478,8 @@ impl Mapper {
             )));
         }
         let mut draft = Draft::default();
-        // One check of the whole record instead of one a cell; a cell cut off from it on a
-        // character boundary is then valid too. A record that fails is checked cell by cell
-        // (ignored columns are not checked), which finds the column to blame.
-        let whole = std::str::from_utf8(record.as_slice()).ok();
-        for (i, (role, bytes)) in plan.roles.iter().zip(record).enumerate() {
-            if *role == Role::Ignored {
-                continue;
-            }
+        for (i, (role, cell)) in plan.roles.iter().zip(record).enumerate() {
             let column = plan.headers[i].as_str();
-            let cut = whole.zip(record.range(i)).and_then(|(w, r)| w.get(r));
-            let cell = match cut {
-                Some(cell) => cell,
-                None => std::str::from_utf8(bytes).map_err(|_| {
-                    Invalid::at(
-                        column,
-                        format!("column {column:?} is not valid UTF-8; save the file as UTF-8"),
-                    )
-                })?,
-            };
             match *role {
                 Role::Identifier(kind) => draft.person = Some((column, kind, cell.trim().into())),
                 Role::AnonymousId => draft.anonymous = Some(cell.trim().into()),
@@ -704,8 +687,7 @@ impl Mapper {
                             .get(i)
                             .cloned()
                             .unwrap_or_else(|| format!("column_{}", i + 1));
-                        let cell = String::from_utf8_lossy(cell).into_owned();
-                        (name, Value::String(cell))
+                        (name, Value::String(cell.to_owned()))
                     })
                     .collect()
             }
@@ -1057,7 +1039,7 @@ mod tests {
     }
 
     fn row(cells: &[&str]) -> RowData {
-        RowData::Csv(csv::ByteRecord::from(cells.to_vec()))
+        RowData::Csv(csv::StringRecord::from(cells.to_vec()))
     }
 
     fn obj(v: Value) -> RowData {
@@ -1779,10 +1761,10 @@ mod tests {
     #[test]
     fn raw_gives_the_row_back_as_an_object() {
         let m = csv_mapper(&spec(Action::Identify), &["\u{feff}id", "name"]);
-        let rec = csv::ByteRecord::from(vec![&b"1"[..], &b"caf\xe9"[..]]);
+        let rec = csv::StringRecord::from(vec!["1", "café"]);
         assert_eq!(
             Value::Object(m.raw(&RowData::Csv(rec))),
-            json!({"id": "1", "name": "caf\u{fffd}"})
+            json!({"id": "1", "name": "café"})
         );
         let o = attrs(json!({"id": 1, "x": [1]}));
         assert_eq!(m.raw(&RowData::Json(o.clone())), o);
@@ -1805,10 +1787,6 @@ mod tests {
         );
         let e = err(&mut m, &row(&["1", "a"]));
         assert_eq!(e.message, "row has 2 fields; the header has 3");
-        let rec = csv::ByteRecord::from(vec![&b"1"[..], &b"caf\xe9"[..], &b""[..]]);
-        let e = err(&mut m, &RowData::Csv(rec));
-        assert_eq!(e.column.as_deref(), Some("name"));
-        assert!(e.message.contains("not valid UTF-8"), "{}", e.message);
         // The BOM is gone from the id column, and an unnamed column may only be empty.
         ok(&mut m, &row(&["1", "a", ""]));
         let e = err(&mut m, &row(&["1", "a", "x"]));
