@@ -127,10 +127,34 @@ pub enum Method {
 
 /// One v1 request: method, path (below the host) and JSON body.
 #[derive(Debug, Clone, PartialEq)]
-pub struct V1Request {
+pub struct V1Request<'a> {
     pub method: Method,
     pub path: String,
-    pub body: Option<Value>,
+    pub body: Option<V1Body<'a>>,
+}
+
+/// A v1 request's JSON body, borrowed from the operation: each attempt encodes it without
+/// copying the attributes first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum V1Body<'a> {
+    Attributes(&'a Map<String, Value>),
+    Event(EventBody<'a>),
+}
+
+/// An event's v1 body; keys in the order a JSON object of them would print.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anonymous_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<i64>,
 }
 
 impl Operation {
@@ -164,7 +188,7 @@ impl Operation {
     }
 
     /// The v1 request that carries this operation.
-    pub fn v1_request(&self) -> V1Request {
+    pub fn v1_request(&self) -> V1Request<'_> {
         let customer = |suffix: &str| {
             let id = self
                 .identifiers
@@ -177,7 +201,7 @@ impl Operation {
             Action::Identify => V1Request {
                 method: Method::Put,
                 path: customer(""),
-                body: Some(Value::Object(self.attributes.clone())),
+                body: Some(V1Body::Attributes(&self.attributes)),
             },
             Action::Delete => V1Request {
                 method: Method::Delete,
@@ -195,35 +219,26 @@ impl Operation {
                 body: None,
             },
             Action::Event => {
-                let mut body = Map::new();
-                if let Some(name) = &self.name {
-                    body.insert("name".into(), name.clone().into());
-                }
-                if let Some(id) = &self.id {
-                    body.insert("id".into(), id.clone().into());
-                }
-                if let Some(ts) = self.timestamp {
-                    body.insert("timestamp".into(), ts.into());
-                }
-                if !self.attributes.is_empty() {
-                    body.insert("data".into(), Value::Object(self.attributes.clone()));
-                }
+                let body = |anonymous_id| {
+                    Some(V1Body::Event(EventBody {
+                        anonymous_id,
+                        data: (!self.attributes.is_empty()).then_some(&self.attributes),
+                        id: self.id.as_deref(),
+                        name: self.name.as_deref(),
+                        timestamp: self.timestamp,
+                    }))
+                };
                 match &self.identifiers {
                     Some(_) => V1Request {
                         method: Method::Post,
                         path: customer("/events"),
-                        body: Some(Value::Object(body)),
+                        body: body(None),
                     },
-                    None => {
-                        if let Some(anon) = &self.anonymous_id {
-                            body.insert("anonymous_id".into(), anon.clone().into());
-                        }
-                        V1Request {
-                            method: Method::Post,
-                            path: "/api/v1/events".into(),
-                            body: Some(Value::Object(body)),
-                        }
-                    }
+                    None => V1Request {
+                        method: Method::Post,
+                        path: "/api/v1/events".into(),
+                        body: body(self.anonymous_id.as_deref()),
+                    },
                 }
             }
         }
@@ -285,8 +300,9 @@ mod tests {
         let r = op.v1_request();
         assert_eq!(r.path, "/api/v1/events");
         assert_eq!(
-            r.body.unwrap(),
+            serde_json::to_string(&r.body.unwrap()).unwrap(),
             json!({"name": "viewed", "anonymous_id": "anon-1", "timestamp": 1_700_000_000})
+                .to_string()
         );
     }
 }
