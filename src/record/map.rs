@@ -761,6 +761,16 @@ fn identifier_cut<'a>(column: &str, kind: IdKind, text: &'a str) -> Result<&'a s
             format!("column {column:?} is empty; every row needs an identifier"),
         ));
     }
+    if text == "." || text == ".." {
+        // In a URL path these are steps ("here", "up"), so no v1 request could name the person.
+        return Err(Invalid::at(
+            column,
+            format!(
+                "column {column:?} is {text:?}, which cannot identify a person: Customer.io's API \
+                 puts identifiers in URL paths, where . and .. are path steps"
+            ),
+        ));
+    }
     if text.len() > MAX_IDENTIFIER_BYTES {
         return Err(Invalid::at(
             column,
@@ -1754,6 +1764,22 @@ mod tests {
         line.insert("_error".into(), json!("unterminated quote"));
         let e = err(&mut r, &RowData::Json(line));
         assert!(e.message.contains("could not be read"), "{}", e.message);
+    }
+
+    #[test]
+    fn dot_identifiers_are_refused() {
+        let mut m = csv_mapper(&spec(Action::Identify), &["id", "name"]);
+        for id in [".", " .. "] {
+            let e = err(&mut m, &row(&[id, "a"]));
+            assert_eq!(e.column.as_deref(), Some("id"));
+            assert!(
+                e.message.contains("cannot identify a person"),
+                "{}",
+                e.message
+            );
+        }
+        ok(&mut m, &row(&["...", "a"]));
+        ok(&mut m, &row(&[".a", "a"]));
     }
 
     // ---- raw rows and odd input ----
