@@ -438,9 +438,9 @@ impl Frame {
                 String::new()
             };
             format!(
-                "{req_rate:.1} req/s{slowed} · {} retries, {} 429s",
-                HumanCount(Counters::get(&c.retries)),
-                HumanCount(Counters::get(&c.rate_limited)),
+                "{req_rate:.1} req/s{slowed} · {}, {}",
+                counted(Counters::get(&c.retries), "retry"),
+                counted(Counters::get(&c.rate_limited), "429"),
             )
         });
         Frame { head, counts, flow }
@@ -560,6 +560,15 @@ mod tests {
         Ledger::new(Arc::new(Counters::default()), dir.join("f.ndjson"), false)
     }
 
+    #[test]
+    fn counts_take_the_right_plural() {
+        assert_eq!(counted(1, "retry"), "1 retry");
+        assert_eq!(counted(3, "retry"), "3 retries");
+        assert_eq!(counted(1, "429"), "1 429");
+        assert_eq!(counted(0, "429"), "0 429s");
+        assert_eq!(counted(2_000, "record"), "2,000 records");
+    }
+
     fn counters(settled: [u64; 3], retries: u64, rate_limited: u64) -> Counters {
         let c = Counters::default();
         for (counter, n) in [&c.accepted, &c.failed, &c.invalid]
@@ -610,7 +619,7 @@ mod tests {
                     " failed, ",
                     " invalid",
                     " retries, ",
-                    " 429s",
+                    " 429",
                     "48.9 req/s (pace 40.0/s)",
                 ] {
                     assert!(text.contains(part), "{part:?} missing at {width}:\n{text}");

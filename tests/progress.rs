@@ -93,7 +93,7 @@ fn the_bar_redraws_with_the_counts_moving() {
         " failed, ",
         " invalid",
         " retries, ",
-        " 429s",
+        " 429",
         " req/s",
     ] {
         assert!(text.contains(part), "{part:?} missing:\n{text}");
