@@ -226,8 +226,14 @@ impl Pacer {
         let rate = s.rate;
         let new = (accepted * BELOW_ACCEPTED).clamp(rate * 0.25, rate * BELOW_ACCEPTED);
         // The limit is near what the server accepted, not the pace that outran it: climbing
-        // fast back toward that pace only meets the next 429 sooner.
-        s.ceiling = Some(accepted.clamp(new, rate));
+        // fast back toward that pace only meets the next 429 sooner. But a 429 met creeping up
+        // on the limit (the pace within a tenth of what was accepted) puts it just under that
+        // pace: a second's count is a whole number, a request or so below it.
+        s.ceiling = Some(if rate <= accepted * 1.1 {
+            rate
+        } else {
+            accepted.clamp(new, rate)
+        });
         self.slow_down(&mut s, new, now);
     }
 
@@ -408,16 +414,22 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn pace_drops_to_what_the_server_accepted_then_climbs_slowly_never_past_rate() {
+    /// A pacer at 50/s whose server accepted 30 requests in the last second, then answered
+    /// 429; with the permit of the request that got it.
+    async fn limited_at_30_per_second() -> (Pacer, Permit) {
         let pacer = Pacer::new(50.0, nz(1));
-        // The server accepts 30 requests in the last second, then answers 429.
         for _ in 0..30 {
             pacer.on_accepted();
             tokio::time::advance(Duration::from_millis(33)).await;
         }
         let permit = pacer.acquire().await;
         pacer.on_rate_limited(permit, Some(Duration::from_secs(1)));
+        (pacer, permit)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pace_drops_to_what_the_server_accepted_then_climbs_slowly_never_past_rate() {
+        let (pacer, permit) = limited_at_30_per_second().await;
         let dropped = pacer.rate();
         assert!((27.0..=29.0).contains(&dropped), "{dropped}");
 
@@ -448,13 +460,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_pace_holds_under_the_last_429s_pace_then_probes_past_it() {
-        let pacer = Pacer::new(50.0, nz(1));
-        for _ in 0..30 {
-            pacer.on_accepted();
-            tokio::time::advance(Duration::from_millis(33)).await;
-        }
-        let permit = pacer.acquire().await;
-        pacer.on_rate_limited(permit, Some(Duration::from_secs(1)));
+        let (pacer, _) = limited_at_30_per_second().await;
         let hold = 30.0 * UNDER_CEILING;
         let mut highest: f64 = 0.0;
         // Every second until the probe is due: up to the hold level, and no further.
@@ -471,6 +477,24 @@ mod tests {
         }
         let probing = pacer.rate();
         assert!(probing > hold && probing <= 30.0 + 1e-9, "{probing}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_met_creeping_up_holds_under_that_pace() {
+        // Sending at 29.5/s, of which the last second's count was 29, when the 429 came.
+        let pacer = Pacer::new(29.5, nz(1));
+        for _ in 0..29 {
+            pacer.on_accepted();
+            tokio::time::advance(Duration::from_millis(34)).await;
+        }
+        let permit = pacer.acquire().await;
+        pacer.on_rate_limited(permit, Some(Duration::from_secs(1)));
+        for _ in 0..PROBE_AFTER.as_secs() - 1 {
+            tokio::time::advance(CLIMB_EVERY).await;
+            pacer.acquire().await;
+        }
+        let held = pacer.rate();
+        assert!((held - 29.5 * UNDER_CEILING).abs() < 1e-9, "{held}");
     }
 
     #[tokio::test(start_paused = true)]
