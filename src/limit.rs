@@ -62,9 +62,9 @@ const ACCEPT_WINDOW: Duration = Duration::from_secs(1);
 /// After a 429 the pace is set this far below what the server accepted, so the next
 /// window has room.
 const BELOW_ACCEPTED: f64 = 0.95;
-/// Climbing back, the pace stops this far under the last 429's pace ...
+/// Climbing back after a 429, the pace stops this far under the limit it learned ...
 const UNDER_CEILING: f64 = 0.97;
-/// ... until this long after the slowdown, then probes past it in case the limit rose. A 429
+/// ... until this long after the 429, then probes past it in case the limit rose. A 429
 /// costs a pause of a second or so: meeting one a minute rather than every 20 s took the
 /// goodput at a fixed limit from about 91% to about 95% (bench/ratelimit.rs).
 const PROBE_AFTER: Duration = Duration::from_secs(60);
@@ -88,8 +88,11 @@ struct State {
     /// the pause, so one burst of 429s slows the pace once, not once per request.
     epoch: u64,
     paused_until: Option<Instant>,
-    /// The pace at which the last 429 came; climbing slows near it.
+    /// The limit the last 429 showed: what the server accepted, or the pace itself when it
+    /// was creeping up on that; climbing slows near it.
     ceiling: Option<f64>,
+    /// After a 429: the pace to climb no higher than, and until when.
+    hold: Option<(f64, Instant)>,
     last_change: Instant,
     last_slowdown: Option<Instant>,
     accepted: VecDeque<Instant>,
@@ -143,6 +146,7 @@ impl Pacer {
                 epoch: 0,
                 paused_until: None,
                 ceiling: None,
+                hold: None,
                 last_change: Instant::now(),
                 last_slowdown: None,
                 accepted: VecDeque::new(),
@@ -229,11 +233,16 @@ impl Pacer {
         // fast back toward that pace only meets the next 429 sooner. But a 429 met creeping up
         // on the limit (the pace within a tenth of what was accepted) puts it just under that
         // pace: a second's count is a whole number, a request or so below it.
-        s.ceiling = Some(if rate <= accepted * 1.1 {
+        let ceiling = if rate <= accepted * 1.1 {
             rate
         } else {
             accepted.clamp(new, rate)
-        });
+        };
+        s.ceiling = Some(ceiling);
+        // Only a hold above the new pace means anything: when the server accepted next to
+        // nothing, the pace climbs slowly from the cut instead.
+        let hold = ceiling * UNDER_CEILING;
+        s.hold = (hold > new).then_some((hold, now + PROBE_AFTER));
         self.slow_down(&mut s, new, now);
     }
 
@@ -258,9 +267,9 @@ impl Pacer {
         s.last_slowdown = Some(now);
     }
 
-    /// Climbs back toward `--rate` while no 429 comes: quickly far below the last 429's
-    /// pace, slowly near it, and not past [`UNDER_CEILING`] of it for [`PROBE_AFTER`], so a
-    /// server with a fixed limit sees few 429s.
+    /// Climbs back toward `--rate` while no 429 comes: quickly far below the learned limit,
+    /// slowly near it, and not past [`UNDER_CEILING`] of it for [`PROBE_AFTER`] after the 429,
+    /// so a server with a fixed limit sees few 429s.
     fn climb(&self, s: &mut State, now: Instant) {
         if s.rate >= self.max_rate
             || now.saturating_duration_since(s.last_change) < CLIMB_EVERY
@@ -275,11 +284,10 @@ impl Pacer {
             Some(c) => c * 0.005,
         };
         let mut new = s.rate + step;
-        if let Some(c) = s.ceiling
-            && s.last_slowdown
-                .is_some_and(|t| now.saturating_duration_since(t) < PROBE_AFTER)
+        if let Some((hold, until)) = s.hold
+            && now < until
         {
-            new = new.min(c * UNDER_CEILING);
+            new = new.min(hold);
             if new <= s.rate {
                 return;
             }
@@ -414,22 +422,34 @@ mod tests {
         }
     }
 
-    /// A pacer at 50/s whose server accepted 30 requests in the last second, then answered
-    /// 429; with the permit of the request that got it.
-    async fn limited_at_30_per_second() -> (Pacer, Permit) {
-        let pacer = Pacer::new(50.0, nz(1));
-        for _ in 0..30 {
+    /// A pacer at `rate` whose server accepted `accepted` requests over the last second, then
+    /// answered 429; with the permit of the request that got it.
+    async fn limited(rate: f64, accepted: u32) -> (Pacer, Permit) {
+        let pacer = Pacer::new(rate, nz(1));
+        for _ in 0..accepted {
             pacer.on_accepted();
-            tokio::time::advance(Duration::from_millis(33)).await;
+            tokio::time::advance(Duration::from_millis(990) / accepted).await;
         }
         let permit = pacer.acquire().await;
         pacer.on_rate_limited(permit, Some(Duration::from_secs(1)));
         (pacer, permit)
     }
 
+    /// Lets `secs` seconds pass, taking a permit each second (which is when the pace climbs);
+    /// returns the highest pace seen.
+    async fn seconds_pass(pacer: &Pacer, secs: u64) -> f64 {
+        let mut highest: f64 = 0.0;
+        for _ in 0..secs {
+            tokio::time::advance(CLIMB_EVERY).await;
+            pacer.acquire().await;
+            highest = highest.max(pacer.rate());
+        }
+        highest
+    }
+
     #[tokio::test(start_paused = true)]
     async fn pace_drops_to_what_the_server_accepted_then_climbs_slowly_never_past_rate() {
-        let (pacer, permit) = limited_at_30_per_second().await;
+        let (pacer, permit) = limited(50.0, 30).await;
         let dropped = pacer.rate();
         assert!((27.0..=29.0).contains(&dropped), "{dropped}");
 
@@ -443,38 +463,25 @@ mod tests {
         assert_eq!(pacer.rate(), dropped);
         let mut last = dropped;
         for _ in 0..30 {
-            tokio::time::advance(CLIMB_EVERY).await;
-            pacer.acquire().await;
+            seconds_pass(&pacer, 1).await;
             let r = pacer.rate();
             assert!(r >= last && r - last <= 50.0 * 0.05 + 1e-9, "{last} -> {r}");
             last = r;
         }
         assert!(last > dropped);
         // Long without a 429, it gets back to --rate and no further.
-        for _ in 0..200 {
-            tokio::time::advance(CLIMB_EVERY).await;
-            pacer.acquire().await;
-        }
-        assert_eq!(pacer.rate(), 50.0);
+        assert_eq!(seconds_pass(&pacer, 200).await, 50.0);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_pace_holds_under_the_last_429s_pace_then_probes_past_it() {
-        let (pacer, _) = limited_at_30_per_second().await;
+    async fn the_pace_holds_under_the_learned_limit_then_probes_past_it() {
+        let (pacer, _) = limited(50.0, 30).await;
         let hold = 30.0 * UNDER_CEILING;
-        let mut highest: f64 = 0.0;
         // Every second until the probe is due: up to the hold level, and no further.
-        for _ in 0..PROBE_AFTER.as_secs() - 1 {
-            tokio::time::advance(CLIMB_EVERY).await;
-            pacer.acquire().await;
-            highest = highest.max(pacer.rate());
-        }
+        let highest = seconds_pass(&pacer, PROBE_AFTER.as_secs() - 1).await;
         assert!((highest - hold).abs() < 1e-9, "{highest} vs {hold}");
         // Then past it, slowly.
-        for _ in 0..5 {
-            tokio::time::advance(CLIMB_EVERY).await;
-            pacer.acquire().await;
-        }
+        seconds_pass(&pacer, 5).await;
         let probing = pacer.rate();
         assert!(probing > hold && probing <= 30.0 + 1e-9, "{probing}");
     }
@@ -482,19 +489,28 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_429_met_creeping_up_holds_under_that_pace() {
         // Sending at 29.5/s, of which the last second's count was 29, when the 429 came.
-        let pacer = Pacer::new(29.5, nz(1));
-        for _ in 0..29 {
-            pacer.on_accepted();
-            tokio::time::advance(Duration::from_millis(34)).await;
-        }
-        let permit = pacer.acquire().await;
-        pacer.on_rate_limited(permit, Some(Duration::from_secs(1)));
-        for _ in 0..PROBE_AFTER.as_secs() - 1 {
-            tokio::time::advance(CLIMB_EVERY).await;
-            pacer.acquire().await;
-        }
-        let held = pacer.rate();
+        let (pacer, _) = limited(29.5, 29).await;
+        let held = seconds_pass(&pacer, PROBE_AFTER.as_secs() - 1).await;
         assert!((held - 29.5 * UNDER_CEILING).abs() < 1e-9, "{held}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_slowdown_for_failures_does_not_bring_the_hold_back() {
+        let (pacer, _) = limited(30.0, 29).await;
+        assert_eq!(seconds_pass(&pacer, 120).await, 30.0);
+        pacer.on_trouble(TROUBLE_STREAK);
+        assert_eq!(pacer.rate(), 15.0);
+        seconds_pass(&pacer, 45).await;
+        assert_eq!(pacer.rate(), 30.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_when_next_to_nothing_was_accepted_still_climbs_after_the_hold() {
+        let (pacer, _) = limited(50.0, 2).await;
+        let cut = pacer.rate();
+        assert_eq!(cut, 12.5);
+        seconds_pass(&pacer, HOLD.as_secs() + 5).await;
+        assert!(pacer.rate() > cut, "{}", pacer.rate());
     }
 
     #[tokio::test(start_paused = true)]

@@ -1379,6 +1379,51 @@ mod tests {
     }
 
     #[test]
+    fn csv_read_ahead_over_many_chunks_reads_the_same() {
+        // Odd rows on both sides of chunk edges, so recycled buffers carry every kind of row.
+        let mut text = b"id,name\n".to_vec();
+        let mut want = Vec::new();
+        let mut line = 2;
+        for i in 0..AHEAD_ROWS * 3 + 7 {
+            let row = match i % AHEAD_ROWS {
+                0 | 1 => format!("{i},x,extra\n").into_bytes(),
+                2 => [format!("{i},bad").as_bytes(), b"\xFF\n"].concat(),
+                3 => format!("{i},\"two\nlines\"\n").into_bytes(),
+                _ => format!("{i},n{i}\n").into_bytes(),
+            };
+            let kept = match i % AHEAD_ROWS {
+                0 | 1 => None,
+                2 => Some(None),
+                3 => Some(Some("two\nlines".to_string())),
+                _ => Some(Some(format!("n{i}"))),
+            };
+            want.push((line, kept));
+            line += if i % AHEAD_ROWS == 3 { 2 } else { 1 };
+            text.extend_from_slice(&row);
+        }
+        let rows = rows_of("users.csv", &text);
+        assert_eq!(rows.len(), want.len());
+        for (got, (line, kept)) in rows.iter().zip(want) {
+            match (got, kept) {
+                (Got::Csv(at, cells), Some(Some(name))) => {
+                    assert_eq!((*at, cells[1].as_str()), (line, name.as_str()));
+                }
+                (Got::Broken(at, message, column, _), Some(None)) => {
+                    assert_eq!(*at, line);
+                    assert_eq!(column.as_deref(), Some("name"), "{message}");
+                }
+                (Got::Broken(at, message, None, _), None) => {
+                    assert_eq!(
+                        (*at, message.as_str()),
+                        (line, "has 3 fields, the header has 2")
+                    );
+                }
+                (got, kept) => panic!("line {line}: got {got:?}, wanted {kept:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn csv_broken_row_raw_is_requoted_and_truncated() {
         let long = "x".repeat(5000);
         let text = format!("a,b\n\"q,\"\"r\",{long},3\n");

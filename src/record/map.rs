@@ -761,13 +761,14 @@ fn identifier_cut<'a>(column: &str, kind: IdKind, text: &'a str) -> Result<&'a s
             format!("column {column:?} is empty; every row needs an identifier"),
         ));
     }
-    if text == "." || text == ".." {
-        // In a URL path these are steps ("here", "up"), so no v1 request could name the person.
+    // Customer.io's API names a person by identifier in URL paths (a cio_id after `cio_`),
+    // where these are steps ("here", "up"): no request could name this person.
+    if kind != IdKind::CioId && (text == "." || text == "..") {
         return Err(Invalid::at(
             column,
             format!(
                 "column {column:?} is {text:?}, which cannot identify a person: Customer.io's API \
-                 puts identifiers in URL paths, where . and .. are path steps"
+                 names people by identifier in URL paths, where . and .. are path steps"
             ),
         ));
     }
@@ -1780,6 +1781,9 @@ mod tests {
         }
         ok(&mut m, &row(&["...", "a"]));
         ok(&mut m, &row(&[".a", "a"]));
+        // A cio_id goes in a path after `cio_`, where it is no step.
+        let mut m = csv_mapper(&spec(Action::Identify), &["cio_id", "name"]);
+        ok(&mut m, &row(&["..", "a"]));
     }
 
     // ---- raw rows and odd input ----
