@@ -510,7 +510,11 @@ impl Reading {
         let mut run = Run::default();
         for (i, input) in opened.into_iter().enumerate() {
             let skip = match skips.get(i).copied().unwrap_or(Skip::First(0)) {
-                Skip::All => continue,
+                Skip::All => {
+                    // Begun, and passed at once: the ledger numbers inputs by their place.
+                    lock(&ledger).begin_input(i, seq, 0);
+                    continue;
+                }
                 Skip::First(n) => n,
             };
             // A dry run parses on a second core while this thread checks; begun only now, so
@@ -627,6 +631,12 @@ impl Reading {
                 }
             }
             run.flush(&ledger, &counters);
+            if !errors.is_empty() {
+                // An input that broke off (a truncated gzip, a read error) ends the reading:
+                // settling a later input's records would move the checkpoint past the rest
+                // of this one, which a resume would then skip.
+                return errors;
+            }
         }
         errors
     }

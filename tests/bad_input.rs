@@ -498,6 +498,26 @@ fn csv_cell_over_1_mib_ends_the_input() {
     );
 }
 
+#[test]
+fn an_input_that_breaks_off_ends_the_reading_and_a_resume_meets_it_again() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let broken = write(
+        dir.path(),
+        "a.csv",
+        &format!("id,note\n1,ok\n2,{}\n3,ok\n", "x".repeat(2 << 20)),
+    );
+    let good = write(dir.path(), "b.csv", "id,note\n4,ok\n");
+    let ran = import(&server, dir.path(), &[&broken, &good], &[]);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    // b.csv is not begun: its records would move the checkpoint past the rest of a.csv.
+    assert_eq!(sent(&server), ids(&["1"]));
+    let ran = import(&server, dir.path(), &[&broken, &good], &["--resume"]);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(ran.stderr.contains("over 1 MiB"), "{}", ran.stderr);
+    assert_eq!(sent(&server), ids(&["1"]));
+}
+
 // --- a BOM and CRLF line ends are read without a word
 
 #[test]

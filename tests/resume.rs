@@ -18,13 +18,18 @@ fn people_csv(dir: &std::path::Path) -> std::path::PathBuf {
     write(dir, "users.csv", &text)
 }
 
-/// The binary running in the background against `server` at 100 requests/s.
+/// The binary importing users.csv in the background against `server` at 100 requests/s.
 fn spawn(server: &Server, dir: &std::path::Path, extra: &[&str]) -> Child {
+    spawn_inputs(server, dir, &["users.csv"], extra)
+}
+
+fn spawn_inputs(server: &Server, dir: &std::path::Path, inputs: &[&str], extra: &[&str]) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin("cio-import"))
         .current_dir(dir)
         .env("CUSTOMERIO_SITE_ID", SITE_ID)
         .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
-        .args(["users.csv", "--endpoint", &server.sandbox.base_url()])
+        .args(inputs)
+        .args(["--endpoint", &server.sandbox.base_url()])
         .args([
             "--rate",
             "100",
@@ -136,6 +141,63 @@ fn sigint_stops_within_seconds_with_130_and_resume_finishes() {
 
     resume_to_the_end(&server, dir.path(), &[]);
     // A clean stop settles what was in flight: nothing is sent twice.
+    assert_eq!(identifies(&server), N);
+}
+
+#[test]
+fn a_stop_in_a_later_input_resumes_from_there() {
+    let server = slow_server();
+    let dir = tempfile::tempdir().unwrap();
+    let part = |range: std::ops::Range<usize>| {
+        let mut text = String::from("id,plan\n");
+        for i in range {
+            text.push_str(&format!("{i},p{i}\n"));
+        }
+        text
+    };
+    write(dir.path(), "a.csv", &part(0..100));
+    write(dir.path(), "b.csv", &part(100..N));
+    let inputs = ["a.csv", "b.csv"];
+    let child = spawn_inputs(&server, dir.path(), &inputs, &[]);
+    wait_until_accepted(&server, 150);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        identifies(&server) < N,
+        "the run finished before the signal"
+    );
+
+    // Stopped again at once, the resumed run still moves the checkpoint on from where it was.
+    let child = spawn_inputs(&server, dir.path(), &inputs, &["--resume"]);
+    let before = identifies(&server);
+    wait_until_accepted(&server, before + 20);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = spawn_inputs(&server, dir.path(), &inputs, &["--resume"])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.sandbox.people_count(), N);
+    // Clean stops settle what was in flight: nothing is sent twice.
     assert_eq!(identifies(&server), N);
 }
 
