@@ -460,6 +460,13 @@ impl Sender {
         self.deliver_batch(items).await
     }
 
+    async fn split_batch(&self, items: &[&Outgoing]) -> Vec<Delivery> {
+        let (left, right) = items.split_at(items.len() / 2);
+        let mut out = Box::pin(self.deliver_batch(left)).await;
+        out.extend(Box::pin(self.deliver_batch(right)).await);
+        out
+    }
+
     async fn deliver_batch(&self, items: &[&Outgoing]) -> Vec<Delivery> {
         let body = batch_body(items);
         let label = || format!("batch of {} ({} bytes)", items.len(), body.len());
@@ -467,6 +474,28 @@ impl Sender {
             .until_settled(&label, || self.client.send_batch(body.clone()))
             .await;
         match settled {
+            // A 207 means some operations were refused; one that names none of them (a body
+            // cut off or not the documented shape) is split like a refusal, down to single
+            // operations, rather than taken for a success.
+            Settled::Answered(Answer::Partial(errors), _)
+                if items.len() > 1 && !errors.iter().any(|e| e.index < items.len()) =>
+            {
+                self.split_batch(items).await
+            }
+            Settled::Answered(Answer::Partial(errors), attempts)
+                if !errors.iter().any(|e| e.index < items.len()) =>
+            {
+                vec![
+                    Delivery::Failed {
+                        status: Some(207),
+                        attempts,
+                        message: "Customer.io answered 207 (some operations refused) but did \
+                                  not say which"
+                            .to_owned(),
+                    };
+                    items.len()
+                ]
+            }
             Settled::Answered(Answer::Partial(errors), attempts) => {
                 let mut out = vec![Delivery::Accepted; items.len()];
                 for e in errors {
@@ -486,10 +515,7 @@ impl Sender {
             }
             // Refused whole: split it to find the bad operations and send the good ones.
             Settled::Answered(Answer::Rejected { status: 400, .. }, _) if items.len() > 1 => {
-                let (left, right) = items.split_at(items.len() / 2);
-                let mut out = Box::pin(self.deliver_batch(left)).await;
-                out.extend(Box::pin(self.deliver_batch(right)).await);
-                out
+                self.split_batch(items).await
             }
             other => {
                 let d = whole(other);

@@ -108,7 +108,8 @@ fn exactly_the_operations_a_207_names_go_to_the_failures_file() {
 }
 
 /// A Track API stand-in that refuses a whole batch with 400 when any operation in it is for
-/// the person "bad", and records the operations of the batches it accepts.
+/// the person "bad", answers 207 with a body that names nothing when one is for "mute", and
+/// records the operations of the batches it accepts.
 struct Refuser {
     base: String,
     accepted: Arc<Mutex<Vec<String>>>,
@@ -142,6 +143,9 @@ impl Refuser {
                                 r#"{"meta":{"errors":["bad person"]}}"#,
                             );
                         }
+                        if ids.iter().any(|i| i == "mute") {
+                            return (StatusCode::MULTI_STATUS, "upstream timeout");
+                        }
                         seen.lock().unwrap().extend(ids);
                         (StatusCode::OK, "{}")
                     }
@@ -160,14 +164,14 @@ impl Refuser {
     }
 }
 
-#[test]
-fn a_batch_refused_whole_is_split_until_the_bad_operation_is_alone() {
-    let server = Refuser::start();
+/// Imports 16 people, 0 to 15 with `odd` in place of 11, in one batch; checks that every
+/// other one was accepted exactly once and `odd` alone failed; returns the failures file.
+fn import_16_with(server: &Refuser, odd: &str) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let mut text = String::from("id,n\n");
     for i in 0..16 {
         let id = if i == 11 {
-            "bad".to_owned()
+            odd.to_owned()
         } else {
             i.to_string()
         };
@@ -199,7 +203,13 @@ fn a_batch_refused_whole_is_split_until_the_bad_operation_is_alone() {
     assert_eq!(accepted, want, "every good operation accepted exactly once");
     let failures = read_ndjson(&dir.path().join("users.failures.ndjson"));
     assert_eq!(failures.len(), 1);
-    assert_eq!(failures[0]["identifiers"]["id"], "bad");
+    assert_eq!(failures[0]["identifiers"]["id"], odd);
+    failures
+}
+
+#[test]
+fn a_batch_refused_whole_is_split_until_the_bad_operation_is_alone() {
+    let failures = import_16_with(&Refuser::start(), "bad");
     assert_eq!(failures[0]["_error"]["status"], 400);
     assert!(
         failures[0]["_error"]["message"]
@@ -207,6 +217,14 @@ fn a_batch_refused_whole_is_split_until_the_bad_operation_is_alone() {
             .unwrap()
             .contains("bad person")
     );
+}
+
+#[test]
+fn a_207_that_names_no_operation_is_split_like_a_refusal() {
+    let failures = import_16_with(&Refuser::start(), "mute");
+    assert_eq!(failures[0]["_error"]["status"], 207);
+    let message = failures[0]["_error"]["message"].as_str().unwrap();
+    assert!(message.contains("did not say which"), "{message}");
 }
 
 #[test]
