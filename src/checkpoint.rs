@@ -3,12 +3,13 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::Position;
+use crate::report::{Position, Span};
 use crate::source::Input;
 
 /// Bytes at the start of an input whose hash is kept, to notice a file rewritten in place
@@ -52,6 +53,10 @@ pub struct Checkpoint {
     pub inputs: Vec<Fingerprint>,
     /// Every record before this position is settled.
     pub position: Position,
+    /// Records past `position` settled out of order (while an earlier one waited): a resume
+    /// reads past them too, so none is sent or written to the failures file twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ahead: Vec<Span>,
 }
 
 const VERSION: u32 = 1;
@@ -100,7 +105,37 @@ impl Checkpoint {
                 input: 0,
                 records: 0,
             },
+            ahead: Vec::new(),
         })
+    }
+
+    /// Moves the checkpoint to `position`, with `ahead` settled past it. Spans it held
+    /// already stay (the reader may not have reached them again yet) unless now behind.
+    pub fn advance(&mut self, position: Position, ahead: Vec<Span>) {
+        let mut spans: Vec<Span> = std::mem::take(&mut self.ahead)
+            .into_iter()
+            .chain(ahead)
+            .filter_map(|mut span| {
+                if span.input == position.input {
+                    span.from = span.from.max(position.records);
+                }
+                (span.input > position.input
+                    || (span.input == position.input && span.from < span.to))
+                    .then_some(span)
+            })
+            .collect();
+        spans.sort_unstable();
+        let mut merged: Vec<Span> = Vec::with_capacity(spans.len());
+        for span in spans {
+            match merged.last_mut() {
+                Some(last) if last.input == span.input && span.from <= last.to => {
+                    last.to = last.to.max(span.to);
+                }
+                _ => merged.push(span),
+            }
+        }
+        self.position = position;
+        self.ahead = merged;
     }
 
     /// Loads the checkpoint at `path` and checks it was made for exactly these inputs.
@@ -164,11 +199,18 @@ impl Checkpoint {
     /// Records to skip in input `i` on resume.
     pub fn skip(&self, i: usize) -> Skip {
         use std::cmp::Ordering::*;
-        match i.cmp(&self.position.input) {
-            Less => Skip::All,
-            Equal => Skip::First(self.position.records),
-            Greater => Skip::First(0),
-        }
+        let first = match i.cmp(&self.position.input) {
+            Less => return Skip::All,
+            Equal => self.position.records,
+            Greater => 0,
+        };
+        let later = self
+            .ahead
+            .iter()
+            .filter(|s| s.input == i)
+            .map(|s| s.from..s.to)
+            .collect();
+        Skip::Some { first, later }
     }
 
     /// Writes the checkpoint durably: a temporary file, fsync, then rename over the old one,
@@ -192,11 +234,20 @@ impl Checkpoint {
 }
 
 /// How much of an input a resume skips.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
     /// A whole input settled by the earlier run.
     All,
-    First(u64),
+    /// Its first records, and later ones settled out of order (record numbers, ascending).
+    Some { first: u64, later: Vec<Range<u64>> },
+}
+
+impl Skip {
+    /// Nothing to skip.
+    pub const NONE: Skip = Skip::Some {
+        first: 0,
+        later: Vec::new(),
+    };
 }
 
 #[cfg(test)]
@@ -226,8 +277,45 @@ mod tests {
         let back = Checkpoint::resume(&path, &inputs).unwrap();
         assert_eq!(back, cp);
         assert_eq!(back.skip(0), Skip::All);
-        assert_eq!(back.skip(1), Skip::First(1));
+        assert_eq!(
+            back.skip(1),
+            Skip::Some {
+                first: 1,
+                later: Vec::new()
+            }
+        );
         assert!(!path.with_extension("json.tmp").exists());
+    }
+
+    #[test]
+    fn records_settled_ahead_are_kept_merged_and_skipped_on_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.csv");
+        let b = dir.path().join("b.csv");
+        fs::write(&a, "id\n1\n").unwrap();
+        fs::write(&b, "id\n2\n").unwrap();
+        let inputs = [input(&a), input(&b)];
+        let mut cp = Checkpoint::new(&inputs).unwrap();
+        let at = |input, records| Position { input, records };
+        let span = |input, from, to| Span { input, from, to };
+        cp.advance(at(0, 5), vec![span(0, 7, 9), span(1, 0, 2)]);
+        // The ledger of a resumed run does not know the earlier spans until it reads them.
+        cp.advance(at(0, 8), vec![span(0, 9, 12)]);
+        assert_eq!(cp.ahead, [span(0, 8, 12), span(1, 0, 2)]);
+        cp.advance(at(1, 1), vec![span(1, 4, 6)]);
+        assert_eq!(cp.ahead, [span(1, 1, 2), span(1, 4, 6)]);
+
+        let path = dir.path().join("x.checkpoint.json");
+        cp.save(&path).unwrap();
+        let back = Checkpoint::resume(&path, &inputs).unwrap();
+        assert_eq!(back.skip(0), Skip::All);
+        assert_eq!(
+            back.skip(1),
+            Skip::Some {
+                first: 1,
+                later: vec![1..2, 4..6]
+            }
+        );
     }
 
     #[test]

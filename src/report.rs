@@ -62,6 +62,14 @@ pub struct Position {
     pub records: u64,
 }
 
+/// Records `from..to` of `input` (numbered from its start), all settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+pub struct Span {
+    pub input: usize,
+    pub from: u64,
+    pub to: u64,
+}
+
 /// Settles records: counts them, writes failures, and tracks how far everything is settled.
 pub struct Ledger {
     counters: Arc<Counters>,
@@ -99,6 +107,17 @@ impl Ledger {
     }
 
     pub fn settle(&mut self, seq: u64, outcome: Outcome) -> std::io::Result<()> {
+        self.settle_outcome(outcome)?;
+        self.mark(seq);
+        Ok(())
+    }
+
+    /// Settles a record an earlier run settled (a resume reads past it): nothing to count.
+    pub fn settle_earlier(&mut self, seq: u64) {
+        self.mark(seq);
+    }
+
+    fn settle_outcome(&mut self, outcome: Outcome) -> std::io::Result<()> {
         match outcome {
             Outcome::Accepted => Counters::add(&self.counters.accepted, 1),
             Outcome::Failed(line) => {
@@ -110,6 +129,10 @@ impl Ledger {
                 Counters::add(&self.counters.invalid, 1);
             }
         }
+        Ok(())
+    }
+
+    fn mark(&mut self, seq: u64) {
         if seq == self.next_unsettled {
             self.next_unsettled += 1;
             while self.ahead.remove(&self.next_unsettled) {
@@ -118,7 +141,6 @@ impl Ledger {
         } else {
             self.ahead.insert(seq);
         }
-        Ok(())
     }
 
     /// Settles `count` accepted records numbered from `first` at once: a dry run settles its
@@ -152,16 +174,39 @@ impl Ledger {
 
     /// Where everything before is settled.
     pub fn position(&self) -> Position {
-        let n = self.next_unsettled;
+        self.locate(self.next_unsettled)
+    }
+
+    /// The records settled past [`Ledger::position`], out of order, as spans.
+    pub fn settled_ahead(&self) -> Vec<Span> {
+        let mut spans: Vec<Span> = Vec::new();
+        for &seq in &self.ahead {
+            let at = self.locate(seq);
+            match spans.last_mut() {
+                Some(last) if last.input == at.input && last.to == at.records => last.to += 1,
+                _ => spans.push(Span {
+                    input: at.input,
+                    from: at.records,
+                    to: at.records + 1,
+                }),
+            }
+        }
+        spans
+    }
+
+    /// Record number `seq` as an input and its place there.
+    fn locate(&self, seq: u64) -> Position {
+        // The last input begun at or before it: an input with no records shares its first
+        // number with the next one.
         let input = self
             .starts
             .iter()
-            .rposition(|(first, _)| *first <= n)
+            .rposition(|(first, _)| *first <= seq)
             .unwrap_or(0);
         let (first, skipped) = self.starts.get(input).copied().unwrap_or((0, 0));
         Position {
             input,
-            records: skipped + (n - first),
+            records: skipped + (seq - first),
         }
     }
 
@@ -673,6 +718,39 @@ mod tests {
                 records: 12
             }
         );
+    }
+
+    #[test]
+    fn records_settled_out_of_order_are_told_as_spans_of_their_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = ledger(dir.path());
+        // An input skipped whole, then one resumed after its first 10 records.
+        l.begin_input(0, 0, 0);
+        l.begin_input(1, 0, 10);
+        for seq in [2, 3, 5] {
+            l.settle(seq, Outcome::Accepted).unwrap();
+        }
+        l.settle_earlier(6);
+        l.begin_input(2, 7, 0);
+        l.settle(8, Outcome::Accepted).unwrap();
+        let span = |input, from, to| Span { input, from, to };
+        assert_eq!(
+            l.settled_ahead(),
+            [span(1, 12, 14), span(1, 15, 17), span(2, 1, 2)]
+        );
+        l.settle(0, Outcome::Accepted).unwrap();
+        l.settle(1, Outcome::Accepted).unwrap();
+        l.settle(4, Outcome::Accepted).unwrap();
+        assert_eq!(
+            l.position(),
+            Position {
+                input: 2,
+                records: 0
+            }
+        );
+        assert_eq!(l.settled_ahead(), [span(2, 1, 2)]);
+        // Settling an earlier run's record counts nothing.
+        assert_eq!(l.counters.settled(), 7);
     }
 
     #[test]

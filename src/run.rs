@@ -134,11 +134,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         _ => None,
     };
     let skips: Vec<Skip> = (0..opened.len())
-        .map(|i| {
-            checkpoint
-                .as_ref()
-                .map_or(Skip::First(0), |(_, cp)| cp.skip(i))
-        })
+        .map(|i| checkpoint.as_ref().map_or(Skip::NONE, |(_, cp)| cp.skip(i)))
         .collect();
 
     let ledger = Arc::new(Mutex::new(Ledger::new(
@@ -421,11 +417,16 @@ async fn save_checkpoints(
             _ = done.cancelled() => true,
             _ = tokio::time::sleep(CHECKPOINT_EVERY) => false,
         };
-        let position = lock(&ledger).position();
+        let (position, ahead) = {
+            let ledger = lock(&ledger);
+            (ledger.position(), ledger.settled_ahead())
+        };
+        let was = (cp.position, cp.ahead.clone());
         // Before the reader reaches the resumed input, the ledger knows nothing newer.
-        let position = position.max(resumed_at);
-        if position != cp.position || last {
-            cp.position = position;
+        if position >= resumed_at {
+            cp.advance(position, ahead);
+        }
+        if (cp.position, &cp.ahead) != (was.0, &was.1) || last {
             let (c, p) = (cp.clone(), path.clone());
             tokio::task::spawn_blocking(move || c.save(&p))
                 .await?
@@ -509,13 +510,13 @@ impl Reading {
         // a lock and two atomic adds a run, not a row.
         let mut run = Run::default();
         for (i, input) in opened.into_iter().enumerate() {
-            let skip = match skips.get(i).copied().unwrap_or(Skip::First(0)) {
+            let (skip, later) = match skips.get(i).cloned().unwrap_or(Skip::NONE) {
                 Skip::All => {
                     // Begun, and passed at once: the ledger numbers inputs by their place.
                     lock(&ledger).begin_input(i, seq, 0);
                     continue;
                 }
-                Skip::First(n) => n,
+                Skip::Some { first, later } => (first, later),
             };
             // A dry run parses on a second core while this thread checks; begun only now, so
             // inputs are read one at a time. A run that sends goes at the pace of its
@@ -535,6 +536,8 @@ impl Reading {
             }
             lock(&ledger).begin_input(i, seq, skip);
             let source: Arc<str> = Arc::from(input.name.as_str());
+            let mut later = later.into_iter().peekable();
+            let mut number = skip;
             loop {
                 // Checking takes a lock, so a dry run of millions of rows looks every so often:
                 // a stop still comes within microseconds.
@@ -548,6 +551,14 @@ impl Reading {
                 }
                 let this = seq;
                 seq += 1;
+                let index = number;
+                number += 1;
+                // Settled by the earlier run while a record before it waited: read past.
+                while later.next_if(|r| r.end <= index).is_some() {}
+                if later.peek().is_some_and(|r| r.contains(&index)) {
+                    lock(&ledger).settle_earlier(this);
+                    continue;
+                }
                 let mapped = match &tx {
                     Some(_) => input.mapper.map(&row.data).and_then(|op| {
                         // Only a batch needs the encoding, and only a batch limits an

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cio_import::sandbox::SandboxOptions;
-use common::{API_KEY, SITE_ID, Server, write};
+use common::{API_KEY, Reply, SITE_ID, Scripted, Server, write};
 
 const N: usize = 300;
 
@@ -20,16 +20,16 @@ fn people_csv(dir: &std::path::Path) -> std::path::PathBuf {
 
 /// The binary importing users.csv in the background against `server` at 100 requests/s.
 fn spawn(server: &Server, dir: &std::path::Path, extra: &[&str]) -> Child {
-    spawn_inputs(server, dir, &["users.csv"], extra)
+    spawn_inputs(&server.sandbox.base_url(), dir, &["users.csv"], extra)
 }
 
-fn spawn_inputs(server: &Server, dir: &std::path::Path, inputs: &[&str], extra: &[&str]) -> Child {
+fn spawn_inputs(endpoint: &str, dir: &std::path::Path, inputs: &[&str], extra: &[&str]) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin("cio-import"))
         .current_dir(dir)
         .env("CUSTOMERIO_SITE_ID", SITE_ID)
         .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
         .args(inputs)
-        .args(["--endpoint", &server.sandbox.base_url()])
+        .args(["--endpoint", endpoint])
         .args([
             "--rate",
             "100",
@@ -44,6 +44,16 @@ fn spawn_inputs(server: &Server, dir: &std::path::Path, inputs: &[&str], extra: 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Ctrl-C for `child`, which must stop with exit code 130; its stderr.
+fn interrupt(child: Child) -> String {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    stderr
 }
 
 /// Identifies the server accepted, one a request or many in a batch.
@@ -129,11 +139,7 @@ fn sigint_stops_within_seconds_with_130_and_resume_finishes() {
     let child = spawn(&server, dir.path(), &[]);
     wait_until_accepted(&server, 50);
     let sent_at = Instant::now();
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let stderr = interrupt(child);
     assert!(sent_at.elapsed() < Duration::from_secs(10));
     assert!(stderr.contains("--resume"), "{stderr}");
     let accepted_first = identifies(&server);
@@ -158,38 +164,33 @@ fn a_stop_in_a_later_input_resumes_from_there() {
     write(dir.path(), "a.csv", &part(0..100));
     write(dir.path(), "b.csv", &part(100..N));
     let inputs = ["a.csv", "b.csv"];
-    let child = spawn_inputs(&server, dir.path(), &inputs, &[]);
+    let child = spawn_inputs(&server.sandbox.base_url(), dir.path(), &inputs, &[]);
     wait_until_accepted(&server, 150);
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    interrupt(child);
     assert!(
         identifies(&server) < N,
         "the run finished before the signal"
     );
 
     // Stopped again at once, the resumed run still moves the checkpoint on from where it was.
-    let child = spawn_inputs(&server, dir.path(), &inputs, &["--resume"]);
+    let child = spawn_inputs(
+        &server.sandbox.base_url(),
+        dir.path(),
+        &inputs,
+        &["--resume"],
+    );
     let before = identifies(&server);
     wait_until_accepted(&server, before + 20);
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    interrupt(child);
 
-    let out = spawn_inputs(&server, dir.path(), &inputs, &["--resume"])
-        .wait_with_output()
-        .unwrap();
+    let out = spawn_inputs(
+        &server.sandbox.base_url(),
+        dir.path(),
+        &inputs,
+        &["--resume"],
+    )
+    .wait_with_output()
+    .unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -199,6 +200,56 @@ fn a_stop_in_a_later_input_resumes_from_there() {
     assert_eq!(server.sandbox.people_count(), N);
     // Clean stops settle what was in flight: nothing is sent twice.
     assert_eq!(identifies(&server), N);
+}
+
+#[test]
+fn records_settled_past_a_waiting_one_are_not_sent_or_written_again_on_resume() {
+    // The first answer for "slow" takes 3 s, so its second row waits (a person's rows go in
+    // order) while every later row is settled: accepted, or invalid (line 10 has no id).
+    let server = Scripted::start(|hit| {
+        if hit.id() == Some("slow") && hit.earlier == 0 {
+            Reply::status(200).after(Duration::from_secs(3))
+        } else {
+            Reply::status(200)
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("id,plan\nslow,a\nslow,b\n");
+    for i in 0..40 {
+        let id = if i == 6 { String::new() } else { i.to_string() };
+        text.push_str(&format!("{id},p{i}\n"));
+    }
+    write(dir.path(), "users.csv", &text);
+    let sent = |id: &str| server.hits().iter().filter(|h| h.id() == Some(id)).count();
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = ["--no-preflight"].iter().chain(extra).copied().collect();
+        spawn_inputs(&server.url(), dir.path(), &["users.csv"], &args)
+    };
+    let child = run(&[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (0..40)
+        .filter(|i| *i != 6)
+        .any(|i| sent(&i.to_string()) == 0)
+    {
+        assert!(Instant::now() < deadline, "the import made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    interrupt(child);
+    assert_eq!(sent("slow"), 1, "the second row for slow waited");
+
+    let out = run(&["--resume"]).wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sent("slow"), 2);
+    for i in (0..40).filter(|i| *i != 6) {
+        assert_eq!(sent(&i.to_string()), 1, "person {i} was sent again");
+    }
+    let failures = std::fs::read_to_string(dir.path().join("users.failures.ndjson")).unwrap();
+    assert_eq!(failures.lines().count(), 1, "{failures}");
 }
 
 #[test]

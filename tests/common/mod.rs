@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use axum::extract::{Request, State};
@@ -102,6 +102,8 @@ pub struct Reply {
     pub status: u16,
     pub retry_after: Option<String>,
     pub body: String,
+    /// How long the answer takes.
+    pub delay: Duration,
 }
 
 impl Reply {
@@ -116,7 +118,12 @@ impl Reply {
             status,
             retry_after: None,
             body,
+            delay: Duration::ZERO,
         }
+    }
+
+    pub fn after(self, delay: Duration) -> Reply {
+        Reply { delay, ..self }
     }
 
     pub fn retry_after(self, value: impl Into<String>) -> Reply {
@@ -163,6 +170,10 @@ impl Scripted {
         self.hits.lock().unwrap().clone()
     }
 
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
     /// The binary aimed at this server, without the preflight (the script answers records).
     pub fn cmd(&self, dir: &Path) -> Command {
         let mut c = aimed(dir, &self.url, 1000);
@@ -200,6 +211,7 @@ async fn answer(
         hit
     };
     let reply = script(&hit);
+    tokio::time::sleep(reply.delay).await;
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     if let Some(v) = reply.retry_after {
         response
