@@ -176,12 +176,6 @@ impl Config {
             Some(p) => p,
             None => default_failures_path(&inputs),
         };
-        if inputs.iter().any(|i| same_file(&i.path, &failures)) {
-            return Err(bad(format!(
-                "--failures {} is also an input: new failures must go to another file",
-                failures.display()
-            )));
-        }
 
         let target = if cli.dry_run {
             Target::DryRun
@@ -228,6 +222,31 @@ impl Config {
             cli.checkpoint
                 .unwrap_or_else(|| crate::checkpoint::default_path(&failures))
         });
+        // What the run writes must be neither an input nor another of its own files: a
+        // checkpoint written over an input, then removed at the end, would destroy it.
+        let written = [
+            ("--failures", Some(&failures)),
+            ("--checkpoint", checkpoint.as_ref()),
+            ("--summary", cli.summary.as_ref().filter(|p| p.as_os_str() != "-")),
+        ];
+        let written: Vec<(&str, &PathBuf)> = written
+            .into_iter()
+            .filter_map(|(flag, path)| Some((flag, path?)))
+            .collect();
+        for (i, (flag, path)) in written.iter().enumerate() {
+            if inputs.iter().any(|input| same_file(&input.path, path)) {
+                return Err(bad(format!(
+                    "{flag} {} is also an input: the run writes it, so it must be another file",
+                    path.display()
+                )));
+            }
+            if let Some((other, _)) = written[..i].iter().find(|(_, p)| same_file(p, path)) {
+                return Err(bad(format!(
+                    "{other} and {flag} name the same file ({}); give each its own",
+                    path.display()
+                )));
+            }
+        }
         Ok(Config {
             inputs,
             map: MapSpec {
@@ -391,5 +410,42 @@ mod tests {
         let shown = format!("{from_file:?} {from_file:#?}");
         assert!(shown.contains("[redacted]"), "{shown}");
         assert!(!shown.contains("sk-from-file-5e6f7a"), "{shown}");
+    }
+
+    #[test]
+    fn no_file_the_run_writes_may_be_an_input_or_another_of_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("users.csv");
+        std::fs::write(&input, "id\n1\n").unwrap();
+        let input = input.to_str().unwrap();
+        let other = dir.path().join("out.json");
+        let other = other.to_str().unwrap();
+        let refused = |extra: &[&str]| {
+            let mut args = vec!["cio-import", input, "--sandbox"];
+            args.extend(extra);
+            match Config::from_cli(Cli::try_parse_from(args).unwrap(), None) {
+                Err(ConfigError::Usage(message)) => message,
+                other => panic!("{extra:?} was not refused: {other:?}"),
+            }
+        };
+        for flag in ["--failures", "--checkpoint", "--summary"] {
+            let message = refused(&[flag, input]);
+            assert!(
+                message.starts_with(&format!("{flag} {input} is also an input")),
+                "{message}"
+            );
+        }
+        let message = refused(&["--checkpoint", other, "--summary", other]);
+        assert!(
+            message.starts_with("--checkpoint and --summary name the same file"),
+            "{message}"
+        );
+        assert!(
+            Config::from_cli(
+                Cli::try_parse_from(["cio-import", input, "--sandbox", "--summary", "-"]).unwrap(),
+                None
+            )
+            .is_ok()
+        );
     }
 }
