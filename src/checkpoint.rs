@@ -51,6 +51,9 @@ impl Fingerprint {
 pub struct Checkpoint {
     pub version: u32,
     pub inputs: Vec<Fingerprint>,
+    /// Where the records went (see `Target::describe`); empty in older checkpoints.
+    #[serde(default)]
+    pub target: String,
     /// Every record before this position is settled.
     pub position: Position,
     /// Records past `position` settled out of order (while an earlier one waited): a resume
@@ -91,16 +94,27 @@ pub enum ResumeError {
         "--resume: the checkpoint {path} was made for other inputs ({theirs}); give the same inputs in the same order"
     )]
     OtherInputs { path: PathBuf, theirs: String },
+    #[error(
+        "--resume: the checkpoint {path} is of a run into {theirs}, not {ours}: the records it \
+         counts as settled were not sent here. Run without --resume to import everything here"
+    )]
+    OtherTarget {
+        path: PathBuf,
+        theirs: String,
+        ours: String,
+    },
 }
 
 impl Checkpoint {
-    pub fn new(inputs: &[Input]) -> std::io::Result<Checkpoint> {
+    /// A checkpoint at the start of `inputs`, for a run into `target`.
+    pub fn new(inputs: &[Input], target: String) -> std::io::Result<Checkpoint> {
         Ok(Checkpoint {
             version: VERSION,
             inputs: inputs
                 .iter()
                 .map(Fingerprint::of)
                 .collect::<Result<_, _>>()?,
+            target,
             position: Position {
                 input: 0,
                 records: 0,
@@ -138,8 +152,9 @@ impl Checkpoint {
         self.ahead = merged;
     }
 
-    /// Loads the checkpoint at `path` and checks it was made for exactly these inputs.
-    pub fn resume(path: &Path, inputs: &[Input]) -> Result<Checkpoint, ResumeError> {
+    /// Loads the checkpoint at `path` and checks it was made for exactly these inputs, into
+    /// the same target.
+    pub fn resume(path: &Path, inputs: &[Input], target: &str) -> Result<Checkpoint, ResumeError> {
         let text = match fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -168,6 +183,13 @@ impl Checkpoint {
         };
         if saved.version != VERSION || saved.inputs.len() != inputs.len() {
             return Err(other());
+        }
+        if !saved.target.is_empty() && saved.target != target {
+            return Err(ResumeError::OtherTarget {
+                path: path.to_owned(),
+                theirs: saved.target,
+                ours: target.to_owned(),
+            });
         }
         for (was, input) in saved.inputs.iter().zip(inputs) {
             if was.path != input.path {
@@ -255,6 +277,8 @@ mod tests {
     use super::*;
     use crate::source::Format;
 
+    const TARGET: &str = "the sandbox";
+
     fn input(path: &Path) -> Input {
         Input::check(path, Some(Format::Csv)).unwrap()
     }
@@ -267,14 +291,14 @@ mod tests {
         fs::write(&a, "id\n1\n2\n").unwrap();
         fs::write(&b, "id\n3\n").unwrap();
         let inputs = [input(&a), input(&b)];
-        let mut cp = Checkpoint::new(&inputs).unwrap();
+        let mut cp = Checkpoint::new(&inputs, TARGET.into()).unwrap();
         cp.position = Position {
             input: 1,
             records: 1,
         };
         let path = dir.path().join("x.checkpoint.json");
         cp.save(&path).unwrap();
-        let back = Checkpoint::resume(&path, &inputs).unwrap();
+        let back = Checkpoint::resume(&path, &inputs, TARGET).unwrap();
         assert_eq!(back, cp);
         assert_eq!(back.skip(0), Skip::All);
         assert_eq!(
@@ -295,7 +319,7 @@ mod tests {
         fs::write(&a, "id\n1\n").unwrap();
         fs::write(&b, "id\n2\n").unwrap();
         let inputs = [input(&a), input(&b)];
-        let mut cp = Checkpoint::new(&inputs).unwrap();
+        let mut cp = Checkpoint::new(&inputs, TARGET.into()).unwrap();
         let at = |input, records| Position { input, records };
         let span = |input, from, to| Span { input, from, to };
         cp.advance(at(0, 5), vec![span(0, 7, 9), span(1, 0, 2)]);
@@ -307,7 +331,7 @@ mod tests {
 
         let path = dir.path().join("x.checkpoint.json");
         cp.save(&path).unwrap();
-        let back = Checkpoint::resume(&path, &inputs).unwrap();
+        let back = Checkpoint::resume(&path, &inputs, TARGET).unwrap();
         assert_eq!(back.skip(0), Skip::All);
         assert_eq!(
             back.skip(1),
@@ -324,10 +348,13 @@ mod tests {
         let a = dir.path().join("a.csv");
         fs::write(&a, "id\n1\n2\n").unwrap();
         let path = dir.path().join("x.checkpoint.json");
-        Checkpoint::new(&[input(&a)]).unwrap().save(&path).unwrap();
+        Checkpoint::new(&[input(&a)], TARGET.into())
+            .unwrap()
+            .save(&path)
+            .unwrap();
 
         fs::write(&a, "id\n1\n2\n3\n").unwrap();
-        let err = Checkpoint::resume(&path, &[input(&a)]).unwrap_err();
+        let err = Checkpoint::resume(&path, &[input(&a)], TARGET).unwrap_err();
         assert!(
             err.to_string().contains("changed since the checkpoint"),
             "{err}"
@@ -335,11 +362,32 @@ mod tests {
 
         let b = dir.path().join("b.csv");
         fs::write(&b, "id\n1\n").unwrap();
-        let err = Checkpoint::resume(&path, &[input(&b)]).unwrap_err();
+        let err = Checkpoint::resume(&path, &[input(&b)], TARGET).unwrap_err();
         assert!(matches!(err, ResumeError::OtherInputs { .. }), "{err}");
 
-        let err = Checkpoint::resume(&dir.path().join("none.json"), &[input(&a)]).unwrap_err();
+        let err =
+            Checkpoint::resume(&dir.path().join("none.json"), &[input(&a)], TARGET).unwrap_err();
         assert!(matches!(err, ResumeError::Missing(_)));
+    }
+
+    #[test]
+    fn a_checkpoint_of_a_run_elsewhere_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.csv");
+        fs::write(&a, "id\n1\n").unwrap();
+        let path = dir.path().join("x.checkpoint.json");
+        Checkpoint::new(&[input(&a)], TARGET.into())
+            .unwrap()
+            .save(&path)
+            .unwrap();
+        let real = "site abc at https://track.customer.io";
+        let err = Checkpoint::resume(&path, &[input(&a)], real).unwrap_err();
+        assert!(matches!(err, ResumeError::OtherTarget { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("is of a run into the sandbox, not site abc"),
+            "{err}"
+        );
     }
 
     #[test]

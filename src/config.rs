@@ -47,6 +47,17 @@ pub enum Target {
     },
 }
 
+impl Target {
+    /// Where records go, as a checkpoint records it: a resume must go to the same place.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::DryRun => "a dry run".to_owned(),
+            Target::Sandbox(_) => "the sandbox".to_owned(),
+            Target::Remote { base, site_id, .. } => format!("site {site_id} at {base}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Pacing {
     pub rate: f64,
@@ -227,7 +238,10 @@ impl Config {
         let written = [
             ("--failures", Some(&failures)),
             ("--checkpoint", checkpoint.as_ref()),
-            ("--summary", cli.summary.as_ref().filter(|p| p.as_os_str() != "-")),
+            (
+                "--summary",
+                cli.summary.as_ref().filter(|p| p.as_os_str() != "-"),
+            ),
         ];
         let written: Vec<(&str, &PathBuf)> = written
             .into_iter()

@@ -371,9 +371,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
 /// The checkpoint this run starts from: the saved one on --resume, else a fresh one.
 fn load_checkpoint(path: &Path, config: &Config) -> anyhow::Result<Checkpoint> {
     if config.resume {
-        return Ok(Checkpoint::resume(path, &config.inputs)?);
+        return Ok(Checkpoint::resume(
+            path,
+            &config.inputs,
+            &config.target.describe(),
+        )?);
     }
-    Checkpoint::new(&config.inputs).with_context(|| {
+    Checkpoint::new(&config.inputs, config.target.describe()).with_context(|| {
         format!(
             "cannot fingerprint the inputs for the checkpoint {}",
             path.display()
