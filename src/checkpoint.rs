@@ -380,12 +380,12 @@ mod tests {
             .unwrap()
             .save(&path)
             .unwrap();
-        let real = "site abc at https://track.customer.io";
+        let real = "workspace abc (us)";
         let err = Checkpoint::resume(&path, &[input(&a)], real).unwrap_err();
         assert!(matches!(err, ResumeError::OtherTarget { .. }), "{err}");
         assert!(
             err.to_string()
-                .contains("is of a run into the sandbox, not site abc"),
+                .contains("is of a run into the sandbox, not workspace abc"),
             "{err}"
         );
     }

@@ -48,12 +48,15 @@ pub enum Target {
 }
 
 impl Target {
-    /// Where records go, as a checkpoint records it: a resume must go to the same place.
+    /// Where records go, as a checkpoint records it: a resume must go to the same workspace
+    /// (the host may differ: `--endpoint` may point at a proxy that moved).
     pub fn describe(&self) -> String {
         match self {
             Target::DryRun => "a dry run".to_owned(),
             Target::Sandbox(_) => "the sandbox".to_owned(),
-            Target::Remote { base, site_id, .. } => format!("site {site_id} at {base}"),
+            Target::Remote {
+                site_id, region, ..
+            } => format!("workspace {site_id} ({})", region.as_str()),
         }
     }
 }
