@@ -398,14 +398,58 @@ fn start_fresh(checkpoint: Option<&(PathBuf, Checkpoint)>, config: &Config) -> a
         cp.save(path)
             .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
     }
-    // A failures file left by an earlier run would read as this run's.
-    match std::fs::remove_file(&config.failures) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(anyhow!(
-            "cannot remove the old failures file {}: {e}",
+    // A failures file left by an earlier run would read as this run's; it may also be the
+    // only list of what that run could not send, so it is kept under another name.
+    if let Some(kept) = set_aside(&config.failures).with_context(|| {
+        format!(
+            "cannot move the earlier failures file {} aside",
             config.failures.display()
-        )),
-        _ => Ok(()),
+        )
+    })? && !config.quiet
+    {
+        eprintln!(
+            "cio-import: warning: {} of an earlier run is kept as {}",
+            config.failures.display(),
+            kept.display()
+        );
     }
+    Ok(())
+}
+
+/// Renames the file at `path`, if there is one, to `<stem>.<when it was written>.ndjson`
+/// (`users.failures.20261129T174400Z.ndjson`); an empty one is removed.
+fn set_aside(path: &Path) -> std::io::Result<Option<PathBuf>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if meta.len() == 0 {
+        std::fs::remove_file(path)?;
+        return Ok(None);
+    }
+    let when = meta
+        .modified()
+        .ok()
+        .and_then(|t| jiff::Timestamp::try_from(t).ok())
+        .map_or_else(
+            || "earlier".to_owned(),
+            |t| t.strftime("%Y%m%dT%H%M%SZ").to_string(),
+        );
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".ndjson").unwrap_or(&name);
+    let kept = (1..)
+        .map(|n| match n {
+            1 => path.with_file_name(format!("{stem}.{when}.ndjson")),
+            n => path.with_file_name(format!("{stem}.{when}-{n}.ndjson")),
+        })
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| path.with_extension("earlier"));
+    std::fs::rename(path, &kept)?;
+    Ok(Some(kept))
 }
 
 /// Every few moments, and once at the end, writes how far everything is settled.

@@ -162,6 +162,29 @@ fn the_failures_file_replays_into_the_same_people() {
     assert_eq!(healthy.sandbox.person("3").unwrap()["score"], json!(9));
     // The file being read is never written: a replay's failures would go elsewhere.
     assert_eq!(read_ndjson(&failures).len(), 3);
+
+    // A later run of the same input (a dry run, here) keeps the earlier failures, renamed.
+    let out = bin(dir.path())
+        .arg(&input)
+        .arg("--dry-run")
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("users.failures.ndjson of an earlier run is kept as"),
+        "{stderr}"
+    );
+    assert!(!failures.exists());
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("users.failures.") && name != "users.failures.ndjson"
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(read_ndjson(&kept[0]).len(), 3);
 }
 
 #[test]

@@ -231,8 +231,8 @@ fn every_readme_command_runs_as_documented() {
     assert!(lines.len() >= 20, "{lines:#?}");
     let bench = Bench::new();
     let dir = bench.path();
-    // Each failures file as it last was: a later line may remove it (a run without
-    // --resume removes the one an earlier run of the same input left).
+    // Each failures file as it last was: a later line may move it aside (a run without
+    // --resume renames the one an earlier run of the same input left).
     let mut failures: HashMap<String, Vec<Value>> = HashMap::new();
     for line in &lines {
         bench.run(line);
@@ -281,7 +281,7 @@ fn every_readme_command_runs_as_documented() {
 fn every_help_example_runs() {
     let bench = Bench::new();
     // What the examples assume is there: a gzipped copy of users.csv, and a failures file
-    // (made just before the replay: a run of users.csv removes the one before).
+    // (made just before the replay: a run of users.csv renames the one before).
     bench.run(&Line {
         command: "gzip -k users.csv".into(),
         code: 0,
