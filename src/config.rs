@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{Cli, ProgressMode};
-use crate::record::MapSpec;
+use crate::record::{Action, EmptyPolicy, MapSpec};
 use crate::sandbox::SandboxOptions;
 use crate::source::Input;
 
@@ -109,6 +109,68 @@ fn bad(msg: impl Into<String>) -> ConfigError {
 
 fn setup(msg: impl Into<String>) -> ConfigError {
     ConfigError::Setup(msg.into())
+}
+
+impl Config {
+    /// The command that replays `failures` as this run would: the same mapping flags and the
+    /// same target (a sandbox run's replay stays in the sandbox), quoted for a shell.
+    pub fn replay_command(&self, failures: &Path) -> String {
+        let mut args = vec!["cio-import".to_owned(), failures.display().to_string()];
+        let mut flag = |name: &str, value: String| args.extend([name.to_owned(), value]);
+        let map = &self.map;
+        if map.action != Action::Identify {
+            flag("--action", cli_name(map.action));
+        }
+        if let Some(name) = &map.event_name {
+            flag("--event-name", name.clone());
+        }
+        if let Some(column) = &map.id_column {
+            flag("--id-column", column.clone());
+        }
+        for (column, ty) in &map.types {
+            flag("--type", format!("{column}={}", cli_name(*ty)));
+        }
+        if map.empty != EmptyPolicy::Skip {
+            flag("--empty", cli_name(map.empty));
+        }
+        match &self.target {
+            Target::Sandbox(_) => args.push("--sandbox".to_owned()),
+            Target::Remote { base, region, .. } => {
+                if *region != Region::Us {
+                    args.extend(["--region".to_owned(), cli_name(*region)]);
+                }
+                if base != region.host() {
+                    args.extend(["--endpoint".to_owned(), base.clone()]);
+                }
+            }
+            Target::DryRun => args.push("--dry-run".to_owned()),
+        }
+        args.iter()
+            .map(|a| shell_word(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A value's name on the command line.
+fn cli_name(value: impl clap::ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}
+
+/// `word` as one word for a POSIX shell: as it is when that is safe, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// The data centre a workspace lives in, as `/api/v1/accounts/region` reports it.
@@ -427,6 +489,47 @@ mod tests {
         let shown = format!("{from_file:?} {from_file:#?}");
         assert!(shown.contains("[redacted]"), "{shown}");
         assert!(!shown.contains("sk-from-file-5e6f7a"), "{shown}");
+    }
+
+    #[test]
+    fn the_replay_command_keeps_the_mapping_and_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("users.csv");
+        std::fs::write(&input, "id\n1\n").unwrap();
+        let config = |extra: &[&str]| {
+            let mut args = vec!["cio-import", input.to_str().unwrap()];
+            args.extend(extra);
+            Config::from_cli(Cli::try_parse_from(args).unwrap(), Some("key".into())).unwrap()
+        };
+        let failures = Path::new("users.failures.ndjson");
+        let sandbox = config(&[
+            "--sandbox",
+            "--action",
+            "event",
+            "--event-name",
+            "signed up",
+            "--id-column",
+            "user_id",
+            "--type",
+            "age=number",
+            "--empty",
+            "clear",
+        ]);
+        assert_eq!(
+            sandbox.replay_command(failures),
+            "cio-import users.failures.ndjson --action event --event-name 'signed up' \
+             --id-column user_id --type age=number --empty clear --sandbox"
+        );
+        let eu = config(&["--site-id", "s", "--region", "eu"]);
+        assert_eq!(
+            eu.replay_command(failures),
+            "cio-import users.failures.ndjson --region eu"
+        );
+        let odd = config(&["--site-id", "s", "--endpoint", "http://127.0.0.1:9"]);
+        assert_eq!(
+            odd.replay_command(Path::new("it's.ndjson")),
+            "cio-import 'it'\\''s.ndjson' --endpoint http://127.0.0.1:9"
+        );
     }
 
     #[test]

@@ -548,6 +548,9 @@ pub struct Summary {
     /// The pace when the run ended: after 429s, what the server was found to accept.
     pub final_rate: Option<f64>,
     pub failures_path: Option<PathBuf>,
+    /// The command that replays the failures file as this run would (for people, not JSON).
+    #[serde(skip)]
+    pub replay: Option<String>,
     pub checkpoint_path: Option<PathBuf>,
     pub dry_run: bool,
     pub exit_code: u8,
@@ -581,11 +584,12 @@ impl Summary {
             }
         }
         if let Some(p) = &self.failures_path {
-            s.push_str(&format!(
-                "\n  failures: {} (fix and replay: cio-import {})",
-                p.display(),
-                p.display()
-            ));
+            let next = match &self.replay {
+                _ if self.dry_run => "fix these rows in the input before the real run".to_owned(),
+                Some(command) => format!("fix and replay: {command}"),
+                None => format!("fix and replay: cio-import {}", p.display()),
+            };
+            s.push_str(&format!("\n  failures: {} ({next})", p.display()));
         }
         if let Some(p) = &self.checkpoint_path {
             s.push_str(&format!(

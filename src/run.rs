@@ -342,6 +342,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
             0.0
         },
         final_rate: sender.as_ref().map(|_| pacer.rate()),
+        replay: failures_path.as_deref().map(|p| config.replay_command(p)),
         failures_path,
         checkpoint_path,
         dry_run,
