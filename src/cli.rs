@@ -6,7 +6,7 @@ use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::config::Region;
 use crate::exit::Exit;
-use crate::record::{Action, EmptyPolicy, ValueType};
+use crate::record::{Action, EmptyPolicy, IdKind, ValueType};
 use crate::source::Format;
 
 /// The examples at the end of `--help` and in the man page: (command, what it does).
@@ -93,6 +93,18 @@ pub struct Cli {
     /// Column holding the person's identifier [default: the first of id, email, cio_id].
     #[arg(long, value_name = "NAME", help_heading = "Mapping")]
     pub id_column: Option<String>,
+
+    /// Which identifier --id-column holds [default: email for a column named email, cio_id for
+    /// one named cio_id (in any case), else id]. `--id-column user_email --id-type email`
+    /// sends the values as email addresses, not as ids.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "TYPE",
+        requires = "id_column",
+        help_heading = "Mapping"
+    )]
+    pub id_type: Option<IdKind>,
 
     /// Type of a column's values, repeatable: COLUMN=string|number|bool|timestamp|json
     /// [default: string; created_at, and an event's timestamp, are timestamps]. A timestamp

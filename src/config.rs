@@ -127,6 +127,9 @@ impl Config {
         if let Some(column) = &map.id_column {
             flag("--id-column", column.clone());
         }
+        if let Some(kind) = map.id_type {
+            flag("--id-type", cli_name(kind));
+        }
         for (column, ty) in &map.types {
             flag("--type", format!("{column}={}", cli_name(*ty)));
         }
@@ -331,6 +334,7 @@ impl Config {
             map: MapSpec {
                 action: cli.action,
                 id_column: cli.id_column,
+                id_type: cli.id_type,
                 types: cli.types,
                 empty: cli.empty,
                 event_name: cli.event_name,

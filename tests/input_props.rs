@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use cio_import::record::{Action, EmptyPolicy, MapSpec, Mapper, Operation, ValueType};
+use cio_import::record::{Action, EmptyPolicy, IdKind, MapSpec, Mapper, Operation, ValueType};
 use cio_import::report::failure_line;
 use cio_import::source::{Input, Row, RowData};
 use csv::StringRecord;
@@ -279,21 +279,25 @@ fn map_spec() -> impl Strategy<Value = MapSpec> {
     (
         action,
         prop::option::weighted(0.2, select(NAMES)),
+        prop::option::weighted(0.3, select(&[IdKind::Id, IdKind::Email, IdKind::CioId][..])),
         prop::collection::vec((select(NAMES), ty), 0..3),
         any::<bool>(),
         prop::option::weighted(0.5, select(&["signed_up", "", " "][..])),
     )
-        .prop_map(|(action, id_column, types, clear, event_name)| MapSpec {
-            action,
-            id_column: id_column.map(str::to_owned),
-            types: types.into_iter().map(|(c, t)| (c.to_owned(), t)).collect(),
-            empty: if clear {
-                EmptyPolicy::Clear
-            } else {
-                EmptyPolicy::Skip
+        .prop_map(
+            |(action, id_column, id_type, types, clear, event_name)| MapSpec {
+                action,
+                id_column: id_column.map(str::to_owned),
+                id_type,
+                types: types.into_iter().map(|(c, t)| (c.to_owned(), t)).collect(),
+                empty: if clear {
+                    EmptyPolicy::Clear
+                } else {
+                    EmptyPolicy::Skip
+                },
+                event_name: event_name.map(str::to_owned),
             },
-            event_name: event_name.map(str::to_owned),
-        })
+        )
 }
 
 /// Writes the case's file: `input.csv`, `input.ndjson.gz`, ... in this thread's directory.

@@ -39,6 +39,8 @@ const RAW_KEY: &str = "_raw";
 pub struct MapSpec {
     pub action: Action,
     pub id_column: Option<String>,
+    /// Which identifier `id_column` holds; by default, as its name says.
+    pub id_type: Option<IdKind>,
     pub types: Vec<(String, ValueType)>,
     pub empty: EmptyPolicy,
     pub event_name: Option<String>,
@@ -73,20 +75,27 @@ impl Invalid {
 }
 
 /// Which identifier a column holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IdKind {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdKind {
+    /// Your own id for the person.
     Id,
+    /// The person's email address.
     Email,
+    /// Customer.io's own id for the person.
+    #[value(name = "cio_id")]
     CioId,
 }
 
 impl IdKind {
-    /// A custom `--id-column` is an `id` unless it is named like one of the others.
+    /// A custom `--id-column` is an `id` unless it is named like one of the others (in any
+    /// case) or `--id-type` says otherwise.
     fn of_column(name: &str) -> IdKind {
-        match name {
-            "email" => IdKind::Email,
-            "cio_id" => IdKind::CioId,
-            _ => IdKind::Id,
+        if name.eq_ignore_ascii_case("email") {
+            IdKind::Email
+        } else if name.eq_ignore_ascii_case("cio_id") {
+            IdKind::CioId
+        } else {
+            IdKind::Id
         }
     }
 
@@ -135,6 +144,7 @@ pub struct Mapper {
     empty: EmptyPolicy,
     event_name: Option<String>,
     id_column: Option<String>,
+    id_type: Option<IdKind>,
     types: HashMap<String, ValueType>,
     csv: Option<CsvPlan>,
 }
@@ -324,6 +334,7 @@ impl Mapper {
                 .filter(|n| !n.is_empty())
                 .map(str::to_owned),
             id_column: spec.id_column.clone(),
+            id_type: spec.id_type,
             types: spec.types.iter().cloned().collect(),
             csv: None,
         };
@@ -402,7 +413,7 @@ impl Mapper {
     /// The role of column `name` when `id_key` is the identifier column.
     fn role(&self, name: &str, id_key: Option<&str>) -> Role {
         if id_key == Some(name) {
-            return Role::Identifier(IdKind::of_column(name));
+            return Role::Identifier(self.id_type.unwrap_or_else(|| IdKind::of_column(name)));
         }
         match (self.action, name) {
             (Action::Identify, _) => {}
@@ -1017,6 +1028,7 @@ mod tests {
         MapSpec {
             action,
             id_column: None,
+            id_type: None,
             types: Vec::new(),
             empty: EmptyPolicy::Skip,
             event_name: None,
@@ -1150,6 +1162,21 @@ mod tests {
         };
         let mut m = csv_mapper(&s, &["id", "email"]);
         let op = ok(&mut m, &row(&["1", "a@x.io"]));
+        assert_eq!(op.identifiers, Some(Identifier::Email("a@x.io".into())));
+
+        // An export's `Email` is an email too, and --id-type says what any other name holds.
+        let s = MapSpec {
+            id_column: Some("Email".into()),
+            ..spec(Action::Identify)
+        };
+        let op = ok(&mut csv_mapper(&s, &["Email"]), &row(&["a@x.io"]));
+        assert_eq!(op.identifiers, Some(Identifier::Email("a@x.io".into())));
+        let s = MapSpec {
+            id_column: Some("user_email".into()),
+            id_type: Some(IdKind::Email),
+            ..spec(Action::Identify)
+        };
+        let op = ok(&mut csv_mapper(&s, &["user_email"]), &row(&["a@x.io"]));
         assert_eq!(op.identifiers, Some(Identifier::Email("a@x.io".into())));
 
         let s = MapSpec {

@@ -6,7 +6,7 @@
 mod map;
 mod value;
 
-pub use map::{Invalid, MapError, MapSpec, Mapper};
+pub use map::{IdKind, Invalid, MapError, MapSpec, Mapper};
 pub use value::ValueType;
 pub(crate) use value::json_size;
 
