@@ -362,8 +362,21 @@ impl Mapper {
         {
             *first = rest.to_owned();
         }
+        // `id, email, plan` is a common way to write a header; " email" is no attribute name.
+        for header in &mut headers {
+            if header.trim().len() != header.len() {
+                *header = header.trim().to_owned();
+            }
+        }
         let listed = || headers.join(", ");
         let has = |name: &str| headers.iter().any(|h| h == name);
+        if let Some(column) = self.types.keys().filter(|c| !has(c)).min() {
+            return Err(MapError(format!(
+                "--type {column}={}: no such column; the header has: {}",
+                self.types[column],
+                listed()
+            )));
+        }
 
         let id_key = match &self.id_column {
             Some(col) if has(col) => Some(col.as_str()),
@@ -1792,6 +1805,27 @@ mod tests {
         line.insert("_error".into(), json!("unterminated quote"));
         let e = err(&mut r, &RowData::Json(line));
         assert!(e.message.contains("could not be read"), "{}", e.message);
+    }
+
+    #[test]
+    fn header_names_are_trimmed_and_a_type_for_no_column_is_refused() {
+        let s = typed(Action::Identify, &[("age", ValueType::Number)]);
+        let mut m = csv_mapper(&s, &["id", " first_name", " age "]);
+        let op = ok(&mut m, &row(&["1", "Ada", "36"]));
+        assert_eq!(
+            op.attributes,
+            attrs(json!({"first_name": "Ada", "age": 36}))
+        );
+        let mut m = csv_mapper(&spec(Action::Identify), &[" id", "plan"]);
+        assert_eq!(
+            ok(&mut m, &row(&["7", "pro"])).identifiers,
+            Some(Identifier::Id("7".into()))
+        );
+        let s = typed(Action::Identify, &[("nosuch", ValueType::Number)]);
+        assert_eq!(
+            csv_error(&s, &["id", "age"]),
+            "--type nosuch=number: no such column; the header has: id, age"
+        );
     }
 
     #[test]
