@@ -120,6 +120,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
 
+    // The summary file is emptied now: a path it cannot be written to is found before the
+    // import rather than after it, and an earlier run's summary never passes for this one's.
+    if let Some(path) = config.summary.as_ref().filter(|p| p.as_os_str() != "-") {
+        std::fs::write(path, "")
+            .with_context(|| format!("--summary {}: cannot write it", path.display()))?;
+    }
+
     // Every input is opened and its header checked before the first request.
     let opened = config
         .inputs

@@ -249,6 +249,34 @@ fn stdin_is_read_with_an_explicit_format() {
 }
 
 #[test]
+fn the_summary_file_is_checked_first_and_never_left_from_an_earlier_run() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "users.csv", "id\n1\n");
+    server
+        .cmd(dir.path())
+        .arg(&input)
+        .args(["--summary", "no/such/dir/summary.json"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "--summary no/such/dir/summary.json: cannot write it",
+        ));
+    assert_eq!(server.sandbox.people_count(), 0, "nothing is sent");
+
+    let summary = write(dir.path(), "summary.json", r#"{"exit_code": 0}"#);
+    let headless = write(dir.path(), "plans.csv", "plan\npro\n");
+    server
+        .cmd(dir.path())
+        .arg(&headless)
+        .arg("--summary")
+        .arg(&summary)
+        .assert()
+        .code(1);
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), "");
+}
+
+#[test]
 fn missing_credentials_and_bad_flags_name_what_to_fix() {
     let dir = tempfile::tempdir().unwrap();
     let input = write(dir.path(), "users.csv", "id\n1\n");
