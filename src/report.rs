@@ -210,6 +210,11 @@ impl Ledger {
         }
     }
 
+    /// Another handle on the failures file, if it is open: to sync it without the lock.
+    pub fn failures_file(&self) -> Option<File> {
+        self.failures.as_ref().and_then(|f| f.try_clone().ok())
+    }
+
     /// The failures file, if anything was written to it.
     pub fn failures_written(&self) -> Option<&Path> {
         self.failures.as_ref().map(|_| self.failures_path.as_path())

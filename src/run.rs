@@ -473,9 +473,13 @@ async fn save_checkpoints(
             _ = done.cancelled() => true,
             _ = tokio::time::sleep(CHECKPOINT_EVERY) => false,
         };
-        let (position, ahead) = {
+        let (position, ahead, failures) = {
             let ledger = lock(&ledger);
-            (ledger.position(), ledger.settled_ahead())
+            (
+                ledger.position(),
+                ledger.settled_ahead(),
+                ledger.failures_file(),
+            )
         };
         let was = (cp.position, cp.ahead.clone());
         // Before the reader reaches the resumed input, the ledger knows nothing newer.
@@ -484,9 +488,16 @@ async fn save_checkpoints(
         }
         if (cp.position, &cp.ahead) != (was.0, &was.1) || last {
             let (c, p) = (cp.clone(), path.clone());
-            tokio::task::spawn_blocking(move || c.save(&p))
-                .await?
-                .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
+            tokio::task::spawn_blocking(move || {
+                // The failures lines a checkpoint counts as settled reach the disk before it
+                // does, so a power cut cannot leave one without the other.
+                if let Some(file) = failures {
+                    file.sync_data()?;
+                }
+                c.save(&p)
+            })
+            .await?
+            .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
         }
         if last {
             return Ok(cp);
