@@ -19,7 +19,7 @@ use crate::checkpoint::{Checkpoint, Skip};
 use crate::config::{Config, Target};
 use crate::exit::Exit;
 use crate::limit::Pacer;
-use crate::record::{MAX_BATCH_BYTES, MAX_OPERATION_BYTES, Mapper};
+use crate::record::{Action, MAX_BATCH_BYTES, MAX_OPERATION_BYTES, Mapper, Operation};
 use crate::report::{Counters, Ledger, Outcome, Reporter, Summary, failure_line};
 use crate::sandbox::Sandbox;
 use crate::send::{Client, Delivery, Outgoing, RetryPolicy, Sender, batch_body_len};
@@ -576,6 +576,7 @@ impl Reading {
         // Records read, and a dry run's valid records, are counted and settled in runs:
         // a lock and two atomic adds a run, not a row.
         let mut run = Run::default();
+        let mut recent = RecentEvents::default();
         for (i, input) in opened.into_iter().enumerate() {
             let (skip, later) = match skips.get(i).cloned().unwrap_or(Skip::NONE) {
                 Skip::All => {
@@ -650,6 +651,9 @@ impl Reading {
                 run.read += 1;
                 let result = match mapped {
                     Ok(Some(out)) => {
+                        if let Some(earlier) = recent.repeat(&out.op, row.line) {
+                            recent.warn(&reporter, &source, row.line, earlier);
+                        }
                         let work = Work {
                             seq: this,
                             source: source.clone(),
@@ -717,6 +721,54 @@ impl Reading {
             }
         }
         errors
+    }
+}
+
+/// The ids of the last events read, to tell when one repeats an earlier one: a
+/// derived id repeats when person, name, timestamp and data do, and Customer.io keeps only
+/// one of such events. Bounded: a repeat further back goes unnoticed.
+#[derive(Default)]
+struct RecentEvents {
+    /// A hash of each id, and the line its event came from.
+    lines: HashMap<u64, u64>,
+    order: VecDeque<u64>,
+    shown: u64,
+}
+
+impl RecentEvents {
+    const KEPT: usize = 65_536;
+
+    /// The line of the earlier event with the same id as `op`, if it is among the last ones.
+    fn repeat(&mut self, op: &Operation, line: u64) -> Option<u64> {
+        let id = op.id.as_deref().filter(|_| op.action == Action::Event)?;
+        let key = {
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(id, &mut h);
+            std::hash::Hasher::finish(&h)
+        };
+        if let Some(earlier) = self.lines.insert(key, line) {
+            return Some(earlier);
+        }
+        self.order.push_back(key);
+        if self.order.len() > Self::KEPT
+            && let Some(old) = self.order.pop_front()
+        {
+            self.lines.remove(&old);
+        }
+        None
+    }
+
+    fn warn(&mut self, reporter: &Reporter, source: &str, line: u64, earlier: u64) {
+        if self.shown < INVALID_SHOWN {
+            reporter.warn(format!(
+                "{source} line {line}: the same event as line {earlier} (same event id: person, \
+                 name, timestamp and data alike); Customer.io keeps one. If both happened, give \
+                 them an event_id column or timestamps that differ"
+            ));
+        } else if self.shown == INVALID_SHOWN {
+            reporter.warn("more events repeat earlier ones; Customer.io keeps one of each");
+        }
+        self.shown += 1;
     }
 }
 

@@ -253,6 +253,30 @@ fn the_same_events_sent_twice_carry_the_same_ids_and_are_deduplicated() {
 }
 
 #[test]
+fn an_event_that_repeats_an_earlier_one_is_told() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "events.csv",
+        "id,name,timestamp\nu1,viewed,2024-06-04\nu2,viewed,2024-06-04\nu1,viewed,2024-06-04\n",
+    );
+    let out = server
+        .cmd(dir.path())
+        .arg(&input)
+        .args(["--action", "event"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("events.csv line 4: the same event as line 2"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("line 3: the same event"), "{stderr}");
+    assert_eq!(server.sandbox.stats().duplicate_events, 1);
+}
+
+#[test]
 fn a_failures_file_of_mixed_actions_replays_each_with_its_own_action() {
     let dir = tempfile::tempdir().unwrap();
     let broken = Server::start(SandboxOptions {
