@@ -140,7 +140,12 @@ pub struct Cli {
 
     /// Base URL replacing the region's host, e.g. a proxy (plain http:// only to a loopback
     /// address) [default: the --region host].
-    #[arg(long, value_name = "URL", help_heading = "Customer.io")]
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with_all = ["sandbox", "dry_run"],
+        help_heading = "Customer.io"
+    )]
     pub endpoint: Option<String>,
 
     /// Skip the credentials and region check (GET /api/v1/accounts/region) made before the

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::cli::{Cli, ProgressMode};
 use crate::record::{Action, EmptyPolicy, MapSpec};
 use crate::sandbox::SandboxOptions;
-use crate::source::Input;
+use crate::source::{Input, SourceError};
 
 /// The Track API key. Its Debug and Display never show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -245,10 +245,21 @@ impl Config {
             return Err(bad("stdin (-) can be given only once"));
         }
 
+        if cli.event_name.is_some() && cli.action != Action::Event {
+            return Err(bad(
+                "--event-name names events: add --action event (or leave --event-name out)",
+            ));
+        }
         let inputs = cli
             .inputs
             .iter()
-            .map(|p| Input::check(p, cli.format).map_err(|e| setup(e.to_string())))
+            .map(|p| {
+                Input::check(p, cli.format).map_err(|e| match e {
+                    // The format cannot be told: the command line must say it.
+                    SourceError::Input { .. } => bad(e.to_string()),
+                    e => setup(e.to_string()),
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
 
         let failures = match cli.failures {

@@ -203,7 +203,10 @@ impl Client {
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("cannot reach {}: {}", self.base, describe_error(&e)))
-            .context("the credentials check failed (skip it with --no-preflight)")?;
+            .context(
+                "the credentials check could not reach Customer.io: check the network, a proxy \
+                 (HTTPS_PROXY) and --region/--endpoint; nothing was sent",
+            )?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             anyhow::bail!(credentials_message(status.as_u16()));
@@ -211,7 +214,8 @@ impl Client {
         if !status.is_success() {
             let body = resp.text().await.unwrap_or_default();
             anyhow::bail!(
-                "the credentials check (GET /api/v1/accounts/region) answered {}; skip it with --no-preflight",
+                "the credentials check (GET /api/v1/accounts/region) answered {}; nothing was sent \
+                 (--no-preflight skips this check if an endpoint does not answer it)",
                 describe_status(status, &body)
             );
         }

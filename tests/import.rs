@@ -304,6 +304,27 @@ fn missing_credentials_and_bad_flags_name_what_to_fix() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("loopback"));
+    // What the command line must say, or says to no effect, is a usage error.
+    for (args, says) in [
+        (&["-"][..], "pass --format csv|ndjson"),
+        (&["users.txt"][..], "pass --format csv|ndjson"),
+        (
+            &["users.csv", "--event-name", "x"][..],
+            "add --action event",
+        ),
+        (
+            &["users.csv", "--sandbox", "--endpoint", "http://127.0.0.1:9"][..],
+            "--endpoint",
+        ),
+    ] {
+        write(dir.path(), "users.txt", "id\n1\n");
+        bin(dir.path())
+            .args(args)
+            .arg("--dry-run")
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(says));
+    }
 }
 
 #[test]
