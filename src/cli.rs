@@ -77,7 +77,7 @@ fn after_help() -> String {
     args_override_self = true
 )]
 pub struct Cli {
-    /// Input files, read in order: .csv, .ndjson or .jsonl, each optionally .gz; `-` reads
+    /// Input files, read in order: .csv, .tsv, .ndjson or .jsonl, each optionally .gz; `-` reads
     /// stdin. A failures file is an input too: it replays what failed.
     #[arg(value_name = "INPUT", required_unless_present_any = ["completions", "man"])]
     pub inputs: Vec<PathBuf>,
@@ -85,6 +85,11 @@ pub struct Cli {
     /// Input format [default: from the file name; stdin needs this flag].
     #[arg(long, value_enum, help_heading = "Input")]
     pub format: Option<Format>,
+
+    /// What separates CSV cells: one character, e.g. ';' as spreadsheets in many countries
+    /// write, or `tab` [default: a tab for .tsv files, else ','].
+    #[arg(long, value_name = "CHAR", value_parser = parse_delimiter, help_heading = "Input")]
+    pub delimiter: Option<u8>,
 
     /// What each record does.
     #[arg(long, value_enum, default_value_t = Action::Identify, help_heading = "Mapping")]
@@ -308,6 +313,19 @@ pub enum ProgressMode {
     Always,
     /// No progress; the summary still prints at the end.
     Never,
+}
+
+/// `--delimiter`: one ASCII character that can separate cells, or `tab`.
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ => match s.as_bytes() {
+            [b] if b.is_ascii() && !matches!(b, b'"' | b'\n' | b'\r') => Ok(*b),
+            _ => Err(format!(
+                "expected one character (not a quote or a line break) or `tab`, got {s:?}"
+            )),
+        },
+    }
 }
 
 fn parse_type(s: &str) -> Result<(String, ValueType), String> {

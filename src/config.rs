@@ -254,11 +254,13 @@ impl Config {
             .inputs
             .iter()
             .map(|p| {
-                Input::check(p, cli.format).map_err(|e| match e {
+                let mut input = Input::check(p, cli.format).map_err(|e| match e {
                     // The format cannot be told: the command line must say it.
                     SourceError::Input { .. } => bad(e.to_string()),
                     e => setup(e.to_string()),
-                })
+                })?;
+                input.delimiter = cli.delimiter.unwrap_or(input.delimiter);
+                Ok(input)
             })
             .collect::<Result<Vec<_>, _>>()?;
 

@@ -53,6 +53,8 @@ pub struct Input {
     pub path: PathBuf,
     pub format: Format,
     pub gzip: bool,
+    /// What separates CSV cells: `,`, or a tab for a `.tsv` file (`--delimiter` overrides).
+    pub delimiter: u8,
     /// Size on disk (compressed size for gzip); None for stdin.
     pub size: Option<u64>,
 }
@@ -137,6 +139,7 @@ impl Input {
                 path: path.to_path_buf(),
                 format,
                 gzip: false,
+                delimiter: b',',
                 size: None,
             });
         }
@@ -154,10 +157,10 @@ impl Input {
         }
         // Opening catches permission problems now rather than after other inputs were sent.
         File::open(path).map_err(open_error)?;
-        let (guessed, gzip) = format_from_name(path);
+        let (guessed, gzip, delimiter) = format_from_name(path);
         let format = format.or(guessed).ok_or_else(|| SourceError::Input {
             path: name.clone(),
-            message: "cannot tell the format from the file name (expected .csv, .ndjson or \
+            message: "cannot tell the format from the file name (expected .csv, .tsv, .ndjson or \
                       .jsonl, optionally followed by .gz); pass --format csv|ndjson"
                 .to_string(),
         })?;
@@ -165,6 +168,7 @@ impl Input {
             path: path.to_path_buf(),
             format,
             gzip,
+            delimiter,
             size: Some(meta.len()),
         })
     }
@@ -211,7 +215,7 @@ impl Input {
                 line: 0,
                 done: false,
             }),
-            Format::Csv => Rows::Csv(CsvRows::open(bytes, &name, self.gzip)?),
+            Format::Csv => Rows::Csv(CsvRows::open(bytes, &name, self.gzip, self.delimiter)?),
         };
         Ok(Reader {
             name,
@@ -410,8 +414,9 @@ impl Reader {
     }
 }
 
-/// What the input's file name says: its format, if known, and whether it is gzipped.
-fn format_from_name(path: &Path) -> (Option<Format>, bool) {
+/// What the input's file name says: its format, if known, whether it is gzipped, and the CSV
+/// delimiter.
+fn format_from_name(path: &Path) -> (Option<Format>, bool, u8) {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
@@ -420,14 +425,15 @@ fn format_from_name(path: &Path) -> (Option<Format>, bool) {
         Some(stem) => (stem, true),
         None => (name.as_str(), false),
     };
-    let format = if stem.ends_with(".csv") {
+    let tsv = stem.ends_with(".tsv");
+    let format = if stem.ends_with(".csv") || tsv {
         Some(Format::Csv)
     } else if stem.ends_with(".ndjson") || stem.ends_with(".jsonl") {
         Some(Format::Ndjson)
     } else {
         None
     };
-    (format, gzip)
+    (format, gzip, if tsv { b'\t' } else { b',' })
 }
 
 /// An OS error as a short lowercase reason: "no such file", not "No such file or directory (os error 2)".
@@ -635,7 +641,12 @@ struct CsvRows {
 
 impl CsvRows {
     /// Starts the parser and reads and checks the header row.
-    fn open(bytes: ByteSource, name: &str, gzip: bool) -> Result<CsvRows, SourceError> {
+    fn open(
+        bytes: ByteSource,
+        name: &str,
+        gzip: bool,
+        delimiter: u8,
+    ) -> Result<CsvRows, SourceError> {
         let source = CsvSource {
             inner: bytes,
             delivered: 0,
@@ -645,6 +656,7 @@ impl CsvRows {
         };
         let rdr = csv::ReaderBuilder::new()
             .has_headers(false)
+            .delimiter(delimiter)
             // Field counts are checked here so that a bad row is a broken row, not an error.
             .flexible(true)
             // Only `\n` ends a record, and it is consumed with it, which keeps line numbers
@@ -1179,11 +1191,15 @@ mod tests {
             ("events.jsonl", Format::Ndjson, false),
             ("events.jsonl.gz", Format::Ndjson, true),
             ("EVENTS.NDJSON.GZ", Format::Ndjson, true),
+            ("users.tsv", Format::Csv, false),
+            ("users.TSV.gz", Format::Csv, true),
         ];
         for (name, format, gzip) in cases {
             let (_dir, path) = file(name, b"");
             let input = Input::check(&path, None).unwrap();
             assert_eq!((input.format, input.gzip), (format, gzip), "{name}");
+            let tab = name.to_ascii_lowercase().contains(".tsv");
+            assert_eq!(input.delimiter, if tab { b'\t' } else { b',' }, "{name}");
             assert_eq!(input.size, Some(0));
             assert_eq!(input.name(), path.display().to_string());
         }

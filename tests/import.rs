@@ -236,6 +236,36 @@ fn ndjson_and_gzip_inputs_map_the_same_way() {
 }
 
 #[test]
+fn semicolon_and_tab_separated_files_import() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let semi = write(dir.path(), "export.csv", "id;plan;note\n1;pro;\"a;b\"\n");
+    // Without the flag the header is one column, and the message says what to pass.
+    server
+        .cmd(dir.path())
+        .arg(&semi)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("pass --delimiter ';'"));
+    server
+        .cmd(dir.path())
+        .arg(&semi)
+        .args(["--delimiter", ";"])
+        .assert()
+        .success();
+    let tsv = write(dir.path(), "export.tsv", "id\tplan\n2\tfree, for now\n");
+    server.cmd(dir.path()).arg(&tsv).assert().success();
+    assert_eq!(
+        Value::Object(server.sandbox.person("1").unwrap()),
+        json!({"plan": "pro", "note": "a;b"})
+    );
+    assert_eq!(
+        server.sandbox.person("2").unwrap()["plan"],
+        json!("free, for now")
+    );
+}
+
+#[test]
 fn stdin_is_read_with_an_explicit_format() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();

@@ -394,8 +394,24 @@ impl Mapper {
             } else {
                 "id, email, cio_id (or --id-column NAME)"
             };
+            // One column whose name holds a separator: the file is separated by something else.
+            let hint = match headers.as_slice() {
+                [only] => [';', '\t', '|']
+                    .into_iter()
+                    .find(|c| only.contains(*c))
+                    .map(|c| {
+                        let flag = if c == '\t' {
+                            "tab".to_owned()
+                        } else {
+                            format!("'{c}'")
+                        };
+                        format!(" (separated by {c:?}? pass --delimiter {flag})")
+                    })
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
             return Err(MapError(format!(
-                "no identifier column: expected one of {expected}; the header has: {}",
+                "no identifier column: expected one of {expected}; the header has: {}{hint}",
                 listed()
             )));
         }
@@ -1805,6 +1821,17 @@ mod tests {
         line.insert("_error".into(), json!("unterminated quote"));
         let e = err(&mut r, &RowData::Json(line));
         assert!(e.message.contains("could not be read"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_header_of_one_column_holding_semicolons_suggests_the_delimiter() {
+        let e = csv_error(&spec(Action::Identify), &["id;email;plan"]);
+        assert!(
+            e.ends_with("(separated by ';'? pass --delimiter ';')"),
+            "{e}"
+        );
+        let e = csv_error(&spec(Action::Identify), &["id\temail"]);
+        assert!(e.ends_with("pass --delimiter tab)"), "{e}");
     }
 
     #[test]
