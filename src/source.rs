@@ -207,7 +207,23 @@ impl Input {
         } else {
             Box::new(counted)
         };
-        let bytes = strip_bom(decoded).map_err(|e| read_error(&name, self.gzip, e, 0))?;
+        let (bytes, head) = strip_bom(decoded).map_err(|e| read_error(&name, self.gzip, e, 0))?;
+        // Two encodings that would otherwise read as "not valid UTF-8" at line 1.
+        let unreadable = match head.as_slice() {
+            [0x1f, 0x8b, ..] => {
+                Some("starts like a gzip file: name it .gz (or, on stdin, pipe it through gunzip)")
+            }
+            [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => {
+                Some("is UTF-16 text: save it as UTF-8 (in Excel: CSV UTF-8)")
+            }
+            _ => None,
+        };
+        if let Some(message) = unreadable {
+            return Err(SourceError::Input {
+                path: name,
+                message: message.to_string(),
+            });
+        }
         let rows = match self.format {
             Format::Ndjson => Rows::Ndjson(NdjsonRows {
                 src: BufReader::with_capacity(BUFFER_BYTES, bytes),
@@ -512,7 +528,8 @@ impl Read for Counting {
 type ByteSource = io::Chain<io::Cursor<Vec<u8>>, Box<dyn Read + Send>>;
 
 /// Reads the first three bytes and puts them back unless they are a BOM.
-fn strip_bom(mut inner: Box<dyn Read + Send>) -> io::Result<ByteSource> {
+/// Also gives the first bytes as read, BOM and all.
+fn strip_bom(mut inner: Box<dyn Read + Send>) -> io::Result<(ByteSource, Vec<u8>)> {
     let mut head = [0u8; 3];
     let mut n = 0;
     // A pipe may deliver fewer than three bytes per read.
@@ -525,7 +542,10 @@ fn strip_bom(mut inner: Box<dyn Read + Send>) -> io::Result<ByteSource> {
         }
     }
     let keep = if head[..n] == *BOM { 0 } else { n };
-    Ok(io::Cursor::new(head[..keep].to_vec()).chain(inner))
+    Ok((
+        io::Cursor::new(head[..keep].to_vec()).chain(inner),
+        head[..n].to_vec(),
+    ))
 }
 
 /// A row's text for `RowData::Broken`: lossy UTF-8, at most `MAX_RAW_BYTES`.

@@ -417,6 +417,29 @@ fn gz_input_that_is_not_gzip() {
 }
 
 #[test]
+fn a_gzipped_file_without_gz_in_its_name_and_utf16_text_are_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("users.csv");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut encoder, b"id\n1\n").unwrap();
+    std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+    input_refused(
+        &gz,
+        "starts like a gzip file: name it .gz (or, on stdin, pipe it through gunzip)",
+    );
+    let utf16 = dir.path().join("excel.csv");
+    let text: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain("id\n1\n".encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    std::fs::write(&utf16, text).unwrap();
+    input_refused(
+        &utf16,
+        "is UTF-16 text: save it as UTF-8 (in Excel: CSV UTF-8)",
+    );
+}
+
+#[test]
 fn csv_without_an_identifier_column() {
     input_refused(
         &fixture("no_identifier_column.csv"),

@@ -743,7 +743,16 @@ impl Mapper {
 fn identifier_text<'a>(column: &str, v: &'a Value) -> Result<Cow<'a, str>, Invalid> {
     match v {
         Value::String(s) => Ok(Cow::Borrowed(s.trim())),
-        Value::Number(n) => Ok(Cow::Owned(n.to_string())),
+        // Only an integer keeps its digits: a float (which any integer past u64 becomes in
+        // JSON parsing) would be sent as something like 1.2345678901234569e+23.
+        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(Cow::Owned(n.to_string())),
+        Value::Number(n) => Err(Invalid::at(
+            column,
+            format!(
+                "column {column:?} is the number {n}, which does not keep its digits as an \
+                 identifier; write it as a string (\"...\") in the file"
+            ),
+        )),
         Value::Null => Ok(Cow::Borrowed("")),
         v => Err(Invalid::at(
             column,
@@ -1853,6 +1862,21 @@ mod tests {
             csv_error(&s, &["id", "age"]),
             "--type nosuch=number: no such column; the header has: id, age"
         );
+    }
+
+    #[test]
+    fn a_number_identifier_must_keep_its_digits() {
+        let mut m = Mapper::new(&spec(Action::Identify), None).unwrap();
+        let op = ok(&mut m, &obj(json!({"id": 12345678901234567890u64})));
+        assert_eq!(
+            op.identifiers,
+            Some(Identifier::Id("12345678901234567890".into()))
+        );
+        let row: Value = serde_json::from_str(r#"{"id": 123456789012345678901234}"#).unwrap();
+        let e = err(&mut m, &obj(row));
+        assert!(e.message.contains("write it as a string"), "{}", e.message);
+        let e = err(&mut m, &obj(json!({"id": 1.5})));
+        assert_eq!(e.column.as_deref(), Some("id"));
     }
 
     #[test]
