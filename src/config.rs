@@ -42,6 +42,8 @@ pub enum Target {
         base: String,
         site_id: String,
         api_key: Secret,
+        /// Where the key was read from, if not the environment.
+        api_key_file: Option<PathBuf>,
         /// The region the user asked for (or implied), checked by the preflight.
         region: Region,
     },
@@ -138,7 +140,18 @@ impl Config {
         }
         match &self.target {
             Target::Sandbox(_) => args.push("--sandbox".to_owned()),
-            Target::Remote { base, region, .. } => {
+            Target::Remote {
+                base,
+                region,
+                site_id,
+                api_key_file,
+                ..
+            } => {
+                // The credentials too: the environment may hold another workspace's.
+                args.extend(["--site-id".to_owned(), site_id.clone()]);
+                if let Some(path) = api_key_file {
+                    args.extend(["--api-key-file".to_owned(), path.display().to_string()]);
+                }
                 if *region != Region::Us {
                     args.extend(["--region".to_owned(), cli_name(*region)]);
                 }
@@ -306,6 +319,7 @@ impl Config {
                 base,
                 site_id: site_id.trim().to_owned(),
                 api_key,
+                api_key_file: cli.api_key_file,
                 region: cli.region,
             }
         };
@@ -472,10 +486,19 @@ pub fn default_failures_path(inputs: &[Input]) -> PathBuf {
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
+    match (resolved(a), resolved(b)) {
+        (Some(a), Some(b)) => a == b,
         _ => a == b,
     }
+}
+
+/// The path with links and `.`/`..` resolved; for a file not made yet, its folder's.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    path.canonicalize().ok().or_else(|| {
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let folder = folder.unwrap_or(Path::new(".")).canonicalize().ok()?;
+        Some(folder.join(path.file_name()?))
+    })
 }
 
 #[cfg(test)]
@@ -540,12 +563,20 @@ mod tests {
         let eu = config(&["--site-id", "s", "--region", "eu"]);
         assert_eq!(
             eu.replay_command(failures),
-            "cio-import users.failures.ndjson --region eu"
+            "cio-import users.failures.ndjson --site-id s --region eu"
+        );
+        let key = dir.path().join("stage.key");
+        std::fs::write(&key, "k\n").unwrap();
+        let key = key.to_str().unwrap();
+        let keyed = config(&["--site-id", "s", "--api-key-file", key]);
+        assert_eq!(
+            keyed.replay_command(failures),
+            format!("cio-import users.failures.ndjson --site-id s --api-key-file {key}")
         );
         let odd = config(&["--site-id", "s", "--endpoint", "http://127.0.0.1:9"]);
         assert_eq!(
             odd.replay_command(Path::new("it's.ndjson")),
-            "cio-import 'it'\\''s.ndjson' --endpoint http://127.0.0.1:9"
+            "cio-import 'it'\\''s.ndjson' --site-id s --endpoint http://127.0.0.1:9"
         );
     }
 
@@ -575,6 +606,18 @@ mod tests {
         let message = refused(&["--checkpoint", other, "--summary", other]);
         assert!(
             message.starts_with("--checkpoint and --summary name the same file"),
+            "{message}"
+        );
+        // Not made yet, and written two ways.
+        let dotted = dir.path().join(".").join("out.json");
+        let message = refused(&[
+            "--failures",
+            other,
+            "--checkpoint",
+            dotted.to_str().unwrap(),
+        ]);
+        assert!(
+            message.starts_with("--failures and --checkpoint name the same file"),
             "{message}"
         );
         assert!(

@@ -178,6 +178,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
             site_id,
             api_key,
             region,
+            ..
         } => Some((
             Client::new(
                 base,
