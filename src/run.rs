@@ -133,6 +133,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         .iter()
         .map(|input| open(input, &config, &counters))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    check_types(&config, &opened)?;
 
     let dry_run = matches!(config.target, Target::DryRun);
     // A resume's checkpoint is checked before anything else happens.
@@ -504,6 +505,33 @@ async fn save_checkpoints(
             return Ok(cp);
         }
     }
+}
+
+/// A `--type` must name a column some input has. Only CSV headers list columns, so with an
+/// NDJSON input (whose keys vary by line) nothing is checked.
+fn check_types(config: &Config, opened: &[Opened]) -> anyhow::Result<()> {
+    let headers: Option<Vec<(&str, &[String])>> = opened
+        .iter()
+        .map(|o| o.reader.headers().map(|h| (o.name.as_str(), h)))
+        .collect();
+    let Some(headers) = headers.filter(|h| h.iter().any(|(_, h)| !h.is_empty())) else {
+        return Ok(());
+    };
+    let named = |header: &String| header.trim_start_matches('\u{feff}').trim().to_owned();
+    let has = |column: &str| {
+        headers
+            .iter()
+            .any(|(_, h)| h.iter().any(|c| named(c) == column))
+    };
+    if let Some((column, ty)) = config.map.types.iter().find(|(c, _)| !has(c)) {
+        let (name, header) = headers[0];
+        let listed: Vec<String> = header.iter().map(named).collect();
+        anyhow::bail!(
+            "--type {column}={ty}: no input has a column {column:?}; {name}'s header has: {}",
+            listed.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn open(input: &Input, config: &Config, counters: &Counters) -> anyhow::Result<Opened> {

@@ -266,6 +266,31 @@ fn semicolon_and_tab_separated_files_import() {
 }
 
 #[test]
+fn a_type_must_name_a_column_of_some_input() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), "a.csv", "id,age\n1,36\n");
+    let b = write(dir.path(), "b.csv", "id,plan\n2,pro\n");
+    server
+        .cmd(dir.path())
+        .args([&a, &b])
+        .args(["--type", "age=number"])
+        .assert()
+        .success();
+    assert_eq!(server.sandbox.person("1").unwrap()["age"], json!(36));
+    server
+        .cmd(dir.path())
+        .args([&a, &b])
+        .args(["--type", "agee=number"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(format!(
+            "--type agee=number: no input has a column \"agee\"; {}'s header has: id, age",
+            a.display()
+        )));
+}
+
+#[test]
 fn stdin_is_read_with_an_explicit_format() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();

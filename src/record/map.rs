@@ -370,13 +370,6 @@ impl Mapper {
         }
         let listed = || headers.join(", ");
         let has = |name: &str| headers.iter().any(|h| h == name);
-        if let Some(column) = self.types.keys().filter(|c| !has(c)).min() {
-            return Err(MapError(format!(
-                "--type {column}={}: no such column; the header has: {}",
-                self.types[column],
-                listed()
-            )));
-        }
 
         let id_key = match &self.id_column {
             Some(col) if has(col) => Some(col.as_str()),
@@ -1844,7 +1837,7 @@ mod tests {
     }
 
     #[test]
-    fn header_names_are_trimmed_and_a_type_for_no_column_is_refused() {
+    fn header_names_are_trimmed() {
         let s = typed(Action::Identify, &[("age", ValueType::Number)]);
         let mut m = csv_mapper(&s, &["id", " first_name", " age "]);
         let op = ok(&mut m, &row(&["1", "Ada", "36"]));
@@ -1856,11 +1849,6 @@ mod tests {
         assert_eq!(
             ok(&mut m, &row(&["7", "pro"])).identifiers,
             Some(Identifier::Id("7".into()))
-        );
-        let s = typed(Action::Identify, &[("nosuch", ValueType::Number)]);
-        assert_eq!(
-            csv_error(&s, &["id", "age"]),
-            "--type nosuch=number: no such column; the header has: id, age"
         );
     }
 
