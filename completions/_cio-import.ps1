@@ -53,7 +53,7 @@ Register-ArgumentCompleter -Native -CommandName 'cio-import' -ScriptBlock {
             [CompletionResult]::new('--sandbox-latency', '--sandbox-latency', [CompletionResultType]::ParameterName, 'Latency the sandbox adds to every answer, in milliseconds')
             [CompletionResult]::new('--completions', '--completions', [CompletionResultType]::ParameterName, 'Print the completion script for SHELL to stdout and exit (committed copies are in completions/)')
             [CompletionResult]::new('--no-preflight', '--no-preflight', [CompletionResultType]::ParameterName, 'Skip the credentials and region check (GET /api/v1/accounts/region) made before the first record')
-            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Read, map and validate every row; send nothing. Needs no credentials; invalid rows go to the failures file')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Read, map and validate every row; send nothing. Needs no credentials; invalid rows go to <stem>.dry-run.failures.ndjson (--failures to choose)')
             [CompletionResult]::new('--resume', '--resume', [CompletionResultType]::ParameterName, 'Carry on from the checkpoint an interrupted or crashed run left, with the same inputs; new failures are added to the failures file')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and the final summary: no progress, warnings or sandbox lines')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and the final summary: no progress, warnings or sandbox lines')

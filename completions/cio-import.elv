@@ -50,7 +50,7 @@ set edit:completion:arg-completer[cio-import] = {|@words|
             cand --sandbox-latency 'Latency the sandbox adds to every answer, in milliseconds'
             cand --completions 'Print the completion script for SHELL to stdout and exit (committed copies are in completions/)'
             cand --no-preflight 'Skip the credentials and region check (GET /api/v1/accounts/region) made before the first record'
-            cand --dry-run 'Read, map and validate every row; send nothing. Needs no credentials; invalid rows go to the failures file'
+            cand --dry-run 'Read, map and validate every row; send nothing. Needs no credentials; invalid rows go to <stem>.dry-run.failures.ndjson (--failures to choose)'
             cand --resume 'Carry on from the checkpoint an interrupted or crashed run left, with the same inputs; new failures are added to the failures file'
             cand -q 'Print only errors and the final summary: no progress, warnings or sandbox lines'
             cand --quiet 'Print only errors and the final summary: no progress, warnings or sandbox lines'

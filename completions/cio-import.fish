@@ -45,7 +45,7 @@ fish\t''
 powershell\t''
 zsh\t''"
 complete -c cio-import -l no-preflight -d 'Skip the credentials and region check (GET /api/v1/accounts/region) made before the first record'
-complete -c cio-import -l dry-run -d 'Read, map and validate every row; send nothing. Needs no credentials; invalid rows go to the failures file'
+complete -c cio-import -l dry-run -d 'Read, map and validate every row; send nothing. Needs no credentials; invalid rows go to <stem>.dry-run.failures.ndjson (--failures to choose)'
 complete -c cio-import -l resume -d 'Carry on from the checkpoint an interrupted or crashed run left, with the same inputs; new failures are added to the failures file'
 complete -c cio-import -s q -l quiet -d 'Print only errors and the final summary: no progress, warnings or sandbox lines'
 complete -c cio-import -s v -l verbose -d 'Log every request\'s outcome to stderr; -vv adds each retry\'s wait'

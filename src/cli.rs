@@ -217,7 +217,7 @@ pub struct Cli {
     pub max_invalid: u64,
 
     /// Read, map and validate every row; send nothing. Needs no credentials; invalid rows
-    /// go to the failures file.
+    /// go to <stem>.dry-run.failures.ndjson (--failures to choose).
     #[arg(long, help_heading = "Run")]
     pub dry_run: bool,
 

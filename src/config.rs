@@ -279,6 +279,13 @@ impl Config {
 
         let failures = match cli.failures {
             Some(p) => p,
+            // A dry run's list is its own: it must not take the place of a real run's, which
+            // may be half-way (--resume appends to it) or not replayed yet.
+            None if cli.dry_run => {
+                let path = default_failures_path(&inputs);
+                let name = path.to_string_lossy().replacen(".failures", ".dry-run.failures", 1);
+                PathBuf::from(name)
+            }
             None => default_failures_path(&inputs),
         };
 

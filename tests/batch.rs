@@ -339,7 +339,7 @@ fn a_dry_run_holds_operations_to_the_batch_limit_as_a_batch_import_does() {
         .arg("--dry-run")
         .assert()
         .code(3);
-    let dry = invalid(&failures);
+    let dry = invalid(&dir.path().join("wide.dry-run.failures.ndjson"));
     assert_eq!(dry.len(), 1, "{dry:?}");
     assert_eq!(dry[0].0, "over");
     let message = dry[0].1.as_str().unwrap();

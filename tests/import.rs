@@ -163,12 +163,11 @@ fn the_failures_file_replays_into_the_same_people() {
     // The file being read is never written: a replay's failures would go elsewhere.
     assert_eq!(read_ndjson(&failures).len(), 3);
 
-    // A later run of the same input (a dry run, here) keeps the earlier failures, renamed.
-    let out = bin(dir.path())
-        .arg(&input)
-        .arg("--dry-run")
-        .assert()
-        .success();
+    // A dry run of the input keeps its own list and leaves this one alone...
+    bin(dir.path()).arg(&input).arg("--dry-run").assert().success();
+    assert_eq!(read_ndjson(&failures).len(), 3);
+    // ...and a later real run of it keeps the earlier failures, renamed.
+    let out = healthy.cmd(dir.path()).arg(&input).assert().success();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(
         stderr.contains("users.failures.ndjson of an earlier run is kept as"),
@@ -201,7 +200,7 @@ fn dry_run_validates_everything_and_needs_no_credentials() {
     assert_eq!(summary["invalid"], 1);
     assert_eq!(summary["requests"], 0);
     assert_eq!(
-        read_ndjson(&dir.path().join("users.failures.ndjson")).len(),
+        read_ndjson(&dir.path().join("users.dry-run.failures.ndjson")).len(),
         1
     );
 }
