@@ -283,7 +283,9 @@ impl Config {
             // may be half-way (--resume appends to it) or not replayed yet.
             None if cli.dry_run => {
                 let path = default_failures_path(&inputs);
-                let name = path.to_string_lossy().replacen(".failures", ".dry-run.failures", 1);
+                let name = path
+                    .to_string_lossy()
+                    .replacen(".failures", ".dry-run.failures", 1);
                 PathBuf::from(name)
             }
             None => default_failures_path(&inputs),

@@ -680,7 +680,7 @@ impl Reading {
                 run.read += 1;
                 let result = match mapped {
                     Ok(Some(out)) => {
-                        if let Some(earlier) = recent.repeat(&out.op, row.line) {
+                        if let Some(earlier) = recent.repeat(&out.op, &source, row.line) {
                             recent.warn(&reporter, &source, row.line, earlier);
                         }
                         let work = Work {
@@ -758,8 +758,8 @@ impl Reading {
 /// one of such events. Bounded: a repeat further back goes unnoticed.
 #[derive(Default)]
 struct RecentEvents {
-    /// A hash of each id, and the line its event came from.
-    lines: HashMap<u64, u64>,
+    /// A hash of each id, and the input and line its event came from.
+    lines: HashMap<u64, (Arc<str>, u64)>,
     order: VecDeque<u64>,
     shown: u64,
 }
@@ -767,15 +767,16 @@ struct RecentEvents {
 impl RecentEvents {
     const KEPT: usize = 65_536;
 
-    /// The line of the earlier event with the same id as `op`, if it is among the last ones.
-    fn repeat(&mut self, op: &Operation, line: u64) -> Option<u64> {
+    /// Where the earlier event with the same id as `op` came from, if it is among the last
+    /// ones.
+    fn repeat(&mut self, op: &Operation, source: &Arc<str>, line: u64) -> Option<(Arc<str>, u64)> {
         let id = op.id.as_deref().filter(|_| op.action == Action::Event)?;
         let key = {
             let mut h = std::hash::DefaultHasher::new();
             std::hash::Hash::hash(id, &mut h);
             std::hash::Hasher::finish(&h)
         };
-        if let Some(earlier) = self.lines.insert(key, line) {
+        if let Some(earlier) = self.lines.insert(key, (source.clone(), line)) {
             return Some(earlier);
         }
         self.order.push_back(key);
@@ -787,10 +788,16 @@ impl RecentEvents {
         None
     }
 
-    fn warn(&mut self, reporter: &Reporter, source: &str, line: u64, earlier: u64) {
+    fn warn(&mut self, reporter: &Reporter, source: &str, line: u64, earlier: (Arc<str>, u64)) {
+        let (from, at) = earlier;
+        let earlier = if *from == *source {
+            format!("line {at}")
+        } else {
+            format!("{from} line {at}")
+        };
         if self.shown < INVALID_SHOWN {
             reporter.warn(format!(
-                "{source} line {line}: the same event as line {earlier} (same event id: person, \
+                "{source} line {line}: the same event as {earlier} (same event id: person, \
                  name, timestamp and data alike); Customer.io keeps one. If both happened, give \
                  them an event_id column or timestamps that differ"
             ));

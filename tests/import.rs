@@ -164,7 +164,11 @@ fn the_failures_file_replays_into_the_same_people() {
     assert_eq!(read_ndjson(&failures).len(), 3);
 
     // A dry run of the input keeps its own list and leaves this one alone...
-    bin(dir.path()).arg(&input).arg("--dry-run").assert().success();
+    bin(dir.path())
+        .arg(&input)
+        .arg("--dry-run")
+        .assert()
+        .success();
     assert_eq!(read_ndjson(&failures).len(), 3);
     // ...and a later real run of it keeps the earlier failures, renamed.
     let out = healthy.cmd(dir.path()).arg(&input).assert().success();
