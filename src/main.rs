@@ -44,6 +44,9 @@ fn main() -> ExitCode {
         run::watch_signals(shutdown.clone());
         run::run(config, shutdown).await
     });
+    // Everything the run waited for is done; what may still run is a read of stdin the run
+    // stopped waiting for, which the exit ends.
+    runtime.shutdown_background();
     match result {
         Ok(outcome) => {
             if let Some(err) = outcome.error {

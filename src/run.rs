@@ -293,9 +293,25 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
     } else {
         drop(rx);
     }
-    match tokio::task::spawn_blocking(move || reading.join()).await {
-        Ok(Ok(errors)) => fatal.extend(errors),
-        _ => fatal.push(anyhow!("the reader thread failed")),
+    let joined = tokio::task::spawn_blocking(move || reading.join());
+    // The reader looks at the stop between rows. Reading stdin, it may wait on a producer
+    // that has nothing more to say: once the run is stopping, it gets a moment, not forever.
+    let joined = if config.inputs.iter().any(Input::is_stdin) {
+        let stopping = shutdown.token.clone();
+        tokio::select! {
+            joined = joined => Some(joined),
+            () = async {
+                stopping.cancelled().await;
+                tokio::time::sleep(STDIN_GRACE).await;
+            } => None,
+        }
+    } else {
+        Some(joined.await)
+    };
+    match joined {
+        Some(Ok(Ok(errors))) => fatal.extend(errors),
+        Some(_) => fatal.push(anyhow!("the reader thread failed")),
+        None => reporter.warn("stopped waiting for stdin, which has sent nothing since the stop"),
     }
 
     drawing.cancel();
@@ -807,6 +823,9 @@ impl RecentEvents {
         self.shown += 1;
     }
 }
+
+/// How long a stopping run waits for a row from stdin.
+const STDIN_GRACE: Duration = Duration::from_secs(1);
 
 /// Rows read between two looks at the stop token.
 const STOP_CHECK_EVERY: u64 = 64;

@@ -253,6 +253,42 @@ fn records_settled_past_a_waiting_one_are_not_sent_or_written_again_on_resume() 
 }
 
 #[test]
+fn a_stop_does_not_wait_for_stdin_that_has_nothing_more_to_say() {
+    let server = slow_server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("cio-import"))
+        .current_dir(dir.path())
+        .env("CUSTOMERIO_SITE_ID", SITE_ID)
+        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
+        .args([
+            "-",
+            "--format",
+            "csv",
+            "--endpoint",
+            &server.sandbox.base_url(),
+        ])
+        .args(["--batch", "1", "--progress", "never"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A producer that sends three rows and then waits, its end of the pipe still open.
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"id,plan\n1,a\n2,b\n3,c\n").unwrap();
+    wait_until_accepted(&server, 3);
+    // Closed after 15 s, so a run that waits for it fails the test rather than hanging it.
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(15));
+        drop(stdin);
+    });
+    let stopped_at = Instant::now();
+    let stderr = interrupt(child);
+    assert!(stopped_at.elapsed() < Duration::from_secs(10), "{stderr}");
+    assert!(stderr.contains("stopped waiting for stdin"), "{stderr}");
+}
+
+#[test]
 fn resume_refuses_an_input_that_changed_and_stdin() {
     let server = slow_server();
     let dir = tempfile::tempdir().unwrap();
