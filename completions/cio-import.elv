@@ -23,7 +23,7 @@ set edit:completion:arg-completer[cio-import] = {|@words|
             cand --action 'What each record does'
             cand --id-column 'Column holding the person''s identifier [default: the first of id, email, cio_id]'
             cand --id-type 'Which identifier --id-column holds [default: email for a column named email, cio_id for one named cio_id (in any case), else id]. `--id-column user_email --id-type email` sends the values as email addresses, not as ids'
-            cand --type 'Type of a column''s values, repeatable: COLUMN=string|number|bool|timestamp|json [default: string; created_at, and an event''s timestamp, are timestamps]. A timestamp is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds'
+            cand --type 'Type of a column''s values, repeatable: COLUMN=string|number|bool|timestamp|json [default: string; created_at, and an event''s timestamp, are timestamps]. A timestamp is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds (without an offset, as UTC)'
             cand --empty 'Empty cells: skip leaves the attribute untouched; clear sends "" to erase it'
             cand --event-name 'Event name for rows whose `name` column is empty or missing [--action event only] [default: the row''s `name` column]'
             cand --site-id 'Workspace site id; needed unless --sandbox or --dry-run'

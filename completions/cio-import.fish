@@ -10,7 +10,7 @@ complete -c cio-import -l id-column -d 'Column holding the person\'s identifier 
 complete -c cio-import -l id-type -d 'Which identifier --id-column holds [default: email for a column named email, cio_id for one named cio_id (in any case), else id]. `--id-column user_email --id-type email` sends the values as email addresses, not as ids' -r -f -a "id\t'Your own id for the person'
 email\t'The person\'s email address'
 cio_id\t'Customer.io\'s own id for the person'"
-complete -c cio-import -l type -d 'Type of a column\'s values, repeatable: COLUMN=string|number|bool|timestamp|json [default: string; created_at, and an event\'s timestamp, are timestamps]. A timestamp is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds' -r
+complete -c cio-import -l type -d 'Type of a column\'s values, repeatable: COLUMN=string|number|bool|timestamp|json [default: string; created_at, and an event\'s timestamp, are timestamps]. A timestamp is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds (without an offset, as UTC)' -r
 complete -c cio-import -l empty -d 'Empty cells: skip leaves the attribute untouched; clear sends "" to erase it' -r -f -a "skip\t'Leave the attribute as it is in Customer.io'
 clear\t'Send "" so Customer.io clears the attribute'"
 complete -c cio-import -l event-name -d 'Event name for rows whose `name` column is empty or missing [--action event only] [default: the row\'s `name` column]' -r

@@ -113,7 +113,8 @@ pub struct Cli {
 
     /// Type of a column's values, repeatable: COLUMN=string|number|bool|timestamp|json
     /// [default: string; created_at, and an event's timestamp, are timestamps]. A timestamp
-    /// is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds.
+    /// is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds (without an
+    /// offset, as UTC).
     #[arg(long = "type", value_name = "COLUMN=TYPE", value_parser = parse_type, action = ArgAction::Append, help_heading = "Mapping")]
     pub types: Vec<(String, ValueType)>,
 
