@@ -520,7 +520,7 @@ impl Mapper {
                 Role::EventId => draft.event_id = Some((column, cell.trim())),
                 Role::EventTimestamp => {
                     draft.timestamp = value::convert_str(EVENT_TIME, column, cell)
-                        .map_err(|m| Invalid::at(column, m))?
+                        .map_err(|_| self.csv_cell_errors(plan, record))?
                         .and_then(|v| v.as_i64());
                 }
                 // Apart from the typed cells, so a text cell goes straight to the tally (see
@@ -528,7 +528,7 @@ impl Mapper {
                 Role::Attribute(None) => self.put(&mut draft.attributes, column, value::text(cell)),
                 Role::Attribute(Some(typed)) => {
                     let v = value::convert_str(typed, column, cell)
-                        .map_err(|m| Invalid::at(column, m))?;
+                        .map_err(|_| self.csv_cell_errors(plan, record))?;
                     self.put(&mut draft.attributes, column, v);
                 }
                 Role::Unnamed if !cell.is_empty() => {
@@ -570,12 +570,12 @@ impl Mapper {
                 Role::EventId => draft.event_id = json_text(column, v)?.map(|t| (column, t)),
                 Role::EventTimestamp => {
                     draft.timestamp = value::convert_json(Some(EVENT_TIME), column, v)
-                        .map_err(|m| Invalid::at(column, m))?
+                        .map_err(|_| self.json_value_errors(object, id_key))?
                         .and_then(|v| v.as_i64());
                 }
                 Role::Attribute(typed) => {
                     let v = value::convert_json(typed, column, v)
-                        .map_err(|m| Invalid::at(column, m))?;
+                        .map_err(|_| self.json_value_errors(object, id_key))?;
                     self.put(&mut draft.attributes, column, v);
                 }
                 Role::Unnamed => {
@@ -602,6 +602,41 @@ impl Mapper {
             ));
         }
         self.finish(draft)
+    }
+
+    /// Every typed cell of a row that does not convert, told at once so the row is fixed in
+    /// one pass: the first names the column. Off the hot path: a row comes here only once a
+    /// cell has failed.
+    #[cold]
+    #[inline(never)]
+    fn csv_cell_errors(&self, plan: &CsvPlan, record: &csv::StringRecord) -> Invalid {
+        let typed = plan.roles.iter().zip(&plan.headers).zip(record);
+        all_of(typed.filter_map(|((role, column), cell)| {
+            let ty = match *role {
+                Role::EventTimestamp => EVENT_TIME,
+                Role::Attribute(Some(ty)) => ty,
+                _ => return None,
+            };
+            value::convert_str(ty, column, cell)
+                .err()
+                .map(|m| (column.as_str(), m))
+        }))
+    }
+
+    /// The NDJSON counterpart of [`Mapper::csv_cell_errors`].
+    #[cold]
+    #[inline(never)]
+    fn json_value_errors(&self, object: &Map<String, Value>, id_key: Option<&str>) -> Invalid {
+        all_of(object.iter().filter_map(|(key, v)| {
+            let ty = match self.role(key, id_key) {
+                Role::EventTimestamp => Some(EVENT_TIME),
+                Role::Attribute(ty) => ty,
+                _ => return None,
+            };
+            value::convert_json(ty, key, v)
+                .err()
+                .map(|m| (key.as_str(), m))
+        }))
     }
 
     /// Adds an attribute, or applies the empty-cell policy to an empty one.
@@ -730,6 +765,18 @@ impl Mapper {
             }
         }
     }
+}
+
+/// One error for a row's failed cells: the first names the column, the messages are joined.
+fn all_of<'a>(mut errors: impl Iterator<Item = (&'a str, String)>) -> Invalid {
+    let Some((column, first)) = errors.next() else {
+        return Invalid::row("a value does not convert".into());
+    };
+    let message = std::iter::once(first)
+        .chain(errors.map(|(_, m)| m))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Invalid::at(column, message)
 }
 
 /// An identifier (or anonymous id) from JSON, as trimmed text: numbers become their string form.
@@ -1834,6 +1881,29 @@ mod tests {
         );
         let e = csv_error(&spec(Action::Identify), &["id\temail"]);
         assert!(e.ends_with("pass --delimiter tab)"), "{e}");
+    }
+
+    #[test]
+    fn every_cell_that_does_not_convert_is_told_at_once() {
+        let s = typed(
+            Action::Identify,
+            &[("age", ValueType::Number), ("vip", ValueType::Bool)],
+        );
+        let mut m = csv_mapper(&s, &["id", "age", "vip", "signed"]);
+        let e = err(&mut m, &row(&["1", "thirty", "maybe", "x"]));
+        assert_eq!(e.column.as_deref(), Some("age"));
+        assert!(
+            e.message
+                .starts_with("column \"age\": \"thirty\" is not a number")
+                && e.message
+                    .contains("; column \"vip\": \"maybe\" is not a bool"),
+            "{}",
+            e.message
+        );
+        let mut m = Mapper::new(&s, None).unwrap();
+        let e = err(&mut m, &obj(json!({"id": 1, "age": "x", "vip": "maybe"})));
+        assert_eq!(e.column.as_deref(), Some("age"));
+        assert!(e.message.contains("column \"vip\""), "{}", e.message);
     }
 
     #[test]
