@@ -893,6 +893,13 @@ fn strip_cr(record: &mut ByteRecord, scratch: &mut Vec<u8>) -> bool {
 
 /// Checks and converts the header row: UTF-8, no empty names, no repeats.
 fn check_headers(record: &ByteRecord) -> Result<Vec<String>, String> {
+    // Excel can write its separator as a first line of its own, `sep=,`.
+    if record.len() <= 2 && record.get(0).is_some_and(|f| f.starts_with(b"sep=")) {
+        return Err(
+            "the first line is Excel's separator hint (sep=...), not a header: delete that line"
+                .to_string(),
+        );
+    }
     let mut headers: Vec<String> = Vec::with_capacity(record.len());
     for (i, field) in record.iter().enumerate() {
         let Ok(name) = std::str::from_utf8(field) else {
@@ -1469,6 +1476,16 @@ mod tests {
         };
         assert!(raw.starts_with("\"q,\"\"r\",xxx"), "{raw}");
         assert_eq!(raw.len(), MAX_RAW_BYTES);
+    }
+
+    #[test]
+    fn csv_excel_separator_line_is_named() {
+        let (_dir, path) = file("users.csv", b"sep=,\nid,plan\n1,pro\n");
+        let input = Input::check(&path, None).unwrap();
+        let Err(e) = input.open(Arc::new(AtomicU64::new(0))) else {
+            panic!("the sep= line was taken for a header");
+        };
+        assert!(e.to_string().contains("Excel's separator hint"), "{e}");
     }
 
     #[test]
