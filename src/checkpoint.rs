@@ -125,9 +125,12 @@ impl Checkpoint {
 
     /// Moves the checkpoint to `position`, with `ahead` settled past it. Spans it held
     /// already stay (the reader may not have reached them again yet) unless now behind.
-    pub fn advance(&mut self, position: Position, ahead: Vec<Span>) {
-        let mut spans: Vec<Span> = std::mem::take(&mut self.ahead)
-            .into_iter()
+    /// Returns whether anything changed.
+    pub fn advance(&mut self, position: Position, ahead: Vec<Span>) -> bool {
+        let mut spans: Vec<Span> = self
+            .ahead
+            .iter()
+            .copied()
             .chain(ahead)
             .filter_map(|mut span| {
                 if span.input == position.input {
@@ -148,8 +151,10 @@ impl Checkpoint {
                 _ => merged.push(span),
             }
         }
+        let moved = position != self.position || merged != self.ahead;
         self.position = position;
         self.ahead = merged;
+        moved
     }
 
     /// Loads the checkpoint at `path` and checks it was made for exactly these inputs, into
@@ -322,7 +327,8 @@ mod tests {
         let mut cp = Checkpoint::new(&inputs, TARGET.into()).unwrap();
         let at = |input, records| Position { input, records };
         let span = |input, from, to| Span { input, from, to };
-        cp.advance(at(0, 5), vec![span(0, 7, 9), span(1, 0, 2)]);
+        assert!(cp.advance(at(0, 5), vec![span(0, 7, 9), span(1, 0, 2)]));
+        assert!(!cp.advance(at(0, 5), Vec::new()), "nothing new");
         // The ledger of a resumed run does not know the earlier spans until it reads them.
         cp.advance(at(0, 8), vec![span(0, 9, 12)]);
         assert_eq!(cp.ahead, [span(0, 8, 12), span(1, 0, 2)]);

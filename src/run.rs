@@ -467,13 +467,12 @@ fn set_aside(path: &Path) -> std::io::Result<Option<PathBuf>> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let stem = name.strip_suffix(".ndjson").unwrap_or(&name);
-    let kept = (1..)
-        .map(|n| match n {
-            1 => path.with_file_name(format!("{stem}.{when}.ndjson")),
-            n => path.with_file_name(format!("{stem}.{when}-{n}.ndjson")),
-        })
-        .find(|p| !p.exists())
-        .unwrap_or_else(|| path.with_extension("earlier"));
+    let mut kept = path.with_file_name(format!("{stem}.{when}.ndjson"));
+    let mut n = 1;
+    while kept.exists() {
+        n += 1;
+        kept = path.with_file_name(format!("{stem}.{when}-{n}.ndjson"));
+    }
     std::fs::rename(path, &kept)?;
     Ok(Some(kept))
 }
@@ -491,20 +490,16 @@ async fn save_checkpoints(
             _ = done.cancelled() => true,
             _ = tokio::time::sleep(CHECKPOINT_EVERY) => false,
         };
-        let (position, ahead, failures) = {
+        let (position, ahead) = {
             let ledger = lock(&ledger);
-            (
-                ledger.position(),
-                ledger.settled_ahead(),
-                ledger.failures_file(),
-            )
+            (ledger.position(), ledger.settled_ahead())
         };
-        let was = (cp.position, cp.ahead.clone());
         // Before the reader reaches the resumed input, the ledger knows nothing newer.
-        if position >= resumed_at {
-            cp.advance(position, ahead);
-        }
-        if (cp.position, &cp.ahead) != (was.0, &was.1) || last {
+        let moved = position >= resumed_at && cp.advance(position, ahead);
+        if moved || last {
+            // Taken after the position: the file only grows, so the sync below still covers
+            // every line the position counts.
+            let failures = lock(&ledger).failures_file();
             let (c, p) = (cp.clone(), path.clone());
             tokio::task::spawn_blocking(move || {
                 // The failures lines a checkpoint counts as settled reach the disk before it
@@ -526,25 +521,21 @@ async fn save_checkpoints(
 /// A `--type` must name a column some input has. Only CSV headers list columns, so with an
 /// NDJSON input (whose keys vary by line) nothing is checked.
 fn check_types(config: &Config, opened: &[Opened]) -> anyhow::Result<()> {
-    let headers: Option<Vec<(&str, &[String])>> = opened
+    if opened.iter().any(|o| o.reader.headers().is_none()) {
+        return Ok(());
+    }
+    let columns: Vec<(&str, &[String])> = opened
         .iter()
-        .map(|o| o.reader.headers().map(|h| (o.name.as_str(), h)))
+        .filter_map(|o| Some((o.name.as_str(), o.mapper.columns()?)))
         .collect();
-    let Some(headers) = headers.filter(|h| h.iter().any(|(_, h)| !h.is_empty())) else {
+    let Some(&(name, first)) = columns.first() else {
         return Ok(());
     };
-    let named = |header: &String| header.trim_start_matches('\u{feff}').trim().to_owned();
-    let has = |column: &str| {
-        headers
-            .iter()
-            .any(|(_, h)| h.iter().any(|c| named(c) == column))
-    };
+    let has = |column: &str| columns.iter().any(|(_, c)| c.iter().any(|c| c == column));
     if let Some((column, ty)) = config.map.types.iter().find(|(c, _)| !has(c)) {
-        let (name, header) = headers[0];
-        let listed: Vec<String> = header.iter().map(named).collect();
         anyhow::bail!(
             "--type {column}={ty}: no input has a column {column:?}; {name}'s header has: {}",
-            listed.join(", ")
+            first.join(", ")
         );
     }
     Ok(())
@@ -612,7 +603,7 @@ impl Reading {
         let max_invalid = rules.max_invalid;
         let mut errors = Vec::new();
         let mut seq = 0u64;
-        let mut shown = 0u64;
+        let mut invalid_told = Capped::default();
         let mut row = Row {
             line: 0,
             data: RowData::Json(Map::new()),
@@ -648,9 +639,9 @@ impl Reading {
                 }
             }
             lock(&ledger).begin_input(i, seq, skip);
+            let first = seq;
             let source: Arc<str> = Arc::from(input.name.as_str());
             let mut later = later.into_iter().peekable();
-            let mut number = skip;
             loop {
                 // Checking takes a lock, so a dry run of millions of rows looks every so often:
                 // a stop still comes within microseconds.
@@ -664,9 +655,8 @@ impl Reading {
                 }
                 let this = seq;
                 seq += 1;
-                let index = number;
-                number += 1;
                 // Settled by the earlier run while a record before it waited: read past.
+                let index = skip + (this - first);
                 while later.next_if(|r| r.end <= index).is_some() {}
                 if later.peek().is_some_and(|r| r.contains(&index)) {
                     lock(&ledger).settle_earlier(this);
@@ -724,13 +714,11 @@ impl Reading {
                         Ok(())
                     }
                     Err(invalid) => {
-                        if shown < INVALID_SHOWN {
-                            reporter
-                                .warn(format!("{source} line {}: {}", row.line, invalid.message));
-                        } else if shown == INVALID_SHOWN {
-                            reporter.warn("more invalid rows: the failures file has every one");
-                        }
-                        shown += 1;
+                        invalid_told.warn(
+                            &reporter,
+                            || format!("{source} line {}: {}", row.line, invalid.message),
+                            "more invalid rows: the failures file has every one",
+                        );
                         let mut error = Map::new();
                         error.insert("stage".into(), "invalid".into());
                         if let Some(c) = invalid.column {
@@ -777,7 +765,7 @@ struct RecentEvents {
     /// A hash of each id, and the input and line its event came from.
     lines: HashMap<u64, (Arc<str>, u64)>,
     order: VecDeque<u64>,
-    shown: u64,
+    told: Capped,
 }
 
 impl RecentEvents {
@@ -811,16 +799,35 @@ impl RecentEvents {
         } else {
             format!("{from} line {at}")
         };
-        if self.shown < INVALID_SHOWN {
-            reporter.warn(format!(
-                "{source} line {line}: the same event as {earlier} (same event id: person, \
-                 name, timestamp and data alike); Customer.io keeps one. If both happened, give \
-                 them an event_id column or timestamps that differ"
-            ));
-        } else if self.shown == INVALID_SHOWN {
-            reporter.warn("more events repeat earlier ones; Customer.io keeps one of each");
+        self.told.warn(
+            reporter,
+            || {
+                format!(
+                    "{source} line {line}: the same event as {earlier} (same event id: person, \
+                     name, timestamp and data alike); Customer.io keeps one. If both happened, \
+                     give them an event_id column or timestamps that differ"
+                )
+            },
+            "more events repeat earlier ones; Customer.io keeps one of each",
+        );
+    }
+}
+
+/// Warnings of one kind, told on stderr up to [`INVALID_SHOWN`] times, then once more to say
+/// there are more.
+#[derive(Default)]
+struct Capped {
+    told: u64,
+}
+
+impl Capped {
+    fn warn(&mut self, reporter: &Reporter, message: impl FnOnce() -> String, more: &str) {
+        if self.told < INVALID_SHOWN {
+            reporter.warn(message());
+        } else if self.told == INVALID_SHOWN {
+            reporter.warn(more);
         }
-        self.shown += 1;
+        self.told += 1;
     }
 }
 

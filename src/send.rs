@@ -481,14 +481,12 @@ impl Sender {
             // A 207 means some operations were refused; one that names none of them (a body
             // cut off or not the documented shape) is split like a refusal, down to single
             // operations, rather than taken for a success.
-            Settled::Answered(Answer::Partial(errors), _)
-                if items.len() > 1 && !errors.iter().any(|e| e.index < items.len()) =>
-            {
-                self.split_batch(items).await
-            }
             Settled::Answered(Answer::Partial(errors), attempts)
                 if !errors.iter().any(|e| e.index < items.len()) =>
             {
+                if items.len() > 1 {
+                    return self.split_batch(items).await;
+                }
                 vec![
                     Delivery::Failed {
                         status: Some(207),

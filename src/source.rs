@@ -563,10 +563,7 @@ fn raw_text(bytes: &[u8]) -> String {
     text
 }
 
-fn broken(row: &mut Row, line: u64, message: String, column: Option<String>, raw: &[u8]) {
-    *row = broken_row(line, message, column, raw);
-}
-
+/// A row that cannot be read as a record, with its text for the failures file.
 fn broken_row(line: u64, message: String, column: Option<String>, raw: &[u8]) -> Row {
     Row {
         line,
@@ -860,7 +857,7 @@ fn text_row(row: &mut Row, line: u64, record: ByteRecord, headers: &[String]) {
                 .unwrap_or_default();
             let message = format!("column \"{column}\" is not valid UTF-8");
             let raw = csv_text(&e.into_byte_record());
-            broken(row, line, message, Some(column), &raw);
+            *row = broken_row(line, message, Some(column), &raw);
         }
     }
 }
@@ -984,7 +981,7 @@ impl NdjsonRows {
                     "is {:.1} MB long; the most a row may be is 1 MiB",
                     len as f64 / 1e6
                 );
-                broken(row, self.line, message, None, &self.buf);
+                *row = broken_row(self.line, message, None, &self.buf);
                 return Ok(true);
             }
             if self.buf.last() == Some(&b'\r') {
@@ -996,7 +993,7 @@ impl NdjsonRows {
             row.line = self.line;
             match parse_object(&self.buf) {
                 Ok(object) => row.data = RowData::Json(object),
-                Err(message) => broken(row, self.line, message, None, &self.buf),
+                Err(message) => *row = broken_row(self.line, message, None, &self.buf),
             }
             return Ok(true);
         }

@@ -473,6 +473,12 @@ impl Mapper {
         }
     }
 
+    /// A CSV input's column names as mapped (trimmed, without a byte order mark); None for
+    /// NDJSON and for an empty CSV.
+    pub fn columns(&self) -> Option<&[String]> {
+        self.csv.as_ref().map(|plan| &plan.headers[..])
+    }
+
     /// The verdict [`Mapper::map`] reaches, without building the operation (a dry run's
     /// check). `Ok` holds at least the length of the operation's JSON, which a batch limits.
     pub fn validate(&mut self, row: &RowData) -> Result<usize, Invalid> {
