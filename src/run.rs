@@ -23,7 +23,7 @@ use crate::record::{Action, MAX_BATCH_BYTES, MAX_OPERATION_BYTES, Mapper, Operat
 use crate::report::{Counters, Ledger, Outcome, Reporter, Summary, failure_line};
 use crate::sandbox::Sandbox;
 use crate::send::{Client, Delivery, Outgoing, RetryPolicy, Sender, batch_body_len};
-use crate::source::{Input, Reader, Row, RowData};
+use crate::source::{Input, Reader, Row};
 
 /// One way to stop: the first Ctrl-C (or a fatal error) cancels `token`, which stops
 /// reading and lets requests in flight finish.
@@ -604,10 +604,7 @@ impl Reading {
         let mut errors = Vec::new();
         let mut seq = 0u64;
         let mut invalid_told = Capped::default();
-        let mut row = Row {
-            line: 0,
-            data: RowData::Json(Map::new()),
-        };
+        let mut row = Row::default();
         let settle = |seq: u64, outcome: Outcome| lock(&ledger).settle(seq, outcome);
         // Records read, and a dry run's valid records, are counted and settled in runs:
         // a lock and two atomic adds a run, not a row.

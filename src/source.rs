@@ -105,12 +105,21 @@ fn gzip_message(line: u64) -> String {
     }
 }
 
-/// One row as read, before mapping.
+/// One row as read, before mapping. The default is an empty row to read into.
 #[derive(Debug, Clone)]
 pub struct Row {
     /// 1-based line number where the row starts.
     pub line: u64,
     pub data: RowData,
+}
+
+impl Default for Row {
+    fn default() -> Row {
+        Row {
+            line: 0,
+            data: RowData::Json(Map::new()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -360,40 +369,29 @@ impl Reader {
         }
     }
 
-    /// Reads the next row into `slot`, leaving a CSV record's UTF-8 check to the receiver.
+    /// Reads the next row into `slot` (reusing what it held), leaving a CSV record's UTF-8
+    /// check to the receiver. After the end or an error the slot is not read.
     fn read_parsed(&mut self, slot: &mut Parsed) -> Result<bool, SourceError> {
+        let held = std::mem::replace(slot, Parsed::Row(Row::default()));
         if let Rows::Csv(csv) = &mut self.rows {
-            if !matches!(slot, Parsed::Csv { .. }) {
-                *slot = Parsed::Csv {
-                    line: 0,
-                    record: ByteRecord::new(),
-                };
-            }
-            let Parsed::Csv { line, record } = slot else {
-                unreachable!("set to a CSV record just above")
+            let mut record = match held {
+                Parsed::Csv { record, .. } => record,
+                Parsed::Row(_) => ByteRecord::new(),
             };
-            return Ok(match csv.read_record(record, &self.name, self.gzip)? {
-                None => false,
-                Some(Ok(read)) => {
-                    *line = read;
-                    true
-                }
-                Some(Err(broken)) => {
-                    *slot = Parsed::Row(broken);
-                    true
-                }
-            });
+            *slot = match csv.read_record(&mut record, &self.name, self.gzip)? {
+                None => return Ok(false),
+                Some(Ok(line)) => Parsed::Csv { line, record },
+                Some(Err(broken)) => Parsed::Row(broken),
+            };
+            return Ok(true);
         }
-        if !matches!(slot, Parsed::Row(_)) {
-            *slot = Parsed::Row(Row {
-                line: 0,
-                data: RowData::Json(Map::new()),
-            });
-        }
-        let Parsed::Row(row) = slot else {
-            unreachable!("set to a row just above")
+        let mut row = match held {
+            Parsed::Row(row) => row,
+            Parsed::Csv { .. } => Row::default(),
         };
-        self.read(row)
+        let more = self.read(&mut row)?;
+        *slot = Parsed::Row(row);
+        Ok(more)
     }
 
     /// The same rows and errors, read (and parsed) ahead on a thread of its own, so reading
@@ -1109,10 +1107,7 @@ mod tests {
     }
 
     fn new_row() -> Row {
-        Row {
-            line: 0,
-            data: RowData::Json(Map::new()),
-        }
+        Row::default()
     }
 
     /// A row in a form that is easy to compare.
