@@ -108,13 +108,13 @@ impl Ledger {
 
     pub fn settle(&mut self, seq: u64, outcome: Outcome) -> std::io::Result<()> {
         self.settle_outcome(outcome)?;
-        self.mark(seq);
+        self.mark(seq, 1);
         Ok(())
     }
 
     /// Settles a record an earlier run settled (a resume reads past it): nothing to count.
     pub fn settle_earlier(&mut self, seq: u64) {
-        self.mark(seq);
+        self.mark(seq, 1);
     }
 
     fn settle_outcome(&mut self, outcome: Outcome) -> std::io::Result<()> {
@@ -132,21 +132,9 @@ impl Ledger {
         Ok(())
     }
 
-    fn mark(&mut self, seq: u64) {
-        if seq == self.next_unsettled {
-            self.next_unsettled += 1;
-            while self.ahead.remove(&self.next_unsettled) {
-                self.next_unsettled += 1;
-            }
-        } else {
-            self.ahead.insert(seq);
-        }
-    }
-
-    /// Settles `count` accepted records numbered from `first` at once: a dry run settles its
-    /// valid rows in runs, one lock a run rather than one a row.
-    pub fn settle_accepted(&mut self, first: u64, count: u64) {
-        Counters::add(&self.counters.accepted, count);
+    /// Marks `count` records numbered from `first` settled, moving the watermark over them
+    /// and over any settled out of order just past them.
+    fn mark(&mut self, first: u64, count: u64) {
         if first == self.next_unsettled {
             self.next_unsettled += count;
             while self.ahead.remove(&self.next_unsettled) {
@@ -155,6 +143,13 @@ impl Ledger {
         } else {
             self.ahead.extend(first..first + count);
         }
+    }
+
+    /// Settles `count` accepted records numbered from `first` at once: a dry run settles its
+    /// valid rows in runs, one lock a run rather than one a row.
+    pub fn settle_accepted(&mut self, first: u64, count: u64) {
+        Counters::add(&self.counters.accepted, count);
+        self.mark(first, count);
     }
 
     /// The failures file is opened on the first failure, so a clean run leaves none; each
