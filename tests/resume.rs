@@ -24,7 +24,13 @@ fn spawn(server: &Server, dir: &std::path::Path, extra: &[&str]) -> Child {
 }
 
 fn spawn_inputs(endpoint: &str, dir: &std::path::Path, inputs: &[&str], extra: &[&str]) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("cio-import"))
+    importing(endpoint, dir, inputs, extra).spawn().unwrap()
+}
+
+/// The command [`spawn_inputs`] runs, before it starts.
+fn importing(endpoint: &str, dir: &std::path::Path, inputs: &[&str], extra: &[&str]) -> Command {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("cio-import"));
+    command
         .current_dir(dir)
         .env("CUSTOMERIO_SITE_ID", SITE_ID)
         .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
@@ -41,9 +47,8 @@ fn spawn_inputs(endpoint: &str, dir: &std::path::Path, inputs: &[&str], extra: &
         .args(["--batch", "1"])
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::piped());
+    command
 }
 
 /// Ctrl-C for `child`, which must stop with exit code 130; its stderr.
@@ -256,23 +261,15 @@ fn records_settled_past_a_waiting_one_are_not_sent_or_written_again_on_resume() 
 fn a_stop_does_not_wait_for_stdin_that_has_nothing_more_to_say() {
     let server = slow_server();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("cio-import"))
-        .current_dir(dir.path())
-        .env("CUSTOMERIO_SITE_ID", SITE_ID)
-        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
-        .args([
-            "-",
-            "--format",
-            "csv",
-            "--endpoint",
-            &server.sandbox.base_url(),
-        ])
-        .args(["--batch", "1", "--progress", "never"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = importing(
+        &server.sandbox.base_url(),
+        dir.path(),
+        &["-"],
+        &["--format", "csv"],
+    )
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
     // A producer that sends three rows and then waits, its end of the pipe still open.
     let mut stdin = child.stdin.take().unwrap();
     std::io::Write::write_all(&mut stdin, b"id,plan\n1,a\n2,b\n3,c\n").unwrap();
