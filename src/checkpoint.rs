@@ -9,7 +9,7 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Position, Span};
+use crate::settle::{Position, Span, open_private};
 use crate::source::Input;
 
 /// Bytes at the start of an input whose hash is kept, to notice a file rewritten in place
@@ -245,7 +245,7 @@ impl Checkpoint {
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let tmp = path.with_extension("json.tmp");
         {
-            let mut f = crate::report::open_private(&tmp, false)?;
+            let mut f = open_private(&tmp, false)?;
             f.write_all(&serde_json::to_vec_pretty(self)?)?;
             f.sync_all()?;
         }

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
-use crate::config::Region;
 use crate::exit::Exit;
 use crate::record::{Action, EmptyPolicy, IdKind, ValueType};
+use crate::report::ProgressMode;
 use crate::source::Format;
+use crate::track::Region;
 
 /// The examples at the end of `--help` and in the man page: (command, what it does).
 /// tests/readme.rs runs each one.
@@ -304,16 +305,6 @@ pub struct Cli {
     // given, so `--man` would fail for exactly the people who use the tool.
     #[arg(long, conflicts_with = "inputs", help_heading = "Setup")]
     pub man: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProgressMode {
-    /// A bar on a terminal; otherwise a plain line every 5 seconds.
-    Auto,
-    /// The bar even when stderr is not a terminal (a CI log that renders ANSI, say).
-    Always,
-    /// No progress; the summary still prints at the end.
-    Never,
 }
 
 /// `--delimiter`: one ASCII character that can separate cells, or `tab`.

@@ -1,34 +1,16 @@
 //! The checked configuration: what the command line and environment hold, validated once.
 //! Every error names the flag or variable to fix.
 
-use std::fmt;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{Cli, ProgressMode};
+use crate::cli::Cli;
 use crate::record::{Action, EmptyPolicy, MapSpec};
+use crate::report::ProgressMode;
 use crate::sandbox::SandboxOptions;
 use crate::source::{Input, SourceError};
-
-/// The Track API key. Its Debug and Display never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+use crate::track::{Region, Secret};
 
 /// Where requests go.
 #[derive(Debug, Clone)]
@@ -189,35 +171,6 @@ fn shell_word(word: &str) -> String {
     }
 }
 
-/// The data centre a workspace lives in, as `/api/v1/accounts/region` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Region {
-    #[default]
-    Us,
-    Eu,
-}
-
-impl Region {
-    /// The name Customer.io gives it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Region::Us => "us",
-            Region::Eu => "eu",
-        }
-    }
-
-    /// The Track API host for the region.
-    pub fn host(self) -> &'static str {
-        match self {
-            Region::Us => US_HOST,
-            Region::Eu => EU_HOST,
-        }
-    }
-}
-
-pub const US_HOST: &str = "https://track.customer.io";
-pub const EU_HOST: &str = "https://track-eu.customer.io";
-
 impl Config {
     /// Checks the command line. `env_key` is `$CUSTOMERIO_TRACK_API_KEY`, passed in so tests
     /// need not touch the process environment.
@@ -315,7 +268,7 @@ impl Config {
                 None => env_key
                     .map(|k| k.trim().to_owned())
                     .filter(|k| !k.is_empty())
-                    .map(Secret)
+                    .map(Secret::new)
                     .ok_or_else(|| {
                         bad("no API key: set CUSTOMERIO_TRACK_API_KEY or pass --api-key-file PATH")
                     })?,
@@ -423,7 +376,7 @@ fn read_key_file(path: &Path) -> Result<Secret, ConfigError> {
             path.display()
         )));
     }
-    Ok(Secret(key.to_owned()))
+    Ok(Secret::new(key))
 }
 
 /// Accepts https anywhere, and http only to loopback: credentials must not cross a network

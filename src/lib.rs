@@ -15,4 +15,6 @@ pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod send;
+pub mod settle;
 pub mod source;
+pub mod track;

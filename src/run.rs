@@ -19,11 +19,13 @@ use crate::checkpoint::{Checkpoint, Skip};
 use crate::config::{Config, Target};
 use crate::exit::Exit;
 use crate::limit::Pacer;
-use crate::record::{Action, MAX_BATCH_BYTES, MAX_OPERATION_BYTES, Mapper, Operation};
-use crate::report::{Counters, Ledger, Outcome, Reporter, Summary, failure_line};
+use crate::record::{Action, Mapper, Operation};
+use crate::report::{Counters, Reporter, Summary};
 use crate::sandbox::Sandbox;
 use crate::send::{Client, Delivery, Outgoing, RetryPolicy, Sender, batch_body_len};
+use crate::settle::{Ledger, Outcome, failure_line};
 use crate::source::{Input, Reader, Row};
+use crate::track::{MAX_BATCH_BYTES, MAX_OPERATION_BYTES};
 
 /// One way to stop: the first Ctrl-C (or a fatal error) cancels `token`, which stops
 /// reading and lets requests in flight finish.
@@ -164,7 +166,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
             let client = Client::new(
                 &sb.base_url(),
                 &opts.site_id,
-                &crate::config::Secret::new(opts.api_key.clone()),
+                &crate::track::Secret::new(opts.api_key.clone()),
                 config.pacing.timeout,
                 config.pacing.concurrency,
             )?;
@@ -326,7 +328,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         }
     }
 
-    let failures_path = lock(&ledger).failures_written().map(Path::to_path_buf);
+    let failures_path = lock(&ledger).failures().written().map(Path::to_path_buf);
     let records = Counters::get(&counters.records);
     let accepted = Counters::get(&counters.accepted);
     let failed = Counters::get(&counters.failed);
@@ -499,7 +501,7 @@ async fn save_checkpoints(
         if moved || last {
             // Taken after the position: the file only grows, so the sync below still covers
             // every line the position counts.
-            let failures = lock(&ledger).failures_file();
+            let failures = lock(&ledger).failures().handle();
             let (c, p) = (cp.clone(), path.clone());
             tokio::task::spawn_blocking(move || {
                 // The failures lines a checkpoint counts as settled reach the disk before it

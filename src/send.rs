@@ -12,11 +12,10 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Region;
-use crate::config::Secret;
 use crate::limit::{Pacer, backoff, parse_retry_after};
 use crate::record::{Method, Operation};
 use crate::report::{Counters, Reporter};
+use crate::track::{Region, Secret};
 
 /// What one answer from the API means for the record.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use cio_import::record::{Action, EmptyPolicy, IdKind, MapSpec, Mapper, Operation, ValueType};
-use cio_import::report::failure_line;
+use cio_import::settle::failure_line;
 use cio_import::source::{Input, Row, RowData};
 use csv::StringRecord;
 use proptest::prelude::*;

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use cio_import::sandbox::{Region, SandboxOptions};
+use cio_import::sandbox::SandboxOptions;
+use cio_import::track::Region;
 use common::{API_KEY, SITE_ID, Server, read_ndjson};
 use serde_json::Value;
 

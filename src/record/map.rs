@@ -15,16 +15,10 @@ use ulid::Ulid;
 use super::value::{self, Cell, Origin, Typed, json_kind, json_size, quote, str_bound, thousands};
 use super::{Action, EmptyPolicy, EntityType, Identifier, Operation, ValueType};
 use crate::source::RowData;
-
-/// Person identifier (`id`, `email`, `cio_id`).
-pub const MAX_IDENTIFIER_BYTES: usize = 150;
-pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 150;
-pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 1_000;
-/// Distinct attributes in one identify call.
-pub const MAX_ATTRIBUTES: usize = 300;
-pub const MAX_EVENT_NAME_BYTES: usize = 100;
-/// An event's data, serialised.
-pub const MAX_EVENT_DATA_BYTES: usize = 100_000;
+use crate::track::{
+    MAX_ATTRIBUTE_NAME_BYTES, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES, MAX_EVENT_DATA_BYTES,
+    MAX_EVENT_NAME_BYTES, MAX_IDENTIFIER_BYTES,
+};
 
 /// Identifier columns looked for, in this order, when `--id-column` is not given.
 const ID_COLUMNS: [&str; 3] = ["id", "email", "cio_id"];

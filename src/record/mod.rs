@@ -17,6 +17,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::track::MAX_OPERATION_BYTES;
+
 /// What a record does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -100,14 +102,6 @@ pub struct Operation {
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub attributes: Map<String, Value>,
 }
-
-/// The most one operation in a `/api/v2/batch` request may take. Customer.io says 32 KB;
-/// counting it as 32,000 bytes keeps us under it whichever KB was meant.
-pub const MAX_OPERATION_BYTES: usize = 32_000;
-
-/// A batch body must stay under this (Customer.io: "under 500 KB"; 500,000 bytes for the
-/// same reason).
-pub const MAX_BATCH_BYTES: usize = 500_000;
 
 /// Characters left bare in a path segment: RFC 3986 unreserved. Everything else is encoded,
 /// so `+`, `@`, `/`, `&` and spaces in an identifier cannot change the path's meaning.

@@ -38,7 +38,7 @@ use conn::{KillSwitch, KillableListener};
 use store::{Fate, Rates, State};
 pub use store::{Received, Stats, StoredEvent};
 
-pub use crate::config::Region;
+use crate::track::Region;
 use validate::{Invalid, Op, Who};
 
 /// An `/api/v2/entity` body, and every v1 body, may be at most this long (32 KiB).

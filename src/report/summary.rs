@@ -1,0 +1,79 @@
+//! The end-of-run figures: JSON for `--summary`, and the human lines on stderr.
+
+use std::path::PathBuf;
+
+use indicatif::HumanCount;
+use serde::Serialize;
+
+use super::counted;
+
+/// The end-of-run figures; `--summary` writes them as JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub records: u64,
+    pub accepted: u64,
+    pub failed: u64,
+    pub invalid: u64,
+    /// Read but not settled: the run stopped before they were sent (resume sends them).
+    pub unsent: u64,
+    pub requests: u64,
+    pub retries: u64,
+    pub rate_limited: u64,
+    pub elapsed_s: f64,
+    /// Accepted records per second over the run.
+    pub accepted_per_s: f64,
+    /// The pace when the run ended: after 429s, what the server was found to accept.
+    pub final_rate: Option<f64>,
+    pub failures_path: Option<PathBuf>,
+    /// The command that replays the failures file as this run would (for people, not JSON).
+    #[serde(skip)]
+    pub replay: Option<String>,
+    pub checkpoint_path: Option<PathBuf>,
+    pub dry_run: bool,
+    pub exit_code: u8,
+}
+
+impl Summary {
+    /// The human summary, for stderr.
+    pub fn human(&self) -> String {
+        let verb = if self.dry_run { "valid" } else { "accepted" };
+        let mut s = format!(
+            "{} in {:.1}s: {} {verb}, {} failed, {} invalid",
+            counted(self.records, "record"),
+            self.elapsed_s,
+            HumanCount(self.accepted),
+            HumanCount(self.failed),
+            HumanCount(self.invalid),
+        );
+        if self.unsent > 0 {
+            s.push_str(&format!(", {} not sent", HumanCount(self.unsent)));
+        }
+        if !self.dry_run {
+            s.push_str(&format!(
+                "\n  {} ({}, {} answered 429), {:.1} accepted/s",
+                counted(self.requests, "request"),
+                counted(self.retries, "retry"),
+                HumanCount(self.rate_limited),
+                self.accepted_per_s
+            ));
+            if let Some(r) = self.final_rate.filter(|_| self.rate_limited > 0) {
+                s.push_str(&format!("; the server accepted about {r:.1} requests/s"));
+            }
+        }
+        if let Some(p) = &self.failures_path {
+            let next = match &self.replay {
+                _ if self.dry_run => "fix these rows in the input before the real run".to_owned(),
+                Some(command) => format!("fix and replay: {command}"),
+                None => format!("fix and replay: cio-import {}", p.display()),
+            };
+            s.push_str(&format!("\n  failures: {} ({next})", p.display()));
+        }
+        if let Some(p) = &self.checkpoint_path {
+            s.push_str(&format!(
+                "\n  checkpoint: {} (carry on with --resume)",
+                p.display()
+            ));
+        }
+        s
+    }
+}
