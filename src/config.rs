@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::Cli;
+use crate::error::Fatal;
 use crate::record::{Action, EmptyPolicy, MapSpec};
 use crate::report::ProgressMode;
 use crate::sandbox::SandboxOptions;
@@ -79,12 +80,23 @@ pub struct Config {
 /// A configuration problem; the message names the flag, variable or file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The command line is wrong (exit 2).
+    /// The command line is wrong.
     #[error("{0}")]
     Usage(String),
-    /// Something the command line names is not usable: an input, the key file (exit 1).
+    /// Something the command line names is not usable: an input, the key file.
     #[error("{0}")]
     Setup(String),
+}
+
+/// The one place a configuration problem meets its exit code: a wrong command line ends as
+/// a usage error, an unusable input or key file as a setup one.
+impl From<ConfigError> for Fatal {
+    fn from(e: ConfigError) -> Fatal {
+        match e {
+            ConfigError::Usage(message) => Fatal::Usage(message),
+            ConfigError::Setup(message) => Fatal::Setup(message),
+        }
+    }
 }
 
 fn bad(msg: impl Into<String>) -> ConfigError {

@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod exit;
 pub mod limit;
 pub mod record;

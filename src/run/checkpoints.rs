@@ -1,0 +1,147 @@
+//! Checkpoint saving: while the run goes, and once at its end, writes how far everything is
+//! settled, the failures lines it counts reaching the disk first.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::lock;
+use crate::checkpoint::Checkpoint;
+use crate::error::Fatal;
+use crate::settle::Ledger;
+
+/// How often the checkpoint is written while the settled position moves. Records settled
+/// since the last write are sent again by a resume after a crash, so this stays short.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// The task that keeps the checkpoint.
+pub(super) struct Saver {
+    path: PathBuf,
+    done: CancellationToken,
+    task: JoinHandle<Result<(), Fatal>>,
+}
+
+impl Saver {
+    pub(super) fn start(path: PathBuf, cp: Checkpoint, ledger: Arc<Mutex<Ledger>>) -> Saver {
+        let done = CancellationToken::new();
+        let task = tokio::spawn(save_checkpoints(path.clone(), cp, ledger, done.clone()));
+        Saver { path, done, task }
+    }
+
+    /// Writes the checkpoint a last time and stops: where it is, once written.
+    pub(super) async fn stop(self) -> Result<PathBuf, Fatal> {
+        self.done.cancel();
+        self.task.await??;
+        Ok(self.path)
+    }
+}
+
+/// Every few moments, and once at the end, writes how far everything is settled.
+async fn save_checkpoints(
+    path: PathBuf,
+    mut cp: Checkpoint,
+    ledger: Arc<Mutex<Ledger>>,
+    done: CancellationToken,
+) -> Result<(), Fatal> {
+    let resumed_at = cp.position;
+    loop {
+        let last = tokio::select! {
+            _ = done.cancelled() => true,
+            _ = tokio::time::sleep(CHECKPOINT_EVERY) => false,
+        };
+        let (position, ahead) = {
+            let ledger = lock(&ledger);
+            (ledger.position(), ledger.settled_ahead())
+        };
+        // Before the reader reaches the resumed input, the ledger knows nothing newer.
+        let moved = position >= resumed_at && cp.advance(position, ahead);
+        if moved || last {
+            // Taken after the position: the file only grows, so the sync below still covers
+            // every line the position counts.
+            let failures = lock(&ledger).failures().handle();
+            let (c, p) = (cp.clone(), path.clone());
+            tokio::task::spawn_blocking(move || {
+                // The failures lines a checkpoint counts as settled reach the disk before it
+                // does, so a power cut cannot leave one without the other.
+                if let Some(file) = failures {
+                    file.sync_data()?;
+                }
+                c.save(&p)
+            })
+            .await?
+            .map_err(|error| Fatal::Checkpoint {
+                path: path.clone(),
+                error,
+            })?;
+        }
+        if last {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Counters;
+    use crate::settle::{Outcome, Position};
+
+    fn ledger(dir: &std::path::Path) -> Arc<Mutex<Ledger>> {
+        let failures = dir.join("users.failures.ndjson");
+        let ledger = Ledger::new(Arc::new(Counters::default()), failures, false);
+        Arc::new(Mutex::new(ledger))
+    }
+
+    /// A checkpoint at the start of no input: all the saver looks at is the position.
+    fn start() -> Checkpoint {
+        Checkpoint {
+            version: 1,
+            inputs: Vec::new(),
+            target: "the sandbox".into(),
+            position: Position {
+                input: 0,
+                records: 0,
+            },
+            ahead: Vec::new(),
+        }
+    }
+
+    fn saved(path: &std::path::Path) -> Position {
+        let text = std::fs::read_to_string(path).unwrap();
+        serde_json::from_str::<Checkpoint>(&text).unwrap().position
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_checkpoint_follows_the_settled_position_and_is_written_at_the_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.checkpoint.json");
+        let ledger = ledger(dir.path());
+        let saver = Saver::start(path.clone(), start(), ledger.clone());
+        {
+            let mut ledger = lock(&ledger);
+            ledger.begin_input(0, 0, 0);
+            ledger.settle(0, Outcome::Accepted).unwrap();
+            ledger.settle(1, Outcome::Accepted).unwrap();
+        }
+        tokio::time::sleep(CHECKPOINT_EVERY * 2).await;
+        assert_eq!(saved(&path).records, 2);
+        lock(&ledger).settle(2, Outcome::Accepted).unwrap();
+        assert_eq!(saver.stop().await.unwrap(), path);
+        assert_eq!(saved(&path).records, 3);
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_that_cannot_be_written_is_fatal_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("c.json");
+        let saver = Saver::start(path.clone(), start(), ledger(dir.path()));
+        let message = saver.stop().await.unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!("cannot write the checkpoint {}: ", path.display())),
+            "{message}"
+        );
+    }
+}

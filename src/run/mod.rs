@@ -1,0 +1,159 @@
+//! The run: wires the stages together — setup, a reader thread that reads and maps, the
+//! dispatcher that keeps each person's records in order and hands them to the sender, the
+//! checkpoint saver — and settles every record in the ledger before the finish.
+
+mod checkpoints;
+mod delivery;
+mod dispatch;
+mod finish;
+mod reader;
+mod setup;
+mod signals;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::Skip;
+use crate::config::Config;
+use crate::error::Fatal;
+use crate::exit::Exit;
+use crate::limit::Pacer;
+use crate::report::{Counters, Reporter};
+use crate::send::{RetryPolicy, Sender};
+use crate::settle::Ledger;
+use crate::source::Input;
+
+use checkpoints::Saver;
+use delivery::{Delivering, Work};
+use dispatch::{Limits, dispatch};
+use finish::{Ending, finish};
+use reader::{ReadRules, Reading};
+use setup::Prepared;
+pub use signals::{Shutdown, watch_signals};
+
+/// Imports as `config` says: the exit code of a run that ended, or the error that made it
+/// fatal (told after the summary, if the run got that far).
+pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
+    let started = Instant::now();
+    let counters = Arc::new(Counters::default());
+    let Prepared {
+        opened,
+        checkpoint,
+        client,
+        sandbox,
+    } = setup::prepare(&config, &counters).await?;
+    let skips: Vec<Skip> = (0..opened.len())
+        .map(|i| checkpoint.as_ref().map_or(Skip::NONE, |(_, cp)| cp.skip(i)))
+        .collect();
+
+    let ledger = Arc::new(Mutex::new(Ledger::new(
+        counters.clone(),
+        config.failures.clone(),
+        config.resume,
+    )));
+    let total_bytes = config.inputs.iter().map(|i| i.size).sum::<Option<u64>>();
+    let reporter = Reporter::new(config.progress, config.quiet, config.verbose, total_bytes);
+
+    let pacer = Arc::new(Pacer::new(config.pacing.rate, config.pacing.burst));
+    let sender = client.map(|client| {
+        Arc::new(Sender::new(
+            client,
+            pacer.clone(),
+            counters.clone(),
+            reporter.clone(),
+            RetryPolicy {
+                max_retries: config.pacing.max_retries,
+                max_retry_after: config.pacing.max_retry_after,
+                max_consecutive_failures: config.pacing.max_consecutive_failures,
+            },
+            config.pacing.batch > 1,
+            shutdown.token.clone(),
+        ))
+    });
+    signals::tell_stopping(shutdown.clone(), reporter.clone());
+
+    let drawing = CancellationToken::new();
+    let draw = {
+        let reporter = reporter.clone();
+        let counters = counters.clone();
+        let pacer = pacer.clone();
+        let sending = sender.is_some();
+        let done = drawing.clone();
+        tokio::spawn(async move {
+            reporter
+                .draw(counters, move || sending.then(|| pacer.rate()), done)
+                .await
+        })
+    };
+
+    let (tx, rx) = mpsc::channel::<Work>(config.pacing.concurrency * 4);
+    let reading = Reading {
+        opened,
+        skips,
+        ledger: ledger.clone(),
+        counters: counters.clone(),
+        reporter: reporter.clone(),
+        tx: sender.is_some().then_some(tx),
+        stop: shutdown.token.clone(),
+        rules: ReadRules {
+            max_invalid: config.max_invalid,
+            batch: config.pacing.batch > 1,
+        },
+    }
+    .spawn()?;
+    let saver = checkpoint.map(|(path, cp)| Saver::start(path, cp, ledger.clone()));
+
+    let mut fatal = Vec::new();
+    if let Some(sender) = &sender {
+        let delivery = Delivering {
+            sender: sender.clone(),
+            ledger: ledger.clone(),
+        };
+        let limits = Limits {
+            concurrency: config.pacing.concurrency,
+            batch: config.pacing.batch,
+        };
+        if let Err(e) = dispatch(rx, Arc::new(delivery), shutdown.token.clone(), limits).await {
+            fatal.push(e);
+        }
+        if let Some(halt) = sender.halted() {
+            fatal.push(Fatal::Remote(halt.to_string()));
+        }
+    } else {
+        drop(rx);
+    }
+    let stdin = config.inputs.iter().any(Input::is_stdin);
+    fatal.extend(reading.join(stdin, &shutdown.token, &reporter).await);
+
+    drawing.cancel();
+    let _ = draw.await;
+    let mut checkpoint = None;
+    if let Some(saver) = saver {
+        match saver.stop().await {
+            Ok(path) => checkpoint = Some(path),
+            Err(e) => fatal.push(e),
+        }
+    }
+    let failures = lock(&ledger).failures().written().map(Into::into);
+    finish(Ending {
+        config: &config,
+        started,
+        counters: &counters,
+        fatal,
+        interrupted: shutdown.is_interrupted(),
+        failures,
+        checkpoint,
+        final_rate: sender.as_ref().map(|_| pacer.rate()),
+        sandbox,
+    })
+    .await
+}
+
+/// The ledger, even after a thread panicked holding it: its state is still whole, and the
+/// run's records must still be settled.
+fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
+    ledger.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,405 @@
+//! The reader: the thread that reads every input in order, maps each row, settles what
+//! it can itself (invalid rows, and in a dry run valid ones) and hands the rest to the
+//! dispatcher; and its stop, its warnings and its end.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Map;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::delivery::Work;
+use super::lock;
+use super::setup::Opened;
+use crate::checkpoint::Skip;
+use crate::error::Fatal;
+use crate::record::{Action, Operation};
+use crate::report::{Counters, Reporter};
+use crate::send::Outgoing;
+use crate::settle::{Ledger, Outcome, failure_line};
+use crate::source::{Reader, Row};
+use crate::track::MAX_OPERATION_BYTES;
+
+/// Invalid rows told on stderr as they are met; the failures file has every one.
+const INVALID_SHOWN: u64 = 10;
+
+/// What the reader checks besides the mapping.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReadRules {
+    pub max_invalid: u64,
+    /// Records go in batches: encode each and hold it to the per-operation limit.
+    pub batch: bool,
+}
+
+/// The reader thread's share of the run.
+pub(super) struct Reading {
+    pub opened: Vec<Opened>,
+    /// Per input, what an earlier run settled.
+    pub skips: Vec<Skip>,
+    pub ledger: Arc<Mutex<Ledger>>,
+    pub counters: Arc<Counters>,
+    pub reporter: Reporter,
+    /// None in a dry run: valid records are settled where they are read.
+    pub tx: Option<mpsc::Sender<Work>>,
+    pub stop: CancellationToken,
+    pub rules: ReadRules,
+}
+
+/// The reader thread, running.
+pub(super) struct ReaderThread(std::thread::JoinHandle<Vec<Fatal>>);
+
+/// Reads the next row into `row`; false at the end of the input or after an input-level
+/// error, which is kept in `errors` and ends the input.
+fn advance(reader: &mut Reader, row: &mut Row, errors: &mut Vec<Fatal>) -> bool {
+    match reader.read(row) {
+        Ok(more) => more,
+        Err(e) => {
+            errors.push(Fatal::Input(e.to_string()));
+            false
+        }
+    }
+}
+
+impl Reading {
+    pub(super) fn spawn(self) -> Result<ReaderThread, Fatal> {
+        std::thread::Builder::new()
+            .name("reader".into())
+            .spawn(move || self.run())
+            .map(ReaderThread)
+            .map_err(|error| Fatal::Start {
+                what: "reader thread",
+                error,
+            })
+    }
+
+    /// The reader thread: reads and maps every input in order, settles invalid rows (and, in a
+    /// dry run, valid ones) itself, and hands valid records to the dispatcher. Returns the
+    /// input-level errors met on the way: each ends its input, and the run is fatal.
+    fn run(self) -> Vec<Fatal> {
+        let Reading {
+            opened,
+            skips,
+            ledger,
+            counters,
+            reporter,
+            tx,
+            stop,
+            rules,
+        } = self;
+        let max_invalid = rules.max_invalid;
+        let mut errors = Vec::new();
+        let mut seq = 0u64;
+        let mut invalid_told = Capped::default();
+        let mut row = Row::default();
+        let settle = |seq: u64, outcome: Outcome| lock(&ledger).settle(seq, outcome);
+        // Records read, and a dry run's valid records, are counted and settled in runs:
+        // a lock and two atomic adds a run, not a row.
+        let mut run = Run::default();
+        let mut recent = RecentEvents::default();
+        for (i, input) in opened.into_iter().enumerate() {
+            let (skip, later) = match skips.get(i).cloned().unwrap_or(Skip::NONE) {
+                Skip::All => {
+                    // Begun, and passed at once: the ledger numbers inputs by their place.
+                    lock(&ledger).begin_input(i, seq, 0);
+                    continue;
+                }
+                Skip::Some { first, later } => (first, later),
+            };
+            // A dry run parses on a second core while this thread checks; begun only now, so
+            // inputs are read one at a time. A run that sends goes at the pace of its
+            // requests, and keeps the core for them.
+            let mut input = match tx {
+                Some(_) => input,
+                None => Opened {
+                    reader: input.reader.read_ahead(),
+                    ..input
+                },
+            };
+            // Records an earlier run settled are read past, not sent.
+            for _ in 0..skip {
+                if !advance(&mut input.reader, &mut row, &mut errors) {
+                    break;
+                }
+            }
+            lock(&ledger).begin_input(i, seq, skip);
+            let first = seq;
+            let source: Arc<str> = Arc::from(input.name.as_str());
+            let mut later = later.into_iter().peekable();
+            loop {
+                // Checking takes a lock, so a dry run of millions of rows looks every so often:
+                // a stop still comes within microseconds.
+                if seq.is_multiple_of(STOP_CHECK_EVERY) && stop.is_cancelled() {
+                    // Later inputs are not begun: the checkpoint must not move past this one.
+                    run.flush(&ledger, &counters);
+                    return errors;
+                }
+                if !advance(&mut input.reader, &mut row, &mut errors) {
+                    break;
+                }
+                let this = seq;
+                seq += 1;
+                // Settled by the earlier run while a record before it waited: read past.
+                let index = skip + (this - first);
+                while later.next_if(|r| r.end <= index).is_some() {}
+                if later.peek().is_some_and(|r| r.contains(&index)) {
+                    lock(&ledger).settle_earlier(this);
+                    continue;
+                }
+                let mapped = match &tx {
+                    Some(_) => input.mapper.map(&row.data).and_then(|op| {
+                        // Only a batch needs the encoding, and only a batch limits an
+                        // operation's size.
+                        let encoded = if rules.batch {
+                            op.encode_for_batch()?
+                        } else {
+                            Vec::new()
+                        };
+                        Ok(Some(Outgoing { op, encoded }))
+                    }),
+                    // A dry run builds nothing: it checks the row, and holds the operation to
+                    // the batch limit by a bound of its size, encoding it only when the bound
+                    // is over the limit.
+                    None => input.mapper.validate(&row.data).and_then(|bound| {
+                        if rules.batch && bound > MAX_OPERATION_BYTES {
+                            input.mapper.map(&row.data)?.encode_for_batch()?;
+                        }
+                        Ok(None)
+                    }),
+                };
+                run.read += 1;
+                let result = match mapped {
+                    Ok(Some(out)) => {
+                        if let Some(earlier) = recent.repeat(&out.op, &source, row.line) {
+                            recent.warn(&reporter, &source, row.line, earlier);
+                        }
+                        let work = Work {
+                            seq: this,
+                            source: source.clone(),
+                            line: row.line,
+                            out,
+                        };
+                        // The record is counted as read before the dispatcher may settle it.
+                        run.flush(&ledger, &counters);
+                        if tx.as_ref().is_none_or(|tx| tx.blocking_send(work).is_err()) {
+                            // The dispatcher has stopped: so do we.
+                            return errors;
+                        }
+                        Ok(())
+                    }
+                    Ok(None) => {
+                        if run.valid == RUN {
+                            run.flush(&ledger, &counters);
+                        }
+                        if run.valid == 0 {
+                            run.first = this;
+                        }
+                        run.valid += 1;
+                        Ok(())
+                    }
+                    Err(invalid) => {
+                        invalid_told.warn(
+                            &reporter,
+                            || format!("{source} line {}: {}", row.line, invalid.message),
+                            "more invalid rows: the failures file has every one",
+                        );
+                        let mut error = Map::new();
+                        error.insert("stage".into(), "invalid".into());
+                        if let Some(c) = invalid.column {
+                            error.insert("column".into(), c.into());
+                        }
+                        error.insert("message".into(), invalid.message.into());
+                        let line =
+                            failure_line(input.mapper.raw(&row.data), &source, row.line, error);
+                        run.flush(&ledger, &counters);
+                        settle(this, Outcome::Invalid(line))
+                    }
+                };
+                if let Err(e) = result {
+                    errors.push(Fatal::Failures(e));
+                    stop.cancel();
+                    return errors;
+                }
+                if Counters::get(&counters.invalid) > max_invalid {
+                    errors.push(Fatal::TooManyInvalid(max_invalid));
+                    stop.cancel();
+                    return errors;
+                }
+            }
+            run.flush(&ledger, &counters);
+            if !errors.is_empty() {
+                // An input that broke off (a truncated gzip, a read error) ends the reading:
+                // settling a later input's records would move the checkpoint past the rest
+                // of this one, which a resume would then skip.
+                return errors;
+            }
+        }
+        errors
+    }
+}
+
+impl ReaderThread {
+    /// The errors the reader ended with, once it has. The reader looks at the stop between
+    /// rows; reading stdin, it may wait on a producer that has nothing more to say: once the
+    /// run is stopping, it gets a moment, not forever.
+    pub(super) async fn join(
+        self,
+        stdin: bool,
+        stop: &CancellationToken,
+        reporter: &Reporter,
+    ) -> Vec<Fatal> {
+        let joined = tokio::task::spawn_blocking(move || self.0.join());
+        let joined = if stdin {
+            tokio::select! {
+                joined = joined => Some(joined),
+                () = async {
+                    stop.cancelled().await;
+                    tokio::time::sleep(STDIN_GRACE).await;
+                } => None,
+            }
+        } else {
+            Some(joined.await)
+        };
+        match joined {
+            Some(Ok(Ok(errors))) => errors,
+            Some(_) => vec![Fatal::ReaderFailed],
+            None => {
+                reporter.warn("stopped waiting for stdin, which has sent nothing since the stop");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// The ids of the last events read, to tell when one repeats an earlier one: a
+/// derived id repeats when person, name, timestamp and data do, and Customer.io keeps only
+/// one of such events. Bounded: a repeat further back goes unnoticed.
+#[derive(Default)]
+struct RecentEvents {
+    /// A hash of each id, and the input and line its event came from.
+    lines: HashMap<u64, (Arc<str>, u64)>,
+    order: VecDeque<u64>,
+    told: Capped,
+}
+
+impl RecentEvents {
+    const KEPT: usize = 65_536;
+
+    /// Where the earlier event with the same id as `op` came from, if it is among the last
+    /// ones.
+    fn repeat(&mut self, op: &Operation, source: &Arc<str>, line: u64) -> Option<(Arc<str>, u64)> {
+        let id = op.id.as_deref().filter(|_| op.action == Action::Event)?;
+        let key = {
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(id, &mut h);
+            std::hash::Hasher::finish(&h)
+        };
+        if let Some(earlier) = self.lines.insert(key, (source.clone(), line)) {
+            return Some(earlier);
+        }
+        self.order.push_back(key);
+        if self.order.len() > Self::KEPT
+            && let Some(old) = self.order.pop_front()
+        {
+            self.lines.remove(&old);
+        }
+        None
+    }
+
+    fn warn(&mut self, reporter: &Reporter, source: &str, line: u64, earlier: (Arc<str>, u64)) {
+        let (from, at) = earlier;
+        let earlier = if *from == *source {
+            format!("line {at}")
+        } else {
+            format!("{from} line {at}")
+        };
+        self.told.warn(
+            reporter,
+            || {
+                format!(
+                    "{source} line {line}: the same event as {earlier} (same event id: person, \
+                     name, timestamp and data alike); Customer.io keeps one. If both happened, \
+                     give them an event_id column or timestamps that differ"
+                )
+            },
+            "more events repeat earlier ones; Customer.io keeps one of each",
+        );
+    }
+}
+
+/// Warnings of one kind, told on stderr up to [`INVALID_SHOWN`] times, then once more to say
+/// there are more.
+#[derive(Default)]
+struct Capped {
+    told: u64,
+}
+
+impl Capped {
+    fn warn(&mut self, reporter: &Reporter, message: impl FnOnce() -> String, more: &str) {
+        if self.told < INVALID_SHOWN {
+            reporter.warn(message());
+        } else if self.told == INVALID_SHOWN {
+            reporter.warn(more);
+        }
+        self.told += 1;
+    }
+}
+
+/// How long a stopping run waits for a row from stdin.
+const STDIN_GRACE: Duration = Duration::from_secs(1);
+
+/// Rows read between two looks at the stop token.
+const STOP_CHECK_EVERY: u64 = 64;
+
+/// Rows per run a dry run settles at once.
+const RUN: u64 = 1024;
+
+/// Rows read but not yet counted, and the dry run's valid records not yet settled: the
+/// `valid` records numbered from `first`.
+#[derive(Default)]
+struct Run {
+    read: u64,
+    first: u64,
+    valid: u64,
+}
+
+impl Run {
+    fn flush(&mut self, ledger: &Mutex<Ledger>, counters: &Counters) {
+        Counters::add(&counters.records, self.read);
+        if self.valid > 0 {
+            lock(ledger).settle_accepted(self.first, self.valid);
+        }
+        *self = Run::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_counts_what_was_read_and_settles_a_dry_runs_valid_rows_at_once() {
+        let counters = Arc::new(Counters::default());
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Mutex::new(Ledger::new(
+            counters.clone(),
+            dir.path().join("f.ndjson"),
+            false,
+        ));
+        lock(&ledger).begin_input(0, 0, 0);
+        lock(&ledger).settle_earlier(0);
+        let mut run = Run {
+            read: 5,
+            first: 1,
+            valid: 3,
+        };
+        run.flush(&ledger, &counters);
+        assert_eq!(Counters::get(&counters.records), 5);
+        assert_eq!(Counters::get(&counters.accepted), 3);
+        assert_eq!(lock(&ledger).position().records, 4);
+        // Flushed: a second flush adds nothing.
+        run.flush(&ledger, &counters);
+        assert_eq!(Counters::get(&counters.records), 5);
+    }
+}

@@ -1,0 +1,276 @@
+//! Setup: everything checked and made ready before the first request — the summary path,
+//! every input and its header against `--type`, the checkpoint, the client and its
+//! credentials check (or the sandbox), and an earlier run's files.
+
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::Checkpoint;
+use crate::config::{Config, Target};
+use crate::error::Fatal;
+use crate::record::Mapper;
+use crate::report::Counters;
+use crate::sandbox::Sandbox;
+use crate::send::Client;
+use crate::source::{Input, Reader};
+use crate::track::Secret;
+
+/// One input, opened and checked before anything is sent.
+pub(super) struct Opened {
+    pub name: String,
+    pub reader: Reader,
+    pub mapper: Mapper,
+}
+
+/// What a run starts with.
+pub(super) struct Prepared {
+    pub opened: Vec<Opened>,
+    /// Where the checkpoint is kept, and the one this run starts from.
+    pub checkpoint: Option<(PathBuf, Checkpoint)>,
+    /// None in a dry run.
+    pub client: Option<Client>,
+    pub sandbox: Option<Sandbox>,
+}
+
+/// Checks and opens all a run needs, in the order a user is told of problems: files the
+/// run cannot write and inputs it cannot read before the network, the credentials before
+/// an earlier run's files are replaced.
+pub(super) async fn prepare(config: &Config, counters: &Counters) -> Result<Prepared, Fatal> {
+    // The summary file is emptied now: a path it cannot be written to is found before the
+    // import rather than after it, and an earlier run's summary never passes for this one's.
+    if let Some(path) = config.summary.as_ref().filter(|p| p.as_os_str() != "-") {
+        std::fs::write(path, "").map_err(|error| Fatal::Summary {
+            path: path.clone(),
+            error,
+        })?;
+    }
+
+    // Every input is opened and its header checked before the first request.
+    let opened = config
+        .inputs
+        .iter()
+        .map(|input| open(input, config, counters))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_types(config, &opened)?;
+
+    // A resume's checkpoint is checked before anything else happens.
+    let checkpoint = match (&config.checkpoint, &config.target) {
+        (_, Target::DryRun) | (None, _) => None,
+        (Some(path), _) => Some((path.clone(), load_checkpoint(path, config)?)),
+    };
+
+    let (client, sandbox) = connect(config).await?;
+    if !config.resume {
+        start_fresh(checkpoint.as_ref(), config)?;
+    }
+    Ok(Prepared {
+        opened,
+        checkpoint,
+        client,
+        sandbox,
+    })
+}
+
+fn open(input: &Input, config: &Config, counters: &Counters) -> Result<Opened, Fatal> {
+    let name = input.name();
+    let reader = input
+        .open(counters.bytes.clone())
+        .map_err(|e| Fatal::Input(e.to_string()))?;
+    let mapper = Mapper::new(&config.map, reader.headers())
+        .map_err(|e| Fatal::Setup(format!("{name}: {e}")))?;
+    Ok(Opened {
+        name,
+        reader,
+        mapper,
+    })
+}
+
+/// A `--type` must name a column some input has. Only CSV headers list columns, so with an
+/// NDJSON input (whose keys vary by line) nothing is checked.
+fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
+    if opened.iter().any(|o| o.reader.headers().is_none()) {
+        return Ok(());
+    }
+    let columns: Vec<(&str, &[String])> = opened
+        .iter()
+        .filter_map(|o| Some((o.name.as_str(), o.mapper.columns()?)))
+        .collect();
+    let Some(&(name, first)) = columns.first() else {
+        return Ok(());
+    };
+    let has = |column: &str| columns.iter().any(|(_, c)| c.iter().any(|c| c == column));
+    match config.map.types.iter().find(|(c, _)| !has(c)) {
+        Some((column, ty)) => Err(Fatal::Setup(format!(
+            "--type {column}={ty}: no input has a column {column:?}; {name}'s header has: {}",
+            first.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The checkpoint this run starts from: the saved one on --resume, else a fresh one.
+fn load_checkpoint(path: &Path, config: &Config) -> Result<Checkpoint, Fatal> {
+    if config.resume {
+        return Checkpoint::resume(path, &config.inputs, &config.target.describe())
+            .map_err(|e| Fatal::Setup(e.to_string()));
+    }
+    Checkpoint::new(&config.inputs, config.target.describe()).map_err(|error| Fatal::Fingerprint {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+/// The client for the run's target (and the sandbox it talks to), its credentials checked
+/// unless --no-preflight; no client in a dry run.
+async fn connect(config: &Config) -> Result<(Option<Client>, Option<Sandbox>), Fatal> {
+    let client = |base: &str, site_id: &str, api_key: &Secret| {
+        Client::new(
+            base,
+            site_id,
+            api_key,
+            config.pacing.timeout,
+            config.pacing.concurrency,
+        )
+        .map_err(|e| Fatal::Setup(format!("{e:#}")))
+    };
+    let (client, region, sandbox) = match &config.target {
+        Target::DryRun => return Ok((None, None)),
+        Target::Sandbox(opts) => {
+            let sb = Sandbox::start((**opts).clone())
+                .await
+                .map_err(Fatal::Sandbox)?;
+            let client = client(
+                &sb.base_url(),
+                &opts.site_id,
+                &Secret::new(opts.api_key.clone()),
+            )?;
+            if !config.quiet {
+                eprintln!("cio-import: sandbox listening on {}", sb.base_url());
+            }
+            (client, opts.region, Some(sb))
+        }
+        Target::Remote {
+            base,
+            site_id,
+            api_key,
+            region,
+            ..
+        } => (client(base, site_id, api_key)?, *region, None),
+    };
+    if config.preflight {
+        client
+            .preflight(region)
+            .await
+            .map_err(|e| Fatal::Remote(format!("{e:#}")))?;
+    }
+    Ok((Some(client), sandbox))
+}
+
+/// A run that starts over replaces an earlier run's checkpoint and failures file, once the
+/// credentials are known to work.
+fn start_fresh(checkpoint: Option<&(PathBuf, Checkpoint)>, config: &Config) -> Result<(), Fatal> {
+    if let Some((path, cp)) = checkpoint {
+        if path.exists() && !config.quiet {
+            eprintln!(
+                "cio-import: warning: starting over: the checkpoint {} of an earlier run is replaced (--resume carries on from it)",
+                path.display()
+            );
+        }
+        cp.save(path).map_err(|error| Fatal::Checkpoint {
+            path: path.clone(),
+            error,
+        })?;
+    }
+    // A failures file left by an earlier run would read as this run's; it may also be the
+    // only list of what that run could not send, so it is kept under another name.
+    let kept = set_aside(&config.failures).map_err(|error| Fatal::SetAside {
+        path: config.failures.clone(),
+        error,
+    })?;
+    if let Some(kept) = kept
+        && !config.quiet
+    {
+        eprintln!(
+            "cio-import: warning: {} of an earlier run is kept as {}",
+            config.failures.display(),
+            kept.display()
+        );
+    }
+    Ok(())
+}
+
+/// Renames the file at `path`, if there is one, to `<stem>.<when it was written>.ndjson`
+/// (`users.failures.20261129T174400Z.ndjson`); an empty one is removed.
+fn set_aside(path: &Path) -> std::io::Result<Option<PathBuf>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if meta.len() == 0 {
+        std::fs::remove_file(path)?;
+        return Ok(None);
+    }
+    let when = meta
+        .modified()
+        .ok()
+        .and_then(|t| jiff::Timestamp::try_from(t).ok())
+        .map_or_else(
+            || "earlier".to_owned(),
+            |t| t.strftime("%Y%m%dT%H%M%SZ").to_string(),
+        );
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".ndjson").unwrap_or(&name);
+    let mut kept = path.with_file_name(format!("{stem}.{when}.ndjson"));
+    let mut n = 1;
+    while kept.exists() {
+        n += 1;
+        kept = path.with_file_name(format!("{stem}.{when}-{n}.ndjson"));
+    }
+    std::fs::rename(path, &kept)?;
+    Ok(Some(kept))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    /// Writes `text` at `path`, as if written at 2023-11-14 22:13:20 UTC.
+    fn write_then(path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap();
+        let then = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(then).unwrap();
+    }
+
+    #[test]
+    fn an_earlier_failures_file_is_kept_under_the_time_it_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.failures.ndjson");
+        assert_eq!(set_aside(&path).unwrap(), None, "no file, nothing to keep");
+
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(set_aside(&path).unwrap(), None);
+        assert!(!path.exists(), "an empty file is removed");
+
+        write_then(&path, "{}\n");
+        let kept = set_aside(&path).unwrap().unwrap();
+        assert_eq!(
+            kept,
+            dir.path().join("users.failures.20231114T221320Z.ndjson")
+        );
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "{}\n");
+        assert!(!path.exists());
+
+        // Another of the same second gets a name of its own.
+        write_then(&path, "{}\n");
+        assert_eq!(
+            set_aside(&path).unwrap().unwrap(),
+            dir.path().join("users.failures.20231114T221320Z-2.ndjson")
+        );
+    }
+}
