@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::{Checkpoint, Skip};
 use crate::config::{Config, Target};
 use crate::exit::Exit;
-use crate::limit::Pacer;
+use crate::limit::{LocalPacer, Pacer};
 use crate::record::{Action, Mapper, Operation};
 use crate::report::{Counters, Reporter, Summary};
 use crate::sandbox::Sandbox;
@@ -202,7 +202,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<RunOutcom
         start_fresh(checkpoint.as_ref(), &config)?;
     }
 
-    let pacer = Arc::new(Pacer::new(config.pacing.rate, config.pacing.burst));
+    let pacer: Arc<dyn Pacer> = Arc::new(LocalPacer::new(config.pacing.rate, config.pacing.burst));
     let sender = client.map(|(client, _)| {
         Arc::new(Sender::new(
             client,
