@@ -20,7 +20,7 @@ use crate::checkpoint::Skip;
 use crate::config::Config;
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::limit::Pacer;
+use crate::limit::{LocalPacer, Pacer};
 use crate::report::{Counters, Reporter};
 use crate::send::{RetryPolicy, Sender};
 use crate::settle::Ledger;
@@ -57,7 +57,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
     let total_bytes = config.inputs.iter().map(|i| i.size).sum::<Option<u64>>();
     let reporter = Reporter::new(config.progress, config.quiet, config.verbose, total_bytes);
 
-    let pacer = Arc::new(Pacer::new(config.pacing.rate, config.pacing.burst));
+    let pacer: Arc<dyn Pacer> = Arc::new(LocalPacer::new(config.pacing.rate, config.pacing.burst));
     let sender = client.map(|client| {
         Arc::new(Sender::new(
             client,

@@ -1,30 +1,32 @@
-//! Pacing: one GCRA limiter shared by every worker, the shared pause after a 429, adaptation
-//! to the rate the server really accepts, backoff with full jitter, and Retry-After.
+//! The pacer of one process: one GCRA limiter (governor, on tokio's clock) shared by every
+//! worker, turns taken in arrival order, and the rules of [`Adaptation`] for its pace.
 //!
-//! Time comes from tokio's clock (through [`TokioClock`]), so all of it runs under tokio's
+//! Time comes from tokio's clock (through `TokioClock`), so all of it runs under tokio's
 //! paused clock in tests.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::ops::Add;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use governor::clock::{Clock, Reference};
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use rand::RngExt;
 use tokio::time::Instant;
+
+use super::adapt::{ACCEPT_WINDOW, Adaptation};
+use super::{Pacer, Permit, Turn};
 
 /// A governor clock reading tokio's time, so paused-clock tests drive the limiter.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TokioClock;
+struct TokioClock;
 
 /// A point on [`TokioClock`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Tick(Instant);
+struct Tick(Instant);
 
 impl Add<Nanos> for Tick {
     type Output = Tick;
@@ -51,30 +53,11 @@ impl Clock for TokioClock {
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Tick>>;
 
-/// The slowest pace adaptation goes to: one request every ten seconds.
-const MIN_RATE: f64 = 0.1;
-/// After a slowdown, hold the new pace this long before climbing.
-const HOLD: Duration = Duration::from_secs(10);
-/// How often the pace may climb.
-const CLIMB_EVERY: Duration = Duration::from_secs(1);
-/// The window over which accepted requests are counted to learn the server's real rate.
-const ACCEPT_WINDOW: Duration = Duration::from_secs(1);
-/// After a 429 the pace is set this far below what the server accepted, so the next
-/// window has room.
-const BELOW_ACCEPTED: f64 = 0.95;
-/// Climbing back after a 429, the pace stops this far under the limit it learned ...
-const UNDER_CEILING: f64 = 0.97;
-/// ... until this long after the 429, then probes past it in case the limit rose. A 429
-/// costs a pause of a second or so: meeting one a minute rather than every 20 s took the
-/// goodput at a fixed limit from about 91% to about 95% (bench/ratelimit.rs).
-const PROBE_AFTER: Duration = Duration::from_secs(60);
-/// A streak of this many 5xx or network failures halves the pace.
-const TROUBLE_STREAK: u32 = 5;
-
-/// The shared pacer: every request, first try or retry, waits here.
-pub struct Pacer {
-    max_rate: f64,
+/// The pacer of one process: every request, first try or retry, waits here.
+pub struct LocalPacer {
     burst: NonZeroU32,
+    /// Where the adaptation's time starts.
+    origin: Instant,
     state: Mutex<State>,
     /// Waiters take turns in arrival order (tokio's mutex is fair), so records go out in the
     /// order they were handed to workers and a stop leaves no gaps behind sent records.
@@ -82,27 +65,11 @@ pub struct Pacer {
 }
 
 struct State {
+    /// Paces at the adaptation's rate; a new one starts whenever that rate is set.
     limiter: Arc<Limiter>,
-    rate: f64,
-    /// Bumped on every slowdown; a 429 for a request sent in an older epoch only extends
-    /// the pause, so one burst of 429s slows the pace once, not once per request.
-    epoch: u64,
-    paused_until: Option<Instant>,
-    /// The limit the last 429 showed: what the server accepted, or the pace itself when it
-    /// was creeping up on that; climbing slows near it.
-    ceiling: Option<f64>,
-    /// After a 429: the pace to climb no higher than, and until when.
-    hold: Option<(f64, Instant)>,
-    last_change: Instant,
-    last_slowdown: Option<Instant>,
+    adapt: Adaptation,
+    /// When the requests of the last [`ACCEPT_WINDOW`] were accepted.
     accepted: VecDeque<Instant>,
-    consecutive_429: u32,
-}
-
-/// Handed out by [`Pacer::acquire`]; tells the pacer which pace a request was sent at.
-#[derive(Debug, Clone, Copy)]
-pub struct Permit {
-    epoch: u64,
 }
 
 /// Each request takes this many cells of the limiter, so that `EARLY` can be a fraction of
@@ -134,23 +101,16 @@ fn limiter(rate: f64, burst: NonZeroU32) -> Arc<Limiter> {
     Arc::new(RateLimiter::direct_with_clock(quota, TokioClock))
 }
 
-impl Pacer {
+impl LocalPacer {
     /// `rate` requests per second at most, `burst` allowed at once above the smooth pace.
-    pub fn new(rate: f64, burst: NonZeroU32) -> Pacer {
-        Pacer {
-            max_rate: rate,
+    pub fn new(rate: f64, burst: NonZeroU32) -> LocalPacer {
+        LocalPacer {
             burst,
+            origin: Instant::now(),
             state: Mutex::new(State {
                 limiter: limiter(rate, burst),
-                rate,
-                epoch: 0,
-                paused_until: None,
-                ceiling: None,
-                hold: None,
-                last_change: Instant::now(),
-                last_slowdown: None,
+                adapt: Adaptation::new(rate, Duration::ZERO),
                 accepted: VecDeque::new(),
-                consecutive_429: 0,
             }),
             turn: tokio::sync::Mutex::new(()),
         }
@@ -161,42 +121,56 @@ impl Pacer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits for the shared pause to end and for the pace to allow one more request.
-    /// Cancel-safe: a waiter dropped mid-wait gives up its turn and takes no permit.
-    pub async fn acquire(&self) -> Permit {
-        let _turn = self.turn.lock().await;
-        loop {
-            let (limiter, paused_until, epoch) = {
-                let mut s = self.lock();
-                self.climb(&mut s, Instant::now());
-                (s.limiter.clone(), s.paused_until, s.epoch)
-            };
-            if let Some(until) = paused_until
-                && until > Instant::now()
-            {
-                tokio::time::sleep_until(until).await;
-                continue;
-            }
-            match limiter.check_n(CELLS) {
-                // Every limiter holds at least CELLS, so capacity is never short.
-                Ok(Ok(())) | Err(_) => return Permit { epoch },
-                Ok(Err(not_until)) => {
-                    tokio::time::sleep(not_until.wait_time_from(TokioClock.now())).await;
-                }
-            }
+    /// `now` on the adaptation's time.
+    fn since(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.origin)
+    }
+
+    /// Starts the limiter afresh when the adaptation set a pace.
+    fn follow(&self, s: &mut State, set: Option<f64>) {
+        if let Some(rate) = set {
+            s.limiter = limiter(rate, self.burst);
         }
     }
+}
 
-    /// The current pace, in requests per second.
-    pub fn rate(&self) -> f64 {
-        self.lock().rate
+impl Pacer for LocalPacer {
+    fn acquire(&self) -> Turn<'_> {
+        Box::pin(async move {
+            let _turn = self.turn.lock().await;
+            loop {
+                let (limiter, paused_until, permit) = {
+                    let mut s = self.lock();
+                    let set = s.adapt.climb(self.since(Instant::now()));
+                    self.follow(&mut s, set);
+                    let paused_until = s.adapt.paused_until().map(|d| self.origin + d);
+                    (s.limiter.clone(), paused_until, s.adapt.permit())
+                };
+                if let Some(until) = paused_until
+                    && until > Instant::now()
+                {
+                    tokio::time::sleep_until(until).await;
+                    continue;
+                }
+                match limiter.check_n(CELLS) {
+                    // Every limiter holds at least CELLS, so capacity is never short.
+                    Ok(Ok(())) | Err(_) => return permit,
+                    Ok(Err(not_until)) => {
+                        tokio::time::sleep(not_until.wait_time_from(TokioClock.now())).await;
+                    }
+                }
+            }
+        })
     }
 
-    /// A request was accepted.
-    pub fn on_accepted(&self) {
+    fn rate(&self) -> f64 {
+        self.lock().adapt.rate()
+    }
+
+    fn on_accepted(&self) {
         let now = Instant::now();
         let mut s = self.lock();
-        s.consecutive_429 = 0;
+        s.adapt.on_accepted();
         s.accepted.push_back(now);
         while s
             .accepted
@@ -207,128 +181,31 @@ impl Pacer {
         }
     }
 
-    /// A 429: everyone pauses until `retry_after` (or a backoff of our own when the server
-    /// gave none), and the pace drops to what the server accepted in the last second.
-    pub fn on_rate_limited(&self, permit: Permit, retry_after: Option<Duration>) {
+    fn on_rate_limited(&self, permit: Permit, retry_after: Option<Duration>) {
         let now = Instant::now();
         let mut s = self.lock();
-        s.consecutive_429 = s.consecutive_429.saturating_add(1);
-        let pause = retry_after.unwrap_or_else(|| {
-            // Without the server's word, double the pause on each 429 in a row, up to a minute.
-            Duration::from_secs(1 << (s.consecutive_429 - 1).min(6)).min(Duration::from_secs(60))
-        });
-        let until = now + pause;
-        s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
-        if permit.epoch != s.epoch {
-            return;
-        }
         let accepted = s
             .accepted
             .iter()
             .filter(|t| now.duration_since(**t) <= ACCEPT_WINDOW)
-            .count() as f64;
-        let rate = s.rate;
-        let new = (accepted * BELOW_ACCEPTED).clamp(rate * 0.25, rate * BELOW_ACCEPTED);
-        // The limit is near what the server accepted, not the pace that outran it: climbing
-        // fast back toward that pace only meets the next 429 sooner. But a 429 met creeping up
-        // on the limit (the pace within a tenth of what was accepted) puts it just under that
-        // pace: a second's count is a whole number, a request or so below it.
-        let ceiling = if rate <= accepted * 1.1 {
-            rate
-        } else {
-            accepted.clamp(new, rate)
-        };
-        s.ceiling = Some(ceiling);
-        // Only a hold above the new pace means anything: when the server accepted next to
-        // nothing, the pace climbs slowly from the cut instead.
-        let hold = ceiling * UNDER_CEILING;
-        s.hold = (hold > new).then_some((hold, now + PROBE_AFTER));
-        self.slow_down(&mut s, new, now);
+            .count();
+        let set = s
+            .adapt
+            .on_rate_limited(self.since(now), permit, accepted, retry_after);
+        self.follow(&mut s, set);
     }
 
-    /// A 5xx or network failure; `streak` is how many came in a row across all workers.
-    pub fn on_trouble(&self, streak: u32) {
-        if streak > 0 && streak.is_multiple_of(TROUBLE_STREAK) {
-            let mut s = self.lock();
-            let new = s.rate * 0.5;
-            self.slow_down(&mut s, new, Instant::now());
-        }
+    fn on_trouble(&self, streak: u32) {
+        let mut s = self.lock();
+        let set = s.adapt.on_trouble(self.since(Instant::now()), streak);
+        self.follow(&mut s, set);
     }
-
-    fn set_rate(&self, s: &mut State, rate: f64, now: Instant) {
-        s.rate = rate.clamp(MIN_RATE.min(self.max_rate), self.max_rate);
-        s.limiter = limiter(s.rate, self.burst);
-        s.last_change = now;
-    }
-
-    fn slow_down(&self, s: &mut State, rate: f64, now: Instant) {
-        self.set_rate(s, rate, now);
-        s.epoch += 1;
-        s.last_slowdown = Some(now);
-    }
-
-    /// Climbs back toward `--rate` while no 429 comes: quickly far below the learned limit,
-    /// slowly near it, and not past [`UNDER_CEILING`] of it for [`PROBE_AFTER`] after the 429,
-    /// so a server with a fixed limit sees few 429s.
-    fn climb(&self, s: &mut State, now: Instant) {
-        if s.rate >= self.max_rate
-            || now.saturating_duration_since(s.last_change) < CLIMB_EVERY
-            || s.last_slowdown
-                .is_some_and(|t| now.saturating_duration_since(t) < HOLD)
-        {
-            return;
-        }
-        let step = match s.ceiling {
-            None => self.max_rate * 0.10,
-            Some(c) if s.rate < 0.9 * c => c * 0.05,
-            Some(c) => c * 0.005,
-        };
-        let mut new = s.rate + step;
-        if let Some((hold, until)) = s.hold
-            && now < until
-        {
-            new = new.min(hold);
-            if new <= s.rate {
-                return;
-            }
-        }
-        if s.ceiling.is_some_and(|c| new > c * 1.2) {
-            // Well past the last 429's pace without another: the limit has moved.
-            s.ceiling = None;
-        }
-        self.set_rate(s, new, now);
-    }
-}
-
-/// Backoff before retry number `retry` (1-based): full jitter, a random wait between zero
-/// and min(cap, base x 2^(retry-1)), so retrying workers spread out instead of colliding.
-pub fn backoff(retry: u32, rng: &mut impl rand::Rng) -> Duration {
-    const BASE: Duration = Duration::from_millis(250);
-    // Customer.io's own Node client caps at 5 s; a little longer rides out a short outage,
-    // and the pacer's slowdown, not this wait, is what protects a struggling endpoint.
-    const CAP: Duration = Duration::from_secs(10);
-    let ceiling = BASE
-        .checked_mul(1u32 << (retry.saturating_sub(1)).min(16))
-        .map_or(CAP, |d| d.min(CAP));
-    Duration::from_nanos(rng.random_range(0..=ceiling.as_nanos() as u64))
-}
-
-/// Reads a Retry-After value: delay-seconds or an HTTP date, relative to `now`. A date in
-/// the past means "now"; anything else unreadable is ignored (None).
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::adapt::{CLIMB_EVERY, HOLD, PROBE_AFTER, TROUBLE_STREAK, UNDER_CEILING};
     use super::*;
-    use rand::SeedableRng;
-    use rand::rngs::StdRng;
 
     fn nz(n: u32) -> NonZeroU32 {
         NonZeroU32::new(n).unwrap()
@@ -349,7 +226,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn smooth_pace_never_lets_more_than_rate_plus_burst_into_a_second() {
-        let pacer = Pacer::new(50.0, nz(1));
+        let pacer = LocalPacer::new(50.0, nz(1));
         let start = Instant::now();
         let mut times = Vec::new();
         for _ in 0..500 {
@@ -370,7 +247,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_fast_pace_never_fits_an_extra_request_into_a_second_either() {
-        let pacer = Pacer::new(1000.0, nz(1));
+        let pacer = LocalPacer::new(1000.0, nz(1));
         let mut times = Vec::new();
         for _ in 0..3000 {
             pacer.acquire().await;
@@ -381,7 +258,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn concurrent_waiters_share_one_pace() {
-        let pacer = Arc::new(Pacer::new(20.0, nz(1)));
+        let pacer = Arc::new(LocalPacer::new(20.0, nz(1)));
         let start = Instant::now();
         let tasks: Vec<_> = (0..10)
             .map(|_| {
@@ -403,7 +280,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_429_pauses_everyone_until_retry_after() {
-        let pacer = Arc::new(Pacer::new(50.0, nz(1)));
+        let pacer = Arc::new(LocalPacer::new(50.0, nz(1)));
         let permit = pacer.acquire().await;
         pacer.on_rate_limited(permit, Some(Duration::from_secs(3)));
         let start = Instant::now();
@@ -424,8 +301,8 @@ mod tests {
 
     /// A pacer at `rate` whose server accepted `accepted` requests over the last second, then
     /// answered 429; with the permit of the request that got it.
-    async fn limited(rate: f64, accepted: u32) -> (Pacer, Permit) {
-        let pacer = Pacer::new(rate, nz(1));
+    async fn limited(rate: f64, accepted: u32) -> (LocalPacer, Permit) {
+        let pacer = LocalPacer::new(rate, nz(1));
         for _ in 0..accepted {
             pacer.on_accepted();
             tokio::time::advance(Duration::from_millis(990) / accepted).await;
@@ -437,7 +314,7 @@ mod tests {
 
     /// Lets `secs` seconds pass, taking a permit each second (which is when the pace climbs);
     /// returns the highest pace seen.
-    async fn seconds_pass(pacer: &Pacer, secs: u64) -> f64 {
+    async fn seconds_pass(pacer: &LocalPacer, secs: u64) -> f64 {
         let mut highest: f64 = 0.0;
         for _ in 0..secs {
             tokio::time::advance(CLIMB_EVERY).await;
@@ -515,7 +392,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_429_without_retry_after_pauses_longer_each_time() {
-        let pacer = Pacer::new(10.0, nz(1));
+        let pacer = LocalPacer::new(10.0, nz(1));
         let mut pauses = Vec::new();
         for _ in 0..3 {
             let permit = pacer.acquire().await;
@@ -531,42 +408,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_streak_of_failures_halves_the_pace() {
-        let pacer = Pacer::new(40.0, nz(1));
+        let pacer = LocalPacer::new(40.0, nz(1));
         for streak in 1..TROUBLE_STREAK {
             pacer.on_trouble(streak);
         }
         assert_eq!(pacer.rate(), 40.0);
         pacer.on_trouble(TROUBLE_STREAK);
         assert_eq!(pacer.rate(), 20.0);
-    }
-
-    #[test]
-    fn backoff_is_full_jitter_under_a_doubling_ceiling() {
-        let mut rng = StdRng::seed_from_u64(7);
-        for retry in 1..=10u32 {
-            let ceiling =
-                Duration::from_millis(250 * (1 << (retry - 1))).min(Duration::from_secs(10));
-            let waits: Vec<_> = (0..200).map(|_| backoff(retry, &mut rng)).collect();
-            assert!(waits.iter().all(|w| *w <= ceiling));
-            // Spread across the range, not stuck at one end.
-            assert!(waits.iter().any(|w| *w < ceiling / 4));
-            assert!(waits.iter().any(|w| *w > ceiling * 3 / 4));
-        }
-        assert!(backoff(u32::MAX, &mut rng) <= Duration::from_secs(10));
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_http_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
-        assert_eq!(
-            parse_retry_after(&later, now),
-            Some(Duration::from_secs(90))
-        );
-        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(90));
-        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-3", now), None);
     }
 }
