@@ -19,7 +19,7 @@ use crate::checkpoint::{Checkpoint, Skip};
 use crate::config::{Config, Target};
 use crate::exit::Exit;
 use crate::limit::Pacer;
-use crate::record::{Action, Mapper, Operation};
+use crate::record::{Mapper, Operation};
 use crate::report::{Counters, Reporter, Summary};
 use crate::sandbox::Sandbox;
 use crate::send::{Client, Delivery, Outgoing, RetryPolicy, Sender, batch_body_len};
@@ -773,7 +773,7 @@ impl RecentEvents {
     /// Where the earlier event with the same id as `op` came from, if it is among the last
     /// ones.
     fn repeat(&mut self, op: &Operation, source: &Arc<str>, line: u64) -> Option<(Arc<str>, u64)> {
-        let id = op.id.as_deref().filter(|_| op.action == Action::Event)?;
+        let id = op.event_id()?;
         let key = {
             let mut h = std::hash::DefaultHasher::new();
             std::hash::Hash::hash(id, &mut h);
