@@ -15,7 +15,7 @@ use super::lock;
 use super::setup::Opened;
 use crate::checkpoint::Skip;
 use crate::error::Fatal;
-use crate::record::{Action, Operation};
+use crate::record::Operation;
 use crate::report::{Counters, Reporter};
 use crate::send::Outgoing;
 use crate::settle::{Ledger, Outcome, failure_line};
@@ -289,7 +289,7 @@ impl RecentEvents {
     /// Where the earlier event with the same id as `op` came from, if it is among the last
     /// ones.
     fn repeat(&mut self, op: &Operation, source: &Arc<str>, line: u64) -> Option<(Arc<str>, u64)> {
-        let id = op.id.as_deref().filter(|_| op.action == Action::Event)?;
+        let id = op.event_id()?;
         let key = {
             let mut h = std::hash::DefaultHasher::new();
             std::hash::Hash::hash(id, &mut h);

@@ -1,0 +1,337 @@
+//! Header planning: the mapping options, and each column's role, worked out once per CSV
+//! header (per key for NDJSON), refusing a header no row could get past.
+
+use std::collections::{HashMap, HashSet};
+
+use super::operation::ANONYMOUS_ID;
+use super::rules::Source;
+use super::tally::name_too_long;
+use super::value::{Origin, Typed, thousands};
+use super::{Action, EmptyPolicy, IdKind, ValueType};
+use crate::track::{MAX_ATTRIBUTE_NAME_BYTES, MAX_EVENT_NAME_BYTES};
+
+/// What the mapping needs from the command line.
+#[derive(Debug, Clone)]
+pub struct MapSpec {
+    pub action: Action,
+    pub id_column: Option<String>,
+    /// Which identifier `id_column` holds; by default, as its name says.
+    pub id_type: Option<IdKind>,
+    pub types: Vec<(String, ValueType)>,
+    pub empty: EmptyPolicy,
+    pub event_name: Option<String>,
+}
+
+/// An input that cannot be mapped at all (no identifier column, say).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct MapError(pub String);
+
+/// What a column is for. Worked out once per CSV header, per key for NDJSON.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Role {
+    Identifier(IdKind),
+    AnonymousId,
+    EventName,
+    EventTimestamp,
+    EventId,
+    /// An attribute (identify) or event data; None is "no type given" (NDJSON passes the JSON
+    /// value through, CSV sends the string).
+    Attribute(Option<Typed>),
+    /// A CSV column with an empty header name (a trailing comma, usually).
+    Unnamed,
+    /// Not sent (delete, suppress and unsuppress need only the identifier).
+    Ignored,
+}
+
+/// The event `timestamp` column is always a timestamp: `Event::timestamp` is Unix seconds.
+pub(super) const EVENT_TIME: Typed = Typed {
+    ty: ValueType::Timestamp,
+    origin: Origin::Fixed,
+};
+
+/// The per-column plan for a CSV input, indexed like the record's fields.
+pub(super) struct CsvPlan {
+    pub headers: Vec<String>,
+    pub roles: Vec<Role>,
+}
+
+/// Maps rows of one input. Build it once per input; `map` then does no per-row lookups by name
+/// for CSV.
+pub struct Mapper {
+    pub(super) action: Action,
+    pub(super) empty: EmptyPolicy,
+    event_name: Option<String>,
+    pub(super) id_column: Option<String>,
+    id_type: Option<IdKind>,
+    types: HashMap<String, ValueType>,
+    pub(super) csv: Option<CsvPlan>,
+}
+
+impl Mapper {
+    /// `headers` is the CSV header, or None for NDJSON (whose identifier is then found per row).
+    /// Fails when no row of the input could map: no identifier column, an unknown
+    /// `--id-column`, no event name at all, a duplicate or over-long column name.
+    pub fn new(spec: &MapSpec, headers: Option<&[String]>) -> Result<Mapper, MapError> {
+        let mut mapper = Mapper {
+            action: spec.action,
+            empty: spec.empty,
+            event_name: spec
+                .event_name
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned),
+            id_column: spec.id_column.clone(),
+            id_type: spec.id_type,
+            types: spec.types.iter().cloned().collect(),
+            csv: None,
+        };
+        if let Some(name) = &mapper.event_name
+            && name.len() > MAX_EVENT_NAME_BYTES
+        {
+            return Err(MapError(format!(
+                "--event-name is {} bytes; Customer.io allows at most {MAX_EVENT_NAME_BYTES}",
+                thousands(name.len())
+            )));
+        }
+        // An empty CSV has no header (and no rows): nothing to check, nothing to map.
+        if let Some(headers) = headers.filter(|h| !h.is_empty()) {
+            mapper.csv = Some(mapper.plan(headers)?);
+        }
+        Ok(mapper)
+    }
+
+    /// Works out every CSV column's role once, and refuses headers no row could get past.
+    fn plan(&self, headers: &[String]) -> Result<CsvPlan, MapError> {
+        let mut headers = headers.to_vec();
+        // A UTF-8 byte order mark would hide an `id` first column.
+        if let Some(first) = headers.first_mut()
+            && let Some(rest) = first.strip_prefix('\u{feff}')
+        {
+            *first = rest.to_owned();
+        }
+        // `id, email, plan` is a common way to write a header; " email" is no attribute name.
+        for header in &mut headers {
+            if header.trim().len() != header.len() {
+                *header = header.trim().to_owned();
+            }
+        }
+        let listed = || headers.join(", ");
+        let has = |name: &str| headers.iter().any(|h| h == name);
+
+        let id_key = match &self.id_column {
+            Some(col) if has(col) => Some(col.as_str()),
+            Some(col) => {
+                return Err(MapError(format!(
+                    "--id-column {col:?}: no such column; the header has: {}",
+                    listed()
+                )));
+            }
+            None => IdKind::all().iter().map(|k| k.name()).find(|c| has(c)),
+        };
+        if id_key.is_none() && !(self.action == Action::Event && has(ANONYMOUS_ID)) {
+            let anonymous = if self.action == Action::Event {
+                ", or anonymous_id for anonymous events"
+            } else {
+                ""
+            };
+            let expected = format!("{} (or --id-column NAME){anonymous}", IdKind::listed(", "));
+            // One column whose name holds a separator: the file is separated by something else.
+            let hint = match headers.as_slice() {
+                [only] => [';', '\t', '|']
+                    .into_iter()
+                    .find(|c| only.contains(*c))
+                    .map(|c| {
+                        let flag = if c == '\t' {
+                            "tab".to_owned()
+                        } else {
+                            format!("'{c}'")
+                        };
+                        format!(" (separated by {c:?}? pass --delimiter {flag})")
+                    })
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            return Err(MapError(format!(
+                "no identifier column: expected one of {expected}; the header has: {}{hint}",
+                listed()
+            )));
+        }
+        if self.action == Action::Event && self.event_name.is_none() && !has("name") {
+            return Err(MapError(
+                "no event name: add a name column or pass --event-name".into(),
+            ));
+        }
+
+        let roles: Vec<Role> = headers.iter().map(|h| self.role(h, id_key)).collect();
+        let mut seen = HashSet::new();
+        for (header, role) in headers.iter().zip(&roles) {
+            if matches!(role, Role::Ignored | Role::Unnamed) {
+                continue;
+            }
+            if !seen.insert(header.as_str()) {
+                return Err(MapError(format!(
+                    "column {header:?} appears twice in the header; rename or remove one"
+                )));
+            }
+            if matches!(role, Role::Attribute(_)) && header.len() > MAX_ATTRIBUTE_NAME_BYTES {
+                return Err(MapError(name_too_long(header)));
+            }
+        }
+        Ok(CsvPlan { headers, roles })
+    }
+
+    /// The role of column `name` when `id_key` is the identifier column.
+    pub(super) fn role(&self, name: &str, id_key: Option<&str>) -> Role {
+        if id_key == Some(name) {
+            return Role::Identifier(self.id_type.unwrap_or_else(|| IdKind::of_column(name)));
+        }
+        match (self.action, name) {
+            (Action::Identify, _) => {}
+            (Action::Event, ANONYMOUS_ID) => return Role::AnonymousId,
+            (Action::Event, "name") => return Role::EventName,
+            (Action::Event, "timestamp") => return Role::EventTimestamp,
+            (Action::Event, "event_id") => return Role::EventId,
+            (Action::Event, _) => {}
+            (Action::Delete | Action::Suppress | Action::Unsuppress, _) => return Role::Ignored,
+        }
+        if name.is_empty() {
+            return Role::Unnamed;
+        }
+        let typed = match self.types.get(name) {
+            Some(&ty) => Some(Typed::new(ty, Origin::Flag)),
+            // Customer.io reads created_at as Unix seconds; a date in a file is the usual form.
+            None if name == "created_at" => Some(Typed::new(ValueType::Timestamp, Origin::Default)),
+            None => None,
+        };
+        Role::Attribute(typed)
+    }
+
+    /// A CSV input's column names as mapped (trimmed, without a byte order mark); None for
+    /// NDJSON and for an empty CSV.
+    pub fn columns(&self) -> Option<&[String]> {
+        self.csv.as_ref().map(|plan| &plan.headers[..])
+    }
+
+    /// What the rules say a row of this input lacks.
+    pub(super) fn source(&self) -> Source<'_> {
+        Source::Row {
+            id_column: self.id_column.as_deref(),
+            event_name: self.event_name.as_deref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::super::{Action, IdKind, MapSpec, Mapper, ValueType};
+    use serde_json::json;
+
+    #[test]
+    fn identifier_column_is_id_then_email_then_cio_id_whatever_the_order() {
+        let s = spec(Action::Identify);
+        let mut m = csv_mapper(&s, &["cio_id", "email", "id"]);
+        let op = ok(&mut m, &row(&["abc", "a@x.io", "7"]));
+        assert_eq!(person(&op), Some(&id("7")));
+        assert_eq!(
+            *attributes(&op).unwrap(),
+            attrs(json!({"cio_id": "abc", "email": "a@x.io"}))
+        );
+
+        let mut m = csv_mapper(&s, &["cio_id", "email"]);
+        let op = ok(&mut m, &row(&["abc", "a@x.io"]));
+        assert_eq!(person(&op), Some(&email("a@x.io")));
+
+        let mut m = csv_mapper(&s, &["name", "cio_id"]);
+        let op = ok(&mut m, &row(&["Ann", "cio_03000001"]));
+        assert_eq!(person(&op), Some(&cio_id("03000001")));
+        let op = ok(&mut m, &row(&["Ann", "03000001"]));
+        assert_eq!(person(&op), Some(&cio_id("03000001")));
+
+        // Names are exact and case-sensitive.
+        let e = csv_error(&s, &["ID", "Email", "plan"]);
+        assert_eq!(
+            e,
+            "no identifier column: expected one of id, email, cio_id (or --id-column NAME); \
+             the header has: ID, Email, plan"
+        );
+    }
+
+    #[test]
+    fn an_empty_csv_has_no_header_to_check() {
+        for action in [Action::Identify, Action::Event] {
+            assert!(Mapper::new(&spec(action), Some(&[])).is_ok());
+        }
+    }
+
+    #[test]
+    fn id_column_flag_picks_the_column_and_its_kind() {
+        let s = MapSpec {
+            id_column: Some("user_id".into()),
+            ..spec(Action::Identify)
+        };
+        let mut m = csv_mapper(&s, &["id", "user_id"]);
+        let op = ok(&mut m, &row(&["1", "u-9"]));
+        assert_eq!(person(&op), Some(&id("u-9")));
+        assert_eq!(*attributes(&op).unwrap(), attrs(json!({"id": "1"})));
+
+        let s = MapSpec {
+            id_column: Some("email".into()),
+            ..spec(Action::Identify)
+        };
+        let mut m = csv_mapper(&s, &["id", "email"]);
+        let op = ok(&mut m, &row(&["1", "a@x.io"]));
+        assert_eq!(person(&op), Some(&email("a@x.io")));
+
+        // An export's `Email` is an email too, and --id-type says what any other name holds.
+        let s = MapSpec {
+            id_column: Some("Email".into()),
+            ..spec(Action::Identify)
+        };
+        let op = ok(&mut csv_mapper(&s, &["Email"]), &row(&["a@x.io"]));
+        assert_eq!(person(&op), Some(&email("a@x.io")));
+        let s = MapSpec {
+            id_column: Some("user_email".into()),
+            id_type: Some(IdKind::Email),
+            ..spec(Action::Identify)
+        };
+        let op = ok(&mut csv_mapper(&s, &["user_email"]), &row(&["a@x.io"]));
+        assert_eq!(person(&op), Some(&email("a@x.io")));
+
+        let s = MapSpec {
+            id_column: Some("uid".into()),
+            ..spec(Action::Identify)
+        };
+        let e = csv_error(&s, &["id", "plan"]);
+        assert_eq!(
+            e,
+            r#"--id-column "uid": no such column; the header has: id, plan"#
+        );
+    }
+
+    #[test]
+    fn a_header_of_one_column_holding_semicolons_suggests_the_delimiter() {
+        let e = csv_error(&spec(Action::Identify), &["id;email;plan"]);
+        assert!(
+            e.ends_with("(separated by ';'? pass --delimiter ';')"),
+            "{e}"
+        );
+        let e = csv_error(&spec(Action::Identify), &["id\temail"]);
+        assert!(e.ends_with("pass --delimiter tab)"), "{e}");
+    }
+
+    #[test]
+    fn header_names_are_trimmed() {
+        let s = typed(Action::Identify, &[("age", ValueType::Number)]);
+        let mut m = csv_mapper(&s, &["id", " first_name", " age "]);
+        let op = ok(&mut m, &row(&["1", "Ada", "36"]));
+        assert_eq!(
+            *attributes(&op).unwrap(),
+            attrs(json!({"first_name": "Ada", "age": 36}))
+        );
+        let mut m = csv_mapper(&spec(Action::Identify), &[" id", "plan"]);
+        assert_eq!(person(&ok(&mut m, &row(&["7", "pro"]))), Some(&id("7")));
+    }
+}

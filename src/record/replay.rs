@@ -1,0 +1,193 @@
+//! Replay: a line of our own failures file read back as input. A line holding an operation is
+//! sent as it is (after the same rules as a row, keeping its event id so Customer.io dedups a
+//! resend); a line holding a row's raw columns is mapped like any row.
+
+use serde_json::{Map, Value};
+
+use super::operation::Flat;
+use super::tally::Collect;
+use super::{Invalid, Mapper, Operation};
+
+/// The key our failures file adds to every line; its presence marks a replay.
+pub(super) const ERROR_KEY: &str = "_error";
+/// The key the failures file uses for a row that could not be read at all.
+pub(super) const RAW_KEY: &str = "_raw";
+
+impl Mapper {
+    pub(super) fn replay(&self, object: &Map<String, Value>) -> Result<Operation, Invalid> {
+        let is_operation = object.get("type").and_then(Value::as_str) == Some("person")
+            && object.contains_key("action");
+        if is_operation {
+            let mut rest = object.clone();
+            rest.remove(ERROR_KEY);
+            let line: Flat = serde_json::from_value(Value::Object(rest)).map_err(|e| {
+                Invalid::row(format!("failures-file line is not a valid operation: {e}"))
+            })?;
+            return Operation::try_from(line);
+        }
+        if object.contains_key(RAW_KEY) {
+            return Err(Invalid::row(
+                "this failures-file line holds a row that could not be read (_raw); fix it in \
+                 the original input and import that row again"
+                    .into(),
+            ));
+        }
+        self.check_object::<Collect>(object)?.into_operation()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::super::{Action, Operation, ValueType};
+    use crate::source::RowData;
+    use serde_json::Value;
+    use serde_json::json;
+
+    #[test]
+    fn replayed_operation_lines_keep_their_action_and_event_id() {
+        let mut m = csv_mapper(&event_spec(Some("e")), &["id", "timestamp", "plan"]);
+        let op = ok(&mut m, &row(&["1", "1709632800", "pro"]));
+        let Value::Object(mut line) = serde_json::to_value(&op).unwrap() else {
+            panic!()
+        };
+        line.insert("_error".into(), json!("429 Too Many Requests"));
+
+        // Replayed with another action on the command line: the line's own action counts.
+        let mut r = json_mapper(&spec(Action::Identify));
+        assert_eq!(ok(&mut r, &RowData::Json(line.clone())), op);
+        // A hand-edited id is kept; a removed one is derived again, equal to the original.
+        line.insert("id".into(), json!("01HR6Z8Q9T3V5X7Z9B1D3F5H7K"));
+        let kept = ok(&mut r, &RowData::Json(line.clone()));
+        assert_eq!(event_id(&kept), "01HR6Z8Q9T3V5X7Z9B1D3F5H7K");
+        line.remove("id");
+        assert_eq!(ok(&mut r, &RowData::Json(line.clone())), op);
+
+        line.insert("id".into(), json!("bad"));
+        assert_eq!(
+            err(&mut r, &RowData::Json(line)).column.as_deref(),
+            Some("id")
+        );
+    }
+
+    #[test]
+    fn replayed_operation_lines_are_held_to_the_limits() {
+        let mut r = json_mapper(&spec(Action::Event));
+        let line = |v: Value| obj(v);
+        let ok_line = json!({"_error": "x", "type": "person", "action": "identify",
+                             "identifiers": {"cio_id": "cio_12"}, "attributes": {"a": 1}});
+        let op = ok(&mut r, &line(ok_line));
+        assert_eq!(person(&op), Some(&cio_id("12")));
+        assert_eq!(op.action(), Action::Identify);
+
+        let e = err(
+            &mut r,
+            &line(
+                json!({"_error": "x", "type": "person", "action": "identify",
+                         "identifiers": {"id": "x".repeat(151)}}),
+            ),
+        );
+        assert_eq!(e.column.as_deref(), Some("id"));
+        let e = err(
+            &mut r,
+            &line(
+                json!({"_error": "x", "type": "person", "action": "identify",
+                         "identifiers": {"id": "1"}, "attributes": {"bio": "x".repeat(1001)}}),
+            ),
+        );
+        assert_eq!(e.column.as_deref(), Some("bio"));
+        let e = err(
+            &mut r,
+            &line(json!({"_error": "x", "type": "person", "action": "event",
+                         "identifiers": {"id": "1"}})),
+        );
+        assert_eq!(e.column.as_deref(), Some("name"));
+        let e = err(
+            &mut r,
+            &line(json!({"_error": "x", "type": "person", "action": "event", "name": "n"})),
+        );
+        assert!(e.message.starts_with("no identifier"), "{}", e.message);
+        let e = err(
+            &mut r,
+            &line(json!({"_error": "x", "type": "person", "action": "jump",
+                         "identifiers": {"id": "1"}})),
+        );
+        assert!(
+            e.message
+                .starts_with("failures-file line is not a valid operation"),
+            "{}",
+            e.message
+        );
+        // An anonymous event line is fine.
+        let op = ok(
+            &mut r,
+            &line(
+                json!({"_error": "x", "type": "person", "action": "event", "name": "n",
+                         "anonymous_id": "a1"}),
+            ),
+        );
+        assert_eq!(anonymous_id(&op), Some("a1"));
+        assert_eq!(event_id(&op).len(), 26);
+    }
+
+    #[test]
+    fn replayed_raw_rows_map_like_rows() {
+        let s = typed(Action::Identify, &[("age", ValueType::Number)]);
+        let mut csv = csv_mapper(&s, &["id", "age"]);
+        let bad = row(&["1", "old"]);
+        let invalid = err(&mut csv, &bad);
+        let mut line = csv.raw(&bad);
+        line.insert("_error".into(), json!(invalid.message));
+        assert_eq!(
+            Value::Object(line.clone()),
+            json!({"id": "1", "age": "old", "_error": invalid.message})
+        );
+
+        // Replayed unfixed: the same complaint. Fixed: mapped, without the _error key.
+        let mut r = json_mapper(&s);
+        assert_eq!(err(&mut r, &RowData::Json(line.clone())), invalid);
+        line.insert("age".into(), json!("70"));
+        let op = ok(&mut r, &RowData::Json(line));
+        assert_eq!(*attributes(&op).unwrap(), attrs(json!({"age": 70})));
+
+        let broken = RowData::Broken {
+            message: "unterminated quote".into(),
+            column: None,
+            raw: "1,\"x".into(),
+        };
+        let mut line = r.raw(&broken);
+        assert_eq!(Value::Object(line.clone()), json!({"_raw": "1,\"x"}));
+        line.insert("_error".into(), json!("unterminated quote"));
+        let e = err(&mut r, &RowData::Json(line));
+        assert!(e.message.contains("could not be read"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_hand_edited_line_meets_the_rules_a_row_meets() {
+        let mut r = json_mapper(&spec(Action::Identify));
+        let line = |v: Value| {
+            let mut line = attrs(v);
+            line.insert("_error".into(), json!("x"));
+            RowData::Json(line)
+        };
+        // Trimmed as a row's cells are, and a person identifier wins over an anonymous_id.
+        let op = ok(
+            &mut r,
+            &line(
+                json!({"type": "person", "action": "event", "name": " n ", "id": "",
+                         "identifiers": {"id": " 7 "}, "anonymous_id": "a1"}),
+            ),
+        );
+        let mut m = csv_mapper(&event_spec(None), &["id", "name", "anonymous_id"]);
+        assert_eq!(op, ok(&mut m, &row(&[" 7 ", " n ", "a1"])));
+        // What a kind does not hold is not sent.
+        let op = ok(
+            &mut r,
+            &line(
+                json!({"type": "person", "action": "delete", "identifiers": {"id": "7"},
+                         "name": "n", "attributes": {"a": 1}}),
+            ),
+        );
+        assert_eq!(op, Operation::Delete(id("7")));
+    }
+}

@@ -1,0 +1,548 @@
+//! The row path: one CSV record or NDJSON object into fields, each cell converted by its
+//! column's role, then through its action's rules. The hot loop of a dry run.
+//!
+//! Each loop has a cold twin that lists every cell that does not convert; a row goes there
+//! only once a cell has failed, and sharing the loop's match with it cost the dry run a fifth.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use super::plan::{CsvPlan, EVENT_TIME, Role};
+use super::replay::{ERROR_KEY, RAW_KEY};
+use super::rules::{Checked, Fields};
+use super::tally::{Attributes, Collect, Tally};
+use super::value::{self, Cell, json_kind, json_size};
+use super::{Action, EmptyPolicy, IdKind, Identifier, Invalid, Mapper, Operation};
+use crate::source::RowData;
+
+impl Mapper {
+    /// Maps one row. A JSON object with an `_error` key is a failures-file line (see `replay`).
+    pub fn map(&mut self, row: &RowData) -> Result<Operation, Invalid> {
+        match row {
+            RowData::Csv(record) => self.check_csv::<Collect>(record)?.into_operation(),
+            RowData::Json(object) if object.contains_key(ERROR_KEY) => self.replay(object),
+            RowData::Json(object) => self.check_object::<Collect>(object)?.into_operation(),
+            RowData::Broken {
+                message, column, ..
+            } => Err(Invalid {
+                column: column.clone(),
+                message: message.clone(),
+            }),
+        }
+    }
+
+    /// The verdict [`Mapper::map`] reaches, without building the operation (a dry run's
+    /// check). `Ok` holds at least the length of the operation's JSON, which a batch limits.
+    pub fn validate(&mut self, row: &RowData) -> Result<usize, Invalid> {
+        let checked = match row {
+            RowData::Csv(record) => self.check_csv::<Tally>(record)?,
+            RowData::Json(object) if !object.contains_key(ERROR_KEY) => {
+                self.check_object::<Tally>(object)?
+            }
+            // Failures-file lines and broken rows are few: they are mapped.
+            _ => return self.map(row).map(|op| json_size(&op)),
+        };
+        match checked.json_bound() {
+            Some(bound) => Ok(bound),
+            // Maybe over the limit: the message gives the exact size, which needs the data.
+            None => self.map(row).map(|op| json_size(&op)),
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn check_csv<'a, A: Attributes>(
+        &'a self,
+        record: &'a csv::StringRecord,
+    ) -> Result<Checked<'a, A>, Invalid> {
+        let Some(plan) = &self.csv else {
+            return Err(Invalid::row(
+                "a CSV row reached a mapper built without a CSV header".into(),
+            ));
+        };
+        if record.len() != plan.headers.len() {
+            return Err(Invalid::row(format!(
+                "row has {} fields; the header has {}",
+                record.len(),
+                plan.headers.len()
+            )));
+        }
+        let mut fields = Fields::default();
+        for (i, (role, cell)) in plan.roles.iter().zip(record).enumerate() {
+            let column = plan.headers[i].as_str();
+            match *role {
+                Role::Identifier(kind) => {
+                    let value = cell.trim().into();
+                    fields.person = Some((column, Identifier { kind, value }));
+                }
+                Role::AnonymousId => fields.anonymous = Some(cell.trim().into()),
+                Role::EventName => fields.name = Some((column, cell.trim())),
+                Role::EventId => fields.event_id = Some((column, cell.trim())),
+                Role::EventTimestamp => {
+                    fields.timestamp = value::convert_str(EVENT_TIME, column, cell)
+                        .map_err(|_| self.csv_cell_errors(plan, record))?
+                        .and_then(|v| v.as_i64());
+                }
+                // Apart from the typed cells, so a text cell goes straight to the tally (see
+                // `Cell`).
+                Role::Attribute(None) => {
+                    self.put(&mut fields.attributes, column, value::text(cell))
+                }
+                Role::Attribute(Some(typed)) => {
+                    let v = value::convert_str(typed, column, cell)
+                        .map_err(|_| self.csv_cell_errors(plan, record))?;
+                    self.put(&mut fields.attributes, column, v);
+                }
+                Role::Unnamed if !cell.is_empty() => {
+                    return Err(Invalid::row(format!(
+                        "column {} has no name in the header but this row has a value in it; \
+                         name the column or remove it",
+                        i + 1
+                    )));
+                }
+                Role::Unnamed | Role::Ignored => {}
+            }
+        }
+        Checked::new(self.action, fields, &self.source())
+    }
+
+    pub(super) fn check_object<'a, A: Attributes>(
+        &'a self,
+        object: &'a Map<String, Value>,
+    ) -> Result<Checked<'a, A>, Invalid> {
+        // NDJSON has no header: the identifier is chosen per row, by the keys it has.
+        let id_key = match &self.id_column {
+            Some(col) => Some(col.as_str()),
+            None => IdKind::all()
+                .iter()
+                .map(|k| k.name())
+                .find(|k| object.get(*k).is_some_and(|v| !v.is_null())),
+        };
+        let mut fields = Fields::default();
+        for (key, v) in object {
+            let column = key.as_str();
+            if column == ERROR_KEY {
+                continue;
+            }
+            match self.role(column, id_key) {
+                Role::Identifier(kind) => {
+                    let value = identifier_text(column, v)?;
+                    fields.person = Some((column, Identifier { kind, value }));
+                }
+                Role::AnonymousId => fields.anonymous = Some(identifier_text(column, v)?),
+                Role::EventName => fields.name = json_text(column, v)?.map(|t| (column, t)),
+                Role::EventId => fields.event_id = json_text(column, v)?.map(|t| (column, t)),
+                Role::EventTimestamp => {
+                    fields.timestamp = value::convert_json(Some(EVENT_TIME), column, v)
+                        .map_err(|_| self.json_value_errors(object, id_key))?
+                        .and_then(|v| v.as_i64());
+                }
+                Role::Attribute(typed) => {
+                    let v = value::convert_json(typed, column, v)
+                        .map_err(|_| self.json_value_errors(object, id_key))?;
+                    self.put(&mut fields.attributes, column, v);
+                }
+                Role::Unnamed => {
+                    if !v.is_null() {
+                        return Err(Invalid::at(
+                            column,
+                            "an attribute name is empty; Customer.io needs a name for every \
+                             attribute"
+                                .into(),
+                        ));
+                    }
+                }
+                Role::Ignored => {}
+            }
+        }
+        if fields.person.is_none()
+            && let Some(col) = &self.id_column
+            && !(self.action == Action::Event
+                && fields.anonymous.as_deref().is_some_and(|a| !a.is_empty()))
+        {
+            return Err(Invalid::at(
+                col,
+                format!("no identifier: the row has no {col:?} key (--id-column {col})"),
+            ));
+        }
+        Checked::new(self.action, fields, &self.source())
+    }
+
+    /// Every typed cell of a row that does not convert, told at once so the row is fixed in
+    /// one pass: the first names the column. Off the hot path: a row comes here only once a
+    /// cell has failed.
+    #[cold]
+    #[inline(never)]
+    fn csv_cell_errors(&self, plan: &CsvPlan, record: &csv::StringRecord) -> Invalid {
+        let typed = plan.roles.iter().zip(&plan.headers).zip(record);
+        all_of(typed.filter_map(|((role, column), cell)| {
+            let ty = match *role {
+                Role::EventTimestamp => EVENT_TIME,
+                Role::Attribute(Some(ty)) => ty,
+                _ => return None,
+            };
+            value::convert_str(ty, column, cell)
+                .err()
+                .map(|m| (column.as_str(), m))
+        }))
+    }
+
+    /// The NDJSON counterpart of [`Mapper::csv_cell_errors`].
+    #[cold]
+    #[inline(never)]
+    fn json_value_errors(&self, object: &Map<String, Value>, id_key: Option<&str>) -> Invalid {
+        all_of(object.iter().filter_map(|(key, v)| {
+            let ty = match self.role(key, id_key) {
+                Role::EventTimestamp => Some(EVENT_TIME),
+                Role::Attribute(ty) => ty,
+                _ => return None,
+            };
+            value::convert_json(ty, key, v)
+                .err()
+                .map(|m| (key.as_str(), m))
+        }))
+    }
+
+    /// Adds an attribute, or applies the empty-cell policy to an empty one.
+    #[inline(always)]
+    fn put<A: Attributes>(&self, attributes: &mut A, column: &str, v: Option<Cell<'_>>) {
+        let v = match (v, self.empty) {
+            (Some(v), _) => v,
+            (None, EmptyPolicy::Skip) => return,
+            // "" is how Customer.io clears an attribute, whatever its type.
+            (None, EmptyPolicy::Clear) => Cell::Text(""),
+        };
+        attributes.put(column, v);
+    }
+
+    /// The row as a JSON object, for the failures file.
+    pub fn raw(&self, row: &RowData) -> Map<String, Value> {
+        match row {
+            RowData::Csv(record) => {
+                let headers = self.csv.as_ref().map_or(&[][..], |p| &p.headers[..]);
+                record
+                    .iter()
+                    .enumerate()
+                    .map(|(i, cell)| {
+                        let name = headers
+                            .get(i)
+                            .cloned()
+                            .unwrap_or_else(|| format!("column_{}", i + 1));
+                        (name, Value::String(cell.to_owned()))
+                    })
+                    .collect()
+            }
+            RowData::Json(object) => object.clone(),
+            RowData::Broken { raw, .. } => {
+                Map::from_iter([(RAW_KEY.to_owned(), Value::String(raw.clone()))])
+            }
+        }
+    }
+}
+
+/// One error for a row's failed cells: the first names the column, the messages are joined.
+fn all_of<'a>(mut errors: impl Iterator<Item = (&'a str, String)>) -> Invalid {
+    let Some((column, first)) = errors.next() else {
+        return Invalid::row("a value does not convert".into());
+    };
+    let message = std::iter::once(first)
+        .chain(errors.map(|(_, m)| m))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Invalid::at(column, message)
+}
+
+/// An identifier (or anonymous id) from JSON, as trimmed text: numbers become their string form.
+fn identifier_text<'a>(column: &str, v: &'a Value) -> Result<Cow<'a, str>, Invalid> {
+    match v {
+        Value::String(s) => Ok(Cow::Borrowed(s.trim())),
+        // Only an integer keeps its digits: a float (which any integer past u64 becomes in
+        // JSON parsing) would be sent as something like 1.2345678901234569e+23.
+        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(Cow::Owned(n.to_string())),
+        Value::Number(n) => Err(Invalid::at(
+            column,
+            format!(
+                "column {column:?} is the number {n}, which does not keep its digits as an \
+                 identifier; write it as a string (\"...\") in the file"
+            ),
+        )),
+        Value::Null => Ok(Cow::Borrowed("")),
+        v => Err(Invalid::at(
+            column,
+            format!(
+                "column {column:?} is {}; an identifier must be a string or a number",
+                json_kind(v)
+            ),
+        )),
+    }
+}
+
+/// A string-only field (event name, event id) from JSON, trimmed; null is absent.
+fn json_text<'a>(column: &str, v: &'a Value) -> Result<Option<&'a str>, Invalid> {
+    match v {
+        Value::String(s) => Ok(Some(s.trim())),
+        Value::Null => Ok(None),
+        v => Err(Invalid::at(
+            column,
+            format!("column {column:?} is {}; it must be a string", json_kind(v)),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::super::{MapSpec, ValueType};
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn identify_maps_every_other_column_to_an_attribute() {
+        let mut m = csv_mapper(
+            &spec(Action::Identify),
+            &["id", "email", "plan", "created_at"],
+        );
+        let op = ok(&mut m, &row(&[" 42 ", "a@x.io", " pro ", "2024-03-05"]));
+        assert_eq!(op.action(), Action::Identify);
+        assert_eq!(person(&op), Some(&id("42")));
+        assert_eq!(
+            *attributes(&op).unwrap(),
+            attrs(json!({"email": "a@x.io", "plan": " pro ", "created_at": 1709596800}))
+        );
+        assert!(matches!(op, Operation::Identify { .. }));
+    }
+
+    #[test]
+    fn ndjson_chooses_the_identifier_per_row() {
+        let mut m = json_mapper(&spec(Action::Identify));
+        let op = ok(&mut m, &obj(json!({"email": "a@x.io", "plan": "pro"})));
+        assert_eq!(person(&op), Some(&email("a@x.io")));
+        let op = ok(&mut m, &obj(json!({"id": 42, "email": "a@x.io"})));
+        assert_eq!(person(&op), Some(&id("42")));
+        assert_eq!(*attributes(&op).unwrap(), attrs(json!({"email": "a@x.io"})));
+        // A null id does not count as present.
+        let op = ok(&mut m, &obj(json!({"id": null, "cio_id": "cio_7"})));
+        assert_eq!(person(&op), Some(&cio_id("7")));
+
+        let e = err(&mut m, &obj(json!({"id": true})));
+        assert_eq!(e.column.as_deref(), Some("id"));
+        assert_eq!(
+            e.message,
+            r#"column "id" is a bool; an identifier must be a string or a number"#
+        );
+        let e = err(&mut m, &obj(json!({"plan": "pro"})));
+        assert_eq!(e.column, None);
+        assert!(e.message.starts_with("no identifier"), "{}", e.message);
+
+        let s = MapSpec {
+            id_column: Some("uid".into()),
+            ..spec(Action::Identify)
+        };
+        let mut m = json_mapper(&s);
+        let op = ok(&mut m, &obj(json!({"uid": " u1 ", "id": "x"})));
+        assert_eq!(person(&op), Some(&id("u1")));
+        let e = err(&mut m, &obj(json!({"id": "x"})));
+        assert_eq!(e.column.as_deref(), Some("uid"));
+        assert_eq!(
+            e.message,
+            r#"no identifier: the row has no "uid" key (--id-column uid)"#
+        );
+    }
+
+    #[test]
+    fn types_from_the_flag_apply_to_csv_cells() {
+        let s = typed(
+            Action::Identify,
+            &[
+                ("age", ValueType::Number),
+                ("vip", ValueType::Bool),
+                ("prefs", ValueType::Json),
+                ("seen", ValueType::Timestamp),
+                ("created_at", ValueType::String),
+            ],
+        );
+        let mut m = csv_mapper(&s, &["id", "age", "vip", "prefs", "seen", "created_at"]);
+        let op = ok(
+            &mut m,
+            &row(&[
+                "1",
+                " 41 ",
+                "Yes",
+                r#"{"a":[1]}"#,
+                "2024-03-05T12:00:00+02:00",
+                "2024",
+            ]),
+        );
+        assert_eq!(
+            *attributes(&op).unwrap(),
+            attrs(json!({"age": 41, "vip": true, "prefs": {"a": [1]},
+                         "seen": 1709632800, "created_at": "2024"}))
+        );
+        let e = err(&mut m, &row(&["1", "abc", "", "", "", ""]));
+        assert_eq!(e.column.as_deref(), Some("age"));
+        assert_eq!(
+            e.message,
+            r#"column "age": "abc" is not a number (--type age=number)"#
+        );
+        let e = err(&mut m, &row(&["1", "", "", "", "1709632800000", ""]));
+        assert_eq!(e.column.as_deref(), Some("seen"));
+        assert!(
+            e.message.contains("looks like milliseconds"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn created_at_is_a_timestamp_by_default() {
+        let mut m = csv_mapper(&spec(Action::Identify), &["id", "created_at"]);
+        let op = ok(&mut m, &row(&["1", "1709632800"]));
+        assert_eq!(
+            *attributes(&op).unwrap(),
+            attrs(json!({"created_at": 1709632800}))
+        );
+        let e = err(&mut m, &row(&["1", "last tuesday"]));
+        assert_eq!(e.column.as_deref(), Some("created_at"));
+        assert!(
+            e.message.contains("--type created_at=string"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn empty_cells_are_skipped_or_cleared() {
+        let types = [("age", ValueType::Number)];
+        let mut m = csv_mapper(
+            &typed(Action::Identify, &types),
+            &["id", "plan", "age", "note"],
+        );
+        let op = ok(&mut m, &row(&["1", "", " ", "  "]));
+        // Whitespace is kept in string values; a typed column trims it to empty.
+        assert_eq!(*attributes(&op).unwrap(), attrs(json!({"note": "  "})));
+
+        let s = MapSpec {
+            empty: EmptyPolicy::Clear,
+            ..typed(Action::Identify, &types)
+        };
+        let mut m = csv_mapper(&s, &["id", "plan", "age", "created_at"]);
+        let op = ok(&mut m, &row(&["1", "", "", ""]));
+        assert_eq!(
+            *attributes(&op).unwrap(),
+            attrs(json!({"plan": "", "age": "", "created_at": ""}))
+        );
+        let mut m = json_mapper(&s);
+        let op = ok(&mut m, &obj(json!({"id": "1", "plan": null, "age": ""})));
+        assert_eq!(
+            *attributes(&op).unwrap(),
+            attrs(json!({"plan": "", "age": ""}))
+        );
+    }
+
+    #[test]
+    fn ndjson_values_nest_and_type() {
+        let s = typed(Action::Identify, &[("n", ValueType::Number)]);
+        let mut m = json_mapper(&s);
+        let op = ok(
+            &mut m,
+            &obj(
+                json!({"id": "1", "n": "42", "prefs": {"a": [1, {"b": null}]},
+                        "tags": ["x", "y"], "score": 2.5, "ok": false, "gone": null,
+                        "created_at": "2024-03-05"}),
+            ),
+        );
+        assert_eq!(
+            *attributes(&op).unwrap(),
+            attrs(
+                json!({"n": 42, "prefs": {"a": [1, {"b": null}]}, "tags": ["x", "y"],
+                         "score": 2.5, "ok": false, "created_at": 1709596800})
+            )
+        );
+        let e = err(&mut m, &obj(json!({"id": "1", "n": {"a": 1}})));
+        assert_eq!(e.column.as_deref(), Some("n"));
+        assert_eq!(
+            e.message,
+            r#"column "n": an object is not a number (--type n=number)"#
+        );
+    }
+
+    #[test]
+    fn every_cell_that_does_not_convert_is_told_at_once() {
+        let s = typed(
+            Action::Identify,
+            &[("age", ValueType::Number), ("vip", ValueType::Bool)],
+        );
+        let mut m = csv_mapper(&s, &["id", "age", "vip", "signed"]);
+        let e = err(&mut m, &row(&["1", "thirty", "maybe", "x"]));
+        assert_eq!(e.column.as_deref(), Some("age"));
+        assert!(
+            e.message
+                .starts_with("column \"age\": \"thirty\" is not a number")
+                && e.message
+                    .contains("; column \"vip\": \"maybe\" is not a bool"),
+            "{}",
+            e.message
+        );
+        let mut m = Mapper::new(&s, None).unwrap();
+        let e = err(&mut m, &obj(json!({"id": 1, "age": "x", "vip": "maybe"})));
+        assert_eq!(e.column.as_deref(), Some("age"));
+        assert!(e.message.contains("column \"vip\""), "{}", e.message);
+    }
+
+    #[test]
+    fn a_number_identifier_must_keep_its_digits() {
+        let mut m = Mapper::new(&spec(Action::Identify), None).unwrap();
+        let op = ok(&mut m, &obj(json!({"id": 12345678901234567890u64})));
+        assert_eq!(person(&op), Some(&id("12345678901234567890")));
+        let row: Value = serde_json::from_str(r#"{"id": 123456789012345678901234}"#).unwrap();
+        let e = err(&mut m, &obj(row));
+        assert!(e.message.contains("write it as a string"), "{}", e.message);
+        let e = err(&mut m, &obj(json!({"id": 1.5})));
+        assert_eq!(e.column.as_deref(), Some("id"));
+    }
+
+    #[test]
+    fn raw_gives_the_row_back_as_an_object() {
+        let m = csv_mapper(&spec(Action::Identify), &["\u{feff}id", "name"]);
+        let rec = csv::StringRecord::from(vec!["1", "café"]);
+        assert_eq!(
+            Value::Object(m.raw(&RowData::Csv(rec))),
+            json!({"id": "1", "name": "café"})
+        );
+        let o = attrs(json!({"id": 1, "x": [1]}));
+        assert_eq!(m.raw(&RowData::Json(o.clone())), o);
+    }
+
+    #[test]
+    fn odd_rows_are_invalid_with_a_reason() {
+        let mut m = csv_mapper(&spec(Action::Identify), &["\u{feff}id", "name", ""]);
+        let broken = RowData::Broken {
+            message: "bad gzip".into(),
+            column: Some("name".into()),
+            raw: String::new(),
+        };
+        assert_eq!(
+            err(&mut m, &broken),
+            Invalid {
+                column: Some("name".into()),
+                message: "bad gzip".into()
+            }
+        );
+        let e = err(&mut m, &row(&["1", "a"]));
+        assert_eq!(e.message, "row has 2 fields; the header has 3");
+        // The BOM is gone from the id column, and an unnamed column may only be empty.
+        ok(&mut m, &row(&["1", "a", ""]));
+        let e = err(&mut m, &row(&["1", "a", "x"]));
+        assert!(
+            e.message.starts_with("column 3 has no name"),
+            "{}",
+            e.message
+        );
+
+        let e = csv_error(&spec(Action::Identify), &["id", "plan", "plan"]);
+        assert_eq!(
+            e,
+            r#"column "plan" appears twice in the header; rename or remove one"#
+        );
+    }
+}
