@@ -1,9 +1,12 @@
 //! The code's layout holds: the top-level modules under src/ point at each other without a
-//! circle, and no module reaches itself through a `crate::` path (inside a module,
-//! `super::` says it).
+//! circle, no module reaches itself through a `crate::` path (inside a module, `super::`
+//! says it), and no file outside the sandbox grows past the size a reader can hold in mind.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+/// Lines of code before a file's unit tests, at most (the sandbox is a server of its own).
+const MAX_CODE_LINES: usize = 700;
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -137,6 +140,24 @@ fn modules_form_no_circle_and_none_reaches_itself_through_crate() {
             circle.unwrap().join(" -> ")
         );
     }
+}
+
+#[test]
+fn no_file_outside_the_sandbox_is_over_700_lines_of_code() {
+    let mut paths = Vec::new();
+    files(&src(), &mut paths);
+    let mut long = Vec::new();
+    for path in paths.iter().filter(|p| module_of(p) != "sandbox") {
+        let text = std::fs::read_to_string(path).unwrap();
+        let n = code(&text).iter().filter(|l| !l.trim().is_empty()).count();
+        if n > MAX_CODE_LINES {
+            long.push(format!("{} ({n})", path.strip_prefix(src()).unwrap().display()));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "over {MAX_CODE_LINES} lines of code, split along their seams: {long:?}"
+    );
 }
 
 #[test]
