@@ -39,12 +39,17 @@ pub use signals::{Shutdown, watch_signals};
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
+    let policy = RetryPolicy {
+        max_retries: config.pacing.max_retries,
+        max_retry_after: config.pacing.max_retry_after,
+        max_consecutive_failures: config.pacing.max_consecutive_failures,
+    };
     let Prepared {
         opened,
         checkpoint,
         client,
         sandbox,
-    } = setup::prepare(&config, &counters).await?;
+    } = setup::prepare(&config, &counters, &policy).await?;
     let skips: Vec<Skip> = (0..opened.len())
         .map(|i| checkpoint.as_ref().map_or(Skip::NONE, |(_, cp)| cp.skip(i)))
         .collect();
@@ -64,11 +69,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
             pacer.clone(),
             counters.clone(),
             reporter.clone(),
-            RetryPolicy {
-                max_retries: config.pacing.max_retries,
-                max_retry_after: config.pacing.max_retry_after,
-                max_consecutive_failures: config.pacing.max_consecutive_failures,
-            },
+            policy,
             config.pacing.batch > 1,
             shutdown.token.clone(),
         ))

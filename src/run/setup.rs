@@ -10,7 +10,7 @@ use crate::error::Fatal;
 use crate::record::Mapper;
 use crate::report::Counters;
 use crate::sandbox::Sandbox;
-use crate::send::Client;
+use crate::send::{Client, RetryPolicy};
 use crate::source::{Input, Reader};
 use crate::track::Secret;
 
@@ -34,7 +34,11 @@ pub(super) struct Prepared {
 /// Checks and opens all a run needs, in the order a user is told of problems: files the
 /// run cannot write and inputs it cannot read before the network, the credentials before
 /// an earlier run's files are replaced.
-pub(super) async fn prepare(config: &Config, counters: &Counters) -> Result<Prepared, Fatal> {
+pub(super) async fn prepare(
+    config: &Config,
+    counters: &Counters,
+    policy: &RetryPolicy,
+) -> Result<Prepared, Fatal> {
     // The summary file is emptied now: a path it cannot be written to is found before the
     // import rather than after it, and an earlier run's summary never passes for this one's.
     if let Some(path) = config.summary.as_ref().filter(|p| p.as_os_str() != "-") {
@@ -58,7 +62,7 @@ pub(super) async fn prepare(config: &Config, counters: &Counters) -> Result<Prep
         (Some(path), _) => Some((path.clone(), load_checkpoint(path, config)?)),
     };
 
-    let (client, sandbox) = connect(config).await?;
+    let (client, sandbox) = connect(config, policy).await?;
     if !config.resume {
         start_fresh(checkpoint.as_ref(), config)?;
     }
@@ -121,7 +125,10 @@ fn load_checkpoint(path: &Path, config: &Config) -> Result<Checkpoint, Fatal> {
 
 /// The client for the run's target (and the sandbox it talks to), its credentials checked
 /// unless --no-preflight; no client in a dry run.
-async fn connect(config: &Config) -> Result<(Option<Client>, Option<Sandbox>), Fatal> {
+async fn connect(
+    config: &Config,
+    policy: &RetryPolicy,
+) -> Result<(Option<Client>, Option<Sandbox>), Fatal> {
     let client = |base: &str, site_id: &str, api_key: &Secret| {
         Client::new(
             base,
@@ -158,7 +165,7 @@ async fn connect(config: &Config) -> Result<(Option<Client>, Option<Sandbox>), F
     };
     if config.preflight {
         client
-            .preflight(region)
+            .preflight(region, policy)
             .await
             .map_err(|e| Fatal::Remote(format!("{e:#}")))?;
     }

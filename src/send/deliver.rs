@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::answer::{Answer, BatchError};
 use super::batch::batch_body;
 use super::client::{Client, credentials_message};
-use super::wait::backoff;
+use super::wait::RetryPolicy;
 use crate::limit::Pacer;
 use crate::record::Operation;
 use crate::report::{Counters, Reporter};
@@ -63,14 +63,6 @@ pub enum Halt {
         base: String,
         last: String,
     },
-}
-
-/// What the retry loop needs from the command line.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    pub max_retries: u32,
-    pub max_retry_after: Duration,
-    pub max_consecutive_failures: u32,
 }
 
 /// Everything the workers share.
@@ -173,46 +165,47 @@ impl Sender {
             .until_settled(&label, || self.client.send_batch(body.clone()))
             .await;
         match settled {
-            // A 207 means some operations were refused; one that names none of them (a body
-            // cut off or not the documented shape) is split like a refusal, down to single
-            // operations, rather than taken for a success.
-            Settled::Answered(Answer::Partial(errors), attempts)
-                if !errors.iter().any(|e| e.index < items.len()) =>
-            {
-                if items.len() > 1 {
-                    return self.split_batch(items).await;
-                }
-                vec![
-                    Delivery::Failed {
-                        status: Some(207),
-                        attempts,
-                        message: "Customer.io answered 207 (some operations refused) but did \
-                                  not say which"
-                            .to_owned(),
-                    };
-                    items.len()
-                ]
-            }
+            // A 207 means some operations were refused; one that does not say which (a body
+            // cut off or not the documented shape, an index that is not one of this batch's)
+            // is split like a refusal, down to single operations, rather than taken for a
+            // success of the operations it does not name.
             Settled::Answered(Answer::Partial(errors), attempts) => {
-                let mut out = vec![Delivery::Accepted; items.len()];
-                for e in errors {
-                    if let Some(slot) = out.get_mut(e.index) {
-                        let message = match slot {
-                            Delivery::Failed { message, .. } => format!("{message}; {}", e.message),
-                            _ => e.message,
-                        };
-                        *slot = Delivery::Failed {
+                match attribute(errors, items.len(), attempts) {
+                    Some(out) => out,
+                    None if items.len() > 1 => self.split_batch(items).await,
+                    None => vec![
+                        Delivery::Failed {
                             status: Some(207),
                             attempts,
-                            message,
+                            message: "Customer.io answered 207 (some operations refused) but \
+                                      did not say which"
+                                .to_owned(),
                         };
-                    }
+                        items.len()
+                    ],
                 }
-                out
             }
-            // Refused whole: split it to find the bad operations and send the good ones.
-            Settled::Answered(Answer::Rejected { status: 400, .. }, _) if items.len() > 1 => {
-                self.split_batch(items).await
+            // Refused whole, or too large: split it to find the bad operations and send the
+            // good ones.
+            Settled::Answered(
+                Answer::Rejected {
+                    status: 400 | 413, ..
+                },
+                _,
+            ) if items.len() > 1 => self.split_batch(items).await,
+            Settled::Answered(
+                Answer::Rejected {
+                    status: 413,
+                    message,
+                },
+                attempts,
+            ) => {
+                let d = Delivery::Failed {
+                    status: Some(413),
+                    attempts,
+                    message: format!("{message}; the operation is too large even alone"),
+                };
+                vec![d; items.len()]
             }
             other => {
                 let d = whole(other);
@@ -260,9 +253,9 @@ impl Sender {
                 }
                 Answer::RateLimited { retry_after } => {
                     Counters::add(&self.counters.rate_limited, 1);
-                    let retry_after = retry_after.map(|d| d.min(self.policy.max_retry_after));
                     // The pacer pauses everyone, this request included: no wait of its own.
-                    self.pacer.on_rate_limited(permit, retry_after);
+                    self.pacer
+                        .on_rate_limited(permit, self.policy.cap(retry_after));
                     (
                         Some(429),
                         "429 Too Many Requests".to_owned(),
@@ -289,21 +282,17 @@ impl Sender {
                         });
                         return Settled::Unsent;
                     }
-                    let wait = retry_after
-                        .map(|d| d.min(self.policy.max_retry_after))
-                        .unwrap_or_else(|| backoff(attempts, &mut rand::rng()));
-                    (status, message, wait)
+                    (status, message, self.policy.wait(attempts, retry_after))
                 }
             };
             history.push(message);
-            if attempts > self.policy.max_retries {
+            if self.policy.spent(attempts) {
                 return Settled::GaveUp {
                     status,
                     attempts,
                     message: format!(
-                        "gave up after {} (--max-retries {}): {}",
-                        crate::report::counted(u64::from(attempts), "attempt"),
-                        self.policy.max_retries,
+                        "gave up {}: {}",
+                        self.policy.after(attempts),
                         history.join("; ")
                     ),
                 };
@@ -322,6 +311,28 @@ impl Sender {
             }
         }
     }
+}
+
+/// The outcome of each of `n` operations a 207 answered: those it names failed with its
+/// reasons, the others accepted. None when it does not name one of them.
+fn attribute(errors: Vec<BatchError>, n: usize, attempts: u32) -> Option<Vec<Delivery>> {
+    if errors.is_empty() {
+        return None;
+    }
+    let mut out = vec![Delivery::Accepted; n];
+    for e in errors {
+        let slot = out.get_mut(e.index)?;
+        let message = match slot {
+            Delivery::Failed { message, .. } => format!("{message}; {}", e.message),
+            _ => e.message,
+        };
+        *slot = Delivery::Failed {
+            status: Some(207),
+            attempts,
+            message,
+        };
+    }
+    Some(out)
 }
 
 /// The same outcome for every operation a request carried.
@@ -357,4 +368,34 @@ fn join_errors(errors: &[BatchError]) -> String {
         .map(|e| e.message.as_str())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(index: usize, message: &str) -> BatchError {
+        BatchError {
+            index,
+            message: message.into(),
+        }
+    }
+
+    fn failed(message: &str) -> Delivery {
+        Delivery::Failed {
+            status: Some(207),
+            attempts: 2,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_207_is_attributed_only_when_it_names_operations_of_the_batch() {
+        assert_eq!(
+            attribute(vec![error(2, "a"), error(0, "b"), error(2, "c")], 3, 2),
+            Some(vec![failed("b"), Delivery::Accepted, failed("a; c")])
+        );
+        assert_eq!(attribute(vec![], 3, 2), None);
+        assert_eq!(attribute(vec![error(0, "a"), error(3, "b")], 3, 2), None);
+    }
 }

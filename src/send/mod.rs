@@ -7,7 +7,8 @@ mod client;
 mod deliver;
 mod wait;
 
-pub use answer::{Answer, BatchError, classify};
+pub use answer::{Answer, BatchError, Body, Redact, Reply, classify};
 pub use batch::{batch_body, batch_body_len};
 pub use client::{Client, RegionInfo, credentials_message};
-pub use deliver::{Delivery, Halt, Outgoing, RetryPolicy, Sender};
+pub use deliver::{Delivery, Halt, Outgoing, Sender};
+pub use wait::RetryPolicy;

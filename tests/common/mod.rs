@@ -104,6 +104,8 @@ pub struct Reply {
     pub body: String,
     /// How long the answer takes.
     pub delay: Duration,
+    /// Other headers of the answer, as (name, value).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
@@ -119,6 +121,7 @@ impl Reply {
             retry_after: None,
             body,
             delay: Duration::ZERO,
+            headers: Vec::new(),
         }
     }
 
@@ -131,6 +134,11 @@ impl Reply {
             retry_after: Some(value.into()),
             ..self
         }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
     }
 
     pub fn body(self, body: impl Into<String>) -> Reply {
@@ -217,6 +225,11 @@ async fn answer(
         response
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_str(&v).unwrap());
+    }
+    for (name, value) in reply.headers {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_str(&value).unwrap());
     }
     response
 }
