@@ -244,6 +244,12 @@ impl Checkpoint {
     /// so a crash at any moment leaves either the old checkpoint or the new one.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let tmp = path.with_extension("json.tmp");
+        // What is there already (a crash's leftover, or a link planted to make the run
+        // write elsewhere) goes first: the file is made anew.
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         {
             let mut f = open_private(&tmp, false)?;
             f.write_all(&serde_json::to_vec_pretty(self)?)?;
@@ -406,5 +412,19 @@ mod tests {
             default_path(Path::new("out/users.failures-2.ndjson")),
             PathBuf::from("out/users-2.checkpoint.json")
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_planted_at_the_temporary_file_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("users.csv");
+        fs::write(&a, "id\n1\n2\n").unwrap();
+        let path = dir.path().join("users.checkpoint.json");
+        std::os::unix::fs::symlink(&a, path.with_extension("json.tmp")).unwrap();
+        let cp = Checkpoint::new(&[input(&a)], TARGET.into()).unwrap();
+        cp.save(&path).unwrap();
+        assert_eq!(fs::read_to_string(&a).unwrap(), "id\n1\n2\n");
+        assert_eq!(Checkpoint::resume(&path, &[input(&a)], TARGET).unwrap(), cp);
     }
 }

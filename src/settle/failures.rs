@@ -2,7 +2,7 @@
 //! opened on the first failure so that a clean run leaves none.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -13,6 +13,8 @@ pub struct FailuresFile {
     file: Option<File>,
     /// On resume, failures go after the earlier run's.
     append: bool,
+    /// The bytes of whole lines in the file: a write that fails part-way is cut back to it.
+    whole: u64,
 }
 
 impl FailuresFile {
@@ -21,18 +23,32 @@ impl FailuresFile {
             path,
             file: None,
             append,
+            whole: 0,
         }
     }
 
-    /// Writes one line, in one write, so a crash never leaves half a line or loses one.
-    pub fn write(&mut self, line: &Map<String, Value>) -> std::io::Result<()> {
+    /// Writes one line, in one write. A write that fails part-way (a full disk, a size
+    /// limit) is cut off again, so the file only ever holds whole lines and a resume
+    /// appends after the last one instead of onto a fragment.
+    pub fn write(&mut self, line: &Map<String, Value>) -> io::Result<()> {
         let file = match &mut self.file {
             Some(f) => f,
-            None => self.file.insert(open_private(&self.path, self.append)?),
+            None => {
+                let file = open_private(&self.path, self.append)?;
+                self.whole = whole_lines(&file)?.0;
+                self.file.insert(file)
+            }
         };
         let mut buf = serde_json::to_vec(line)?;
         buf.push(b'\n');
-        file.write_all(&buf)?;
+        if let Err(e) = file.write_all(&buf) {
+            let _ = file.set_len(self.whole);
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot write {}: {e}", self.path.display()),
+            ));
+        }
+        self.whole += buf.len() as u64;
         Ok(())
     }
 
@@ -47,19 +63,95 @@ impl FailuresFile {
     }
 }
 
-/// Creates (or appends to) a file only its owner can read: failures hold personal data.
-pub fn open_private(path: &Path, append: bool) -> std::io::Result<File> {
+/// Cuts a torn last line (a run killed while writing it) off the failures file at `path`,
+/// if there is one, and returns how many bytes went. The record of that line was not
+/// settled, so the resume meets it again; its line would otherwise be unreadable and the
+/// next one appended onto it.
+pub fn mend(path: &Path) -> io::Result<u64> {
+    match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => Ok(whole_lines(&file)?.1),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("cannot mend {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// The length of `file`'s whole lines, having cut off what follows the last newline; and
+/// how many bytes were cut.
+fn whole_lines(file: &File) -> io::Result<(u64, u64)> {
+    const CHUNK: u64 = 64 * 1024;
+    let len = file.metadata()?.len();
+    let mut end = len;
+    let mut buf = vec![0; CHUNK as usize];
+    let whole = loop {
+        if end == 0 {
+            break 0;
+        }
+        let start = end.saturating_sub(CHUNK);
+        let chunk = &mut buf[..(end - start) as usize];
+        let mut reader = file;
+        reader.seek(SeekFrom::Start(start))?;
+        reader.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            break start + i as u64 + 1;
+        }
+        end = start;
+    };
+    if whole < len {
+        file.set_len(whole)?;
+    }
+    Ok((whole, len - whole))
+}
+
+/// Opens a file only its owner can read, to write it anew or to append to it: failures
+/// and checkpoints hold personal data. A symbolic link is never followed (a link planted
+/// at the path would make the run write wherever it points, an input included), anything
+/// but a regular file is refused, and a file others could read is made private.
+pub fn open_private(path: &Path, append: bool) -> io::Result<File> {
+    let cannot = |why: &str, e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot write {}: {why}{e}", path.display()),
+        )
+    };
     let mut o = OpenOptions::new();
     o.create(true);
     if append {
-        o.append(true);
+        // Read too: a torn last line is looked for before appending.
+        o.append(true).read(true);
     } else {
         o.write(true).truncate(true);
     }
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    o.open(path)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display())))
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = o.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            let why = "it is a symbolic link, which cio-import does not write through \
+                       (remove the link or choose another path): ";
+            return cannot(why, e);
+        }
+        cannot("", e)
+    })?;
+    let meta = file.metadata().map_err(|e| cannot("", e))?;
+    if !meta.is_file() {
+        let e = io::Error::new(io::ErrorKind::InvalidInput, "it is not a regular file");
+        return Err(cannot("", e));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| cannot("cannot make it private: ", e))?;
+        }
+    }
+    Ok(file)
 }
 
 /// Builds a failures-file line: the payload, plus `_error`.
@@ -75,4 +167,92 @@ pub fn failure_line(
     e.extend(error);
     payload.insert("_error".into(), Value::Object(e));
     payload
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(n: u64) -> Map<String, Value> {
+        failure_line(Map::new(), "in.csv", n, Map::new())
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_before_more_are_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.ndjson");
+        // Whole lines, then the start of one the earlier run never finished; longer than
+        // the chunk the end is searched in.
+        let torn = format!(
+            "{{\"_error\":{{\"line\":3,\"pad\":\"{}",
+            "x".repeat(100_000)
+        );
+        std::fs::write(&path, format!("{{\"a\":1}}\n{{\"b\":2}}\n{torn}")).unwrap();
+        let mut f = FailuresFile::new(path.clone(), true);
+        f.write(&line(3)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{}", &text[..200]);
+        assert!(
+            lines
+                .iter()
+                .all(|l| serde_json::from_str::<Value>(l).is_ok())
+        );
+        assert!(lines[2].contains(r#""line":3"#));
+    }
+
+    #[test]
+    fn mend_cuts_only_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.ndjson");
+        assert_eq!(mend(&path).unwrap(), 0, "no file: nothing to mend");
+        for (before, after, cut) in [
+            ("", "", 0),
+            ("{}\n", "{}\n", 0),
+            ("{}\n{\"x\":", "{}\n", 5),
+            ("{\"x\":", "", 5),
+        ] {
+            std::fs::write(&path, before).unwrap();
+            assert_eq!(mend(&path).unwrap(), cut, "{before:?}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("users.csv");
+        std::fs::write(&input, "id\n1\n").unwrap();
+        let planted = dir.path().join("f.ndjson");
+        std::os::unix::fs::symlink(&input, &planted).unwrap();
+        let dangling = dir.path().join("g.ndjson");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &dangling).unwrap();
+        for (path, append) in [(&planted, false), (&planted, true), (&dangling, false)] {
+            let err = FailuresFile::new(path.clone(), append)
+                .write(&line(1))
+                .unwrap_err();
+            assert!(err.to_string().contains("symbolic link"), "{err}");
+        }
+        assert_eq!(std::fs::read_to_string(&input).unwrap(), "id\n1\n");
+        assert!(!dir.path().join("elsewhere").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn appending_makes_a_readable_file_private_and_refuses_what_is_not_a_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.ndjson");
+        std::fs::write(&path, "{}\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        FailuresFile::new(path.clone(), true)
+            .write(&line(1))
+            .unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+        let err = open_private(dir.path(), true).unwrap_err();
+        assert!(err.to_string().starts_with("cannot write "), "{err}");
+    }
 }
