@@ -1,0 +1,101 @@
+//! Nothing lost, even when attacked: a disk that fills up while a failures line is written,
+//! links planted where the run writes.
+
+mod common;
+
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::Command;
+
+use common::{API_KEY, SITE_ID, Server, read_ndjson, write};
+
+/// `n` people whose `age` is not a number, each with about a kilobyte of attributes: every
+/// row is invalid and makes a failures line of more than a kilobyte.
+fn invalid_people(dir: &Path, n: usize) {
+    let pad = "x".repeat(900);
+    let mut text = String::from("id,age,note\n");
+    for i in 0..n {
+        text.push_str(&format!("p{i},not-{i},{pad}\n"));
+    }
+    write(dir, "users.csv", &text);
+}
+
+/// The binary importing users.csv into `server`, as a plain std Command.
+fn import(server: &Server, dir: &Path) -> Command {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("cio-import"));
+    c.current_dir(dir)
+        .env("CUSTOMERIO_SITE_ID", SITE_ID)
+        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
+        .args(["users.csv", "--endpoint", &server.sandbox.base_url()])
+        .args(["--progress", "never"]);
+    c
+}
+
+#[test]
+fn a_disk_that_fills_up_mid_line_leaves_whole_lines_and_the_resume_writes_each_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows = 40;
+    invalid_people(d, rows);
+    let server = Server::plain();
+    // A file size limit stands in for a full disk: the write that crosses it stops
+    // part-way through a line.
+    let mut full = import(&server, d);
+    full.args(["--type", "age=number"]);
+    // SAFETY: between fork and exec only async-signal-safe calls (setrlimit, signal).
+    unsafe {
+        full.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 10_000,
+                rlim_max: 10_000,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = full.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write the failures file"), "{stderr}");
+    let failures = d.join("users.failures.ndjson");
+    let text = std::fs::read_to_string(&failures).unwrap();
+    assert!(text.ends_with('\n'), "a torn line was left: ...{}", &text[text.len() - 80..]);
+    let written = read_ndjson(&failures).len();
+    assert!(written > 0 && written < rows, "{written} lines");
+
+    let out = import(&server, d)
+        .args(["--type", "age=number", "--resume"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let mut lines: Vec<u64> = read_ndjson(&failures)
+        .iter()
+        .map(|l| l["_error"]["line"].as_u64().unwrap())
+        .collect();
+    lines.sort_unstable();
+    assert_eq!(lines, (2..2 + rows as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_link_planted_at_the_checkpoints_temporary_file_does_not_overwrite_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut text = String::from("id,plan\n");
+    for i in 0..2_000 {
+        text.push_str(&format!("u{i},pro\n"));
+    }
+    write(d, "users.csv", &text);
+    std::os::unix::fs::symlink("users.csv", d.join("users.checkpoint.json.tmp")).unwrap();
+    let server = Server::plain();
+    let mut c = import(&server, d);
+    // One a request, for a run long enough to save the checkpoint many times.
+    c.args(["--rate", "1000", "--batch", "1"]);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(d.join("users.csv")).unwrap(), text);
+    assert_eq!(server.sandbox.stats().people, 2_000);
+}
