@@ -56,6 +56,10 @@ pub struct Checkpoint {
     pub target: String,
     /// Every record before this position is settled.
     pub position: Position,
+    /// The flags that decided what each row became (`Config::mapping_flags`): a resume
+    /// with others would turn the rest of the input into other operations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mapping: Vec<String>,
     /// Records past `position` settled out of order (while an earlier one waited): a resume
     /// reads past them too, so none is sent or written to the failures file twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -95,6 +99,16 @@ pub enum ResumeError {
     )]
     OtherInputs { path: PathBuf, theirs: String },
     #[error(
+        "--resume: the checkpoint {path} is of a run with {theirs}, and this one has {ours}: the \
+         rest of the input would become other operations. Resume with the same flags, or run \
+         without --resume to start over"
+    )]
+    OtherMapping {
+        path: PathBuf,
+        theirs: String,
+        ours: String,
+    },
+    #[error(
         "--resume: the checkpoint {path} is of a run into {theirs}, not {ours}: the records it \
          counts as settled were not sent here. Run without --resume to import everything here"
     )]
@@ -107,7 +121,11 @@ pub enum ResumeError {
 
 impl Checkpoint {
     /// A checkpoint at the start of `inputs`, for a run into `target`.
-    pub fn new(inputs: &[Input], target: String) -> std::io::Result<Checkpoint> {
+    pub fn new(
+        inputs: &[Input],
+        target: String,
+        mapping: Vec<String>,
+    ) -> std::io::Result<Checkpoint> {
         Ok(Checkpoint {
             version: VERSION,
             inputs: inputs
@@ -115,6 +133,7 @@ impl Checkpoint {
                 .map(Fingerprint::of)
                 .collect::<Result<_, _>>()?,
             target,
+            mapping,
             position: Position {
                 input: 0,
                 records: 0,
@@ -158,8 +177,13 @@ impl Checkpoint {
     }
 
     /// Loads the checkpoint at `path` and checks it was made for exactly these inputs, into
-    /// the same target.
-    pub fn resume(path: &Path, inputs: &[Input], target: &str) -> Result<Checkpoint, ResumeError> {
+    /// the same target, with the same mapping flags.
+    pub fn resume(
+        path: &Path,
+        inputs: &[Input],
+        target: &str,
+        mapping: &[String],
+    ) -> Result<Checkpoint, ResumeError> {
         let text = match fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -194,6 +218,17 @@ impl Checkpoint {
                 path: path.to_owned(),
                 theirs: saved.target,
                 ours: target.to_owned(),
+            });
+        }
+        if saved.mapping != mapping {
+            let said = |words: &[String]| match words {
+                [] => "no mapping flags".to_owned(),
+                _ => words.join(" "),
+            };
+            return Err(ResumeError::OtherMapping {
+                path: path.to_owned(),
+                theirs: said(&saved.mapping),
+                ours: said(mapping),
             });
         }
         for (was, input) in saved.inputs.iter().zip(inputs) {
@@ -302,14 +337,14 @@ mod tests {
         fs::write(&a, "id\n1\n2\n").unwrap();
         fs::write(&b, "id\n3\n").unwrap();
         let inputs = [input(&a), input(&b)];
-        let mut cp = Checkpoint::new(&inputs, TARGET.into()).unwrap();
+        let mut cp = Checkpoint::new(&inputs, TARGET.into(), Vec::new()).unwrap();
         cp.position = Position {
             input: 1,
             records: 1,
         };
         let path = dir.path().join("x.checkpoint.json");
         cp.save(&path).unwrap();
-        let back = Checkpoint::resume(&path, &inputs, TARGET).unwrap();
+        let back = Checkpoint::resume(&path, &inputs, TARGET, &[]).unwrap();
         assert_eq!(back, cp);
         assert_eq!(back.skip(0), Skip::All);
         assert_eq!(
@@ -330,7 +365,7 @@ mod tests {
         fs::write(&a, "id\n1\n").unwrap();
         fs::write(&b, "id\n2\n").unwrap();
         let inputs = [input(&a), input(&b)];
-        let mut cp = Checkpoint::new(&inputs, TARGET.into()).unwrap();
+        let mut cp = Checkpoint::new(&inputs, TARGET.into(), Vec::new()).unwrap();
         let at = |input, records| Position { input, records };
         let span = |input, from, to| Span { input, from, to };
         assert!(cp.advance(at(0, 5), vec![span(0, 7, 9), span(1, 0, 2)]));
@@ -343,7 +378,7 @@ mod tests {
 
         let path = dir.path().join("x.checkpoint.json");
         cp.save(&path).unwrap();
-        let back = Checkpoint::resume(&path, &inputs, TARGET).unwrap();
+        let back = Checkpoint::resume(&path, &inputs, TARGET, &[]).unwrap();
         assert_eq!(back.skip(0), Skip::All);
         assert_eq!(
             back.skip(1),
@@ -360,13 +395,13 @@ mod tests {
         let a = dir.path().join("a.csv");
         fs::write(&a, "id\n1\n2\n").unwrap();
         let path = dir.path().join("x.checkpoint.json");
-        Checkpoint::new(&[input(&a)], TARGET.into())
+        Checkpoint::new(&[input(&a)], TARGET.into(), Vec::new())
             .unwrap()
             .save(&path)
             .unwrap();
 
         fs::write(&a, "id\n1\n2\n3\n").unwrap();
-        let err = Checkpoint::resume(&path, &[input(&a)], TARGET).unwrap_err();
+        let err = Checkpoint::resume(&path, &[input(&a)], TARGET, &[]).unwrap_err();
         assert!(
             err.to_string().contains("changed since the checkpoint"),
             "{err}"
@@ -374,11 +409,11 @@ mod tests {
 
         let b = dir.path().join("b.csv");
         fs::write(&b, "id\n1\n").unwrap();
-        let err = Checkpoint::resume(&path, &[input(&b)], TARGET).unwrap_err();
+        let err = Checkpoint::resume(&path, &[input(&b)], TARGET, &[]).unwrap_err();
         assert!(matches!(err, ResumeError::OtherInputs { .. }), "{err}");
 
-        let err =
-            Checkpoint::resume(&dir.path().join("none.json"), &[input(&a)], TARGET).unwrap_err();
+        let err = Checkpoint::resume(&dir.path().join("none.json"), &[input(&a)], TARGET, &[])
+            .unwrap_err();
         assert!(matches!(err, ResumeError::Missing(_)));
     }
 
@@ -388,12 +423,12 @@ mod tests {
         let a = dir.path().join("a.csv");
         fs::write(&a, "id\n1\n").unwrap();
         let path = dir.path().join("x.checkpoint.json");
-        Checkpoint::new(&[input(&a)], TARGET.into())
+        Checkpoint::new(&[input(&a)], TARGET.into(), Vec::new())
             .unwrap()
             .save(&path)
             .unwrap();
         let real = "workspace abc (us)";
-        let err = Checkpoint::resume(&path, &[input(&a)], real).unwrap_err();
+        let err = Checkpoint::resume(&path, &[input(&a)], real, &[]).unwrap_err();
         assert!(matches!(err, ResumeError::OtherTarget { .. }), "{err}");
         assert!(
             err.to_string()
@@ -422,9 +457,32 @@ mod tests {
         fs::write(&a, "id\n1\n2\n").unwrap();
         let path = dir.path().join("users.checkpoint.json");
         std::os::unix::fs::symlink(&a, path.with_extension("json.tmp")).unwrap();
-        let cp = Checkpoint::new(&[input(&a)], TARGET.into()).unwrap();
+        let cp = Checkpoint::new(&[input(&a)], TARGET.into(), Vec::new()).unwrap();
         cp.save(&path).unwrap();
         assert_eq!(fs::read_to_string(&a).unwrap(), "id\n1\n2\n");
-        assert_eq!(Checkpoint::resume(&path, &[input(&a)], TARGET).unwrap(), cp);
+        assert_eq!(
+            Checkpoint::resume(&path, &[input(&a)], TARGET, &[]).unwrap(),
+            cp
+        );
+    }
+
+    #[test]
+    fn a_resume_with_other_mapping_flags_is_refused_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.csv");
+        fs::write(&a, "id\n1\n").unwrap();
+        let path = dir.path().join("cp.json");
+        let delete = vec!["--action".to_owned(), "delete".to_owned()];
+        Checkpoint::new(&[input(&a)], TARGET.into(), delete.clone())
+            .unwrap()
+            .save(&path)
+            .unwrap();
+        let err = Checkpoint::resume(&path, &[input(&a)], TARGET, &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is of a run with --action delete, and this one has no mapping flags"),
+            "{err}"
+        );
+        assert!(Checkpoint::resume(&path, &[input(&a)], TARGET, &delete).is_ok());
     }
 }

@@ -108,10 +108,10 @@ fn setup(msg: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
-    /// The command that replays `failures` as this run would: the same mapping flags and the
-    /// same target (a sandbox run's replay stays in the sandbox), quoted for a shell.
-    pub fn replay_command(&self, failures: &Path) -> String {
-        let mut args = vec!["cio-import".to_owned(), failures.display().to_string()];
+    /// The flags that decide what a row becomes, as words of a command line (none when
+    /// every one is at its default): a replay needs them, and a resume must have the same.
+    pub fn mapping_flags(&self) -> Vec<String> {
+        let mut args = Vec::new();
         let mut flag = |name: &str, value: String| args.extend([name.to_owned(), value]);
         let map = &self.map;
         if map.action != Action::Identify {
@@ -132,6 +132,14 @@ impl Config {
         if map.empty != EmptyPolicy::Skip {
             flag("--empty", cli_name(map.empty));
         }
+        args
+    }
+
+    /// The command that replays `failures` as this run would: the same mapping flags and the
+    /// same target (a sandbox run's replay stays in the sandbox), quoted for a shell.
+    pub fn replay_command(&self, failures: &Path) -> String {
+        let mut args = vec!["cio-import".to_owned(), failures.display().to_string()];
+        args.extend(self.mapping_flags());
         match &self.target {
             Target::Sandbox(_) => args.push("--sandbox".to_owned()),
             Target::Remote {

@@ -59,10 +59,17 @@ fn a_disk_that_fills_up_mid_line_leaves_whole_lines_and_the_resume_writes_each_r
     let out = full.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("cannot write the failures file"), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the failures file"),
+        "{stderr}"
+    );
     let failures = d.join("users.failures.ndjson");
     let text = std::fs::read_to_string(&failures).unwrap();
-    assert!(text.ends_with('\n'), "a torn line was left: ...{}", &text[text.len() - 80..]);
+    assert!(
+        text.ends_with('\n'),
+        "a torn line was left: ...{}",
+        &text[text.len() - 80..]
+    );
     let written = read_ndjson(&failures).len();
     assert!(written > 0 && written < rows, "{written} lines");
 
@@ -95,7 +102,71 @@ fn a_link_planted_at_the_checkpoints_temporary_file_does_not_overwrite_the_input
     // One a request, for a run long enough to save the checkpoint many times.
     c.args(["--rate", "1000", "--batch", "1"]);
     let out = c.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(std::fs::read_to_string(d.join("users.csv")).unwrap(), text);
     assert_eq!(server.sandbox.stats().people, 2_000);
+}
+
+#[test]
+fn a_resume_without_the_runs_action_is_refused_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut text = String::from("id\n");
+    for i in 0..200 {
+        text.push_str(&format!("u{i}\n"));
+    }
+    write(d, "users.csv", &text);
+    let server = Server::plain();
+    let mut first = import(&server, d)
+        .args(["--action", "delete", "--rate", "20", "--batch", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
+    assert_eq!(first.wait().unwrap().code(), Some(130));
+    let sent = server.sandbox.requests().len();
+
+    let out = import(&server, d).arg("--resume").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is of a run with --action delete"),
+        "{stderr}"
+    );
+    assert_eq!(
+        server.sandbox.requests().len(),
+        sent,
+        "nothing more was sent"
+    );
+
+    let out = import(&server, d)
+        .args([
+            "--action", "delete", "--rate", "1000", "--batch", "1", "--resume",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Besides the preflight's GETs, deletes only: every person's.
+    let requests = server.sandbox.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.method == "DELETE" || r.method == "GET")
+    );
+    let deleted: std::collections::HashSet<&str> = requests
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(deleted.len(), 200);
 }
