@@ -325,6 +325,15 @@ impl Config {
             .filter_map(|(flag, path)| Some((flag, path?)))
             .collect();
         for (i, (flag, path)) in written.iter().enumerate() {
+            // Found now, not at the first failure after an hour of sending.
+            let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+            if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+                return Err(bad(format!(
+                    "{flag} {}: the folder {} does not exist; create it first",
+                    path.display(),
+                    folder.display()
+                )));
+            }
             if inputs.iter().any(|input| same_file(&input.path, path)) {
                 return Err(bad(format!(
                     "{flag} {} is also an input: the run writes it, so it must be another file",
@@ -404,6 +413,14 @@ fn read_key_file(path: &Path) -> Result<Secret, ConfigError> {
 fn check_endpoint(url: &str) -> Result<String, ConfigError> {
     let parsed = reqwest::Url::parse(url)
         .map_err(|e| bad(format!("--endpoint {url:?} is not a URL: {e}")))?;
+    // Credentials go in the Authorization header; a URL holding them would be printed (the
+    // replay hint) and logged.
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad(
+            "--endpoint must not hold credentials (user:password@): the site id and key go in \
+             CUSTOMERIO_SITE_ID and CUSTOMERIO_TRACK_API_KEY",
+        ));
+    }
     let loopback = match parsed.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -602,6 +619,12 @@ mod tests {
             message.starts_with("--failures and --checkpoint name the same file"),
             "{message}"
         );
+        let missing = dir.path().join("no-such-folder").join("f.ndjson");
+        let message = refused(&["--failures", missing.to_str().unwrap()]);
+        assert!(
+            message.contains("no-such-folder does not exist; create it first"),
+            "{message}"
+        );
         assert!(
             Config::from_cli(
                 Cli::try_parse_from(["cio-import", input, "--sandbox", "--summary", "-"]).unwrap(),
@@ -609,5 +632,27 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn an_endpoint_holding_credentials_is_refused_without_echoing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("users.csv");
+        std::fs::write(&input, "id\n1\n").unwrap();
+        let args = [
+            "cio-import",
+            input.to_str().unwrap(),
+            "--site-id",
+            "s",
+            "--endpoint",
+            "http://me:hunter2@proxy.example.com",
+        ];
+        match Config::from_cli(Cli::try_parse_from(args).unwrap(), Some("k".into())) {
+            Err(ConfigError::Usage(message)) => {
+                assert!(message.contains("must not hold credentials"), "{message}");
+                assert!(!message.contains("hunter2"), "{message}");
+            }
+            other => panic!("not refused: {other:?}"),
+        }
     }
 }
