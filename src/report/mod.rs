@@ -3,6 +3,7 @@
 
 mod counters;
 mod progress;
+pub mod say;
 mod summary;
 
 pub use counters::Counters;
