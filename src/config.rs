@@ -306,7 +306,14 @@ impl Config {
             }
         };
 
-        let checkpoint = (!inputs.iter().any(Input::is_stdin)).then(|| {
+        if let Some(stream) = inputs.iter().find(|i| i.is_stream()).filter(|_| cli.resume) {
+            return Err(bad(format!(
+                "--resume cannot be used with {}: it is a stream (a pipe or a device), which \
+                 cannot be re-read from a position",
+                stream.name()
+            )));
+        }
+        let checkpoint = (!inputs.iter().any(Input::is_stream)).then(|| {
             cli.checkpoint
                 .unwrap_or_else(|| crate::checkpoint::default_path(&failures))
         });

@@ -22,11 +22,17 @@ fn invalid_people(dir: &Path, n: usize) {
 
 /// The binary importing users.csv into `server`, as a plain std Command.
 fn import(server: &Server, dir: &Path) -> Command {
+    import_from(server, dir, "users.csv".as_ref())
+}
+
+/// The binary importing `input` into `server`.
+fn import_from(server: &Server, dir: &Path, input: &std::ffi::OsStr) -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("cio-import"));
     c.current_dir(dir)
         .env("CUSTOMERIO_SITE_ID", SITE_ID)
         .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
-        .args(["users.csv", "--endpoint", &server.sandbox.base_url()])
+        .arg(input)
+        .args(["--endpoint", &server.sandbox.base_url()])
         .args(["--progress", "never"]);
     c
 }
@@ -169,4 +175,69 @@ fn a_resume_without_the_runs_action_is_refused_before_sending() {
         .map(|r| r.path.as_str())
         .collect();
     assert_eq!(deleted.len(), 200);
+}
+
+/// `n` people as CSV, about 40 bytes a row.
+fn people(n: usize) -> String {
+    let mut text = String::from("id,plan,city\n");
+    for i in 0..n {
+        text.push_str(&format!("person-{i:06},premium,Somewhere-{i}\n"));
+    }
+    text
+}
+
+#[test]
+fn a_pipe_given_by_path_loses_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows = 20_000;
+    let server = Server::plain();
+
+    // `cat users.csv | cio-import /dev/stdin --format csv`
+    let mut child = import_from(&server, d, "/dev/stdin".as_ref())
+        .args(["--rate", "1000", "--format", "csv"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let text = people(rows);
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, text.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.sandbox.stats().people, rows as u64);
+
+    // `cio-import <(zcat users.csv.gz) --format csv` reads a FIFO.
+    let fifo = d.join("fifo");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let second = Server::plain();
+    let (path, text) = (fifo.clone(), people(rows));
+    let writer = std::thread::spawn(move || std::fs::write(path, text));
+    let out = import_from(&second, d, fifo.as_os_str())
+        .args(["--rate", "1000", "--format", "csv"])
+        .output()
+        .unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(second.sandbox.stats().people, rows as u64);
+
+    // And a stream cannot be resumed.
+    let out = import_from(&second, d, fifo.as_os_str())
+        .args(["--resume", "--format", "csv"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("it is a stream"), "{stderr}");
 }

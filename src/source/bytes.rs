@@ -43,8 +43,13 @@ impl Input {
                 reason: "is a directory, not a file".to_string(),
             });
         }
-        // Opening catches permission problems now rather than after other inputs were sent.
-        File::open(path).map_err(open_error)?;
+        // A pipe, a FIFO (`<(zcat ...)`, /dev/stdin) or a device is read once, like stdin:
+        // opening it to look is already reading from it.
+        let stream = !meta.is_file();
+        if !stream {
+            // Opening catches permission problems now rather than after other inputs were sent.
+            File::open(path).map_err(open_error)?;
+        }
         let (guessed, gzip, delimiter) = format_from_name(path);
         let format = format.or(guessed).ok_or_else(|| SourceError::Input {
             path: name.clone(),
@@ -57,7 +62,7 @@ impl Input {
             format,
             gzip,
             delimiter,
-            size: Some(meta.len()),
+            size: (!stream).then(|| meta.len()),
         })
     }
 
@@ -72,6 +77,12 @@ impl Input {
 
     pub fn is_stdin(&self) -> bool {
         self.path.as_os_str() == "-"
+    }
+
+    /// Whether the input can be read only once (stdin, a pipe, a device): it has no size,
+    /// cannot be fingerprinted and cannot be resumed.
+    pub fn is_stream(&self) -> bool {
+        self.size.is_none()
     }
 
     /// Opens the input's bytes, decoded and without a BOM; `consumed` counts raw bytes read
