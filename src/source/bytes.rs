@@ -62,7 +62,7 @@ impl Input {
             format,
             gzip,
             delimiter,
-            size: (!stream).then(|| meta.len()),
+            size: (!stream).then_some(meta.len()),
         })
     }
 
