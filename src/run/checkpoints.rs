@@ -101,6 +101,7 @@ mod tests {
             version: 1,
             inputs: Vec::new(),
             target: "the sandbox".into(),
+            mapping: Vec::new(),
             position: Position {
                 input: 0,
                 records: 0,
