@@ -9,6 +9,7 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
+use crate::report::Tally;
 use crate::settle::{Position, Span, open_private};
 use crate::source::Input;
 
@@ -60,6 +61,10 @@ pub struct Checkpoint {
     /// with others would turn the rest of the input into other operations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mapping: Vec<String>,
+    /// What was settled when it was saved (`position` and `ahead`): a resume counts on
+    /// from it.
+    #[serde(default)]
+    pub settled: Tally,
     /// Records past `position` settled out of order (while an earlier one waited): a resume
     /// reads past them too, so none is sent or written to the failures file twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -134,6 +139,7 @@ impl Checkpoint {
                 .collect::<Result<_, _>>()?,
             target,
             mapping,
+            settled: Tally::default(),
             position: Position {
                 input: 0,
                 records: 0,

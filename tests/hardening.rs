@@ -241,3 +241,101 @@ fn a_pipe_given_by_path_loses_no_row() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("it is a stream"), "{stderr}");
 }
+
+#[test]
+fn a_second_run_over_the_same_files_is_refused_at_once_and_the_first_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "users.csv", &people(60));
+    let server = Server::plain();
+    let first = import(&server, d)
+        .args(["--rate", "30", "--batch", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let second = import(&server, d)
+        .args(["--rate", "1000"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "another cio-import (process {}) is running",
+            first.id()
+        )),
+        "{stderr}"
+    );
+    let out = first.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.sandbox.stats().people, 60);
+    assert!(
+        !d.join("users.failures.lock").exists(),
+        "the lock is removed at the end"
+    );
+}
+
+#[test]
+fn a_resume_cuts_a_torn_failures_line_before_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows = 100;
+    invalid_people(d, rows);
+    let server = Server::plain();
+    // users.csv's rows are all invalid and written to the failures file at once; the run is
+    // stopped while it still sends valid.csv's people.
+    let mut valid = String::from("id,age,note\n");
+    for i in 0..200 {
+        valid.push_str(&format!("v{i},{i},ok\n"));
+    }
+    write(d, "valid.csv", &valid);
+    let args = ["valid.csv", "--type", "age=number", "--batch", "1"];
+    let mut first = import(&server, d)
+        .args(args)
+        .args(["--rate", "20"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
+    assert_eq!(first.wait().unwrap().code(), Some(130));
+    let failures = d.join("users.failures.ndjson");
+    assert_eq!(read_ndjson(&failures).len(), rows);
+    // What kill -9 in the middle of writing a line leaves.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&failures)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"_error\":{\"line\":7,\"mess").unwrap();
+
+    let out = import(&server, d)
+        .args(args)
+        .args(["--rate", "1000", "--resume", "--summary", "-"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("cut off its last line"), "{stderr}");
+    // The summary is the whole run's, as an uninterrupted run's would be.
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["records"], 300, "{summary}");
+    assert_eq!(summary["accepted"], 200, "{summary}");
+    assert_eq!(summary["invalid"], 100, "{summary}");
+    assert_eq!(
+        summary["failures_path"], "users.failures.ndjson",
+        "{summary}"
+    );
+    assert_eq!(summary["exit_code"], 3, "{summary}");
+    assert_eq!(
+        read_ndjson(&failures).len(),
+        rows,
+        "every line whole, none twice"
+    );
+    assert_eq!(server.sandbox.stats().people, 200);
+}

@@ -52,12 +52,15 @@ async fn save_checkpoints(
             _ = done.cancelled() => true,
             _ = tokio::time::sleep(CHECKPOINT_EVERY) => false,
         };
-        let (position, ahead) = {
+        let (position, ahead, tally) = {
             let ledger = lock(&ledger);
-            (ledger.position(), ledger.settled_ahead())
+            (ledger.position(), ledger.settled_ahead(), ledger.tally())
         };
         // Before the reader reaches the resumed input, the ledger knows nothing newer.
         let moved = position >= resumed_at && cp.advance(position, ahead);
+        if moved {
+            cp.settled = tally;
+        }
         if moved || last {
             // Taken after the position: the file only grows, so the sync below still covers
             // every line the position counts.
@@ -102,6 +105,7 @@ mod tests {
             inputs: Vec::new(),
             target: "the sandbox".into(),
             mapping: Vec::new(),
+            settled: Default::default(),
             position: Position {
                 input: 0,
                 records: 0,

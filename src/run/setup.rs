@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use crate::checkpoint::Checkpoint;
 use crate::config::{Config, Target};
 use crate::error::Fatal;
+use crate::lock::RunLock;
 use crate::record::Mapper;
-use crate::report::Counters;
+use crate::report::{Counters, say};
 use crate::sandbox::Sandbox;
 use crate::send::Client;
+use crate::settle::mend;
 use crate::source::{Input, Reader};
 use crate::track::Secret;
 
@@ -29,12 +31,29 @@ pub(super) struct Prepared {
     /// None in a dry run.
     pub client: Option<Client>,
     pub sandbox: Option<Sandbox>,
+    /// Held until the run ends.
+    pub lock: RunLock,
 }
 
 /// Checks and opens all a run needs, in the order a user is told of problems: files the
 /// run cannot write and inputs it cannot read before the network, the credentials before
 /// an earlier run's files are replaced.
 pub(super) async fn prepare(config: &Config, counters: &Counters) -> Result<Prepared, Fatal> {
+    // First, so that a second run over the same files touches none of them.
+    let lock = RunLock::take(&config.failures).map_err(Fatal::Setup)?;
+    for (flag, path) in [
+        ("--failures", Some(&config.failures)),
+        ("--checkpoint", config.checkpoint.as_ref()),
+    ] {
+        if let Some(path) = path.filter(|p| p.is_symlink()) {
+            return Err(Fatal::Setup(format!(
+                "{flag} {}: it is a symbolic link, which cio-import does not write through; \
+                 remove the link or choose another path",
+                path.display()
+            )));
+        }
+    }
+
     // The summary file is emptied now: a path it cannot be written to is found before the
     // import rather than after it, and an earlier run's summary never passes for this one's.
     if let Some(path) = config.summary.as_ref().filter(|p| p.as_os_str() != "-") {
@@ -59,7 +78,9 @@ pub(super) async fn prepare(config: &Config, counters: &Counters) -> Result<Prep
     };
 
     let (client, sandbox) = connect(config).await?;
-    if !config.resume {
+    if config.resume {
+        mend_failures(config)?;
+    } else {
         start_fresh(checkpoint.as_ref(), config)?;
     }
     Ok(Prepared {
@@ -67,6 +88,7 @@ pub(super) async fn prepare(config: &Config, counters: &Counters) -> Result<Prep
         checkpoint,
         client,
         sandbox,
+        lock,
     })
 }
 
@@ -150,7 +172,7 @@ async fn connect(config: &Config) -> Result<(Option<Client>, Option<Sandbox>), F
                 &Secret::new(opts.api_key.clone()),
             )?;
             if !config.quiet {
-                eprintln!("cio-import: sandbox listening on {}", sb.base_url());
+                say::say(format_args!("sandbox listening on {}", sb.base_url()));
             }
             (client, opts.region, Some(sb))
         }
@@ -171,15 +193,29 @@ async fn connect(config: &Config) -> Result<(Option<Client>, Option<Sandbox>), F
     Ok((Some(client), sandbox))
 }
 
+/// A resume appends to the failures file: a line the stopped run was writing when it died
+/// is cut off first (its record was not settled, so the resume meets it again).
+fn mend_failures(config: &Config) -> Result<(), Fatal> {
+    let cut = mend(&config.failures).map_err(|e| Fatal::Setup(e.to_string()))?;
+    if cut > 0 && !config.quiet {
+        say::warning(format_args!(
+            "{}: cut off its last line, {cut} bytes without a line end, that the stopped run \
+             was writing; its record is read again",
+            config.failures.display()
+        ));
+    }
+    Ok(())
+}
+
 /// A run that starts over replaces an earlier run's checkpoint and failures file, once the
 /// credentials are known to work.
 fn start_fresh(checkpoint: Option<&(PathBuf, Checkpoint)>, config: &Config) -> Result<(), Fatal> {
     if let Some((path, cp)) = checkpoint {
         if path.exists() && !config.quiet {
-            eprintln!(
-                "cio-import: warning: starting over: the checkpoint {} of an earlier run is replaced (--resume carries on from it)",
+            say::warning(format_args!(
+                "starting over: the checkpoint {} of an earlier run is replaced (--resume carries on from it)",
                 path.display()
-            );
+            ));
         }
         cp.save(path).map_err(|error| Fatal::Checkpoint {
             path: path.clone(),
@@ -195,11 +231,11 @@ fn start_fresh(checkpoint: Option<&(PathBuf, Checkpoint)>, config: &Config) -> R
     if let Some(kept) = kept
         && !config.quiet
     {
-        eprintln!(
-            "cio-import: warning: {} of an earlier run is kept as {}",
+        say::warning(format_args!(
+            "{} of an earlier run is kept as {}",
             config.failures.display(),
             kept.display()
-        );
+        ));
     }
     Ok(())
 }

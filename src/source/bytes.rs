@@ -99,7 +99,8 @@ impl Input {
                 path: name.to_string(),
                 reason: os_reason(&e),
             })?;
-            match self.size {
+            // Size 0 is what /proc and /sys files say whatever they hold: read them out.
+            match self.size.filter(|&size| size > 0) {
                 Some(size) => Box::new(AsOfStart {
                     file,
                     path: self.path.clone(),
