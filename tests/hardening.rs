@@ -339,3 +339,30 @@ fn a_resume_cuts_a_torn_failures_line_before_appending() {
     );
     assert_eq!(server.sandbox.stats().people, 200);
 }
+
+#[test]
+fn a_checkpoint_that_can_no_longer_be_saved_stops_the_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "users.csv", &people(300));
+    std::fs::create_dir(d.join("state")).unwrap();
+    let server = Server::plain();
+    let run = import(&server, d)
+        .args(["--rate", "50", "--batch", "1"])
+        .args(["--checkpoint", "state/users.checkpoint.json"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // Root passes any permission check; a folder that is gone stops every save.
+    std::fs::remove_dir_all(d.join("state")).unwrap();
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the checkpoint state/users.checkpoint.json"),
+        "{stderr}"
+    );
+    let sent = server.sandbox.stats().people;
+    assert!(sent < 150, "{sent} of 300 sent after the checkpoint failed");
+}

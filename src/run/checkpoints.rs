@@ -25,9 +25,24 @@ pub(super) struct Saver {
 }
 
 impl Saver {
-    pub(super) fn start(path: PathBuf, cp: Checkpoint, ledger: Arc<Mutex<Ledger>>) -> Saver {
+    /// Starts saving; a checkpoint that cannot be saved cancels `stop`: the run drains and
+    /// ends, rather than go on sending records that a crash would make a resume send again
+    /// (and end with a checkpoint far behind).
+    pub(super) fn start(
+        path: PathBuf,
+        cp: Checkpoint,
+        ledger: Arc<Mutex<Ledger>>,
+        stop: CancellationToken,
+    ) -> Saver {
         let done = CancellationToken::new();
-        let task = tokio::spawn(save_checkpoints(path.clone(), cp, ledger, done.clone()));
+        let saving = save_checkpoints(path.clone(), cp, ledger, done.clone());
+        let task = tokio::spawn(async move {
+            let saved = saving.await;
+            if saved.is_err() {
+                stop.cancel();
+            }
+            saved
+        });
         Saver { path, done, task }
     }
 
@@ -124,7 +139,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.checkpoint.json");
         let ledger = ledger(dir.path());
-        let saver = Saver::start(path.clone(), start(), ledger.clone());
+        let saver = Saver::start(
+            path.clone(),
+            start(),
+            ledger.clone(),
+            CancellationToken::new(),
+        );
         {
             let mut ledger = lock(&ledger);
             ledger.begin_input(0, 0, 0);
@@ -138,11 +158,22 @@ mod tests {
         assert_eq!(saved(&path).records, 3);
     }
 
-    #[tokio::test]
-    async fn a_checkpoint_that_cannot_be_written_is_fatal_and_named() {
+    #[tokio::test(start_paused = true)]
+    async fn a_checkpoint_that_cannot_be_written_stops_the_run_and_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing").join("c.json");
-        let saver = Saver::start(path.clone(), start(), ledger(dir.path()));
+        let ledger = ledger(dir.path());
+        let stop = CancellationToken::new();
+        let saver = Saver::start(path.clone(), start(), ledger.clone(), stop.clone());
+        {
+            let mut ledger = lock(&ledger);
+            ledger.begin_input(0, 0, 0);
+            ledger.settle(0, Outcome::Accepted).unwrap();
+        }
+        // The first save after the position moved fails, and stops the run.
+        tokio::time::timeout(Duration::from_secs(1), stop.cancelled())
+            .await
+            .expect("the run is stopped");
         let message = saver.stop().await.unwrap_err().to_string();
         assert!(
             message.starts_with(&format!("cannot write the checkpoint {}: ", path.display())),

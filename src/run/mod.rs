@@ -108,7 +108,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
         },
     }
     .spawn()?;
-    let saver = checkpoint.map(|(path, cp)| Saver::start(path, cp, ledger.clone()));
+    let saver =
+        checkpoint.map(|(path, cp)| Saver::start(path, cp, ledger.clone(), shutdown.token.clone()));
 
     let mut fatal = Vec::new();
     if let Some(sender) = &sender {
