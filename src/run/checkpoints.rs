@@ -116,7 +116,7 @@ mod tests {
     /// A checkpoint at the start of no input: all the saver looks at is the position.
     fn start() -> Checkpoint {
         Checkpoint {
-            version: 1,
+            version: 2,
             inputs: Vec::new(),
             target: "the sandbox".into(),
             mapping: Vec::new(),
