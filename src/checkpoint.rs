@@ -71,6 +71,10 @@ pub struct Checkpoint {
     /// from it.
     #[serde(default)]
     pub settled: Tally,
+    /// The length of the failures file's lines for those records: a resume cuts what
+    /// follows (lines of records it reads again).
+    #[serde(default)]
+    pub failures_bytes: u64,
     /// Records past `position` settled out of order (while an earlier one waited): a resume
     /// reads past them too, so none is sent or written to the failures file twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -152,6 +156,7 @@ impl Checkpoint {
             target,
             mapping,
             settled: Tally::default(),
+            failures_bytes: 0,
             position: Position {
                 input: 0,
                 records: 0,

@@ -67,14 +67,21 @@ async fn save_checkpoints(
             _ = done.cancelled() => true,
             _ = tokio::time::sleep(CHECKPOINT_EVERY) => false,
         };
-        let (position, ahead, tally) = {
+        let (position, ahead, tally, failures_bytes) = {
             let ledger = lock(&ledger);
-            (ledger.position(), ledger.settled_ahead(), ledger.tally())
+            let bytes = ledger.failures().bytes();
+            (
+                ledger.position(),
+                ledger.settled_ahead(),
+                ledger.tally(),
+                bytes,
+            )
         };
         // Before the reader reaches the resumed input, the ledger knows nothing newer.
         let moved = position >= resumed_at && cp.advance(position, ahead);
         if moved {
             cp.settled = tally;
+            cp.failures_bytes = failures_bytes;
         }
         if moved || last {
             // Taken after the position: the file only grows, so the sync below still covers
@@ -121,6 +128,7 @@ mod tests {
             target: "the sandbox".into(),
             mapping: Vec::new(),
             settled: Default::default(),
+            failures_bytes: 0,
             position: Position {
                 input: 0,
                 records: 0,

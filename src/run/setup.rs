@@ -12,7 +12,7 @@ use crate::record::Mapper;
 use crate::report::{Counters, say};
 use crate::sandbox::Sandbox;
 use crate::send::Client;
-use crate::settle::mend;
+use crate::settle::cut_to;
 use crate::source::{Input, Reader};
 use crate::track::Secret;
 
@@ -78,9 +78,9 @@ pub(super) async fn prepare(config: &Config, counters: &Counters) -> Result<Prep
     };
 
     let (client, sandbox) = connect(config).await?;
-    if config.resume {
-        mend_failures(config)?;
-    } else {
+    if let Some((_, cp)) = checkpoint.as_ref().filter(|_| config.resume) {
+        cut_failures(config, cp)?;
+    } else if !config.resume {
         start_fresh(checkpoint.as_ref(), config)?;
     }
     Ok(Prepared {
@@ -193,14 +193,16 @@ async fn connect(config: &Config) -> Result<(Option<Client>, Option<Sandbox>), F
     Ok((Some(client), sandbox))
 }
 
-/// A resume appends to the failures file: a line the stopped run was writing when it died
-/// is cut off first (its record was not settled, so the resume meets it again).
-fn mend_failures(config: &Config) -> Result<(), Fatal> {
-    let cut = mend(&config.failures).map_err(|e| Fatal::Setup(e.to_string()))?;
+/// A resume appends to the failures file after the lines its checkpoint counts: what a
+/// stopped run wrote after its last checkpoint (a line torn by a crash included) is of
+/// records the resume reads again.
+fn cut_failures(config: &Config, checkpoint: &Checkpoint) -> Result<(), Fatal> {
+    let cut = cut_to(&config.failures, checkpoint.failures_bytes)
+        .map_err(|e| Fatal::Setup(e.to_string()))?;
     if cut > 0 && !config.quiet {
         say::warning(format_args!(
-            "{}: cut off its last line, {cut} bytes without a line end, that the stopped run \
-             was writing; its record is read again",
+            "{}: cut back to the lines the checkpoint counts ({cut} bytes written after it \
+             went); their records are read again",
             config.failures.display()
         ));
     }

@@ -2,7 +2,7 @@
 //! opened on the first failure so that a clean run leaves none.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -13,31 +13,33 @@ pub struct FailuresFile {
     file: Option<File>,
     /// On resume, failures go after the earlier run's.
     append: bool,
-    /// The bytes of whole lines in the file: a write that fails part-way is cut back to it.
+    /// The bytes of whole lines in the file: what a checkpoint counts, and what a write
+    /// that fails part-way is cut back to.
     whole: u64,
 }
 
 impl FailuresFile {
+    /// The run's failures file; on resume (`append`) it holds the earlier part's lines,
+    /// already cut back to what the checkpoint counts (see [`cut_to`]).
     pub fn new(path: PathBuf, append: bool) -> FailuresFile {
+        let whole = match append {
+            true => std::fs::metadata(&path).map_or(0, |m| m.len()),
+            false => 0,
+        };
         FailuresFile {
             path,
             file: None,
             append,
-            whole: 0,
+            whole,
         }
     }
 
     /// Writes one line, in one write. A write that fails part-way (a full disk, a size
-    /// limit) is cut off again, so the file only ever holds whole lines and a resume
-    /// appends after the last one instead of onto a fragment.
+    /// limit) is cut off again, so the file only ever holds whole lines.
     pub fn write(&mut self, line: &Map<String, Value>) -> io::Result<()> {
         let file = match &mut self.file {
             Some(f) => f,
-            None => {
-                let file = open_private(&self.path, self.append)?;
-                self.whole = whole_lines(&file)?.0;
-                self.file.insert(file)
-            }
+            None => self.file.insert(open_private(&self.path, self.append)?),
         };
         let mut buf = serde_json::to_vec(line)?;
         buf.push(b'\n');
@@ -52,6 +54,11 @@ impl FailuresFile {
         Ok(())
     }
 
+    /// The bytes of whole lines written so far (on resume, the earlier part's included).
+    pub fn bytes(&self) -> u64 {
+        self.whole
+    }
+
     /// Another handle on the file, if it is open: to sync it without the ledger's lock.
     pub fn handle(&self) -> Option<File> {
         self.file.as_ref().and_then(|f| f.try_clone().ok())
@@ -63,46 +70,23 @@ impl FailuresFile {
     }
 }
 
-/// Cuts a torn last line (a run killed while writing it) off the failures file at `path`,
-/// if there is one, and returns how many bytes went. The record of that line was not
-/// settled, so the resume meets it again; its line would otherwise be unreadable and the
-/// next one appended onto it.
-pub fn mend(path: &Path) -> io::Result<u64> {
-    match OpenOptions::new().read(true).write(true).open(path) {
-        Ok(file) => Ok(whole_lines(&file)?.1),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(io::Error::new(
-            e.kind(),
-            format!("cannot mend {}: {e}", path.display()),
-        )),
-    }
-}
-
-/// The length of `file`'s whole lines, having cut off what follows the last newline; and
-/// how many bytes were cut.
-fn whole_lines(file: &File) -> io::Result<(u64, u64)> {
-    const CHUNK: u64 = 64 * 1024;
-    let len = file.metadata()?.len();
-    let mut end = len;
-    let mut buf = vec![0; CHUNK as usize];
-    let whole = loop {
-        if end == 0 {
-            break 0;
-        }
-        let start = end.saturating_sub(CHUNK);
-        let chunk = &mut buf[..(end - start) as usize];
-        let mut reader = file;
-        reader.seek(SeekFrom::Start(start))?;
-        reader.read_exact(chunk)?;
-        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
-            break start + i as u64 + 1;
-        }
-        end = start;
+/// Cuts the failures file at `path` back to `len` bytes, what the checkpoint a resume
+/// starts from counts, and returns how many bytes went: lines written after that
+/// checkpoint (and a line torn by a crash) are of records the resume reads again, which
+/// would otherwise be in the file twice, or unreadable with the next line appended to it.
+pub fn cut_to(path: &Path, len: u64) -> io::Result<u64> {
+    let cannot =
+        |e: io::Error| io::Error::new(e.kind(), format!("cannot cut {} back: {e}", path.display()));
+    let file = match OpenOptions::new().write(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(cannot(e)),
     };
-    if whole < len {
-        file.set_len(whole)?;
+    let now = file.metadata().map_err(cannot)?.len();
+    if now > len {
+        file.set_len(len).map_err(cannot)?;
     }
-    Ok((whole, len - whole))
+    Ok(now.saturating_sub(len))
 }
 
 /// Opens a file only its owner can read, to write it anew or to append to it: failures
@@ -178,44 +162,29 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_last_line_is_cut_before_more_are_appended() {
+    fn a_resume_cuts_what_the_checkpoint_does_not_count_and_appends_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.ndjson");
-        // Whole lines, then the start of one the earlier run never finished; longer than
-        // the chunk the end is searched in.
-        let torn = format!(
-            "{{\"_error\":{{\"line\":3,\"pad\":\"{}",
-            "x".repeat(100_000)
-        );
-        std::fs::write(&path, format!("{{\"a\":1}}\n{{\"b\":2}}\n{torn}")).unwrap();
+        assert_eq!(cut_to(&path, 0).unwrap(), 0, "no file: nothing to cut");
+        // Two lines the checkpoint counts, then one written after it and a torn one.
+        let counted = "{\"a\":1}\n{\"b\":2}\n";
+        std::fs::write(&path, format!("{counted}{{\"c\":3}}\n{{\"_error\":{{\"li")).unwrap();
+        let len = counted.len() as u64;
+        assert_eq!(cut_to(&path, len).unwrap(), 22);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), counted);
+        assert_eq!(cut_to(&path, len).unwrap(), 0, "a second cut finds nothing");
         let mut f = FailuresFile::new(path.clone(), true);
+        assert_eq!(f.bytes(), len);
         f.write(&line(3)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(f.bytes(), text.len() as u64);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "{}", &text[..200]);
+        assert_eq!(lines.len(), 3);
         assert!(
             lines
                 .iter()
                 .all(|l| serde_json::from_str::<Value>(l).is_ok())
         );
-        assert!(lines[2].contains(r#""line":3"#));
-    }
-
-    #[test]
-    fn mend_cuts_only_a_torn_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f.ndjson");
-        assert_eq!(mend(&path).unwrap(), 0, "no file: nothing to mend");
-        for (before, after, cut) in [
-            ("", "", 0),
-            ("{}\n", "{}\n", 0),
-            ("{}\n{\"x\":", "{}\n", 5),
-            ("{\"x\":", "", 5),
-        ] {
-            std::fs::write(&path, before).unwrap();
-            assert_eq!(mend(&path).unwrap(), cut, "{before:?}");
-            assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
-        }
     }
 
     #[cfg(unix)]
