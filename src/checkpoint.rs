@@ -9,12 +9,9 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
+use crate::report::Tally;
 use crate::settle::{Position, Span, open_private};
 use crate::source::Input;
-
-/// Bytes at the start of an input whose hash is kept, to notice a file rewritten in place
-/// with the same size and time.
-const HEAD_BYTES: u64 = 64 * 1024;
 
 /// What identifies an input's content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +19,10 @@ pub struct Fingerprint {
     pub path: PathBuf,
     pub size: u64,
     pub modified_ns: u128,
-    pub head_crc32: u32,
+    /// Of every byte: a file rewritten in place with the same size and time (rows sorted
+    /// anew, say) would make a resume skip rows it never sent. CRC-32 reads a file at
+    /// several GB/s, so a 2-million-row export costs a fraction of a second.
+    pub crc32: u32,
 }
 
 impl Fingerprint {
@@ -33,15 +33,22 @@ impl Fingerprint {
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
-        let mut head = Vec::new();
-        File::open(&input.path)?
-            .take(HEAD_BYTES)
-            .read_to_end(&mut head)?;
+        let mut file = File::open(&input.path)?;
+        let mut hasher = crc32fast::Hasher::new();
+        let mut buf = vec![0; 256 * 1024];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Fingerprint {
             path: input.path.clone(),
             size: meta.len(),
             modified_ns,
-            head_crc32: crc32fast::hash(&head),
+            crc32: hasher.finalize(),
         })
     }
 }
@@ -56,13 +63,26 @@ pub struct Checkpoint {
     pub target: String,
     /// Every record before this position is settled.
     pub position: Position,
+    /// The flags that decided what each row became (`Config::mapping_flags`): a resume
+    /// with others would turn the rest of the input into other operations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mapping: Vec<String>,
+    /// What was settled when it was saved (`position` and `ahead`): a resume counts on
+    /// from it.
+    #[serde(default)]
+    pub settled: Tally,
+    /// The length of the failures file's lines for those records: a resume cuts what
+    /// follows (lines of records it reads again).
+    #[serde(default)]
+    pub failures_bytes: u64,
     /// Records past `position` settled out of order (while an earlier one waited): a resume
     /// reads past them too, so none is sent or written to the failures file twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ahead: Vec<Span>,
 }
 
-const VERSION: u32 = 1;
+/// 2: the whole content is hashed (1 hashed its first 64 KiB).
+const VERSION: u32 = 2;
 
 /// `<stem>.checkpoint.json` in the current directory, beside the default failures file.
 pub fn default_path(failures: &Path) -> PathBuf {
@@ -85,6 +105,11 @@ pub enum ResumeError {
     #[error("--resume: cannot read the checkpoint {path}: {why}")]
     Unreadable { path: PathBuf, why: String },
     #[error(
+        "--resume: the checkpoint {path} was written by another version of cio-import (its \
+         format is {version}, this one reads {VERSION}); run without --resume to start over"
+    )]
+    OtherVersion { path: PathBuf, version: u32 },
+    #[error(
         "--resume: {input} changed since the checkpoint ({what}); resuming would skip the wrong \
          records. Run without --resume to start over (records already sent are sent again; \
          identifies are idempotent and events keep their ids)"
@@ -94,6 +119,16 @@ pub enum ResumeError {
         "--resume: the checkpoint {path} was made for other inputs ({theirs}); give the same inputs in the same order"
     )]
     OtherInputs { path: PathBuf, theirs: String },
+    #[error(
+        "--resume: the checkpoint {path} is of a run with {theirs}, and this one has {ours}: the \
+         rest of the input would become other operations. Resume with the same flags, or run \
+         without --resume to start over"
+    )]
+    OtherMapping {
+        path: PathBuf,
+        theirs: String,
+        ours: String,
+    },
     #[error(
         "--resume: the checkpoint {path} is of a run into {theirs}, not {ours}: the records it \
          counts as settled were not sent here. Run without --resume to import everything here"
@@ -107,7 +142,11 @@ pub enum ResumeError {
 
 impl Checkpoint {
     /// A checkpoint at the start of `inputs`, for a run into `target`.
-    pub fn new(inputs: &[Input], target: String) -> std::io::Result<Checkpoint> {
+    pub fn new(
+        inputs: &[Input],
+        target: String,
+        mapping: Vec<String>,
+    ) -> std::io::Result<Checkpoint> {
         Ok(Checkpoint {
             version: VERSION,
             inputs: inputs
@@ -115,6 +154,9 @@ impl Checkpoint {
                 .map(Fingerprint::of)
                 .collect::<Result<_, _>>()?,
             target,
+            mapping,
+            settled: Tally::default(),
+            failures_bytes: 0,
             position: Position {
                 input: 0,
                 records: 0,
@@ -158,8 +200,13 @@ impl Checkpoint {
     }
 
     /// Loads the checkpoint at `path` and checks it was made for exactly these inputs, into
-    /// the same target.
-    pub fn resume(path: &Path, inputs: &[Input], target: &str) -> Result<Checkpoint, ResumeError> {
+    /// the same target, with the same mapping flags.
+    pub fn resume(
+        path: &Path,
+        inputs: &[Input],
+        target: &str,
+        mapping: &[String],
+    ) -> Result<Checkpoint, ResumeError> {
         let text = match fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -172,11 +219,25 @@ impl Checkpoint {
                 });
             }
         };
-        let saved: Checkpoint =
-            serde_json::from_str(&text).map_err(|e| ResumeError::Unreadable {
+        let unreadable = |e: serde_json::Error| ResumeError::Unreadable {
+            path: path.to_owned(),
+            why: e.to_string(),
+        };
+        // The version first: another version's fields would read as a broken file.
+        #[derive(Deserialize)]
+        struct Versioned {
+            version: u32,
+        }
+        let version = serde_json::from_str::<Versioned>(&text)
+            .map_err(unreadable)?
+            .version;
+        if version != VERSION {
+            return Err(ResumeError::OtherVersion {
                 path: path.to_owned(),
-                why: e.to_string(),
-            })?;
+                version,
+            });
+        }
+        let saved: Checkpoint = serde_json::from_str(&text).map_err(unreadable)?;
         let other = || ResumeError::OtherInputs {
             path: path.to_owned(),
             theirs: saved
@@ -186,7 +247,7 @@ impl Checkpoint {
                 .collect::<Vec<_>>()
                 .join(", "),
         };
-        if saved.version != VERSION || saved.inputs.len() != inputs.len() {
+        if saved.inputs.len() != inputs.len() {
             return Err(other());
         }
         if !saved.target.is_empty() && saved.target != target {
@@ -194,6 +255,17 @@ impl Checkpoint {
                 path: path.to_owned(),
                 theirs: saved.target,
                 ours: target.to_owned(),
+            });
+        }
+        if saved.mapping != mapping {
+            let said = |words: &[String]| match words {
+                [] => "no mapping flags".to_owned(),
+                _ => words.join(" "),
+            };
+            return Err(ResumeError::OtherMapping {
+                path: path.to_owned(),
+                theirs: said(&saved.mapping),
+                ours: said(mapping),
             });
         }
         for (was, input) in saved.inputs.iter().zip(inputs) {
@@ -208,8 +280,8 @@ impl Checkpoint {
                 Some("its size")
             } else if now.modified_ns != was.modified_ns {
                 Some("its modification time")
-            } else if now.head_crc32 != was.head_crc32 {
-                Some("its first bytes")
+            } else if now.crc32 != was.crc32 {
+                Some("its content")
             } else {
                 None
             };
@@ -244,6 +316,12 @@ impl Checkpoint {
     /// so a crash at any moment leaves either the old checkpoint or the new one.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let tmp = path.with_extension("json.tmp");
+        // What is there already (a crash's leftover, or a link planted to make the run
+        // write elsewhere) goes first: the file is made anew.
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         {
             let mut f = open_private(&tmp, false)?;
             f.write_all(&serde_json::to_vec_pretty(self)?)?;
@@ -296,14 +374,14 @@ mod tests {
         fs::write(&a, "id\n1\n2\n").unwrap();
         fs::write(&b, "id\n3\n").unwrap();
         let inputs = [input(&a), input(&b)];
-        let mut cp = Checkpoint::new(&inputs, TARGET.into()).unwrap();
+        let mut cp = Checkpoint::new(&inputs, TARGET.into(), Vec::new()).unwrap();
         cp.position = Position {
             input: 1,
             records: 1,
         };
         let path = dir.path().join("x.checkpoint.json");
         cp.save(&path).unwrap();
-        let back = Checkpoint::resume(&path, &inputs, TARGET).unwrap();
+        let back = Checkpoint::resume(&path, &inputs, TARGET, &[]).unwrap();
         assert_eq!(back, cp);
         assert_eq!(back.skip(0), Skip::All);
         assert_eq!(
@@ -324,7 +402,7 @@ mod tests {
         fs::write(&a, "id\n1\n").unwrap();
         fs::write(&b, "id\n2\n").unwrap();
         let inputs = [input(&a), input(&b)];
-        let mut cp = Checkpoint::new(&inputs, TARGET.into()).unwrap();
+        let mut cp = Checkpoint::new(&inputs, TARGET.into(), Vec::new()).unwrap();
         let at = |input, records| Position { input, records };
         let span = |input, from, to| Span { input, from, to };
         assert!(cp.advance(at(0, 5), vec![span(0, 7, 9), span(1, 0, 2)]));
@@ -337,7 +415,7 @@ mod tests {
 
         let path = dir.path().join("x.checkpoint.json");
         cp.save(&path).unwrap();
-        let back = Checkpoint::resume(&path, &inputs, TARGET).unwrap();
+        let back = Checkpoint::resume(&path, &inputs, TARGET, &[]).unwrap();
         assert_eq!(back.skip(0), Skip::All);
         assert_eq!(
             back.skip(1),
@@ -354,13 +432,13 @@ mod tests {
         let a = dir.path().join("a.csv");
         fs::write(&a, "id\n1\n2\n").unwrap();
         let path = dir.path().join("x.checkpoint.json");
-        Checkpoint::new(&[input(&a)], TARGET.into())
+        Checkpoint::new(&[input(&a)], TARGET.into(), Vec::new())
             .unwrap()
             .save(&path)
             .unwrap();
 
         fs::write(&a, "id\n1\n2\n3\n").unwrap();
-        let err = Checkpoint::resume(&path, &[input(&a)], TARGET).unwrap_err();
+        let err = Checkpoint::resume(&path, &[input(&a)], TARGET, &[]).unwrap_err();
         assert!(
             err.to_string().contains("changed since the checkpoint"),
             "{err}"
@@ -368,11 +446,11 @@ mod tests {
 
         let b = dir.path().join("b.csv");
         fs::write(&b, "id\n1\n").unwrap();
-        let err = Checkpoint::resume(&path, &[input(&b)], TARGET).unwrap_err();
+        let err = Checkpoint::resume(&path, &[input(&b)], TARGET, &[]).unwrap_err();
         assert!(matches!(err, ResumeError::OtherInputs { .. }), "{err}");
 
-        let err =
-            Checkpoint::resume(&dir.path().join("none.json"), &[input(&a)], TARGET).unwrap_err();
+        let err = Checkpoint::resume(&dir.path().join("none.json"), &[input(&a)], TARGET, &[])
+            .unwrap_err();
         assert!(matches!(err, ResumeError::Missing(_)));
     }
 
@@ -382,12 +460,12 @@ mod tests {
         let a = dir.path().join("a.csv");
         fs::write(&a, "id\n1\n").unwrap();
         let path = dir.path().join("x.checkpoint.json");
-        Checkpoint::new(&[input(&a)], TARGET.into())
+        Checkpoint::new(&[input(&a)], TARGET.into(), Vec::new())
             .unwrap()
             .save(&path)
             .unwrap();
         let real = "workspace abc (us)";
-        let err = Checkpoint::resume(&path, &[input(&a)], real).unwrap_err();
+        let err = Checkpoint::resume(&path, &[input(&a)], real, &[]).unwrap_err();
         assert!(matches!(err, ResumeError::OtherTarget { .. }), "{err}");
         assert!(
             err.to_string()
@@ -405,6 +483,82 @@ mod tests {
         assert_eq!(
             default_path(Path::new("out/users.failures-2.ndjson")),
             PathBuf::from("out/users-2.checkpoint.json")
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_planted_at_the_temporary_file_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("users.csv");
+        fs::write(&a, "id\n1\n2\n").unwrap();
+        let path = dir.path().join("users.checkpoint.json");
+        std::os::unix::fs::symlink(&a, path.with_extension("json.tmp")).unwrap();
+        let cp = Checkpoint::new(&[input(&a)], TARGET.into(), Vec::new()).unwrap();
+        cp.save(&path).unwrap();
+        assert_eq!(fs::read_to_string(&a).unwrap(), "id\n1\n2\n");
+        assert_eq!(
+            Checkpoint::resume(&path, &[input(&a)], TARGET, &[]).unwrap(),
+            cp
+        );
+    }
+
+    #[test]
+    fn a_resume_with_other_mapping_flags_is_refused_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.csv");
+        fs::write(&a, "id\n1\n").unwrap();
+        let path = dir.path().join("cp.json");
+        let delete = vec!["--action".to_owned(), "delete".to_owned()];
+        Checkpoint::new(&[input(&a)], TARGET.into(), delete.clone())
+            .unwrap()
+            .save(&path)
+            .unwrap();
+        let err = Checkpoint::resume(&path, &[input(&a)], TARGET, &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is of a run with --action delete, and this one has no mapping flags"),
+            "{err}"
+        );
+        assert!(Checkpoint::resume(&path, &[input(&a)], TARGET, &delete).is_ok());
+    }
+
+    #[test]
+    fn a_change_anywhere_in_an_input_is_refused_and_another_version_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.csv");
+        // Past the first 64 KiB, two rows swap places: same size, same time.
+        let rows: Vec<String> = (0..10_000).map(|i| format!("{i:08}\n")).collect();
+        fs::write(&a, format!("id\n{}", rows.concat())).unwrap();
+        let when = fs::metadata(&a).unwrap().modified().unwrap();
+        let path = dir.path().join("cp.json");
+        let cp = Checkpoint::new(&[input(&a)], TARGET.into(), Vec::new()).unwrap();
+        cp.save(&path).unwrap();
+        let mut swapped = rows.clone();
+        swapped.swap(9_000, 9_001);
+        fs::write(&a, format!("id\n{}", swapped.concat())).unwrap();
+        File::options()
+            .write(true)
+            .open(&a)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        let err = Checkpoint::resume(&path, &[input(&a)], TARGET, &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("changed since the checkpoint (its content)"),
+            "{err}"
+        );
+
+        let old = fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"version\": 2", "\"version\": 1");
+        fs::write(&path, old).unwrap();
+        let err = Checkpoint::resume(&path, &[input(&a)], TARGET, &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("another version of cio-import (its format is 1"),
+            "{err}"
         );
     }
 }

@@ -108,10 +108,10 @@ fn setup(msg: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
-    /// The command that replays `failures` as this run would: the same mapping flags and the
-    /// same target (a sandbox run's replay stays in the sandbox), quoted for a shell.
-    pub fn replay_command(&self, failures: &Path) -> String {
-        let mut args = vec!["cio-import".to_owned(), failures.display().to_string()];
+    /// The flags that decide what a row becomes, as words of a command line (none when
+    /// every one is at its default): a replay needs them, and a resume must have the same.
+    pub fn mapping_flags(&self) -> Vec<String> {
+        let mut args = Vec::new();
         let mut flag = |name: &str, value: String| args.extend([name.to_owned(), value]);
         let map = &self.map;
         if map.action != Action::Identify {
@@ -132,6 +132,14 @@ impl Config {
         if map.empty != EmptyPolicy::Skip {
             flag("--empty", cli_name(map.empty));
         }
+        args
+    }
+
+    /// The command that replays `failures` as this run would: the same mapping flags and the
+    /// same target (a sandbox run's replay stays in the sandbox), quoted for a shell.
+    pub fn replay_command(&self, failures: &Path) -> String {
+        let mut args = vec!["cio-import".to_owned(), failures.display().to_string()];
+        args.extend(self.mapping_flags());
         match &self.target {
             Target::Sandbox(_) => args.push("--sandbox".to_owned()),
             Target::Remote {
@@ -298,7 +306,14 @@ impl Config {
             }
         };
 
-        let checkpoint = (!inputs.iter().any(Input::is_stdin)).then(|| {
+        if let Some(stream) = inputs.iter().find(|i| i.is_stream()).filter(|_| cli.resume) {
+            return Err(bad(format!(
+                "--resume cannot be used with {}: it is a stream (a pipe or a device), which \
+                 cannot be re-read from a position",
+                stream.name()
+            )));
+        }
+        let checkpoint = (!inputs.iter().any(Input::is_stream)).then(|| {
             cli.checkpoint
                 .unwrap_or_else(|| crate::checkpoint::default_path(&failures))
         });
@@ -317,6 +332,15 @@ impl Config {
             .filter_map(|(flag, path)| Some((flag, path?)))
             .collect();
         for (i, (flag, path)) in written.iter().enumerate() {
+            // Found now, not at the first failure after an hour of sending.
+            let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+            if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+                return Err(bad(format!(
+                    "{flag} {}: the folder {} does not exist; create it first",
+                    path.display(),
+                    folder.display()
+                )));
+            }
             if inputs.iter().any(|input| same_file(&input.path, path)) {
                 return Err(bad(format!(
                     "{flag} {} is also an input: the run writes it, so it must be another file",
@@ -396,6 +420,14 @@ fn read_key_file(path: &Path) -> Result<Secret, ConfigError> {
 fn check_endpoint(url: &str) -> Result<String, ConfigError> {
     let parsed = reqwest::Url::parse(url)
         .map_err(|e| bad(format!("--endpoint {url:?} is not a URL: {e}")))?;
+    // Credentials go in the Authorization header; a URL holding them would be printed (the
+    // replay hint) and logged.
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad(
+            "--endpoint must not hold credentials (user:password@): the site id and key go in \
+             CUSTOMERIO_SITE_ID and CUSTOMERIO_TRACK_API_KEY",
+        ));
+    }
     let loopback = match parsed.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -594,6 +626,12 @@ mod tests {
             message.starts_with("--failures and --checkpoint name the same file"),
             "{message}"
         );
+        let missing = dir.path().join("no-such-folder").join("f.ndjson");
+        let message = refused(&["--failures", missing.to_str().unwrap()]);
+        assert!(
+            message.contains("no-such-folder does not exist; create it first"),
+            "{message}"
+        );
         assert!(
             Config::from_cli(
                 Cli::try_parse_from(["cio-import", input, "--sandbox", "--summary", "-"]).unwrap(),
@@ -601,5 +639,27 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn an_endpoint_holding_credentials_is_refused_without_echoing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("users.csv");
+        std::fs::write(&input, "id\n1\n").unwrap();
+        let args = [
+            "cio-import",
+            input.to_str().unwrap(),
+            "--site-id",
+            "s",
+            "--endpoint",
+            "http://me:hunter2@proxy.example.com",
+        ];
+        match Config::from_cli(Cli::try_parse_from(args).unwrap(), Some("k".into())) {
+            Err(ConfigError::Usage(message)) => {
+                assert!(message.contains("must not hold credentials"), "{message}");
+                assert!(!message.contains("hunter2"), "{message}");
+            }
+            other => panic!("not refused: {other:?}"),
+        }
     }
 }

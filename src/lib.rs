@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod exit;
 pub mod limit;
+pub mod lock;
 pub mod record;
 pub mod report;
 pub mod run;

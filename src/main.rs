@@ -9,13 +9,14 @@ use cio_import::cli::{self, Cli};
 use cio_import::config::Config;
 use cio_import::error::Fatal;
 use cio_import::exit::Exit;
+use cio_import::report::say;
 use cio_import::run::{self, Shutdown};
 
 fn main() -> ExitCode {
     match import() {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("cio-import: error: {e}");
+            say::error(&e);
             e.exit().into()
         }
     }

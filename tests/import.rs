@@ -316,9 +316,9 @@ fn the_summary_file_is_checked_first_and_never_left_from_an_earlier_run() {
         .arg(&input)
         .args(["--summary", "no/such/dir/summary.json"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicates::str::contains(
-            "--summary no/such/dir/summary.json: cannot write it",
+            "--summary no/such/dir/summary.json: the folder no/such/dir does not exist",
         ));
     assert_eq!(server.sandbox.people_count(), 0, "nothing is sent");
 

@@ -151,7 +151,10 @@ fn no_file_outside_the_sandbox_is_over_700_lines_of_code() {
         let text = std::fs::read_to_string(path).unwrap();
         let n = code(&text).iter().filter(|l| !l.trim().is_empty()).count();
         if n > MAX_CODE_LINES {
-            long.push(format!("{} ({n})", path.strip_prefix(src()).unwrap().display()));
+            long.push(format!(
+                "{} ({n})",
+                path.strip_prefix(src()).unwrap().display()
+            ));
         }
     }
     assert!(

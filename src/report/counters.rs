@@ -3,6 +3,17 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::{Deserialize, Serialize};
+
+/// The settled counts at one moment: a checkpoint keeps them, so that a resumed run's
+/// counts, summary and exit code are the whole run's, not only the part after the stop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub accepted: u64,
+    pub failed: u64,
+    pub invalid: u64,
+}
+
 /// Live counts, shared by every stage; read by the progress display.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -27,5 +38,24 @@ impl Counters {
     }
     pub fn settled(&self) -> u64 {
         Self::get(&self.accepted) + Self::get(&self.failed) + Self::get(&self.invalid)
+    }
+
+    pub fn tally(&self) -> Tally {
+        Tally {
+            accepted: Self::get(&self.accepted),
+            failed: Self::get(&self.failed),
+            invalid: Self::get(&self.invalid),
+        }
+    }
+
+    /// Starts from what an earlier part of the run settled (and so read).
+    pub fn carry(&self, earlier: Tally) {
+        Self::add(&self.accepted, earlier.accepted);
+        Self::add(&self.failed, earlier.failed);
+        Self::add(&self.invalid, earlier.invalid);
+        Self::add(
+            &self.records,
+            earlier.accepted + earlier.failed + earlier.invalid,
+        );
     }
 }

@@ -3,9 +3,10 @@
 
 mod counters;
 mod progress;
+pub mod say;
 mod summary;
 
-pub use counters::Counters;
+pub use counters::{Counters, Tally};
 pub use progress::{ProgressMode, Reporter};
 pub use summary::Summary;
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use console::Term;
 use indicatif::{HumanCount, HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Counters, counted};
+use super::{Counters, counted, say};
 
 /// `--progress`: when the live display is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -87,15 +87,13 @@ impl Reporter {
     /// A warning, printed above the bar (never through it).
     pub fn warn(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            self.bar
-                .suspend(|| eprintln!("cio-import: warning: {}", msg.as_ref()));
+            self.bar.suspend(|| say::warning(msg.as_ref()));
         }
     }
 
     /// A verbose log line (-v), above the bar.
     pub fn log(&self, msg: impl AsRef<str>) {
-        self.bar
-            .suspend(|| eprintln!("cio-import: {}", msg.as_ref()));
+        self.bar.suspend(|| say::say(msg.as_ref()));
     }
 
     /// Draws until `done` is cancelled: the bar on a terminal, a plain line every few
@@ -139,11 +137,11 @@ impl Reporter {
             if self.plain {
                 if now.duration_since(last_plain) >= PLAIN_EVERY {
                     last_plain = now;
-                    eprintln!(
-                        "cio-import: {:.0}s: {}",
+                    say::say(format_args!(
+                        "{:.0}s: {}",
                         now.duration_since(start).as_secs_f64(),
                         frame.one_line()
-                    );
+                    ));
                 }
             } else if !self.bar.is_hidden() {
                 let width = usize::from(Term::stderr().size().1);

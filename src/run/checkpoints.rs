@@ -25,9 +25,24 @@ pub(super) struct Saver {
 }
 
 impl Saver {
-    pub(super) fn start(path: PathBuf, cp: Checkpoint, ledger: Arc<Mutex<Ledger>>) -> Saver {
+    /// Starts saving; a checkpoint that cannot be saved cancels `stop`: the run drains and
+    /// ends, rather than go on sending records that a crash would make a resume send again
+    /// (and end with a checkpoint far behind).
+    pub(super) fn start(
+        path: PathBuf,
+        cp: Checkpoint,
+        ledger: Arc<Mutex<Ledger>>,
+        stop: CancellationToken,
+    ) -> Saver {
         let done = CancellationToken::new();
-        let task = tokio::spawn(save_checkpoints(path.clone(), cp, ledger, done.clone()));
+        let saving = save_checkpoints(path.clone(), cp, ledger, done.clone());
+        let task = tokio::spawn(async move {
+            let saved = saving.await;
+            if saved.is_err() {
+                stop.cancel();
+            }
+            saved
+        });
         Saver { path, done, task }
     }
 
@@ -52,12 +67,22 @@ async fn save_checkpoints(
             _ = done.cancelled() => true,
             _ = tokio::time::sleep(CHECKPOINT_EVERY) => false,
         };
-        let (position, ahead) = {
+        let (position, ahead, tally, failures_bytes) = {
             let ledger = lock(&ledger);
-            (ledger.position(), ledger.settled_ahead())
+            let bytes = ledger.failures().bytes();
+            (
+                ledger.position(),
+                ledger.settled_ahead(),
+                ledger.tally(),
+                bytes,
+            )
         };
         // Before the reader reaches the resumed input, the ledger knows nothing newer.
         let moved = position >= resumed_at && cp.advance(position, ahead);
+        if moved {
+            cp.settled = tally;
+            cp.failures_bytes = failures_bytes;
+        }
         if moved || last {
             // Taken after the position: the file only grows, so the sync below still covers
             // every line the position counts.
@@ -98,9 +123,12 @@ mod tests {
     /// A checkpoint at the start of no input: all the saver looks at is the position.
     fn start() -> Checkpoint {
         Checkpoint {
-            version: 1,
+            version: 2,
             inputs: Vec::new(),
             target: "the sandbox".into(),
+            mapping: Vec::new(),
+            settled: Default::default(),
+            failures_bytes: 0,
             position: Position {
                 input: 0,
                 records: 0,
@@ -119,7 +147,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.checkpoint.json");
         let ledger = ledger(dir.path());
-        let saver = Saver::start(path.clone(), start(), ledger.clone());
+        let saver = Saver::start(
+            path.clone(),
+            start(),
+            ledger.clone(),
+            CancellationToken::new(),
+        );
         {
             let mut ledger = lock(&ledger);
             ledger.begin_input(0, 0, 0);
@@ -133,11 +166,22 @@ mod tests {
         assert_eq!(saved(&path).records, 3);
     }
 
-    #[tokio::test]
-    async fn a_checkpoint_that_cannot_be_written_is_fatal_and_named() {
+    #[tokio::test(start_paused = true)]
+    async fn a_checkpoint_that_cannot_be_written_stops_the_run_and_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing").join("c.json");
-        let saver = Saver::start(path.clone(), start(), ledger(dir.path()));
+        let ledger = ledger(dir.path());
+        let stop = CancellationToken::new();
+        let saver = Saver::start(path.clone(), start(), ledger.clone(), stop.clone());
+        {
+            let mut ledger = lock(&ledger);
+            ledger.begin_input(0, 0, 0);
+            ledger.settle(0, Outcome::Accepted).unwrap();
+        }
+        // The first save after the position moved fails, and stops the run.
+        tokio::time::timeout(Duration::from_secs(1), stop.cancelled())
+            .await
+            .expect("the run is stopped");
         let message = saver.stop().await.unwrap_err().to_string();
         assert!(
             message.starts_with(&format!("cannot write the checkpoint {}: ", path.display())),

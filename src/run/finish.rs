@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::config::{Config, Target};
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::report::{Counters, Summary};
+use crate::report::{Counters, Summary, say};
 use crate::sandbox::Sandbox;
 
 /// Everything a run's end is made of.
@@ -77,10 +77,10 @@ pub(super) async fn finish(ending: Ending<'_>) -> Result<Exit, Fatal> {
         dry_run: matches!(config.target, Target::DryRun),
         exit_code: exit.code(),
     };
-    eprintln!("cio-import: {}", summary.human());
+    say::say(summary.human());
     if let Some(sb) = sandbox {
         if !config.quiet {
-            eprintln!("cio-import: {}", sb.summary_line());
+            say::say(sb.summary_line());
         }
         sb.shutdown().await;
     }
@@ -106,7 +106,7 @@ fn write_summary(path: &Path, summary: &Summary) -> Result<(), Fatal> {
         .map_err(std::io::Error::from)
         .and_then(|json| {
             if path.as_os_str() == "-" {
-                println!("{json}");
+                say::to_stdout(&json);
                 Ok(())
             } else {
                 std::fs::write(path, format!("{json}\n"))

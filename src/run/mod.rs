@@ -49,7 +49,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
         checkpoint,
         client,
         sandbox,
+        lock: _lock,
     } = setup::prepare(&config, &counters, &policy).await?;
+    if let Some((_, cp)) = checkpoint.as_ref().filter(|_| config.resume) {
+        counters.carry(cp.settled);
+    }
     let skips: Vec<Skip> = (0..opened.len())
         .map(|i| checkpoint.as_ref().map_or(Skip::NONE, |(_, cp)| cp.skip(i)))
         .collect();
@@ -105,7 +109,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
         },
     }
     .spawn()?;
-    let saver = checkpoint.map(|(path, cp)| Saver::start(path, cp, ledger.clone()));
+    let saver =
+        checkpoint.map(|(path, cp)| Saver::start(path, cp, ledger.clone(), shutdown.token.clone()));
 
     let mut fatal = Vec::new();
     if let Some(sender) = &sender {
@@ -126,8 +131,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
     } else {
         drop(rx);
     }
-    let stdin = config.inputs.iter().any(Input::is_stdin);
-    fatal.extend(reading.join(stdin, &shutdown.token, &reporter).await);
+    let stream = config.inputs.iter().any(Input::is_stream);
+    fatal.extend(reading.join(stream, &shutdown.token, &reporter).await);
 
     drawing.cancel();
     let _ = draw.await;
@@ -138,7 +143,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
             Err(e) => fatal.push(e),
         }
     }
-    let failures = lock(&ledger).failures().written().map(Into::into);
+    // A resume's failures file may hold only the earlier part's lines.
+    let failures = (Counters::get(&counters.failed) + Counters::get(&counters.invalid) > 0)
+        .then(|| config.failures.clone());
     finish(Ending {
         config: &config,
         started,

@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use crate::checkpoint::Checkpoint;
 use crate::config::{Config, Target};
 use crate::error::Fatal;
+use crate::lock::RunLock;
 use crate::record::Mapper;
-use crate::report::Counters;
+use crate::report::{Counters, say};
 use crate::sandbox::Sandbox;
 use crate::send::{Client, RetryPolicy};
+use crate::settle::cut_to;
 use crate::source::{Input, Reader};
 use crate::track::Secret;
 
@@ -29,6 +31,8 @@ pub(super) struct Prepared {
     /// None in a dry run.
     pub client: Option<Client>,
     pub sandbox: Option<Sandbox>,
+    /// Held until the run ends.
+    pub lock: RunLock,
 }
 
 /// Checks and opens all a run needs, in the order a user is told of problems: files the
@@ -39,6 +43,21 @@ pub(super) async fn prepare(
     counters: &Counters,
     policy: &RetryPolicy,
 ) -> Result<Prepared, Fatal> {
+    // First, so that a second run over the same files touches none of them.
+    let lock = RunLock::take(&config.failures).map_err(Fatal::Setup)?;
+    for (flag, path) in [
+        ("--failures", Some(&config.failures)),
+        ("--checkpoint", config.checkpoint.as_ref()),
+    ] {
+        if let Some(path) = path.filter(|p| p.is_symlink()) {
+            return Err(Fatal::Setup(format!(
+                "{flag} {}: it is a symbolic link, which cio-import does not write through; \
+                 remove the link or choose another path",
+                path.display()
+            )));
+        }
+    }
+
     // The summary file is emptied now: a path it cannot be written to is found before the
     // import rather than after it, and an earlier run's summary never passes for this one's.
     if let Some(path) = config.summary.as_ref().filter(|p| p.as_os_str() != "-") {
@@ -63,7 +82,9 @@ pub(super) async fn prepare(
     };
 
     let (client, sandbox) = connect(config, policy).await?;
-    if !config.resume {
+    if let Some((_, cp)) = checkpoint.as_ref().filter(|_| config.resume) {
+        cut_failures(config, cp)?;
+    } else if !config.resume {
         start_fresh(checkpoint.as_ref(), config)?;
     }
     Ok(Prepared {
@@ -71,6 +92,7 @@ pub(super) async fn prepare(
         checkpoint,
         client,
         sandbox,
+        lock,
     })
 }
 
@@ -114,10 +136,16 @@ fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
 /// The checkpoint this run starts from: the saved one on --resume, else a fresh one.
 fn load_checkpoint(path: &Path, config: &Config) -> Result<Checkpoint, Fatal> {
     if config.resume {
-        return Checkpoint::resume(path, &config.inputs, &config.target.describe())
+        let (target, mapping) = (config.target.describe(), config.mapping_flags());
+        return Checkpoint::resume(path, &config.inputs, &target, &mapping)
             .map_err(|e| Fatal::Setup(e.to_string()));
     }
-    Checkpoint::new(&config.inputs, config.target.describe()).map_err(|error| Fatal::Fingerprint {
+    Checkpoint::new(
+        &config.inputs,
+        config.target.describe(),
+        config.mapping_flags(),
+    )
+    .map_err(|error| Fatal::Fingerprint {
         path: path.to_path_buf(),
         error,
     })
@@ -151,7 +179,7 @@ async fn connect(
                 &Secret::new(opts.api_key.clone()),
             )?;
             if !config.quiet {
-                eprintln!("cio-import: sandbox listening on {}", sb.base_url());
+                say::say(format_args!("sandbox listening on {}", sb.base_url()));
             }
             (client, opts.region, Some(sb))
         }
@@ -172,15 +200,31 @@ async fn connect(
     Ok((Some(client), sandbox))
 }
 
+/// A resume appends to the failures file after the lines its checkpoint counts: what a
+/// stopped run wrote after its last checkpoint (a line torn by a crash included) is of
+/// records the resume reads again.
+fn cut_failures(config: &Config, checkpoint: &Checkpoint) -> Result<(), Fatal> {
+    let cut = cut_to(&config.failures, checkpoint.failures_bytes)
+        .map_err(|e| Fatal::Setup(e.to_string()))?;
+    if cut > 0 && !config.quiet {
+        say::warning(format_args!(
+            "{}: cut back to the lines the checkpoint counts ({cut} bytes written after it \
+             went); their records are read again",
+            config.failures.display()
+        ));
+    }
+    Ok(())
+}
+
 /// A run that starts over replaces an earlier run's checkpoint and failures file, once the
 /// credentials are known to work.
 fn start_fresh(checkpoint: Option<&(PathBuf, Checkpoint)>, config: &Config) -> Result<(), Fatal> {
     if let Some((path, cp)) = checkpoint {
         if path.exists() && !config.quiet {
-            eprintln!(
-                "cio-import: warning: starting over: the checkpoint {} of an earlier run is replaced (--resume carries on from it)",
+            say::warning(format_args!(
+                "starting over: the checkpoint {} of an earlier run is replaced (--resume carries on from it)",
                 path.display()
-            );
+            ));
         }
         cp.save(path).map_err(|error| Fatal::Checkpoint {
             path: path.clone(),
@@ -196,11 +240,11 @@ fn start_fresh(checkpoint: Option<&(PathBuf, Checkpoint)>, config: &Config) -> R
     if let Some(kept) = kept
         && !config.quiet
     {
-        eprintln!(
-            "cio-import: warning: {} of an earlier run is kept as {}",
+        say::warning(format_args!(
+            "{} of an earlier run is kept as {}",
             config.failures.display(),
             kept.display()
-        );
+        ));
     }
     Ok(())
 }

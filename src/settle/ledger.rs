@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::failures::FailuresFile;
-use crate::report::Counters;
+use crate::report::{Counters, Tally};
 
 /// Where a settled record ends.
 #[derive(Debug)]
@@ -150,6 +150,11 @@ impl Ledger {
             input,
             records: skipped + (seq - first),
         }
+    }
+
+    /// The counts of what is settled, as of the position and spans it tells now.
+    pub fn tally(&self) -> Tally {
+        self.counters.tally()
     }
 
     /// The failures file, for a sync or to say where failures went.

@@ -4,5 +4,5 @@
 mod failures;
 mod ledger;
 
-pub use failures::{FailuresFile, failure_line, open_private};
+pub use failures::{FailuresFile, cut_to, failure_line, open_private};
 pub use ledger::{Ledger, Outcome, Position, Span};

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -43,8 +43,13 @@ impl Input {
                 reason: "is a directory, not a file".to_string(),
             });
         }
-        // Opening catches permission problems now rather than after other inputs were sent.
-        File::open(path).map_err(open_error)?;
+        // A pipe, a FIFO (`<(zcat ...)`, /dev/stdin) or a device is read once, like stdin:
+        // opening it to look is already reading from it.
+        let stream = !meta.is_file();
+        if !stream {
+            // Opening catches permission problems now rather than after other inputs were sent.
+            File::open(path).map_err(open_error)?;
+        }
         let (guessed, gzip, delimiter) = format_from_name(path);
         let format = format.or(guessed).ok_or_else(|| SourceError::Input {
             path: name.clone(),
@@ -57,7 +62,7 @@ impl Input {
             format,
             gzip,
             delimiter,
-            size: Some(meta.len()),
+            size: (!stream).then_some(meta.len()),
         })
     }
 
@@ -74,6 +79,12 @@ impl Input {
         self.path.as_os_str() == "-"
     }
 
+    /// Whether the input can be read only once (stdin, a pipe, a device): it has no size,
+    /// cannot be fingerprinted and cannot be resumed.
+    pub fn is_stream(&self) -> bool {
+        self.size.is_none()
+    }
+
     /// Opens the input's bytes, decoded and without a BOM; `consumed` counts raw bytes read
     /// from the file (for the ETA). `name` is the input's name.
     pub(super) fn bytes(
@@ -84,10 +95,20 @@ impl Input {
         let file: Box<dyn Read + Send> = if self.is_stdin() {
             Box::new(io::stdin())
         } else {
-            Box::new(File::open(&self.path).map_err(|e| SourceError::Open {
+            let file = File::open(&self.path).map_err(|e| SourceError::Open {
                 path: name.to_string(),
                 reason: os_reason(&e),
-            })?)
+            })?;
+            // Size 0 is what /proc and /sys files say whatever they hold: read them out.
+            match self.size.filter(|&size| size > 0) {
+                Some(size) => Box::new(AsOfStart {
+                    file,
+                    path: self.path.clone(),
+                    size,
+                    read: 0,
+                }),
+                None => Box::new(file),
+            }
         };
         let counted = Counting {
             inner: file,
@@ -211,6 +232,46 @@ impl Read for Counting {
                 Err(e) => return Err(io::Error::new(e.kind(), FileError(e))),
             }
         }
+    }
+}
+
+/// A file read as it was when the run began: at most the size it had then, and an error at
+/// the end if its size changed meanwhile. An export still being written would otherwise be
+/// imported with its last row cut off part-way (and the rest missing), as if complete.
+struct AsOfStart {
+    file: File,
+    path: PathBuf,
+    /// The size when the input was checked.
+    size: u64,
+    read: u64,
+}
+
+impl Read for AsOfStart {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let left = self.size - self.read;
+        if left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = self.file.read(&mut buf[..want])?;
+            self.read += n as u64;
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+        // The end, at the size it had or before (it shrank): an error if that changed,
+        // before the parser takes the end for the end of its last row.
+        let now = std::fs::metadata(&self.path).map_or(self.read, |m| m.len());
+        if now != self.size || self.read != self.size {
+            return Err(io::Error::other(format!(
+                "it changed while it was read ({} bytes when the run began, {now} now): it was \
+                 still being written, so its last rows may be missing or cut off; import it \
+                 again once it is complete",
+                self.size
+            )));
+        }
+        Ok(0)
     }
 }
 
@@ -442,5 +503,38 @@ mod tests {
         assert_eq!(os_reason(&e), "input/output error");
         let e = io::Error::from(io::ErrorKind::PermissionDenied);
         assert_eq!(os_reason(&e), "permission denied");
+    }
+
+    #[test]
+    fn a_file_that_changes_while_it_is_read_ends_in_an_error_before_its_last_row() {
+        let first = "id,plan\n1,pro\n2,premium_pl";
+        for (change, says) in [("an\n3,pro\n", "changed while it was read"), ("", "")] {
+            let (_dir, path) = file("users.csv", first.as_bytes());
+            let input = Input::check(&path, None).unwrap();
+            let mut reader = input.open(Arc::default()).unwrap();
+            let mut rows = Vec::new();
+            let mut row = new_row();
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .write_all(change.as_bytes())
+                .unwrap();
+            let end = loop {
+                match reader.read(&mut row) {
+                    Ok(true) => rows.push(got(&row)),
+                    Ok(false) => break String::new(),
+                    Err(e) => break e.to_string(),
+                }
+            };
+            assert!(end.contains(says), "{end}");
+            if change.is_empty() {
+                // Unchanged: its last row, without a line end, is a row like any other.
+                assert_eq!(rows, [csv(2, &["1", "pro"]), csv(3, &["2", "premium_pl"])]);
+            } else {
+                // The row cut off part-way never comes out as a row.
+                assert_eq!(rows, [csv(2, &["1", "pro"])], "{end}");
+            }
+        }
     }
 }

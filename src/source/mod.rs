@@ -54,7 +54,8 @@ pub struct Input {
     pub gzip: bool,
     /// What separates CSV cells: `,`, or a tab for a `.tsv` file (`--delimiter` overrides).
     pub delimiter: u8,
-    /// Size on disk (compressed size for gzip); None for stdin.
+    /// Size on disk (compressed size for gzip); None for a stream (stdin, a pipe, a
+    /// device), which is read once.
     pub size: Option<u64>,
 }
 
