@@ -97,10 +97,7 @@ fn a_disk_that_fills_up_mid_line_leaves_whole_lines_and_the_resume_writes_each_r
 fn a_link_planted_at_the_checkpoints_temporary_file_does_not_overwrite_the_input() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut text = String::from("id,plan\n");
-    for i in 0..2_000 {
-        text.push_str(&format!("u{i},pro\n"));
-    }
+    let text = people(2_000);
     write(d, "users.csv", &text);
     std::os::unix::fs::symlink("users.csv", d.join("users.checkpoint.json.tmp")).unwrap();
     let server = Server::plain();
@@ -121,21 +118,14 @@ fn a_link_planted_at_the_checkpoints_temporary_file_does_not_overwrite_the_input
 fn a_resume_without_the_runs_action_is_refused_before_sending() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut text = String::from("id\n");
-    for i in 0..200 {
-        text.push_str(&format!("u{i}\n"));
-    }
-    write(d, "users.csv", &text);
+    write(d, "users.csv", &people(200));
     let server = Server::plain();
-    let mut first = import(&server, d)
+    let first = import(&server, d)
         .args(["--action", "delete", "--rate", "20", "--batch", "1"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
-    assert_eq!(first.wait().unwrap().code(), Some(130));
+    interrupt_after(first, std::time::Duration::from_secs(1));
     let sent = server.sandbox.requests().len();
 
     let out = import(&server, d).arg("--resume").output().unwrap();
@@ -175,6 +165,14 @@ fn a_resume_without_the_runs_action_is_refused_before_sending() {
         .map(|r| r.path.as_str())
         .collect();
     assert_eq!(deleted.len(), 200);
+}
+
+/// Ctrl-C for `child` after `wait`; it must stop with exit code 130.
+fn interrupt_after(mut child: std::process::Child, wait: std::time::Duration) {
+    std::thread::sleep(wait);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
 }
 
 /// `n` people as CSV, about 40 bytes a row.
@@ -295,16 +293,13 @@ fn a_resume_cuts_a_torn_failures_line_before_appending() {
     }
     write(d, "valid.csv", &valid);
     let args = ["valid.csv", "--type", "age=number", "--batch", "1"];
-    let mut first = import(&server, d)
+    let first = import(&server, d)
         .args(args)
         .args(["--rate", "20"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
-    assert_eq!(first.wait().unwrap().code(), Some(130));
+    interrupt_after(first, std::time::Duration::from_secs(1));
     let failures = d.join("users.failures.ndjson");
     assert_eq!(read_ndjson(&failures).len(), rows);
     // What kill -9 in the middle of writing a line leaves.
