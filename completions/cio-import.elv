@@ -38,6 +38,7 @@ set edit:completion:arg-completer[cio-import] = {|@words|
             cand --max-retries 'Retries per record after its first attempt (429s included) before it goes to the failures file'
             cand --max-retry-after 'Longest Retry-After honoured, in seconds; longer ones are cut to this'
             cand --max-consecutive-failures 'Stop (exit 1) after this many failed requests in a row (5xx, timeouts or network errors with no success between), in requests'
+            cand --stop-timeout 'Once stopping (a signal, a fatal error), the longest requests in flight may take to finish, in seconds; records of those still unanswered then stay unsettled, for --resume to send again'
             cand --max-invalid 'Stop (exit 1) once more than N rows are invalid, in rows: a wrongly mapped file should not fill the failures file with a million lines'
             cand --failures 'Failures file [default: <input stem>.failures.ndjson in the current directory]'
             cand --checkpoint 'Checkpoint file [default: <input stem>.checkpoint.json beside the failures file]'

@@ -27,6 +27,7 @@ complete -c cio-import -l timeout -d 'Time one request may take before it is ret
 complete -c cio-import -l max-retries -d 'Retries per record after its first attempt (429s included) before it goes to the failures file' -r
 complete -c cio-import -l max-retry-after -d 'Longest Retry-After honoured, in seconds; longer ones are cut to this' -r
 complete -c cio-import -l max-consecutive-failures -d 'Stop (exit 1) after this many failed requests in a row (5xx, timeouts or network errors with no success between), in requests' -r
+complete -c cio-import -l stop-timeout -d 'Once stopping (a signal, a fatal error), the longest requests in flight may take to finish, in seconds; records of those still unanswered then stay unsettled, for --resume to send again' -r
 complete -c cio-import -l max-invalid -d 'Stop (exit 1) once more than N rows are invalid, in rows: a wrongly mapped file should not fill the failures file with a million lines' -r
 complete -c cio-import -l failures -d 'Failures file [default: <input stem>.failures.ndjson in the current directory]' -r -F
 complete -c cio-import -l checkpoint -d 'Checkpoint file [default: <input stem>.checkpoint.json beside the failures file]' -r -F

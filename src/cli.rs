@@ -213,6 +213,12 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 100, help_heading = "Pacing")]
     pub max_consecutive_failures: u32,
 
+    /// Once stopping (a signal, a fatal error), the longest requests in flight may take to
+    /// finish, in seconds; records of those still unanswered then stay unsettled, for
+    /// --resume to send again.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, help_heading = "Run")]
+    pub stop_timeout: f64,
+
     /// Stop (exit 1) once more than N rows are invalid, in rows: a wrongly mapped file
     /// should not fill the failures file with a million lines.
     #[arg(long, value_name = "N", default_value_t = 10_000, help_heading = "Run")]
@@ -268,15 +274,33 @@ pub struct Cli {
     pub sandbox_limit: u32,
 
     /// Share of sandbox requests answered 503, from 0 to 1.
-    #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share, requires = "sandbox", help_heading = "Sandbox")]
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = 0.0,
+        requires = "sandbox",
+        help_heading = "Sandbox"
+    )]
     pub sandbox_fail_rate: f64,
 
     /// Share of sandbox requests whose connection is dropped unanswered, from 0 to 1.
-    #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share, requires = "sandbox", help_heading = "Sandbox")]
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = 0.0,
+        requires = "sandbox",
+        help_heading = "Sandbox"
+    )]
     pub sandbox_drop_rate: f64,
 
     /// Share of sandbox requests that stall until past --timeout, from 0 to 1.
-    #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share, requires = "sandbox", help_heading = "Sandbox")]
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = 0.0,
+        requires = "sandbox",
+        help_heading = "Sandbox"
+    )]
     pub sandbox_stall_rate: f64,
 
     /// Latency the sandbox adds to every answer, in milliseconds.
@@ -335,27 +359,20 @@ fn parse_type(s: &str) -> Result<(String, ValueType), String> {
     Ok((col.to_owned(), ty))
 }
 
-fn parse_share(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(format!(
-            "expected a share from 0 to 1, like 0.05, got {s:?}"
-        )),
-    }
-}
-
 /// Writes the completion script for `shell`, generated from this definition.
 pub fn write_completions(
     shell: clap_complete::Shell,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
+    // Made in memory first: clap_complete panics on a write that fails (a closed stdout).
+    let mut script = Vec::new();
     clap_complete::generate(
         shell,
         &mut <Cli as clap::CommandFactory>::command(),
         "cio-import",
-        out,
+        &mut script,
     );
-    Ok(())
+    out.write_all(&script)
 }
 
 /// Writes the man page (roff), generated from this definition: clap_mangen's sections,

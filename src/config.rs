@@ -2,6 +2,7 @@
 //! Every error names the flag or variable to fix.
 
 use std::num::NonZeroU32;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -67,11 +68,16 @@ pub struct Config {
     pub preflight: bool,
     pub pacing: Pacing,
     pub resume: bool,
+    /// How long a stopping run waits for requests in flight (`--stop-timeout`).
+    pub stop_timeout: Duration,
     pub max_invalid: u64,
     pub failures: PathBuf,
     /// None when an input is stdin: a stream cannot be resumed.
     pub checkpoint: Option<PathBuf>,
     pub summary: Option<PathBuf>,
+    /// The flags not at their defaults that shape how the run goes (pace, limits, output),
+    /// as words: the command that carries the run on repeats them.
+    pub run_flags: Vec<String>,
     pub progress: ProgressMode,
     pub quiet: bool,
     pub verbose: u8,
@@ -138,7 +144,35 @@ impl Config {
     /// The command that replays `failures` as this run would: the same mapping flags and the
     /// same target (a sandbox run's replay stays in the sandbox), quoted for a shell.
     pub fn replay_command(&self, failures: &Path) -> String {
-        let mut args = vec!["cio-import".to_owned(), failures.display().to_string()];
+        shell_line(self.command_for([failures]))
+    }
+
+    /// The command that carries this run on from its checkpoint: the same inputs, mapping
+    /// flags, target, files and run flags, with `--resume`, quoted for a shell.
+    pub fn resume_command(&self) -> String {
+        let mut args = self.command_for(self.inputs.iter().map(|i| i.path.as_path()));
+        let mut file = |flag: &str, path: &Path| {
+            args.extend([flag.to_owned(), path.display().to_string()]);
+        };
+        if self.failures != default_failures_path(&self.inputs) {
+            file("--failures", &self.failures);
+        }
+        let checkpoint = self.checkpoint.as_ref();
+        if let Some(path) =
+            checkpoint.filter(|p| **p != crate::checkpoint::default_path(&self.failures))
+        {
+            file("--checkpoint", path);
+        }
+        args.extend(self.run_flags.iter().cloned());
+        args.push("--resume".to_owned());
+        shell_line(args)
+    }
+
+    /// `cio-import`, `inputs`, the mapping flags and the target: what a command that goes on
+    /// from this run must say.
+    fn command_for<'a>(&self, inputs: impl IntoIterator<Item = &'a Path>) -> Vec<String> {
+        let mut args = vec!["cio-import".to_owned()];
+        args.extend(inputs.into_iter().map(|p| p.display().to_string()));
         args.extend(self.mapping_flags());
         match &self.target {
             Target::Sandbox(_) => args.push("--sandbox".to_owned()),
@@ -160,14 +194,22 @@ impl Config {
                 if base != region.host() {
                     args.extend(["--endpoint".to_owned(), base.clone()]);
                 }
+                if !self.preflight {
+                    args.push("--no-preflight".to_owned());
+                }
             }
             Target::DryRun => args.push("--dry-run".to_owned()),
         }
-        args.iter()
-            .map(|a| shell_word(a))
-            .collect::<Vec<_>>()
-            .join(" ")
+        args
     }
+}
+
+/// Words as one line for a POSIX shell.
+fn shell_line(args: Vec<String>) -> String {
+    args.iter()
+        .map(|a| shell_word(a))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A value's name on the command line.
@@ -195,25 +237,12 @@ impl Config {
     /// Checks the command line. `env_key` is `$CUSTOMERIO_TRACK_API_KEY`, passed in so tests
     /// need not touch the process environment.
     pub fn from_cli(cli: Cli, env_key: Option<String>) -> Result<Config, ConfigError> {
-        if !(cli.rate.is_finite() && cli.rate > 0.0) {
-            return Err(bad(format!(
-                "--rate must be a positive number of requests per second, got {}",
-                cli.rate
-            )));
-        }
-        let burst = NonZeroU32::new(cli.burst)
-            .ok_or_else(|| bad("--burst must be at least 1 (1 means smooth pacing)"))?;
-        if cli.concurrency == 0 || cli.concurrency > 1000 {
-            return Err(bad("--concurrency must be from 1 to 1000"));
-        }
-        if cli.batch == 0 || cli.batch > 1000 {
-            return Err(bad("--batch must be from 1 to 1000 operations a request"));
-        }
-        let timeout = positive_secs(cli.timeout, "--timeout")?;
-        let max_retry_after = positive_secs(cli.max_retry_after, "--max-retry-after")?;
-        if cli.max_consecutive_failures == 0 {
-            return Err(bad("--max-consecutive-failures must be at least 1"));
-        }
+        check_ranges(&cli)?;
+        let run_flags = run_flags(&cli);
+        // At least 1: checked above.
+        let burst = NonZeroU32::new(cli.burst).unwrap_or(NonZeroU32::MIN);
+        let timeout = Duration::from_secs_f64(cli.timeout);
+        let max_retry_after = Duration::from_secs_f64(cli.max_retry_after);
         if cli.dry_run && cli.sandbox {
             return Err(bad("--dry-run and --sandbox exclude each other: pick one"));
         }
@@ -377,10 +406,12 @@ impl Config {
                 max_consecutive_failures: cli.max_consecutive_failures,
             },
             resume: cli.resume,
+            stop_timeout: Duration::from_secs_f64(cli.stop_timeout),
             max_invalid: cli.max_invalid,
             checkpoint,
             failures,
             summary: cli.summary,
+            run_flags,
             progress: cli.progress,
             quiet: cli.quiet,
             verbose: cli.verbose,
@@ -388,13 +419,183 @@ impl Config {
     }
 }
 
-fn positive_secs(v: f64, flag: &str) -> Result<Duration, ConfigError> {
-    if v.is_finite() && v > 0.0 && v < 1e9 {
-        Ok(Duration::from_secs_f64(v))
+/// The flags of `cli` that shape how the run goes and are not at their defaults, as words.
+fn run_flags(cli: &Cli) -> Vec<String> {
+    // The defaults are clap's: a command line that gives none of these flags.
+    let Ok(default) = <Cli as clap::Parser>::try_parse_from(["cio-import", "-"]) else {
+        return Vec::new();
+    };
+    let mut words = Vec::new();
+    let mut flag = |name: &str, value: String, default: String| {
+        if value != default {
+            words.extend([name.to_owned(), value]);
+        }
+    };
+    // Each as its type shows it, which is how clap reads it back.
+    let show =
+        |a: &dyn std::fmt::Display, b: &dyn std::fmt::Display| (a.to_string(), b.to_string());
+    let (c, d) = (cli, &default);
+    for (name, (value, default)) in [
+        ("--rate", show(&c.rate, &d.rate)),
+        ("--burst", show(&c.burst, &d.burst)),
+        ("--concurrency", show(&c.concurrency, &d.concurrency)),
+        ("--batch", show(&c.batch, &d.batch)),
+        ("--timeout", show(&c.timeout, &d.timeout)),
+        ("--max-retries", show(&c.max_retries, &d.max_retries)),
+        (
+            "--max-retry-after",
+            show(&c.max_retry_after, &d.max_retry_after),
+        ),
+        (
+            "--max-consecutive-failures",
+            show(&c.max_consecutive_failures, &d.max_consecutive_failures),
+        ),
+        ("--max-invalid", show(&c.max_invalid, &d.max_invalid)),
+        ("--stop-timeout", show(&c.stop_timeout, &d.stop_timeout)),
+        ("--sandbox-limit", show(&c.sandbox_limit, &d.sandbox_limit)),
+        (
+            "--sandbox-fail-rate",
+            show(&c.sandbox_fail_rate, &d.sandbox_fail_rate),
+        ),
+        (
+            "--sandbox-drop-rate",
+            show(&c.sandbox_drop_rate, &d.sandbox_drop_rate),
+        ),
+        (
+            "--sandbox-stall-rate",
+            show(&c.sandbox_stall_rate, &d.sandbox_stall_rate),
+        ),
+        (
+            "--sandbox-latency",
+            show(&c.sandbox_latency, &d.sandbox_latency),
+        ),
+    ] {
+        flag(name, value, default);
+    }
+    flag(
+        "--summary",
+        cli.summary
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        String::new(),
+    );
+    flag(
+        "--progress",
+        cli_name(cli.progress),
+        cli_name(default.progress),
+    );
+    if cli.quiet {
+        words.push("--quiet".to_owned());
+    }
+    words.extend((0..cli.verbose).map(|_| "-v".to_owned()));
+    words
+}
+
+/// Checks every numeric flag against its range, before anything else (and so before any
+/// file is touched): an absurd number is a usage error naming the flag, not a panic deep in
+/// the run. The bounds keep every figure the run derives (a pace's interval, a deadline, a
+/// sandbox's wait) within what its types hold.
+fn check_ranges(cli: &Cli) -> Result<(), ConfigError> {
+    within(
+        "--rate",
+        Float(cli.rate),
+        Float(0.01)..=Float(100_000.0),
+        "requests per second",
+    )?;
+    within(
+        "--burst",
+        cli.burst,
+        1..=10_000,
+        "requests (1 means smooth pacing)",
+    )?;
+    within(
+        "--concurrency",
+        cli.concurrency,
+        1..=1000,
+        "requests in flight",
+    )?;
+    within("--batch", cli.batch, 1..=1000, "operations a request")?;
+    within(
+        "--timeout",
+        Float(cli.timeout),
+        Float(0.1)..=Float(3600.0),
+        "seconds",
+    )?;
+    within("--max-retries", cli.max_retries, 0..=1000, "retries")?;
+    within(
+        "--max-retry-after",
+        Float(cli.max_retry_after),
+        Float(0.1)..=Float(86_400.0),
+        "seconds",
+    )?;
+    let streak = "failed requests in a row";
+    within(
+        "--max-consecutive-failures",
+        cli.max_consecutive_failures,
+        1..=1_000_000,
+        streak,
+    )?;
+    within(
+        "--stop-timeout",
+        Float(cli.stop_timeout),
+        Float(0.0)..=Float(3600.0),
+        "seconds",
+    )?;
+    let limit = "requests per second (0 for no limit)";
+    within("--sandbox-limit", cli.sandbox_limit, 0..=100_000, limit)?;
+    for (flag, share) in [
+        ("--sandbox-fail-rate", cli.sandbox_fail_rate),
+        ("--sandbox-drop-rate", cli.sandbox_drop_rate),
+        ("--sandbox-stall-rate", cli.sandbox_stall_rate),
+    ] {
+        within(
+            flag,
+            Float(share),
+            Float(0.0)..=Float(1.0),
+            "(a share of the requests)",
+        )?;
+    }
+    within(
+        "--sandbox-latency",
+        cli.sandbox_latency,
+        0..=60_000,
+        "milliseconds",
+    )?;
+    Ok(())
+}
+
+/// The usage error naming `flag` and its range, unless `value` is in `range`.
+fn within<T: PartialOrd + std::fmt::Display>(
+    flag: &str,
+    value: T,
+    range: RangeInclusive<T>,
+    unit: &str,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        Ok(())
     } else {
         Err(bad(format!(
-            "{flag} must be a positive number of seconds, got {v}"
+            "{flag} must be from {} to {} {unit}, got {value}",
+            range.start(),
+            range.end()
         )))
+    }
+}
+
+/// A flag's number as a person would write it: `1e-20`, not twenty zeros (NaN fails every
+/// comparison, so it is out of any range).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+struct Float(f64);
+
+impl std::fmt::Display for Float {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plain = self.0.to_string();
+        if plain.len() > 12 {
+            write!(f, "{:e}", self.0)
+        } else {
+            f.write_str(&plain)
+        }
     }
 }
 
@@ -583,6 +784,51 @@ mod tests {
         assert_eq!(
             odd.replay_command(Path::new("it's.ndjson")),
             "cio-import 'it'\\''s.ndjson' --site-id s --endpoint http://127.0.0.1:9"
+        );
+    }
+
+    #[test]
+    fn the_resume_command_repeats_the_files_and_the_flags_not_at_their_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("users.csv");
+        std::fs::write(&input, "id\n1\n").unwrap();
+        let input = input.to_str().unwrap();
+        let config = |extra: &[&str]| {
+            let mut args = vec!["cio-import", input, "--sandbox"];
+            args.extend(extra);
+            Config::from_cli(Cli::try_parse_from(args).unwrap(), None).unwrap()
+        };
+        let plain = config(&["--rate", "50", "--batch", "100", "--progress", "auto"]);
+        assert_eq!(
+            plain.resume_command(),
+            format!("cio-import {input} --sandbox --resume")
+        );
+        let folder = dir.path().to_str().unwrap();
+        let (failures, checkpoint) = (format!("{folder}/f.ndjson"), format!("{folder}/c.json"));
+        let chosen = config(&[
+            "--type",
+            "age=number",
+            "--failures",
+            &failures,
+            "--checkpoint",
+            &checkpoint,
+            "--rate",
+            "0.5",
+            "--max-invalid",
+            "18446744073709551615",
+            "--stop-timeout",
+            "0",
+            "--summary",
+            "-",
+            "-vv",
+        ]);
+        assert_eq!(
+            chosen.resume_command(),
+            format!(
+                "cio-import {input} --type age=number --sandbox --failures {failures} \
+                 --checkpoint {checkpoint} --rate 0.5 --max-invalid 18446744073709551615 \
+                 --stop-timeout 0 --summary - -v -v --resume"
+            )
         );
     }
 

@@ -4,7 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::exit::Exit;
+use crate::exit::{Exit, Signal};
 
 /// What ends the process early. Each variant says all of it (main prints it after
 /// `cio-import: error: `), and [`Fatal::exit`] is the one place that gives each its code.
@@ -51,13 +51,21 @@ pub enum Fatal {
         error: io::Error,
     },
     /// Writing the completions or the man page failed.
-    #[error("{0}")]
+    #[error("cannot write to stdout: {0}")]
     Output(io::Error),
     /// A task of the run panicked or was cancelled.
     #[error("{0}")]
     Task(#[from] tokio::task::JoinError),
     #[error("the reader thread failed")]
     ReaderFailed,
+    /// A signal came while the run was being set up (the credentials check, say), before
+    /// any record was sent.
+    #[error(
+        "{}: stopped during the setup, before the first record; nothing was sent: run the \
+         same command again",
+        .0.name()
+    )]
+    Stopped(Signal),
     /// A fatal error after another; the later is told first.
     #[error("{then}: {first}")]
     Then { first: Box<Fatal>, then: Box<Fatal> },
@@ -82,6 +90,7 @@ impl Fatal {
             | Fatal::Output(_)
             | Fatal::Task(_)
             | Fatal::ReaderFailed => Exit::Fatal,
+            Fatal::Stopped(signal) => Exit::Stopped(*signal),
             Fatal::Then { first, .. } => first.exit(),
         }
     }
@@ -120,6 +129,8 @@ mod tests {
         ] {
             assert_eq!(fatal.exit(), Exit::Fatal, "{fatal}");
         }
+        let hung_up = Fatal::Stopped(Signal::HangUp);
+        assert_eq!(hung_up.exit(), Exit::Stopped(Signal::HangUp));
     }
 
     #[test]

@@ -11,8 +11,41 @@ pub enum Exit {
     Usage,
     /// The run finished, but some records failed or were invalid: see the failures file.
     Partial,
-    /// Interrupted by Ctrl-C or SIGTERM; `--resume` carries on.
-    Interrupted,
+    /// Stopped by a signal; `--resume` carries on. The code is the shell's for a process the
+    /// signal killed: 128 + its number.
+    Stopped(Signal),
+}
+
+/// A signal that stops a run: the first one drains it, a second kills the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGHUP: the terminal or the ssh session went away.
+    HangUp,
+    /// SIGINT: Ctrl-C.
+    Interrupt,
+    /// SIGTERM: `kill`, a service manager, a CI timeout.
+    Terminate,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::HangUp, Signal::Interrupt, Signal::Terminate];
+
+    /// Its number, the same on every POSIX system (`kill -1`, `-2`, `-15`).
+    pub const fn number(self) -> u8 {
+        match self {
+            Signal::HangUp => 1,
+            Signal::Interrupt => 2,
+            Signal::Terminate => 15,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Signal::HangUp => "SIGHUP",
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
 }
 
 impl Exit {
@@ -22,16 +55,18 @@ impl Exit {
             Exit::Fatal => 1,
             Exit::Usage => 2,
             Exit::Partial => 3,
-            Exit::Interrupted => 130,
+            Exit::Stopped(signal) => 128 + signal.number(),
         }
     }
 
-    pub const ALL: [Exit; 5] = [
+    pub const ALL: [Exit; 7] = [
         Exit::Success,
         Exit::Fatal,
         Exit::Usage,
         Exit::Partial,
-        Exit::Interrupted,
+        Exit::Stopped(Signal::HangUp),
+        Exit::Stopped(Signal::Interrupt),
+        Exit::Stopped(Signal::Terminate),
     ];
 
     pub const fn meaning(self) -> &'static str {
@@ -42,7 +77,13 @@ impl Exit {
             Exit::Partial => {
                 "finished, but some records failed or were invalid (see the failures file)"
             }
-            Exit::Interrupted => "interrupted (Ctrl-C or SIGTERM); run again with --resume",
+            Exit::Stopped(Signal::HangUp) => {
+                "stopped by SIGHUP (the terminal or ssh session closed); run again with --resume"
+            }
+            Exit::Stopped(Signal::Interrupt) => {
+                "interrupted by Ctrl-C (SIGINT); run again with --resume"
+            }
+            Exit::Stopped(Signal::Terminate) => "stopped by SIGTERM; run again with --resume",
         }
     }
 
@@ -69,7 +110,22 @@ mod tests {
     #[test]
     fn codes_are_stable_and_distinct() {
         let codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 130]);
+        assert_eq!(codes, [0, 1, 2, 3, 129, 130, 143]);
+        for signal in Signal::ALL {
+            assert!(Exit::ALL.contains(&Exit::Stopped(signal)));
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn signal_numbers_are_the_systems() {
+        for (signal, number) in
+            Signal::ALL
+                .into_iter()
+                .zip([libc::SIGHUP, libc::SIGINT, libc::SIGTERM])
+        {
+            assert_eq!(i32::from(signal.number()), number, "{}", signal.name());
+        }
     }
 
     #[test]

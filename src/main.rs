@@ -25,11 +25,11 @@ fn main() -> ExitCode {
 fn import() -> Result<Exit, Fatal> {
     let cli = Cli::parse();
     if let Some(shell) = cli.completions {
-        cli::write_completions(shell, &mut std::io::stdout()).map_err(Fatal::Output)?;
+        say::print(|out| cli::write_completions(shell, out)).map_err(Fatal::Output)?;
         return Ok(Exit::Success);
     }
     if cli.man {
-        cli::write_man_page(&mut std::io::stdout()).map_err(Fatal::Output)?;
+        say::print(cli::write_man_page).map_err(Fatal::Output)?;
         return Ok(Exit::Success);
     }
     let config = Config::from_cli(cli, std::env::var("CUSTOMERIO_TRACK_API_KEY").ok())?;

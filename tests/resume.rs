@@ -5,7 +5,6 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cio_import::sandbox::SandboxOptions;
 use common::{API_KEY, Reply, SITE_ID, Scripted, Server, write};
 
 const N: usize = 300;
@@ -93,14 +92,6 @@ fn wait_until_accepted(server: &Server, at_least: usize) {
     }
 }
 
-fn slow_server() -> Server {
-    Server::start(SandboxOptions {
-        limit: None,
-        latency: Duration::from_millis(30),
-        ..SandboxOptions::default()
-    })
-}
-
 #[test]
 fn after_kill_9_resume_accepts_everything_and_resends_at_most_what_was_in_flight() {
     kill_9_then_resume(&[], 10 + 40 + 10);
@@ -113,7 +104,7 @@ fn after_kill_9_resume_works_with_batches() {
 }
 
 fn kill_9_then_resume(extra: &[&str], most_resent: usize) {
-    let server = slow_server();
+    let server = Server::slow();
     let dir = tempfile::tempdir().unwrap();
     people_csv(dir.path());
     let mut child = spawn(&server, dir.path(), extra);
@@ -138,7 +129,7 @@ fn kill_9_then_resume(extra: &[&str], most_resent: usize) {
 
 #[test]
 fn sigint_stops_within_seconds_with_130_and_resume_finishes() {
-    let server = slow_server();
+    let server = Server::slow();
     let dir = tempfile::tempdir().unwrap();
     people_csv(dir.path());
     let child = spawn(&server, dir.path(), &[]);
@@ -157,7 +148,7 @@ fn sigint_stops_within_seconds_with_130_and_resume_finishes() {
 
 #[test]
 fn a_stop_in_a_later_input_resumes_from_there() {
-    let server = slow_server();
+    let server = Server::slow();
     let dir = tempfile::tempdir().unwrap();
     let part = |range: std::ops::Range<usize>| {
         let mut text = String::from("id,plan\n");
@@ -261,7 +252,7 @@ fn records_settled_past_a_waiting_one_are_not_sent_or_written_again_on_resume() 
 
 #[test]
 fn a_stop_does_not_wait_for_stdin_that_has_nothing_more_to_say() {
-    let server = slow_server();
+    let server = Server::slow();
     let dir = tempfile::tempdir().unwrap();
     let mut child = importing(
         &server.sandbox.base_url(),
@@ -289,7 +280,7 @@ fn a_stop_does_not_wait_for_stdin_that_has_nothing_more_to_say() {
 
 #[test]
 fn resume_refuses_an_input_that_changed_and_stdin() {
-    let server = slow_server();
+    let server = Server::slow();
     let dir = tempfile::tempdir().unwrap();
     let input = people_csv(dir.path());
     let mut child = spawn(&server, dir.path(), &[]);

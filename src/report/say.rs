@@ -1,6 +1,7 @@
-//! The one place messages reach stderr, each with the program's prefix. Output that cannot
-//! be written (stderr closed, a pipe whose reader left) never panics or stops the run: the
-//! message is dropped and the import goes on to its true exit code.
+//! The one place output reaches stderr and stdout: messages, each with the program's prefix,
+//! the `--summary -` JSON, the completions and the man page. Output that cannot be written
+//! (stderr closed, a pipe whose reader left) never panics or stops the run: the message is
+//! dropped and the import goes on to its true exit code.
 
 use std::io::Write as _;
 
@@ -30,4 +31,16 @@ fn line(args: std::fmt::Arguments<'_>) {
 pub fn to_stdout(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
+/// Writes what `write` makes to stdout (`--completions`, `--man`). A reader that left early
+/// (`| head`) wanted no more, which is no error; any other failure is.
+pub fn print(
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match write(&mut out).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written,
+    }
 }

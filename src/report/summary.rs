@@ -25,7 +25,8 @@ pub struct Summary {
     /// The pace when the run ended: after 429s, what the server was found to accept.
     pub final_rate: Option<f64>,
     pub failures_path: Option<PathBuf>,
-    /// The command that replays the failures file as this run would (for people, not JSON).
+    /// The command that replays the failures file as this run would, once the run is
+    /// complete (for people, not JSON).
     #[serde(skip)]
     pub replay: Option<String>,
     pub checkpoint_path: Option<PathBuf>,
@@ -61,16 +62,36 @@ impl Summary {
             }
         }
         if let Some(p) = &self.failures_path {
-            let next = match &self.replay {
-                _ if self.dry_run => "fix these rows in the input before the real run".to_owned(),
-                Some(command) => format!("fix and replay: {command}"),
-                None => format!("fix and replay: cio-import {}", p.display()),
-            };
-            s.push_str(&format!("\n  failures: {} ({next})", p.display()));
+            // Both kinds go to the one file; `_error.stage` tells them apart.
+            let kinds = [
+                (
+                    self.failed,
+                    "failed (sent and refused: _error.stage \"send\")",
+                ),
+                (
+                    self.invalid,
+                    "invalid (never sent: _error.stage \"invalid\")",
+                ),
+            ];
+            let held: Vec<String> = kinds
+                .iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, kind)| format!("{} {kind}", HumanCount(*n)))
+                .collect();
+            s.push_str(&format!(
+                "\n  failures: {}: {}",
+                p.display(),
+                held.join(", ")
+            ));
+            if self.dry_run {
+                s.push_str("\n  fix these rows in the input before the real run");
+            } else if let Some(command) = &self.replay {
+                s.push_str(&format!("\n  fix and replay: {command}"));
+            }
         }
         if let Some(p) = &self.checkpoint_path {
             s.push_str(&format!(
-                "\n  checkpoint: {} (carry on with --resume)",
+                "\n  checkpoint: {} (kept for --resume)",
                 p.display()
             ));
         }

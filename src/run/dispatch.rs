@@ -47,19 +47,23 @@ pub(super) struct Limits {
     pub concurrency: usize,
     /// Records a request, at most.
     pub batch: usize,
+    /// Once the run stops, how long requests in flight may take to finish (`--stop-timeout`).
+    pub stop_timeout: Duration,
 }
 
 /// Hands the records from `rx` to `delivery` within `limits`, keeping each person's records
 /// in file order: a record whose person has one in a request under way (or in the batch
 /// being filled) waits until that one is settled. Ends when `rx` is drained and everything
 /// is settled, or at the stop (records not yet in a request stay unsettled: a resume sends
-/// them); returns the first delivery error.
+/// them), once the requests in flight end or `stop_timeout` has passed; returns how many
+/// requests it left unanswered then (their records unsettled too), or the first delivery
+/// error.
 pub(super) async fn dispatch<D: Deliver>(
     mut rx: mpsc::Receiver<D::Parcel>,
     delivery: Arc<D>,
     stop: CancellationToken,
     limits: Limits,
-) -> Result<(), Fatal> {
+) -> Result<usize, Fatal> {
     // A person's key is here while one of their records is filling or in flight; the queue
     // holds their later records.
     let mut busy: HashMap<u64, VecDeque<D::Parcel>> = HashMap::new();
@@ -150,10 +154,15 @@ pub(super) async fn dispatch<D: Deliver>(
     }
     // Dropping the receiver unblocks the reader if it waits on a full queue.
     drop(rx);
-    while let Some(ended) = requests.join_next().await {
-        result = result.and(settled(ended).map(drop));
-    }
-    result
+    let drained = tokio::time::timeout(limits.stop_timeout, async {
+        while let Some(ended) = requests.join_next().await {
+            result = std::mem::replace(&mut result, Ok(())).and(settled(ended).map(drop));
+        }
+    })
+    .await;
+    // Dropping the set aborts what is left: a request with no answer settles nothing.
+    let abandoned = if drained.is_err() { requests.len() } else { 0 };
+    result.map(|()| abandoned)
 }
 
 /// The people of a request that ended with its records settled.
@@ -286,14 +295,18 @@ mod tests {
         records: Vec<Rec>,
         concurrency: usize,
         batch: usize,
-    ) -> (Arc<Fake>, Result<(), Fatal>) {
+    ) -> (Arc<Fake>, Result<usize, Fatal>) {
         let (tx, rx) = mpsc::channel(records.len().max(1));
         for r in records {
             tx.try_send(r).unwrap();
         }
         drop(tx);
         let fake = Arc::new(fake);
-        let limits = Limits { concurrency, batch };
+        let limits = Limits {
+            concurrency,
+            batch,
+            stop_timeout: Duration::from_secs(5),
+        };
         let result = dispatch(rx, fake.clone(), CancellationToken::new(), limits).await;
         (fake, result)
     }
@@ -372,6 +385,7 @@ mod tests {
         let limits = Limits {
             concurrency: 8,
             batch: 10,
+            stop_timeout: Duration::from_secs(5),
         };
         let dispatching =
             tokio::spawn(dispatch(rx, fake.clone(), CancellationToken::new(), limits));
@@ -447,13 +461,39 @@ mod tests {
         let limits = Limits {
             concurrency: 1,
             batch: 1,
+            stop_timeout: Duration::from_secs(5),
         };
         let dispatching = tokio::spawn(dispatch(rx, fake.clone(), stop.clone(), limits));
         tokio::time::sleep(Duration::from_millis(10)).await;
         stop.cancel();
-        dispatching.await.unwrap().unwrap();
+        assert_eq!(dispatching.await.unwrap().unwrap(), 0);
         // The request in flight finished; the dispatcher ended with the input still open.
         assert_eq!(fake.batches(), [vec![0]]);
         assert!(fake.in_flight.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_waits_for_requests_in_flight_at_most_the_stop_timeout() {
+        let (tx, rx) = mpsc::channel(8);
+        for r in recs(&[1, 2, 3]) {
+            tx.try_send(r).unwrap();
+        }
+        // Answers in an hour: the stop must not wait for it.
+        let fake = Arc::new(Fake::new(3_600_000));
+        let stop = CancellationToken::new();
+        let limits = Limits {
+            concurrency: 2,
+            batch: 1,
+            stop_timeout: Duration::from_secs(5),
+        };
+        let dispatching = tokio::spawn(dispatch(rx, fake.clone(), stop.clone(), limits));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let stopped = Instant::now();
+        stop.cancel();
+        assert_eq!(dispatching.await.unwrap().unwrap(), 2);
+        assert_eq!(stopped.elapsed(), Duration::from_secs(5));
+        // Two went out, and neither ended: their deliveries were dropped unsettled.
+        assert_eq!(fake.batches(), [vec![0], vec![1]]);
+        assert_eq!(fake.in_flight.lock().unwrap().len(), 2);
     }
 }

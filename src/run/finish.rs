@@ -1,12 +1,13 @@
 //! The finish: how a run ends — its exit code, the checkpoint kept or removed, the summary
-//! on stderr and in `--summary`, the sandbox's last line.
+//! on stderr and in `--summary`, the sandbox's last line, the error that made it fatal, and
+//! last, what to run next.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::config::{Config, Target};
 use crate::error::Fatal;
-use crate::exit::Exit;
+use crate::exit::{Exit, Signal};
 use crate::report::{Counters, Summary, say};
 use crate::sandbox::Sandbox;
 
@@ -17,7 +18,8 @@ pub(super) struct Ending<'a> {
     pub counters: &'a Counters,
     /// What made the run fatal, in the order it happened.
     pub fatal: Vec<Fatal>,
-    pub interrupted: bool,
+    /// The signal that stopped the run, if one did.
+    pub signal: Option<Signal>,
     /// The failures file, if anything was written to it.
     pub failures: Option<PathBuf>,
     /// The checkpoint, if it was written to the end.
@@ -27,26 +29,27 @@ pub(super) struct Ending<'a> {
     pub sandbox: Option<Sandbox>,
 }
 
-/// Ends the run: tells the summary and gives its exit code, or the error that made it fatal.
-pub(super) async fn finish(ending: Ending<'_>) -> Result<Exit, Fatal> {
+/// Ends the run: tells the summary, then the error that made the run fatal, if one did, then
+/// what to run next; gives the exit code.
+pub(super) async fn finish(ending: Ending<'_>) -> Exit {
     let Ending {
         config,
         started,
         counters,
         fatal,
-        interrupted,
+        signal,
         failures,
         checkpoint,
         final_rate,
         sandbox,
     } = ending;
-    let fatal = Fatal::all(fatal);
+    let mut fatal = Fatal::all(fatal);
     let failed = Counters::get(&counters.failed);
     let invalid = Counters::get(&counters.invalid);
-    let exit = exit_code(fatal.as_ref(), interrupted, failed + invalid);
+    let exit = exit_code(fatal.as_ref(), signal, failed + invalid);
+    let finished = fatal.is_none() && signal.is_none();
     // A run that finished leaves no checkpoint; one that stopped early keeps it for --resume.
     let checkpoint_path = checkpoint.filter(|path| {
-        let finished = fatal.is_none() && !interrupted;
         if finished {
             let _ = std::fs::remove_file(path);
         }
@@ -71,7 +74,10 @@ pub(super) async fn finish(ending: Ending<'_>) -> Result<Exit, Fatal> {
             0.0
         },
         final_rate,
-        replay: failures.as_deref().map(|p| config.replay_command(p)),
+        // A run that goes on later tells the replay when it is complete.
+        replay: (failures.as_deref())
+            .filter(|_| finished)
+            .map(|p| config.replay_command(p)),
         failures_path: failures,
         checkpoint_path,
         dry_run: matches!(config.target, Target::DryRun),
@@ -84,20 +90,45 @@ pub(super) async fn finish(ending: Ending<'_>) -> Result<Exit, Fatal> {
         }
         sb.shutdown().await;
     }
-    if let Some(path) = &config.summary {
-        write_summary(path, &summary)?;
+    if let Some(path) = &config.summary
+        && let Err(e) = write_summary(path, &summary)
+    {
+        fatal = Fatal::all(fatal.into_iter().chain([e]));
     }
-    fatal.map_or(Ok(exit), Err)
+    if let Some(e) = &fatal {
+        say::error(e);
+    }
+    if !finished && let Some(next) = next_step(config, &summary) {
+        say::say(next);
+    }
+    fatal.map_or(exit, |e| e.exit())
 }
 
-/// The exit code: a fatal error's, else an interruption, else whether every record made it.
-fn exit_code(fatal: Option<&Fatal>, interrupted: bool, not_accepted: u64) -> Exit {
-    match fatal {
-        Some(e) => e.exit(),
-        None if interrupted => Exit::Interrupted,
-        None if not_accepted > 0 => Exit::Partial,
-        None => Exit::Success,
+/// The exit code: a fatal error's, else a signal's, else whether every record made it.
+fn exit_code(fatal: Option<&Fatal>, signal: Option<Signal>, not_accepted: u64) -> Exit {
+    match (fatal, signal) {
+        (Some(e), _) => e.exit(),
+        (None, Some(signal)) => Exit::Stopped(signal),
+        (None, None) if not_accepted > 0 => Exit::Partial,
+        (None, None) => Exit::Success,
     }
+}
+
+/// What to run after a run that did not finish: the same command with --resume while the
+/// checkpoint is kept, or, for a stream, which cannot be resumed, the whole run again.
+fn next_step(config: &Config, summary: &Summary) -> Option<String> {
+    if summary.checkpoint_path.is_some() {
+        return Some(format!("to carry on: {}", config.resume_command()));
+    }
+    let stream = config.inputs.iter().find(|i| i.is_stream())?;
+    (!summary.dry_run).then(|| {
+        format!(
+            "{} cannot be resumed (a stream is read once): to carry on, run the same command \
+             again with the whole input; what was sent already is sent again harmlessly \
+             (identifies are idempotent, events keep their ids)",
+            stream.name()
+        )
+    })
 }
 
 /// `--summary`: the summary as JSON, to the file or (`-`) to stdout.
@@ -123,11 +154,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_fatal_error_outranks_a_stop_which_outranks_records_not_accepted() {
+    fn a_fatal_error_outranks_a_signal_which_outranks_records_not_accepted() {
         let fatal = Fatal::ReaderFailed;
-        assert_eq!(exit_code(Some(&fatal), true, 5), Exit::Fatal);
-        assert_eq!(exit_code(None, true, 5), Exit::Interrupted);
-        assert_eq!(exit_code(None, false, 1), Exit::Partial);
-        assert_eq!(exit_code(None, false, 0), Exit::Success);
+        let term = Some(Signal::Terminate);
+        assert_eq!(exit_code(Some(&fatal), term, 5), Exit::Fatal);
+        assert_eq!(exit_code(None, term, 5), Exit::Stopped(Signal::Terminate));
+        assert_eq!(exit_code(None, None, 1), Exit::Partial);
+        assert_eq!(exit_code(None, None, 0), Exit::Success);
     }
 }

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::limit::{LocalPacer, Pacer};
-use crate::report::{Counters, Reporter};
+use crate::report::{Counters, Reporter, counted};
 use crate::send::{RetryPolicy, Sender};
 use crate::settle::Ledger;
 use crate::source::Input;
@@ -34,8 +34,8 @@ use reader::{ReadRules, Reading};
 use setup::Prepared;
 pub use signals::{Shutdown, watch_signals};
 
-/// Imports as `config` says: the exit code of a run that ended, or the error that made it
-/// fatal (told after the summary, if the run got that far).
+/// Imports as `config` says: the exit code of a run that ended (having told the summary, and
+/// the error that made it fatal, if one did), or the error that stopped it before it began.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
@@ -44,13 +44,19 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
         max_retry_after: config.pacing.max_retry_after,
         max_consecutive_failures: config.pacing.max_consecutive_failures,
     };
+    // Setup waits (on the sandbox's start, the credentials check) only before it moves an
+    // earlier run's files: a signal then ends it at once, with nothing sent.
+    let prepared = tokio::select! {
+        prepared = setup::prepare(&config, &counters, &policy) => prepared?,
+        signal = shutdown.signalled() => return Err(Fatal::Stopped(signal)),
+    };
     let Prepared {
         opened,
         checkpoint,
         client,
         sandbox,
         lock: _lock,
-    } = setup::prepare(&config, &counters, &policy).await?;
+    } = prepared;
     if let Some((_, cp)) = checkpoint.as_ref().filter(|_| config.resume) {
         counters.carry(cp.settled);
     }
@@ -78,7 +84,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
             shutdown.token.clone(),
         ))
     });
-    signals::tell_stopping(shutdown.clone(), reporter.clone());
+    signals::tell_stopping(
+        shutdown.clone(),
+        reporter.clone(),
+        sender.is_some(),
+        config.stop_timeout,
+    );
 
     let drawing = CancellationToken::new();
     let draw = {
@@ -121,9 +132,17 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
         let limits = Limits {
             concurrency: config.pacing.concurrency,
             batch: config.pacing.batch,
+            stop_timeout: config.stop_timeout,
         };
-        if let Err(e) = dispatch(rx, Arc::new(delivery), shutdown.token.clone(), limits).await {
-            fatal.push(e);
+        match dispatch(rx, Arc::new(delivery), shutdown.token.clone(), limits).await {
+            Ok(0) => {}
+            Ok(abandoned) => reporter.warn(format!(
+                "{} still unanswered after {}s (--stop-timeout): their records stay unsettled, \
+                 not counted as accepted, for --resume to send again",
+                counted(abandoned as u64, "request"),
+                config.stop_timeout.as_secs_f64()
+            )),
+            Err(e) => fatal.push(e),
         }
         if let Some(halt) = sender.halted() {
             fatal.push(Fatal::Remote(halt.to_string()));
@@ -131,8 +150,16 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
     } else {
         drop(rx);
     }
-    let stream = config.inputs.iter().any(Input::is_stream);
-    fatal.extend(reading.join(stream, &shutdown.token, &reporter).await);
+    let stream = config
+        .inputs
+        .iter()
+        .find(|i| i.is_stream())
+        .map(Input::name);
+    fatal.extend(
+        reading
+            .join(stream.as_deref(), &shutdown.token, &reporter)
+            .await,
+    );
 
     drawing.cancel();
     let _ = draw.await;
@@ -146,18 +173,18 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
     // A resume's failures file may hold only the earlier part's lines.
     let failures = (Counters::get(&counters.failed) + Counters::get(&counters.invalid) > 0)
         .then(|| config.failures.clone());
-    finish(Ending {
+    let ending = Ending {
         config: &config,
         started,
         counters: &counters,
         fatal,
-        interrupted: shutdown.is_interrupted(),
+        signal: shutdown.signal(),
         failures,
         checkpoint,
         final_rate: sender.as_ref().map(|_| pacer.rate()),
         sandbox,
-    })
-    .await
+    };
+    Ok(finish(ending).await)
 }
 
 /// The ledger, even after a thread panicked holding it: its state is still whole, and the

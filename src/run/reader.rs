@@ -110,13 +110,12 @@ impl Reading {
             // A dry run parses on a second core while this thread checks; begun only now, so
             // inputs are read one at a time. A run that sends goes at the pace of its
             // requests, and keeps the core for them.
-            let mut input = match tx {
-                Some(_) => input,
-                None => Opened {
-                    reader: input.reader.read_ahead(),
-                    ..input
-                },
-            };
+            let mut input = input;
+            // A read looks at the stop itself while a line runs on (reading ahead, too).
+            input.reader.stop_on(stop.clone());
+            if tx.is_none() {
+                input.reader = input.reader.read_ahead();
+            }
             // Records an earlier run settled are read past, not sent.
             for _ in 0..skip {
                 if !advance(&mut input.reader, &mut row, &mut errors) {
@@ -228,10 +227,11 @@ impl Reading {
                 }
             }
             run.flush(&ledger, &counters);
-            if !errors.is_empty() {
-                // An input that broke off (a truncated gzip, a read error) ends the reading:
-                // settling a later input's records would move the checkpoint past the rest
-                // of this one, which a resume would then skip.
+            if !errors.is_empty() || stop.is_cancelled() {
+                // An input that broke off (a truncated gzip, a read error) ends the reading,
+                // and so does a stop that came while a read gave up on a line: settling a
+                // later input's records would move the checkpoint past the rest of this one,
+                // which a resume would then skip.
                 return errors;
             }
         }
@@ -241,31 +241,32 @@ impl Reading {
 
 impl ReaderThread {
     /// The errors the reader ended with, once it has. The reader looks at the stop between
-    /// rows; reading stdin, it may wait on a producer that has nothing more to say: once the
-    /// run is stopping, it gets a moment, not forever.
+    /// rows and within long lines; reading a stream (stdin, a pipe), it may wait on a
+    /// producer that has nothing more to say: once the run is stopping, it gets a moment,
+    /// not forever. `stream` names the stream among the inputs, if one is.
     pub(super) async fn join(
         self,
-        stdin: bool,
+        stream: Option<&str>,
         stop: &CancellationToken,
         reporter: &Reporter,
     ) -> Vec<Fatal> {
         let joined = tokio::task::spawn_blocking(move || self.0.join());
-        let joined = if stdin {
-            tokio::select! {
-                joined = joined => Some(joined),
-                () = async {
-                    stop.cancelled().await;
-                    tokio::time::sleep(STDIN_GRACE).await;
-                } => None,
-            }
-        } else {
-            Some(joined.await)
+        let errors = |joined: Result<std::thread::Result<Vec<Fatal>>, _>| match joined {
+            Ok(Ok(errors)) => errors,
+            _ => vec![Fatal::ReaderFailed],
         };
-        match joined {
-            Some(Ok(Ok(errors))) => errors,
-            Some(_) => vec![Fatal::ReaderFailed],
-            None => {
-                reporter.warn("stopped waiting for stdin, which has sent nothing since the stop");
+        let Some(stream) = stream else {
+            return errors(joined.await);
+        };
+        tokio::select! {
+            joined = joined => errors(joined),
+            () = async {
+                stop.cancelled().await;
+                tokio::time::sleep(STREAM_GRACE).await;
+            } => {
+                reporter.warn(format!(
+                    "stopped waiting for {stream}, which has sent nothing since the stop"
+                ));
                 Vec::new()
             }
         }
@@ -346,8 +347,8 @@ impl Capped {
     }
 }
 
-/// How long a stopping run waits for a row from stdin.
-const STDIN_GRACE: Duration = Duration::from_secs(1);
+/// How long a stopping run waits for a row from a stream.
+const STREAM_GRACE: Duration = Duration::from_secs(1);
 
 /// Rows read between two looks at the stop token.
 const STOP_CHECK_EVERY: u64 = 64;

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
 
 use self::ahead::Ahead;
 use self::csv::CsvRows;
@@ -175,6 +176,16 @@ impl Reader {
             Rows::Csv(csv) => Some(csv.headers()),
             Rows::Ndjson(_) => None,
             Rows::Ahead(ahead) => ahead.headers(),
+        }
+    }
+
+    /// Makes a read give up at `stop` (returning Ok(false), as at the end) rather than read
+    /// through a line that may never end: an NDJSON line over [`MAX_ROW_BYTES`] is read to
+    /// its end to be skipped, and `/dev/zero` has none. A CSV row is held to the limit as it
+    /// is read. Call it before [`Reader::read_ahead`].
+    pub fn stop_on(&mut self, stop: CancellationToken) {
+        if let Rows::Ndjson(ndjson) = &mut self.rows {
+            ndjson.stop = Some(stop);
         }
     }
 

@@ -1,10 +1,11 @@
 //! NDJSON reading: one object a line, blank lines skipped, lines over the size limit read
-//! through and kept short, the depth limit, and a line that is not an object kept as a broken
-//! row with its text for `_raw`.
+//! through and kept short (giving up at the run's stop), the depth limit, and a line that is
+//! not an object kept as a broken row with its text for `_raw`.
 
 use std::io::{self, BufRead, BufReader};
 
 use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
 
 use super::bytes::{ByteSource, read_error};
 use super::{
@@ -20,6 +21,9 @@ pub(super) struct NdjsonRows {
     /// Lines read so far: the current line's number once it is read.
     line: u64,
     done: bool,
+    /// The run's stop, looked at while a line runs past one buffer: a line read through to
+    /// its end may never end (`/dev/zero`).
+    pub(super) stop: Option<CancellationToken>,
 }
 
 impl NdjsonRows {
@@ -29,6 +33,7 @@ impl NdjsonRows {
             buf: Vec::new(),
             line: 0,
             done: false,
+            stop: None,
         }
     }
 
@@ -42,7 +47,7 @@ impl NdjsonRows {
             return Ok(false);
         }
         loop {
-            let len = match read_line(&mut self.src, &mut self.buf) {
+            let len = match read_line(&mut self.src, &mut self.buf, self.stop.as_ref()) {
                 Ok(Some(len)) => len,
                 Ok(None) => {
                     self.done = true;
@@ -80,12 +85,21 @@ impl NdjsonRows {
 
 /// Reads one line into `buf`, without its `\n`, keeping at most `MAX_ROW_BYTES` of it (only
 /// the first `MAX_RAW_BYTES` of a longer line, which is read through and discarded).
-/// Returns the line's full length, or None at the end of the input.
-fn read_line(src: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+/// Returns the line's full length, or None at the end of the input, or once `stop` is
+/// cancelled while the line runs on: the rest of the input is not read.
+fn read_line(
+    src: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    stop: Option<&CancellationToken>,
+) -> io::Result<Option<usize>> {
     buf.clear();
     let mut len = 0;
     let mut started = false;
     loop {
+        // Looked at once a buffer, only on lines longer than one: it takes a lock.
+        if started && stop.is_some_and(CancellationToken::is_cancelled) {
+            return Ok(None);
+        }
         let chunk = match src.fill_buf() {
             Ok(chunk) => chunk,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -255,6 +269,24 @@ mod tests {
         assert!(raw.len() <= MAX_RAW_BYTES && raw.len() > MAX_RAW_BYTES - 4);
         assert!(!raw.contains('\u{FFFD}'));
         assert_eq!(rows[2], json(3, r#"{"n":3}"#));
+    }
+
+    #[test]
+    fn a_line_that_never_ends_is_given_up_at_the_stop() {
+        let mut buf = Vec::new();
+        let stop = CancellationToken::new();
+        // Short lines are read whole whatever the stop says: it is looked at only within a
+        // line longer than one buffer.
+        let mut short = io::Cursor::new(b"{}\n".to_vec());
+        stop.cancel();
+        assert_eq!(
+            read_line(&mut short, &mut buf, Some(&stop)).unwrap(),
+            Some(2)
+        );
+        // An endless line, as /dev/zero is, ends at the stop.
+        let mut zeros = BufReader::with_capacity(BUFFER_BYTES, io::repeat(0));
+        assert_eq!(read_line(&mut zeros, &mut buf, Some(&stop)).unwrap(), None);
+        assert!(buf.len() <= BUFFER_BYTES);
     }
 
     #[test]

@@ -52,6 +52,16 @@ impl Server {
         })
     }
 
+    /// A sandbox with no rate limit answering after 30 ms, so that a run at 100 requests/s
+    /// can be stopped part-way.
+    pub fn slow() -> Server {
+        Server::start(SandboxOptions {
+            limit: None,
+            latency: Duration::from_millis(30),
+            ..SandboxOptions::default()
+        })
+    }
+
     /// The binary, credentials in its environment, aimed at this server, run in `dir`.
     pub fn cmd(&self, dir: &Path) -> Command {
         aimed(dir, &self.sandbox.base_url(), 1000)
