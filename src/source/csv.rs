@@ -1,10 +1,12 @@
 //! CSV (and TSV) reading: the parser set up, the header checked (Excel's `sep=` line named),
 //! records with exact line numbers and the wrong field count or non-UTF-8 cells as broken
-//! rows, CRLF and blank lines, and the size limit per row.
+//! rows, CRLF and blank lines, and the size limit per row: a record over it is read through
+//! to its end, keeping only its start, and is one broken row.
 
 use std::io::{self, Read};
 
 use csv::{ByteRecord, StringRecord};
+use csv_core::ReadRecordResult;
 use serde_json::Map;
 
 use super::bytes::{ByteSource, read_error};
@@ -13,25 +15,19 @@ use super::{BUFFER_BYTES, MAX_RAW_BYTES, MAX_ROW_BYTES, Row, RowData, SourceErro
 /// Fed to the CSV parser after the real input ends; see `CsvSource`.
 const SENTINEL: &[u8] = b"\n\"";
 
-/// Raised by `CsvSource` when a record outgrows its window.
-#[derive(Debug)]
-struct RowTooLong;
+/// Fed to the CSV parser, a step at a time, to end a record over the limit; see `Oversize`.
+const PROBE: &[u8] = b"\n\"\n\"\n";
 
-impl std::fmt::Display for RowTooLong {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("row is over 1 MiB")
-    }
-}
-
-impl std::error::Error for RowTooLong {}
+/// Where each step of `PROBE` ends.
+const PROBE_STEPS: [usize; 3] = [1, 3, 5];
 
 /// The byte stream under the csv parser. It does two jobs the csv crate cannot do itself:
 ///
-/// * Bounds memory. The parser grows its record to hold a whole row, so a cell with an
-///   unclosed quote would otherwise swallow the whole file. This refuses to hand over more
-///   than `MAX_ROW_BYTES` past the current record's start, plus one parser buffer of
-///   read-ahead (the parser refills only when its buffer is empty, so a record within the
-///   bound never hits this).
+/// * Bounds memory. The parser grows its record to hold a whole row, so a 200 MB cell (or a
+///   quote never closed) would be held whole. Once the record being parsed is over
+///   `MAX_ROW_BYTES` (checked when the parser asks for more, so a record within the bound
+///   never meets this), this ends it for the parser and reads through the rest of it
+///   itself; see `Oversize`.
 /// * Detects an unclosed quote at the end of the input, which the csv crate silently
 ///   accepts as a complete field. After the real input it feeds `SENTINEL` (`\n"`): from
 ///   any state but "inside a quoted field" the `\n` ends the last record and the `"` opens
@@ -40,44 +36,246 @@ impl std::error::Error for RowTooLong {}
 ///   two happened is visible from where the record that consumed the sentinel ends.
 struct CsvSource {
     inner: ByteSource,
-    /// Bytes handed to the parser, sentinel included: the parser's byte offsets.
+    /// Input read while reading through a record over the limit, not handed over yet: what
+    /// follows that record.
+    pending: Vec<u8>,
+    pending_at: usize,
+    /// `inner` has ended.
+    inner_done: bool,
+    delimiter: u8,
+    /// Bytes handed to the parser, probe and sentinel included: the parser's byte offsets.
     delivered: u64,
     /// Offset where the record being parsed starts (the end of the previous one).
     record_start: u64,
+    /// The last byte of the input handed over.
+    last: u8,
     /// The real input's length, once it has ended.
     real_len: Option<u64>,
     /// How much of the sentinel has been handed over.
     sentinel_sent: usize,
+    /// The record being parsed is over the limit and being ended.
+    oversize: Option<Oversize>,
+}
+
+/// A record over the limit, being ended. The parser's state (inside a quoted cell or not)
+/// is private, so `CsvSource` stops handing over the input and hands over `PROBE` instead,
+/// a step at a time, until the parser ends the record; the steps it took tell the state:
+///
+/// * `\n` ends the record unless a quoted cell is open (or no record has begun: so far only
+///   blank lines, which the parser skips);
+/// * then `"\n` closes the open cell and ends it;
+/// * if the record still goes on, none had begun: the first `"` opened one, a synthetic
+///   record, and the second `"\n` ends it.
+///
+/// A csv-core reader put in that state then reads the rest of the record, keeping nothing,
+/// to its true end (`CsvSource::read_past`). Outside a quoted cell, the last byte handed
+/// over tells the state but for one case: after a quote, the parser may be in an unquoted
+/// cell (`ab"`) or just past the quote closing a quoted one (`"ab"`), and a quote next is
+/// kept as it is in the first and ends up an escaped quote in the second. So the probe
+/// never starts between two quotes: the rest of a run of quotes is cut to its parity (one
+/// more quote or none), which leaves every state as the whole run would, and the byte
+/// after the run is read alike in both.
+struct Oversize {
+    /// Bytes of the record cut from a run of quotes, not handed over.
+    cut: u64,
+    /// The offset where the probe starts.
+    probe_at: u64,
+    /// How much of `PROBE` has been handed over.
+    sent: usize,
+}
+
+/// The rest of a record over the limit, read through by `CsvSource::read_past`.
+struct Past {
+    /// Bytes of the record the parser was not handed.
+    bytes: u64,
+    /// Line breaks among them, its terminator included.
+    newlines: u64,
+    end: PastEnd,
+}
+
+/// Where a record over the limit ends.
+#[derive(Debug, PartialEq)]
+enum PastEnd {
+    /// At a line break.
+    Line,
+    /// At the end of the input.
+    Input,
+    /// The input ends inside a quoted cell.
+    OpenQuote,
 }
 
 impl Read for CsvSource {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let window = (MAX_ROW_BYTES + BUFFER_BYTES) as u64;
-        let allowed = (self.record_start + window).saturating_sub(self.delivered);
-        if allowed == 0 {
-            return Err(io::Error::other(RowTooLong));
-        }
-        let len = buf
-            .len()
-            .min(usize::try_from(allowed).unwrap_or(usize::MAX));
-        if len == 0 {
+        if buf.is_empty() {
             return Ok(0);
         }
-        let buf = &mut buf[..len];
+        if self.oversize.is_none()
+            && self.real_len.is_none()
+            && self.delivered - self.record_start > MAX_ROW_BYTES as u64
+        {
+            // Not inside a run of quotes; see `Oversize`.
+            let run = if self.last == b'"' {
+                self.cut_quotes()?
+            } else {
+                0
+            };
+            let odd = run % 2;
+            self.oversize = Some(Oversize {
+                cut: run - odd,
+                probe_at: self.delivered + odd,
+                sent: 0,
+            });
+            if odd == 1 {
+                buf[0] = b'"';
+                self.delivered += 1;
+                return Ok(1);
+            }
+        }
+        if let Some(over) = &mut self.oversize {
+            let sent = over.sent;
+            let Some(&step_end) = PROBE_STEPS.iter().find(|&&end| end > sent) else {
+                // Every state ends at one of the steps; this is the parser not doing so.
+                return Err(io::Error::other(
+                    "the CSV parser did not end a record over the size limit",
+                ));
+            };
+            let n = (step_end - sent).min(buf.len());
+            buf[..n].copy_from_slice(&PROBE[sent..sent + n]);
+            over.sent += n;
+            self.delivered += n as u64;
+            return Ok(n);
+        }
         if self.real_len.is_none() {
-            let n = self.inner.read(buf)?;
+            let n = self.read_input(buf)?;
             if n > 0 {
                 self.delivered += n as u64;
+                self.last = buf[n - 1];
                 return Ok(n);
             }
             self.real_len = Some(self.delivered);
         }
         let rest = &SENTINEL[self.sentinel_sent..];
-        let n = rest.len().min(len);
+        let n = rest.len().min(buf.len());
         buf[..n].copy_from_slice(&rest[..n]);
         self.sentinel_sent += n;
         self.delivered += n as u64;
         Ok(n)
+    }
+}
+
+impl CsvSource {
+    fn new(inner: ByteSource, delimiter: u8) -> CsvSource {
+        CsvSource {
+            inner,
+            pending: Vec::new(),
+            pending_at: 0,
+            inner_done: false,
+            delimiter,
+            delivered: 0,
+            record_start: 0,
+            last: b'\n',
+            real_len: None,
+            sentinel_sent: 0,
+            oversize: None,
+        }
+    }
+
+    /// The next bytes of the input: those pending first, then `inner`'s.
+    fn read_input(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pending_at < self.pending.len() {
+            let rest = &self.pending[self.pending_at..];
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.pending_at += n;
+            return Ok(n);
+        }
+        if self.inner_done {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        self.inner_done = n == 0;
+        Ok(n)
+    }
+
+    /// Makes `pending` hold input, unless the input has ended: false then.
+    fn fill_pending(&mut self) -> io::Result<bool> {
+        if self.pending_at == self.pending.len() && !self.inner_done {
+            self.pending.resize(BUFFER_BYTES, 0);
+            self.pending_at = 0;
+            let read = self.inner.read(&mut self.pending);
+            self.pending.truncate(*read.as_ref().unwrap_or(&0));
+            self.inner_done = read? == 0;
+        }
+        Ok(self.pending_at < self.pending.len())
+    }
+
+    /// Takes the quotes that come next from the input: how many.
+    fn cut_quotes(&mut self) -> io::Result<u64> {
+        let mut run = 0;
+        while self.fill_pending()? {
+            let rest = &self.pending[self.pending_at..];
+            let quotes = rest.iter().take_while(|&&b| b == b'"').count();
+            self.pending_at += quotes;
+            run += quotes as u64;
+            if quotes < rest.len() {
+                break;
+            }
+        }
+        Ok(run)
+    }
+
+    /// Once the parser has ended a record over the limit: reads through the rest of it to
+    /// its true end, keeping nothing, from the state the probe found (see `Oversize`). None
+    /// if no record had begun.
+    fn read_past(&mut self, over: &Oversize) -> io::Result<Option<Past>> {
+        // Bytes that put a new reader in the state the parser was in when the probe began.
+        let last = [self.last];
+        let state: &[u8] = match over.sent {
+            // Unquoted, after a quote: past one closing a quoted cell will do (see `Oversize`).
+            1 if self.last == b'"' => b"\"\"",
+            // Unquoted, after a delimiter or in a cell: the same byte puts it there.
+            1 => &last,
+            // In a quoted cell.
+            3 => b"\"",
+            _ => return Ok(None),
+        };
+        let mut reader = csv_core::ReaderBuilder::new()
+            .delimiter(self.delimiter)
+            .terminator(csv_core::Terminator::Any(b'\n'))
+            .build();
+        // What the reader copies out, thrown away as it fills.
+        let (mut out, mut ends) = ([0; 4096], [0; 64]);
+        reader.read_record(state, &mut out, &mut ends);
+        let mut bytes = over.cut;
+        loop {
+            if !self.fill_pending()? {
+                let newlines = reader.line() - 1;
+                // The end of the input ends the record unless a quoted cell is open, which
+                // a line break then joins (see `SENTINEL`).
+                let (result, ..) = reader.read_record(b"\n", &mut out, &mut ends);
+                let end = if result == ReadRecordResult::Record {
+                    PastEnd::Input
+                } else {
+                    PastEnd::OpenQuote
+                };
+                return Ok(Some(Past {
+                    bytes,
+                    newlines,
+                    end,
+                }));
+            }
+            let input = &self.pending[self.pending_at..];
+            let (result, read, ..) = reader.read_record(input, &mut out, &mut ends);
+            self.pending_at += read;
+            bytes += read as u64;
+            if result == ReadRecordResult::Record {
+                return Ok(Some(Past {
+                    bytes,
+                    newlines: reader.line() - 1,
+                    end: PastEnd::Line,
+                }));
+            }
+        }
     }
 }
 
@@ -87,9 +285,21 @@ pub(super) struct CsvRows {
     headers: Vec<String>,
     /// Lines read completely so far, for errors.
     lines_done: u64,
+    /// What to add to the parser's line count for the input's: the line breaks of records
+    /// over the limit that it was not handed, less those of the probes it was.
+    line_shift: i64,
     /// Reused when a trailing `\r` is cut from a record's last field.
     scratch: Vec<u8>,
     done: bool,
+}
+
+/// What `CsvRows::next_record` read.
+enum Found {
+    /// A record, and the line it starts on.
+    Record(u64),
+    /// A record over the size limit, read through to its end: the line it starts on, and
+    /// what is wrong with it. The record holds its start.
+    TooLong { line: u64, message: String },
 }
 
 impl CsvRows {
@@ -100,13 +310,6 @@ impl CsvRows {
         gzip: bool,
         delimiter: u8,
     ) -> Result<CsvRows, SourceError> {
-        let source = CsvSource {
-            inner: bytes,
-            delivered: 0,
-            record_start: 0,
-            real_len: None,
-            sentinel_sent: 0,
-        };
         let rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             .delimiter(delimiter)
@@ -116,21 +319,25 @@ impl CsvRows {
             // exact (see `next_record`); a `\r` before it is cut off there.
             .terminator(csv::Terminator::Any(b'\n'))
             .buffer_capacity(BUFFER_BYTES)
-            .from_reader(source);
+            .from_reader(CsvSource::new(bytes, delimiter));
         let mut rows = CsvRows {
             rdr,
             headers: Vec::new(),
             lines_done: 0,
+            line_shift: 0,
             scratch: Vec::new(),
             done: false,
         };
         let mut record = ByteRecord::new();
-        // No header at all is an empty input: a run with nothing to do.
-        if rows.next_record(&mut record, name, gzip)?.is_some() {
-            rows.headers = check_headers(&record).map_err(|message| SourceError::Input {
-                path: name.to_string(),
-                message: format!("header row: {message}"),
-            })?;
+        let header = |message: String| SourceError::Input {
+            path: name.to_string(),
+            message: format!("header row: {message}"),
+        };
+        match rows.next_record(&mut record, name, gzip)? {
+            Some(Found::Record(_)) => rows.headers = check_headers(&record).map_err(header)?,
+            Some(Found::TooLong { message, .. }) => return Err(header(message)),
+            // No header at all is an empty input: a run with nothing to do.
+            None => {}
         }
         Ok(rows)
     }
@@ -160,17 +367,26 @@ impl CsvRows {
         })
     }
 
-    /// Reads the next record into `record` and checks its field count: the line it starts
-    /// on, or the row as broken; None at the end of the input. Its cells are not checked as
-    /// UTF-8 yet (see [`text_row`]).
+    /// Reads the next record into `record` and checks its size and field count: the line
+    /// it starts on, or the row as broken; None at the end of the input. Its cells are not
+    /// checked as UTF-8 yet (see [`text_row`]).
     pub(super) fn read_record(
         &mut self,
         record: &mut ByteRecord,
         name: &str,
         gzip: bool,
     ) -> Result<Option<Result<u64, Row>>, SourceError> {
-        let Some(line) = self.next_record(record, name, gzip)? else {
-            return Ok(None);
+        let line = match self.next_record(record, name, gzip)? {
+            None => return Ok(None),
+            Some(Found::Record(line)) => line,
+            Some(Found::TooLong { line, message }) => {
+                return Ok(Some(Err(broken_row(
+                    line,
+                    message,
+                    None,
+                    &csv_text(record),
+                ))));
+            }
         };
         if record.len() != self.headers.len() {
             let message = format!(
@@ -189,14 +405,14 @@ impl CsvRows {
         Ok(Some(Ok(line)))
     }
 
-    /// Reads the next record into `record` and returns the line it starts on, or None at
-    /// the end of the input. Skips blank lines, including CRLF ones.
+    /// Reads the next record into `record`; None at the end of the input. Skips blank
+    /// lines, including CRLF ones.
     fn next_record(
         &mut self,
         record: &mut ByteRecord,
         name: &str,
         gzip: bool,
-    ) -> Result<Option<u64>, SourceError> {
+    ) -> Result<Option<Found>, SourceError> {
         if self.done {
             return Ok(None);
         }
@@ -212,7 +428,7 @@ impl CsvRows {
         record: &mut ByteRecord,
         name: &str,
         gzip: bool,
-    ) -> Result<Option<u64>, SourceError> {
+    ) -> Result<Option<Found>, SourceError> {
         loop {
             let start = self.rdr.position().byte();
             match self.rdr.read_byte_record(record) {
@@ -228,7 +444,7 @@ impl CsvRows {
             // quoted cells plus its terminator. So this is exact even after blank lines and
             // cells with line breaks, unlike the record's `Position`, which is just where the
             // previous record ended.
-            let line_end = self.rdr.position().line();
+            let line_end = self.line();
             // Only a quoted cell holds a line break, and a quote is a byte the parser drops: a
             // record that kept every byte but its separators and terminator has none to count.
             let kept = (record.as_slice().len() + record.len()) as u64;
@@ -252,32 +468,76 @@ impl CsvRows {
                 };
             }
             let line = line_end.saturating_sub(newlines + 1);
-            if end - start > MAX_ROW_BYTES as u64 {
-                return Err(SourceError::RowTooLong {
-                    path: name.to_string(),
-                    line,
-                });
+            if let Some(over) = self.rdr.get_mut().oversize.take() {
+                match self.read_past(over, start, line, name, gzip)? {
+                    Some(found) => return Ok(Some(found)),
+                    None => continue,
+                }
             }
             self.lines_done = line_end.saturating_sub(1);
+            if end - start > MAX_ROW_BYTES as u64 {
+                let message = too_long(end - start, line, self.lines_done);
+                return Ok(Some(Found::TooLong { line, message }));
+            }
             if strip_cr(record, &mut self.scratch) && record.len() == 1 && record[0].is_empty() {
                 // A blank CRLF line: the parser only skips blank lines it sees as blank.
                 continue;
             }
-            return Ok(Some(line));
+            return Ok(Some(Found::Record(line)));
         }
+    }
+
+    /// After the probe ended the record at `start`, on `line`, for the parser (see
+    /// `Oversize`): reads through the rest of it. None if there was no record, only blank
+    /// lines.
+    #[cold]
+    fn read_past(
+        &mut self,
+        over: Oversize,
+        start: u64,
+        line: u64,
+        name: &str,
+        gzip: bool,
+    ) -> Result<Option<Found>, SourceError> {
+        // The probe's line breaks are not the input's.
+        let probed = PROBE[..over.sent].iter().filter(|&&b| b == b'\n').count();
+        self.line_shift -= probed as i64;
+        let past = self
+            .rdr
+            .get_mut()
+            .read_past(&over)
+            .map_err(|e| read_error(name, gzip, e, self.lines_done))?;
+        let Some(past) = past else {
+            self.lines_done = self.line().saturating_sub(1);
+            return Ok(None);
+        };
+        self.line_shift += past.newlines as i64;
+        if past.end == PastEnd::OpenQuote {
+            return Err(SourceError::UnterminatedQuote {
+                path: name.to_string(),
+                line,
+            });
+        }
+        self.lines_done = self.line().saturating_sub(1);
+        // The record's last line: the one its line break ends, or the input's last.
+        let last = self.lines_done + u64::from(past.end == PastEnd::Input);
+        // The probe's own bytes are not the record's.
+        let len = over.probe_at - start + past.bytes;
+        let message = too_long(len, line, last);
+        Ok(Some(Found::TooLong { line, message }))
+    }
+
+    /// The input's line the parser is on: 1 + the line breaks read so far.
+    fn line(&self) -> u64 {
+        self.rdr
+            .position()
+            .line()
+            .saturating_add_signed(self.line_shift)
     }
 
     fn csv_error(&self, e: csv::Error, name: &str, gzip: bool) -> SourceError {
         let reason = e.to_string();
         match e.into_kind() {
-            csv::ErrorKind::Io(e) if e.get_ref().is_some_and(|e| e.is::<RowTooLong>()) => {
-                // The parser cannot resynchronise mid-record (the rest of the row might hold
-                // quotes that change where it ends), so this ends the input.
-                SourceError::RowTooLong {
-                    path: name.to_string(),
-                    line: self.lines_done + 1,
-                }
-            }
             csv::ErrorKind::Io(e) => read_error(name, gzip, e, self.lines_done),
             // Reading flexible byte records only fails on I/O; report anything else as is.
             _ => SourceError::Read {
@@ -286,6 +546,20 @@ impl CsvRows {
                 reason,
             },
         }
+    }
+}
+
+/// What is wrong with a record over the size limit: `len` bytes, on lines `line` to `last`.
+fn too_long(len: u64, line: u64, last: u64) -> String {
+    let size = format!("is {:.1} MB long", len as f64 / 1e6);
+    let limit = "the most a row may be is 1 MiB";
+    if last > line {
+        format!(
+            "{size}, to line {last} (a quoted cell holds its line breaks: is a quote left \
+             open?); {limit}"
+        )
+    } else {
+        format!("{size}; {limit}")
     }
 }
 
@@ -576,28 +850,328 @@ mod tests {
         assert_eq!(rows, [csv(2, &["1", ""])]);
     }
 
+    /// A broken row's line, message and `_raw`; panics on any other row.
+    fn broken(row: &Got) -> (u64, &str, &str) {
+        match row {
+            Got::Broken(line, message, None, raw) => (*line, message, raw),
+            other => panic!("expected a broken row, got {other:?}"),
+        }
+    }
+
+    const OVER: &str = "the most a row may be is 1 MiB";
+
+    /// Reads `text`, whose row 1 is fine and whose row on line 3 opens a quote never closed.
+    fn never_closed_on_line_3(text: &[u8]) {
+        let (rows, error) = error_of("users.csv", text);
+        assert_eq!(rows, [csv(2, &["1", "ok"])]);
+        assert!(
+            error.ends_with("the row at line 3 has a quoted field that is never closed"),
+            "{error}"
+        );
+    }
+
     #[test]
-    fn csv_row_over_limit_ends_input() {
-        // An unclosed quote swallowing the rest of a large file.
+    fn csv_record_over_limit_is_one_broken_row_and_reading_goes_on() {
+        let big = "x".repeat(5_000_000);
+        // In the middle.
+        let text = format!("id,note\n1,ok\n2,{big}\n3,ok\n");
+        let rows = rows_of("users.csv", text.as_bytes());
+        assert_eq!(rows.len(), 3, "{:?}", rows[2]);
+        assert_eq!(rows[0], csv(2, &["1", "ok"]));
+        let (line, message, raw) = broken(&rows[1]);
+        assert_eq!((line, message), (3, &*format!("is 5.0 MB long; {OVER}")));
+        assert!(
+            raw.starts_with("2,xxx") && raw.len() == MAX_RAW_BYTES,
+            "{raw}"
+        );
+        assert_eq!(rows[2], csv(4, &["3", "ok"]));
+
+        // The first row, and the last, with a final line break or without.
+        for end in ["\n", ""] {
+            let text = format!("id,note\n1,{big}\n2,ok\n3,{big}{end}");
+            let rows = rows_of("users.csv", text.as_bytes());
+            assert_eq!(rows.len(), 3);
+            assert_eq!(broken(&rows[0]).0, 2);
+            assert_eq!(rows[1], csv(3, &["2", "ok"]));
+            assert_eq!(broken(&rows[2]).0, 4);
+            assert!(broken(&rows[2]).1.starts_with("is 5.0 MB long; "));
+        }
+
+        // Several in a row, one of them a quoted cell, and blank lines between.
+        let text = format!("id,note\n1,{big}\n\n2,\"{big}\"\n3,{big}\n\n\n4,ok\n");
+        let rows = rows_of("users.csv", text.as_bytes());
+        let lines: Vec<u64> = rows[..3].iter().map(|r| broken(r).0).collect();
+        assert_eq!(lines, [2, 4, 5]);
+        assert_eq!(rows[3], csv(8, &["4", "ok"]));
+    }
+
+    #[test]
+    fn csv_record_over_limit_ends_where_its_quotes_say() {
+        // The limit met in a quoted cell of lines, delimiters and escaped quotes; in a quoted
+        // cell of delimiters closed and followed by text; in unquoted delimiters.
+        let lines = "a,b\n\"\"c\"\"\n".repeat(200_000);
+        let commas = ",".repeat(2_000_000);
+        let text = format!(
+            "id,note\n1,ok\n2,\"{lines}\"\n3,\"{commas}\"x,y\n4,{commas}\n5,\"two\nlines\"\n6,ok\n"
+        );
+        let rows = rows_of("users.csv", text.as_bytes());
+        assert_eq!(rows.len(), 6, "{:?}", &rows[4..]);
+        assert_eq!(rows[0], csv(2, &["1", "ok"]));
+        let (line, message, raw) = broken(&rows[1]);
+        assert_eq!(line, 3);
+        assert_eq!(
+            message,
+            format!(
+                "is 2.0 MB long, to line 400003 (a quoted cell holds its line breaks: is a \
+                 quote left open?); {OVER}"
+            )
+        );
+        assert!(raw.starts_with("2,\"a,b\n\"\"c\"\"\na,b\n"), "{raw}");
+        assert_eq!(
+            broken(&rows[2]),
+            (
+                400_004,
+                &*format!("is 2.0 MB long; {OVER}"),
+                &*format!("3,\"{}", &commas[..MAX_RAW_BYTES - 3])
+            )
+        );
+        assert_eq!(broken(&rows[3]).0, 400_005);
+        assert_eq!(rows[4], csv(400_006, &["5", "two\nlines"]));
+        assert_eq!(rows[5], csv(400_008, &["6", "ok"]));
+    }
+
+    #[test]
+    fn csv_record_over_limit_in_a_run_of_quotes() {
+        let quotes = |n: usize| "\"".repeat(n);
+        // The limit is checked as the parser asks for more input, at a fixed offset; the id's
+        // length moves the record under it, so that it falls after an odd or even number of
+        // the run's quotes.
+        for id in ["1", "12"] {
+            // An unquoted cell: each quote is kept, the line break ends it.
+            let text = format!("id,note\n{id},a{}\n2,ok\n", quotes(3_000_000));
+            let rows = rows_of("users.csv", text.as_bytes());
+            assert_eq!(broken(&rows[0]).0, 2);
+            assert_eq!(rows[1..], [csv(3, &["2", "ok"])]);
+            // A quoted cell of escaped quotes, closed by the last: the same.
+            let text = format!("id,note\n{id},\"{}\"\n2,ok\n", quotes(3_000_000));
+            let rows = rows_of("users.csv", text.as_bytes());
+            assert_eq!(broken(&rows[0]).0, 2);
+            assert_eq!(rows[1..], [csv(3, &["2", "ok"])]);
+            // The same, one quote fewer: still open, so the next line joins it.
+            let text = format!("id,note\n{id},\"{}\n2,ok\"\n3,ok\n", quotes(3_000_000));
+            let rows = rows_of("users.csv", text.as_bytes());
+            assert_eq!(broken(&rows[0]).0, 2);
+            assert!(broken(&rows[0]).1.contains("to line 3"), "{:?}", rows[0]);
+            assert_eq!(rows[1..], [csv(4, &["3", "ok"])]);
+            // A run of quotes to the end of the input: closed, or not.
+            let text = format!("id,note\n1,ok\n{id},\"{}", quotes(3_000_001));
+            let rows = rows_of("users.csv", text.as_bytes());
+            assert_eq!(rows.len(), 2);
+            assert_eq!(broken(&rows[1]).0, 3);
+            let text = format!("id,note\n1,ok\n{id},\"{}", quotes(3_000_000));
+            never_closed_on_line_3(text.as_bytes());
+        }
+    }
+
+    #[test]
+    fn csv_record_over_limit_of_quoted_cells() {
+        // Cells of one line break each: the limit falls after a delimiter, an opening quote,
+        // a line break or a closing quote, as the id's length moves the record under it.
+        let cells = "\"\n\",".repeat(600_000);
+        for id in ["1", "12", "123", "1234"] {
+            let text = format!("id,note\n{id},{cells}\"end\"\n2,ok\n");
+            let rows = rows_of("users.csv", text.as_bytes());
+            assert_eq!(broken(&rows[0]).0, 2);
+            assert!(
+                broken(&rows[0]).1.contains("to line 600002"),
+                "{:?}",
+                rows[0]
+            );
+            assert_eq!(rows[1..], [csv(600_003, &["2", "ok"])]);
+        }
+    }
+
+    /// Random bytes of the four kinds CSV tells apart: three records over the limit, each
+    /// a quoted cell of lines up to just before where the reader meets the limit, then
+    /// quotes (in runs, some long), delimiters and text, and line breaks from the limit on.
+    fn soup(seed: u64) -> Vec<u8> {
+        use rand::{RngExt, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut text = b"a\n".to_vec();
+        let add = |rng: &mut StdRng, text: &mut Vec<u8>, len: usize, bytes: &[u8]| {
+            let end = text.len() + len;
+            while text.len() < end {
+                let byte = bytes[rng.random_range(0..bytes.len())];
+                let run = match byte {
+                    b'"' if rng.random_bool(0.01) => rng.random_range(1..100_000),
+                    b'"' => rng.random_range(1..4),
+                    _ => 1,
+                };
+                text.extend(std::iter::repeat_n(byte, run));
+            }
+        };
+        for _ in 0..3 {
+            // From any state, `x"\n` ends the record (`x` leaves a cell quoted or not, `"`
+            // then closes a quoted one or is kept in an unquoted one, and `\n` ends either).
+            text.extend_from_slice(b"x\"\n\"");
+            // The limit is met where the parser asks for more input after it: reads are of
+            // the three bytes looked at for a BOM, then a buffer at a time.
+            let start = text.len() - 1;
+            let met = (start + MAX_ROW_BYTES - 3) / BUFFER_BYTES * BUFFER_BYTES + 3;
+            let met = if met > start + MAX_ROW_BYTES {
+                met
+            } else {
+                met + BUFFER_BYTES
+            };
+            // Up to there, no line break outside a quoted cell: the record goes on, into
+            // any state at the limit; after it, they end the record soon, where that state
+            // says.
+            let lines = met - rng.random_range(1..200);
+            while text.len() < lines {
+                text.extend_from_slice(b"x,\n");
+            }
+            let cells = met.saturating_sub(text.len());
+            add(&mut rng, &mut text, cells, b"xx,\"");
+            add(&mut rng, &mut text, 2_000, b"xx,\n\"");
+        }
+        text.extend_from_slice(b"x\"\n");
+        text
+    }
+
+    #[test]
+    fn csv_records_over_limit_end_where_a_whole_parse_ends_them() {
+        for seed in 0..8 {
+            let text = soup(seed);
+            // The csv crate reading the whole input, each record whole.
+            let mut whole = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .terminator(csv::Terminator::Any(b'\n'))
+                .from_reader(&text[..]);
+            let mut expected = Vec::new();
+            let mut record = ByteRecord::new();
+            let mut start = 0;
+            while whole.read_byte_record(&mut record).unwrap() {
+                let end = whole.position().byte();
+                let newlines = memchr::memchr_iter(b'\n', record.as_slice()).count() as u64;
+                let line = whole.position().line() - newlines - 1;
+                let fields: Vec<String> = record
+                    .iter()
+                    .map(|f| String::from_utf8(f.to_vec()).unwrap())
+                    .collect();
+                expected.push(if end - start > MAX_ROW_BYTES as u64 {
+                    (line, None)
+                } else if fields.len() != 1 {
+                    (line, Some(vec!["has fields".to_string()]))
+                } else {
+                    (line, Some(fields))
+                });
+                start = end;
+            }
+            let rows: Vec<(u64, Option<Vec<String>>)> = rows_of("users.csv", &text)
+                .into_iter()
+                .map(|row| match row {
+                    Got::Csv(line, fields) => (line, Some(fields)),
+                    Got::Broken(line, message, ..) if message.starts_with("has ") => {
+                        (line, Some(vec!["has fields".to_string()]))
+                    }
+                    Got::Broken(line, message, ..) => {
+                        assert!(message.starts_with("is "), "{message}");
+                        (line, None)
+                    }
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            let too_long = expected
+                .iter()
+                .filter(|(_, fields)| fields.is_none())
+                .count();
+            eprintln!(
+                "seed {seed}: {} records, {too_long} over the limit",
+                expected.len()
+            );
+            assert!(too_long > 0, "seed {seed}");
+            assert_eq!(rows.len() + 1, expected.len(), "seed {seed}");
+            for (got, expected) in rows.iter().zip(&expected[1..]) {
+                assert_eq!(got, expected, "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn csv_quote_never_closed_in_a_large_input_is_told_as_such() {
         let mut text = b"id,note\n1,ok\n2,\"open\n".to_vec();
         while text.len() < 3 * MAX_ROW_BYTES {
             text.extend_from_slice(b"3,filler row\n");
         }
-        let (rows, error) = error_of("users.csv", &text);
-        assert_eq!(rows, [csv(2, &["1", "ok"])]);
-        assert!(error.contains("the row at line 3 is over 1 MiB"), "{error}");
+        never_closed_on_line_3(&text);
+    }
 
-        // Just over the limit, within the read-ahead window: still refused.
+    #[test]
+    fn csv_record_just_over_limit_and_just_under() {
+        // Just over, ended within the parser's read-ahead: broken, and the next one read.
         let text = format!("id,note\n1,{}\n2,ok\n", "x".repeat(MAX_ROW_BYTES));
-        let (rows, error) = error_of("users.csv", text.as_bytes());
-        assert!(rows.is_empty());
-        assert!(error.contains("the row at line 2 is over 1 MiB"), "{error}");
-
+        let rows = rows_of("users.csv", text.as_bytes());
+        assert_eq!(
+            broken(&rows[0]),
+            (
+                2,
+                &*format!("is 1.0 MB long; {OVER}"),
+                &*format!("1,{}", "x".repeat(MAX_RAW_BYTES - 2))
+            )
+        );
+        assert_eq!(rows[1], csv(3, &["2", "ok"]));
         // Just under: read.
         let text = format!("id,note\n1,{}\n2,ok\n", "x".repeat(MAX_ROW_BYTES - 10));
         let rows = rows_of("users.csv", text.as_bytes());
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1], csv(3, &["2", "ok"]));
+    }
+
+    #[test]
+    fn csv_blank_lines_over_limit_are_blank_lines() {
+        let text = format!("id\n1\n{}2\n", "\n".repeat(3 * MAX_ROW_BYTES));
+        let rows = rows_of("users.csv", text.as_bytes());
+        assert_eq!(
+            rows,
+            [csv(2, &["1"]), csv(3 * MAX_ROW_BYTES as u64 + 3, &["2"])]
+        );
+    }
+
+    #[test]
+    fn csv_header_over_limit_is_an_error() {
+        let text = format!("id,{}\n1,ok\n", "n".repeat(2_000_000));
+        let (rows, error) = error_of("users.csv", text.as_bytes());
+        assert!(rows.is_empty());
+        assert!(
+            error.ends_with(&format!("header row: is 2.0 MB long; {OVER}")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn csv_record_over_limit_is_not_held() {
+        let text = format!("id,note\n1,{}\n2,ok\n", "x".repeat(20_000_000));
+        let bytes: Box<dyn Read + Send> = Box::new(io::Cursor::new(text.into_bytes()));
+        let mut rows = CsvRows::open(
+            io::Cursor::new(Vec::new()).chain(bytes),
+            "users.csv",
+            false,
+            b',',
+        )
+        .unwrap();
+        let mut row = new_row();
+        assert!(rows.read(&mut row, "users.csv", false).unwrap());
+        assert_eq!(broken(&got(&row)).0, 2);
+        assert!(rows.read(&mut row, "users.csv", false).unwrap());
+        assert_eq!(got(&row), csv(3, &["2", "ok"]));
+        // The parser was handed the header, the record up to the limit and one buffer more,
+        // the probe and the next row.
+        let handed = rows.rdr.get_ref().delivered;
+        assert!(
+            handed < (MAX_ROW_BYTES + 2 * BUFFER_BYTES) as u64,
+            "{handed}"
+        );
     }
 
     #[test]

@@ -79,12 +79,6 @@ pub enum SourceError {
     /// The gzip layer failed; `line` is the last line read completely.
     #[error("{path}: {}", gzip_message(*line))]
     Gzip { path: String, line: u64 },
-    /// A CSV record longer than `MAX_ROW_BYTES`; reading cannot resume after it.
-    #[error(
-        "{path}: the row at line {line} is over 1 MiB; the most a row may be is 1 MiB \
-         (in CSV this is usually a quote that is never closed)"
-    )]
-    RowTooLong { path: String, line: u64 },
     /// The CSV input ends inside a quoted field.
     #[error("{path}: the row at line {line} has a quoted field that is never closed")]
     UnterminatedQuote { path: String, line: u64 },
@@ -145,7 +139,12 @@ impl Input {
         let bytes = self.bytes(&name, consumed)?;
         let rows = match self.format {
             Format::Ndjson => Rows::Ndjson(NdjsonRows::new(bytes)),
-            Format::Csv => Rows::Csv(CsvRows::open(bytes, &name, self.gzip, self.delimiter)?),
+            Format::Csv => Rows::Csv(Box::new(CsvRows::open(
+                bytes,
+                &name,
+                self.gzip,
+                self.delimiter,
+            )?)),
         };
         Ok(Reader {
             name,
@@ -163,7 +162,8 @@ pub struct Reader {
 }
 
 enum Rows {
-    Csv(CsvRows),
+    // Boxed: the CSV reader is far larger than the others.
+    Csv(Box<CsvRows>),
     Ndjson(NdjsonRows),
     Ahead(Ahead),
 }
