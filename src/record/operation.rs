@@ -126,9 +126,20 @@ impl Operation {
         h.top64()
     }
 
+    /// Whether the operation can go in a `/api/v2/batch` request. v2 has no anonymous events
+    /// (every person operation names its person in `identifiers`): those go through
+    /// `POST /api/v1/events`, one a request.
+    pub fn batchable(&self) -> bool {
+        !matches!(self.who(), Who::Anonymous(_))
+    }
+
     /// The operation as one element of a `/api/v2/batch` body, or Invalid when it is over
-    /// [`MAX_OPERATION_BYTES`].
+    /// [`MAX_OPERATION_BYTES`]; empty for one that is not [`batchable`](Self::batchable),
+    /// which no batch carries.
     pub fn encode_for_batch(&self) -> Result<Vec<u8>, Invalid> {
+        if !self.batchable() {
+            return Ok(Vec::new());
+        }
         let bytes = serde_json::to_vec(self).map_err(|e| Invalid {
             column: None,
             message: format!("cannot encode the operation: {e}"),

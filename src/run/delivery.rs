@@ -28,6 +28,10 @@ impl Parcel for Work {
     fn encoded_len(&self) -> usize {
         self.out.encoded.len()
     }
+
+    fn alone(&self) -> bool {
+        !self.out.op.batchable()
+    }
 }
 
 /// Sends through the [`Sender`], and settles every record in the ledger as it ended.

@@ -30,6 +30,8 @@ pub(super) trait Parcel: Send + 'static {
     fn person(&self) -> u64;
     /// Its share of a batch body.
     fn encoded_len(&self) -> usize;
+    /// It goes in a request of its own, through its own endpoint (no batch carries it).
+    fn alone(&self) -> bool;
 }
 
 /// What the dispatcher hands each request to.
@@ -80,14 +82,16 @@ pub(super) async fn dispatch<D: Deliver>(
         }
         // Fill the batch from the ready records while they fit.
         while let Some(next) = ready.front() {
+            let alone = next.alone() || filling.first().is_some_and(Parcel::alone);
             let fits = filling.len() < limits.batch
                 && (filling.is_empty()
-                    || batch_body_len(
-                        filling
-                            .iter()
-                            .chain(std::iter::once(next))
-                            .map(Parcel::encoded_len),
-                    ) < MAX_BATCH_BYTES);
+                    || (!alone
+                        && batch_body_len(
+                            filling
+                                .iter()
+                                .chain(std::iter::once(next))
+                                .map(Parcel::encoded_len),
+                        ) < MAX_BATCH_BYTES));
             if !fits {
                 break;
             }
@@ -96,7 +100,9 @@ pub(super) async fn dispatch<D: Deliver>(
             }
             filling.extend(ready.pop_front());
         }
-        let full = filling.len() >= limits.batch || !ready.is_empty();
+        let full = filling.len() >= limits.batch
+            || !ready.is_empty()
+            || filling.first().is_some_and(Parcel::alone);
         let linger_over = filling_since + BATCH_LINGER;
         let launchable = !filling.is_empty() && (full || !reading || Instant::now() >= linger_over);
         if filling.is_empty() && ready.is_empty() && !reading && busy.is_empty() {
@@ -177,6 +183,7 @@ mod tests {
         id: u64,
         person: u64,
         len: usize,
+        alone: bool,
     }
 
     impl Parcel for Rec {
@@ -185,6 +192,9 @@ mod tests {
         }
         fn encoded_len(&self) -> usize {
             self.len
+        }
+        fn alone(&self) -> bool {
+            self.alone
         }
     }
 
@@ -276,6 +286,7 @@ mod tests {
                 id,
                 person,
                 len: 100,
+                alone: false,
             })
             .collect()
     }
@@ -337,6 +348,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_record_that_goes_alone_shares_no_request() {
+        let mut records = recs(&[1, 2, 3, 4, 5]);
+        records[1].alone = true;
+        records[3].alone = true;
+        let (fake, result) = dispatch_all(Fake::new(10), records, 8, 10).await;
+        result.unwrap();
+        assert_eq!(
+            fake.batches(),
+            [vec![0], vec![1], vec![2], vec![3], vec![4]]
+        );
+        assert!((0..5).all(|id| fake.began(id) == 0));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_batch_goes_before_its_body_would_reach_max_batch_bytes() {
         // Two records whose batch body is one byte under the limit; a third, however small,
         // would bring it to the limit.
@@ -357,6 +382,7 @@ mod tests {
                 id,
                 person: id,
                 len,
+                alone: false,
             })
             .collect();
         let (fake, result) = dispatch_all(Fake::new(10), records, 8, 100).await;
@@ -390,6 +416,7 @@ mod tests {
             id: 2,
             person: 3,
             len: 100,
+            alone: false,
         })
         .await
         .unwrap();

@@ -505,25 +505,25 @@ async fn batch_applies_valid_ops_and_lists_invalid_ones() {
         .iter()
         .filter_map(|e| e["batch_index"].as_u64())
         .collect();
-    assert_eq!(indices, [1, 3, 5, 6, 7, 10, 11, 12]);
+    assert_eq!(indices, [1, 3, 4, 5, 6, 7, 10, 11, 12]);
     for error in body["errors"].as_array().into_iter().flatten() {
         for key in ["reason", "field", "message"] {
             assert!(error[key].is_string(), "{error}");
         }
     }
-    assert_eq!(body["errors"][4]["field"], "attributes.created_at");
+    assert_eq!(body["errors"][2]["field"], "identifiers");
+    assert_eq!(body["errors"][5]["field"], "attributes.created_at");
     assert_eq!(rig.sandbox.person("1"), Some(map(json!({"a": 1}))));
     assert_eq!(rig.sandbox.person("cio_abc"), Some(map(json!({"z": true}))));
     assert!(rig.sandbox.is_suppressed("2"));
     let events = rig.sandbox.events();
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 1);
     assert_eq!(events[0].person.as_deref(), Some("a@b.c"));
     assert_eq!(events[0].data, map(json!({"x": 1})));
-    assert_eq!(events[1].anonymous_id.as_deref(), Some("anon"));
     let stats = rig.sandbox.stats();
     assert_eq!(
         (stats.partial, stats.invalid_ops, stats.duplicate_events),
-        (1, 8, 1)
+        (1, 9, 1)
     );
     // All valid: 200.
     let fine =

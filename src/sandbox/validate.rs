@@ -371,13 +371,19 @@ pub(super) fn v2_op(value: Value) -> Result<Op, Invalid> {
     };
     match action.as_str() {
         "identify" => identify(person.ok_or_else(missing)?, attributes),
+        // v2 has no anonymous events: `person_common` requires identifiers, and an
+        // anonymous event goes to `POST /api/v1/events`.
         "event" => {
-            let who = match person {
-                Some(p) => Who::Person(p),
-                None => Who::Anonymous(anonymous_id(op.get("anonymous_id"))?),
+            let Some(person) = person else {
+                return Err(Invalid::new(
+                    "required",
+                    "identifiers",
+                    "an event needs identifiers in v2; anonymous events go to POST /api/v1/events"
+                        .into(),
+                ));
             };
             op.insert("attributes".into(), Value::Object(attributes));
-            event(who, op, "attributes")
+            event(Who::Person(person), op, "attributes")
         }
         "delete" => Ok(Op::Delete(person.ok_or_else(missing)?)),
         "suppress" => Ok(Op::Suppress(person.ok_or_else(missing)?)),
