@@ -74,3 +74,38 @@ fn anonymous_events_go_to_the_v1_events_endpoint_in_batch_mode_too() {
     let stats = server.sandbox.stats();
     assert_eq!((stats.events, stats.invalid_ops), (4, 0));
 }
+
+#[test]
+fn a_persons_events_share_a_batch_and_their_identifies_do_not() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let events =
+        "id,name,timestamp\n1,a,1709632800\n1,b,1709632801\n1,c,1709632802\n2,a,1709632803\n";
+    import(
+        &server,
+        dir.path(),
+        "events.csv",
+        events,
+        &["--action", "event", "--batch", "100"],
+    );
+    let batches = |server: &Server| -> Vec<usize> {
+        sent(server)
+            .iter()
+            .filter(|r| r.path == "/api/v2/batch")
+            .map(|r| r.body.as_ref().unwrap()["batch"].as_array().unwrap().len())
+            .collect()
+    };
+    assert_eq!(batches(&server), [4]);
+    // Changes of one person keep their order: one a batch, each after the one before.
+    let people = "id,plan\n1,free\n1,pro\n1,enterprise\n";
+    import(
+        &server,
+        dir.path(),
+        "people.csv",
+        people,
+        &["--batch", "100"],
+    );
+    assert_eq!(batches(&server), [4, 1, 1, 1]);
+    let plan = server.sandbox.person("1").unwrap()["plan"].clone();
+    assert_eq!(plan, "enterprise");
+}

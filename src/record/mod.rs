@@ -11,6 +11,7 @@ mod event_id;
 mod hash;
 mod identifier;
 mod operation;
+mod order;
 mod plan;
 mod replay;
 mod row;
@@ -24,6 +25,7 @@ mod testkit;
 
 pub use identifier::{IdKind, Identifier};
 pub use operation::{Event, Operation, Who};
+pub use order::Order;
 pub use plan::{MapError, MapSpec, Mapper};
 pub use v1::{EventBody, Method, V1Body, V1Request};
 pub use value::ValueType;

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use ulid::Ulid;
 
 use super::hash::Fnv128;
+use super::order::Order;
 use super::rules::{Checked, Fields, Source};
 use super::tally::Collect;
 use super::{Action, Identifier, Invalid};
@@ -119,11 +120,21 @@ impl Operation {
     }
 
     /// A key that is equal for two operations on the same person, and the same in every
-    /// build; the sender keeps operations with equal keys in file order.
+    /// build.
     pub fn person_key(&self) -> u64 {
         let mut h = Fnv128::default();
         self.who().hash_into(&mut h);
         h.top64()
+    }
+
+    /// What the operation touches, and whether it keeps its place among the records that
+    /// touch the same (see [`Order`]).
+    pub fn order(&self) -> Order {
+        let key = self.person_key();
+        match self {
+            Operation::Event(_) => Order::view(key),
+            _ => Order::change(key),
+        }
     }
 
     /// Whether the operation can go in a `/api/v2/batch` request. v2 has no anonymous events
