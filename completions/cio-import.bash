@@ -38,7 +38,7 @@ _cio__import() {
                     return 0
                     ;;
                 --action)
-                    COMPREPLY=($(compgen -W "identify event delete suppress unsuppress" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "identify event page screen delete suppress unsuppress" -- "${cur}"))
                     return 0
                     ;;
                 --id-column)

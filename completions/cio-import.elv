@@ -25,7 +25,7 @@ set edit:completion:arg-completer[cio-import] = {|@words|
             cand --id-type 'Which identifier --id-column holds [default: email for a column named email, cio_id for one named cio_id (in any case), else id]. `--id-column user_email --id-type email` sends the values as email addresses, not as ids'
             cand --type 'Type of a column''s values, repeatable: COLUMN=string|number|bool|timestamp|json [default: string; created_at, and an event''s timestamp, are timestamps]. A timestamp is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds (without an offset, as UTC)'
             cand --empty 'Empty cells: skip leaves the attribute untouched; clear sends "" to erase it'
-            cand --event-name 'Event name for rows whose `name` column is empty or missing [--action event only] [default: the row''s `name` column]'
+            cand --event-name 'Event name for rows whose `name` column is empty or missing [--action event, page or screen only] [default: the row''s `name` column]'
             cand --site-id 'Workspace site id; needed unless --sandbox or --dry-run'
             cand --api-key-file 'File holding the Track API key [default: the key in $CUSTOMERIO_TRACK_API_KEY]'
             cand --region 'Workspace region: picks track.customer.io or track-eu.customer.io'

@@ -3,6 +3,8 @@ ndjson\t''"
 complete -c cio-import -l delimiter -d 'What separates CSV cells: one character, e.g. \';\' as spreadsheets in many countries write, or `tab` [default: a tab for .tsv files, else \',\']' -r
 complete -c cio-import -l action -d 'What each record does' -r -f -a "identify\t'Create or update a person with the row\'s attributes'
 event\t'Track an event for a person (or an anonymous event, by `anonymous_id`)'
+page\t'Track a page view (its name is the page\'s URL or name), like an event'
+screen\t'Track a mobile screen view (its name is the screen\'s), like an event'
 delete\t'Delete the person'
 suppress\t'Suppress the person (and delete their data)'
 unsuppress\t'Lift a suppression'"
@@ -13,7 +15,7 @@ cio_id\t'Customer.io\'s own id for the person'"
 complete -c cio-import -l type -d 'Type of a column\'s values, repeatable: COLUMN=string|number|bool|timestamp|json [default: string; created_at, and an event\'s timestamp, are timestamps]. A timestamp is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds (without an offset, as UTC)' -r
 complete -c cio-import -l empty -d 'Empty cells: skip leaves the attribute untouched; clear sends "" to erase it' -r -f -a "skip\t'Leave the attribute as it is in Customer.io'
 clear\t'Send "" so Customer.io clears the attribute'"
-complete -c cio-import -l event-name -d 'Event name for rows whose `name` column is empty or missing [--action event only] [default: the row\'s `name` column]' -r
+complete -c cio-import -l event-name -d 'Event name for rows whose `name` column is empty or missing [--action event, page or screen only] [default: the row\'s `name` column]' -r
 complete -c cio-import -l site-id -d 'Workspace site id; needed unless --sandbox or --dry-run' -r
 complete -c cio-import -l api-key-file -d 'File holding the Track API key [default: the key in $CUSTOMERIO_TRACK_API_KEY]' -r -F
 complete -c cio-import -l region -d 'Workspace region: picks track.customer.io or track-eu.customer.io' -r -f -a "us\t''

@@ -123,8 +123,8 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = EmptyPolicy::Skip, help_heading = "Mapping")]
     pub empty: EmptyPolicy,
 
-    /// Event name for rows whose `name` column is empty or missing [--action event only]
-    /// [default: the row's `name` column].
+    /// Event name for rows whose `name` column is empty or missing [--action event, page or
+    /// screen only] [default: the row's `name` column].
     #[arg(long, value_name = "NAME", help_heading = "Mapping")]
     pub event_name: Option<String>,
 

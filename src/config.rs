@@ -231,7 +231,7 @@ impl Config {
             return Err(bad("stdin (-) can be given only once"));
         }
 
-        if cli.event_name.is_some() && cli.action != Action::Event {
+        if cli.event_name.is_some() && cli.action.event_kind().is_none() {
             return Err(bad(
                 "--event-name names events: add --action event (or leave --event-name out)",
             ));

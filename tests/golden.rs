@@ -177,6 +177,8 @@ fn request_bodies_of_every_operation_kind() {
             "event-anonymous",
             vec!["anonymous.ndjson", "--action", "event"],
         ),
+        ("page", vec!["pages.csv", "--action", "page"]),
+        ("screen", vec!["screens.csv", "--action", "screen"]),
         ("delete", vec!["users.csv", "--action", "delete"]),
         ("suppress", vec!["users.csv", "--action", "suppress"]),
         ("unsuppress", vec!["users.csv", "--action", "unsuppress"]),

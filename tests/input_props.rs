@@ -389,7 +389,7 @@ fn read_and_map(dir: &Path, csv: bool, packing: Packing, bytes: &[u8], spec: &Ma
 /// A record that failed to send is written to the failures file as its operation; read
 /// back, that line must be the same operation.
 fn replays_to_itself(mapper: &mut Mapper, op: Operation, name: &str, line: u64) {
-    let _ = op.v1_request();
+    let _ = op.one_request();
     let Value::Object(payload) = serde_json::to_value(&op).unwrap() else {
         panic!("an operation serialises as an object");
     };

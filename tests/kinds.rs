@@ -109,3 +109,93 @@ fn a_persons_events_share_a_batch_and_their_identifies_do_not() {
     let plan = server.sandbox.person("1").unwrap()["plan"].clone();
     assert_eq!(plan, "enterprise");
 }
+
+/// The text of the repository's fixture `name`.
+fn fixture(name: &str) -> String {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    std::fs::read_to_string(from).unwrap()
+}
+
+#[test]
+fn page_and_screen_views_reach_their_endpoints_in_batches_and_one_a_request() {
+    for batch in ["1", "100"] {
+        let server = Server::plain();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (name, action) in [("pages.csv", "page"), ("screens.csv", "screen")] {
+            let text = fixture(name);
+            import(
+                &server,
+                d,
+                name,
+                &text,
+                &["--action", action, "--batch", batch],
+            );
+        }
+        let stats = server.sandbox.stats();
+        assert_eq!(
+            (stats.page_views, stats.screen_views, stats.events),
+            (3, 3, 0),
+            "--batch {batch}"
+        );
+        assert_eq!(
+            stats.invalid_ops + stats.rejected_4xx.values().sum::<u64>(),
+            0
+        );
+        let mut routes: Vec<(String, Option<String>)> = sent(&server)
+            .iter()
+            .flat_map(|r| {
+                let body = r.body.clone().unwrap();
+                let kinds: Vec<Option<String>> = match body["batch"].as_array() {
+                    Some(ops) => ops
+                        .iter()
+                        .map(|op| op["action"].as_str().map(str::to_owned))
+                        .collect(),
+                    None => vec![
+                        body["action"]
+                            .as_str()
+                            .or(body["type"].as_str())
+                            .map(str::to_owned),
+                    ],
+                };
+                let path = r.path.clone();
+                kinds.into_iter().map(move |k| (path.clone(), k))
+            })
+            .collect();
+        routes.sort();
+        let route = |path: &str, kind: &str| (path.to_owned(), Some(kind.to_owned()));
+        let expected = if batch == "1" {
+            vec![
+                route("/api/v1/customers/1001/events", "page"),
+                route("/api/v1/customers/1002/events", "page"),
+                route("/api/v1/events", "page"),
+                route("/api/v1/events", "screen"),
+                // v1 has no shape for a person's screen view.
+                route("/api/v2/entity", "screen"),
+                route("/api/v2/entity", "screen"),
+            ]
+        } else {
+            vec![
+                route("/api/v1/events", "page"),
+                route("/api/v1/events", "screen"),
+                route("/api/v2/batch", "page"),
+                route("/api/v2/batch", "page"),
+                route("/api/v2/batch", "screen"),
+                route("/api/v2/batch", "screen"),
+            ]
+        };
+        assert_eq!(routes, expected, "--batch {batch}");
+        let kinds: Vec<&str> = server.sandbox.events().iter().map(|e| e.kind).collect();
+        assert_eq!(kinds.iter().filter(|k| **k == "page").count(), 3);
+        assert!(
+            server
+                .sandbox
+                .summary_line()
+                .contains(", 3 page views, 3 screen views, "),
+            "{}",
+            server.sandbox.summary_line()
+        );
+    }
+}

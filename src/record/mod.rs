@@ -24,10 +24,10 @@ mod value;
 mod testkit;
 
 pub use identifier::{IdKind, Identifier};
-pub use operation::{Event, Operation, Who};
+pub use operation::{Event, EventKind, Operation, Who};
 pub use order::Order;
 pub use plan::{MapError, MapSpec, Mapper};
-pub use v1::{EventBody, Method, V1Body, V1Request};
+pub use v1::{ENTITY_PATH, EventBody, Method, OneBody, OneRequest};
 pub use value::ValueType;
 pub(crate) use value::json_size;
 
@@ -43,12 +43,28 @@ pub enum Action {
     Identify,
     /// Track an event for a person (or an anonymous event, by `anonymous_id`).
     Event,
+    /// Track a page view (its name is the page's URL or name), like an event.
+    Page,
+    /// Track a mobile screen view (its name is the screen's), like an event.
+    Screen,
     /// Delete the person.
     Delete,
     /// Suppress the person (and delete their data).
     Suppress,
     /// Lift a suppression.
     Unsuppress,
+}
+
+impl Action {
+    /// What kind of event the action tracks; None for the actions that are no event.
+    pub(crate) fn event_kind(self) -> Option<EventKind> {
+        match self {
+            Action::Event => Some(EventKind::Event),
+            Action::Page => Some(EventKind::Page),
+            Action::Screen => Some(EventKind::Screen),
+            Action::Identify | Action::Delete | Action::Suppress | Action::Unsuppress => None,
+        }
+    }
 }
 
 /// What to do with an empty cell.

@@ -30,16 +30,45 @@ pub enum Operation {
     Unsuppress(Identifier),
 }
 
-/// An event, for a person or anonymous.
+/// An event, a page view or a screen view, for a person or anonymous.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    pub kind: EventKind,
     pub who: Who,
+    /// The event's name; a page's URL or name; a screen's name.
     pub name: String,
     /// Customer.io's deduplication key: given, or derived from the event.
     pub id: Ulid,
     /// Event time, Unix seconds.
     pub timestamp: Option<i64>,
     pub data: Map<String, Value>,
+}
+
+/// What an [`Event`] tracks: Customer.io takes all three the same way, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Event,
+    Page,
+    Screen,
+}
+
+impl EventKind {
+    pub fn action(self) -> Action {
+        match self {
+            EventKind::Event => Action::Event,
+            EventKind::Page => Action::Page,
+            EventKind::Screen => Action::Screen,
+        }
+    }
+
+    /// The `type` a v1 event body gives it; an event needs none.
+    pub fn v1_type(self) -> Option<&'static str> {
+        match self {
+            EventKind::Event => None,
+            EventKind::Page => Some("page"),
+            EventKind::Screen => Some("screen"),
+        }
+    }
 }
 
 /// The key an anonymous event names its visitor by, in a row as in the API.
@@ -84,7 +113,7 @@ impl Operation {
     pub fn action(&self) -> Action {
         match self {
             Operation::Identify { .. } => Action::Identify,
-            Operation::Event(_) => Action::Event,
+            Operation::Event(event) => event.kind.action(),
             Operation::Delete(_) => Action::Delete,
             Operation::Suppress(_) => Action::Suppress,
             Operation::Unsuppress(_) => Action::Unsuppress,
@@ -318,6 +347,7 @@ mod tests {
         };
         assert_eq!(identify.person_key(), 0x6049_b89b_11cb_affa);
         let event = Operation::Event(Event {
+            kind: EventKind::Event,
             who: Who::Person(ident(IdKind::Id, "42")),
             name: "e".into(),
             id: Ulid::nil(),

@@ -130,8 +130,9 @@ impl Mapper {
             }
             None => IdKind::all().iter().map(|k| k.name()).find(|c| has(c)),
         };
-        if id_key.is_none() && !(self.action == Action::Event && has(ANONYMOUS_ID)) {
-            let anonymous = if self.action == Action::Event {
+        let event = self.action.event_kind().is_some();
+        if id_key.is_none() && !(event && has(ANONYMOUS_ID)) {
+            let anonymous = if event {
                 ", or anonymous_id for anonymous events"
             } else {
                 ""
@@ -158,7 +159,7 @@ impl Mapper {
                 listed()
             )));
         }
-        if self.action == Action::Event && self.event_name.is_none() && !has("name") {
+        if event && self.event_name.is_none() && !has("name") {
             return Err(MapError(
                 "no event name: add a name column or pass --event-name".into(),
             ));
@@ -189,11 +190,13 @@ impl Mapper {
         }
         match (self.action, name) {
             (Action::Identify, _) => {}
-            (Action::Event, ANONYMOUS_ID) => return Role::AnonymousId,
-            (Action::Event, "name") => return Role::EventName,
-            (Action::Event, "timestamp") => return Role::EventTimestamp,
-            (Action::Event, "event_id") => return Role::EventId,
-            (Action::Event, _) => {}
+            (Action::Event | Action::Page | Action::Screen, _) => match name {
+                ANONYMOUS_ID => return Role::AnonymousId,
+                "name" => return Role::EventName,
+                "timestamp" => return Role::EventTimestamp,
+                "event_id" => return Role::EventId,
+                _ => {}
+            },
             (Action::Delete | Action::Suppress | Action::Unsuppress, _) => return Role::Ignored,
         }
         if name.is_empty() {

@@ -13,7 +13,7 @@ use super::replay::{ERROR_KEY, RAW_KEY};
 use super::rules::{Checked, Fields};
 use super::tally::{Attributes, Collect, Tally};
 use super::value::{self, Cell, json_kind, json_size};
-use super::{Action, EmptyPolicy, IdKind, Identifier, Invalid, Mapper, Operation};
+use super::{EmptyPolicy, IdKind, Identifier, Invalid, Mapper, Operation};
 use crate::source::RowData;
 
 impl Mapper {
@@ -157,7 +157,7 @@ impl Mapper {
         }
         if fields.person.is_none()
             && let Some(col) = &self.id_column
-            && !(self.action == Action::Event
+            && !(self.action.event_kind().is_some()
                 && fields.anonymous.as_deref().is_some_and(|a| !a.is_empty()))
         {
             return Err(Invalid::at(
@@ -292,7 +292,7 @@ fn json_text<'a>(column: &str, v: &'a Value) -> Result<Option<&'a str>, Invalid>
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use super::super::{MapSpec, ValueType};
+    use super::super::{Action, MapSpec, ValueType};
     use super::*;
     use serde_json::json;
 

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use ulid::Ulid;
 
-use super::operation::{Event, Operation, Who};
+use super::operation::{Event, EventKind, Operation, Who};
 use super::tally::{Attributes, Collect};
 use super::value::{self, str_bound, thousands};
 use super::{Action, IdKind, Identifier, Invalid, event_id};
@@ -50,7 +50,7 @@ impl<'a> Source<'a> {
                 col,
                 format!("column {col:?} is empty; every row needs an identifier"),
             ),
-            Source::Row { .. } if action == Action::Event => Invalid::row(format!(
+            Source::Row { .. } if action.event_kind().is_some() => Invalid::row(format!(
                 "no identifier: the row needs a non-empty {} or anonymous_id \
                  (or --id-column NAME)",
                 IdKind::listed(", ")
@@ -102,6 +102,7 @@ pub(super) enum Checked<'a, A> {
         attributes: A,
     },
     Event {
+        kind: EventKind,
         who: Who<Cow<'a, str>>,
         name: &'a str,
         /// A given id, as its bytes; None derives one (see `event_id`). Not a `Ulid`: its
@@ -135,28 +136,9 @@ impl<'a, A: Attributes> Checked<'a, A> {
                     attributes: fields.attributes,
                 }
             }
-            Action::Event => {
-                let who = who(fields.person, fields.anonymous, source)?;
-                let name = match fields.name.filter(|(_, n)| !n.is_empty()) {
-                    Some((column, name)) => check_event_name(column, name)?,
-                    None => source.event_name()?,
-                };
-                let timestamp = source.timestamp(fields.timestamp)?;
-                let id = match fields.event_id.filter(|(_, id)| !id.is_empty()) {
-                    Some((column, id)) => Some(event_id::parse(column, id)?.to_bytes()),
-                    None => None,
-                };
-                // Event data is held to its documented total only (see `into_operation`): the
-                // per-attribute limits (name, value size, count) are documented for people,
-                // not for event data.
-                Checked::Event {
-                    who,
-                    name,
-                    id,
-                    timestamp,
-                    data: fields.attributes,
-                }
-            }
+            Action::Event => event(EventKind::Event, fields, source)?,
+            Action::Page => event(EventKind::Page, fields, source)?,
+            Action::Screen => event(EventKind::Screen, fields, source)?,
             Action::Delete => {
                 Checked::Person(Operation::Delete, person(fields.person, action, source)?)
             }
@@ -201,15 +183,17 @@ impl Checked<'_, Collect> {
                 attributes: attributes.map,
             },
             Checked::Event {
+                kind,
                 who,
                 name,
                 id,
                 timestamp,
                 data,
             } => {
-                let id =
-                    event_id::settle(&who, name, timestamp, &data.map, id.map(Ulid::from_bytes))?;
+                let given = id.map(Ulid::from_bytes);
+                let id = event_id::settle(kind, &who, name, timestamp, &data.map, given)?;
                 Operation::Event(Event {
+                    kind,
                     who: who.into_owned(),
                     name: name.to_owned(),
                     id,
@@ -220,6 +204,36 @@ impl Checked<'_, Collect> {
             Checked::Person(build, person) => build(person.into_owned()),
         })
     }
+}
+
+/// The rules of an event, a page view or a screen view.
+#[inline(always)]
+fn event<'a, A: Attributes>(
+    kind: EventKind,
+    fields: Fields<'a, A>,
+    source: &Source<'a>,
+) -> Result<Checked<'a, A>, Invalid> {
+    let who = who(fields.person, fields.anonymous, source)?;
+    let name = match fields.name.filter(|(_, n)| !n.is_empty()) {
+        Some((column, name)) => check_event_name(column, name)?,
+        None => source.event_name()?,
+    };
+    let timestamp = source.timestamp(fields.timestamp)?;
+    let id = match fields.event_id.filter(|(_, id)| !id.is_empty()) {
+        Some((column, id)) => Some(event_id::parse(column, id)?.to_bytes()),
+        None => None,
+    };
+    // Event data is held to its documented total only (see `into_operation`): the
+    // per-attribute limits (name, value size, count) are documented for people, not for
+    // event data.
+    Ok(Checked::Event {
+        kind,
+        who,
+        name,
+        id,
+        timestamp,
+        data: fields.attributes,
+    })
 }
 
 /// The person a record is about.
@@ -274,6 +288,7 @@ fn check_event_name<'a>(column: &str, name: &'a str) -> Result<&'a str, Invalid>
 mod tests {
     use super::super::testkit::*;
     use super::super::{Action, ValueType};
+    use crate::source::RowData;
     use serde_json::json;
 
     #[test]
@@ -372,6 +387,36 @@ mod tests {
         let mut m = json_mapper(&event_spec(Some("viewed")));
         let op = ok(&mut m, &obj(json!({"anonymous_id": "a1"})));
         assert_eq!(anonymous_id(&op), Some("a1"));
+    }
+
+    #[test]
+    fn page_and_screen_views_map_like_events_with_ids_of_their_own() {
+        let columns = ["id", "anonymous_id", "name", "timestamp", "referrer"];
+        let cells = ["7", "", "https://example.com/pricing", "1709632800", "ad"];
+        let mut ids = Vec::new();
+        for action in [Action::Event, Action::Page, Action::Screen] {
+            let mut m = csv_mapper(&spec(action), &columns);
+            let op = ok(&mut m, &row(&cells));
+            assert_eq!(op.action(), action);
+            assert_eq!(person(&op), Some(&id("7")));
+            assert_eq!(event(&op).name, "https://example.com/pricing");
+            assert_eq!(*attributes(&op).unwrap(), attrs(json!({"referrer": "ad"})));
+            ids.push(event_id(&op));
+            let op = ok(&mut m, &row(&["", "a1", "Home", "", ""]));
+            assert_eq!(anonymous_id(&op), Some("a1"));
+            // A failures-file line of it reads back as the same view.
+            let mut line = attrs(serde_json::to_value(&op).unwrap());
+            assert_eq!(line["action"], json!(serde_json::to_value(action).unwrap()));
+            line.insert("_error".into(), json!("x"));
+            let mut r = json_mapper(&spec(Action::Identify));
+            assert_eq!(ok(&mut r, &RowData::Json(line)), op);
+            let e = csv_error(&spec(action), &["id", "referrer"]);
+            assert_eq!(e, "no event name: add a name column or pass --event-name");
+        }
+        // Alike but for their kind, a view and an event are not deduplicated as one.
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 3, "{ids:?}");
     }
 
     #[test]

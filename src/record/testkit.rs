@@ -3,8 +3,8 @@
 use serde_json::{Map, Value};
 
 use super::{
-    Action, EmptyPolicy, Event, IdKind, Identifier, Invalid, MapSpec, Mapper, Operation, ValueType,
-    Who,
+    Action, EmptyPolicy, Event, EventKind, IdKind, Identifier, Invalid, MapSpec, Mapper, Operation,
+    ValueType, Who,
 };
 use crate::source::RowData;
 
@@ -100,6 +100,7 @@ pub fn cio_id(value: &str) -> Identifier {
 /// An anonymous event "viewed" by `anonymous_id`, with a given id and a time.
 pub fn anonymous_event(anonymous_id: &str) -> Operation {
     Operation::Event(Event {
+        kind: EventKind::Event,
         who: Who::Anonymous(anonymous_id.to_owned()),
         name: "viewed".into(),
         id: ulid::Ulid::from_string("01HR6Z8Q9T3V5X7Z9B1D3F5H7K").unwrap(),

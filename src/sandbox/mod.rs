@@ -203,8 +203,17 @@ impl Sandbox {
         let plural = |n: u64, one: &str, many: &str| {
             format!("{} {}", thousands(n), if n == 1 { one } else { many })
         };
+        // The other kinds are told only when there are some.
+        let kinds: String = [
+            (s.page_views, "page view", "page views"),
+            (s.screen_views, "screen view", "screen views"),
+        ]
+        .into_iter()
+        .filter(|(n, ..)| *n > 0)
+        .map(|(n, one, many)| format!(", {}", plural(n, one, many)))
+        .collect();
         let mut line = format!(
-            "sandbox: {} stored, {} ({}), {} suppressed, {} deleted; {}",
+            "sandbox: {} stored, {} ({}){kinds}, {} suppressed, {} deleted; {}",
             plural(s.people, "person", "people"),
             plural(s.events, "event", "events"),
             plural(s.duplicate_events, "duplicate", "duplicates"),
@@ -607,12 +616,14 @@ impl Shared {
             }
             Endpoint::Event(raw) => {
                 let person = decode_identifier(raw)?;
-                validate::event(Who::Person(person), payload.v1_object()?, "data")?
+                let body = payload.v1_object()?;
+                validate::event(validate::v1_kind(&body)?, Who::Person(person), body, "data")?
             }
             Endpoint::AnonymousEvent => {
                 let body = payload.v1_object()?;
                 let anonymous_id = validate::anonymous_id(body.get("anonymous_id"))?;
-                validate::event(Who::Anonymous(anonymous_id), body, "data")?
+                let kind = validate::v1_kind(&body)?;
+                validate::event(kind, Who::Anonymous(anonymous_id), body, "data")?
             }
             Endpoint::Delete(raw) => Op::Delete(decode_identifier(raw)?),
             Endpoint::Suppress(raw) => Op::Suppress(decode_identifier(raw)?),

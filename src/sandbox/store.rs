@@ -36,8 +36,12 @@ pub struct Stats {
     pub stalled: u64,
     /// People stored now.
     pub people: u64,
-    /// Events stored (duplicates excluded).
+    /// Events stored (duplicates excluded), page and screen views apart.
     pub events: u64,
+    /// Page views stored (duplicates excluded).
+    pub page_views: u64,
+    /// Screen views stored (duplicates excluded).
+    pub screen_views: u64,
     /// Events dropped because their ULID was seen before.
     pub duplicate_events: u64,
     /// Delete operations applied (whether or not the person existed).
@@ -53,6 +57,8 @@ pub struct Stats {
 /// An event as stored; exactly one of `person` and `anonymous_id` is set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
+    /// `event`, `page` or `screen`.
+    pub kind: &'static str,
     /// The person's store key (emails lowercased).
     pub person: Option<String>,
     pub anonymous_id: Option<String>,
@@ -266,6 +272,7 @@ impl State {
             return;
         }
         self.events.push(StoredEvent {
+            kind: event.kind,
             person,
             anonymous_id,
             name: event.name,
@@ -306,10 +313,16 @@ impl State {
     pub(super) fn stats(&self) -> Stats {
         Stats {
             people: self.people.len() as u64,
-            events: self.events.len() as u64,
+            events: self.count_events("event"),
+            page_views: self.count_events("page"),
+            screen_views: self.count_events("screen"),
             suppressed: self.suppressed.len() as u64,
             ..self.stats.clone()
         }
+    }
+
+    fn count_events(&self, kind: &str) -> u64 {
+        self.events.iter().filter(|e| e.kind == kind).count() as u64
     }
 
     pub(super) fn person(&self, key: &str) -> Option<Map<String, Value>> {

@@ -366,6 +366,7 @@ async fn events_validation_and_duplicates() {
     assert_eq!(
         events[1],
         StoredEvent {
+            kind: "event",
             person: Some("u@x.io".into()),
             anonymous_id: None,
             name: "bought".into(),
@@ -388,7 +389,7 @@ fn event_data_limit() {
         let mut body = Map::new();
         body.insert("name".into(), json!("e"));
         body.insert("data".into(), json!({"d": "x".repeat(len - 8)}));
-        validate::event(Who::Person("p".into()), body, "data")
+        validate::event("event", Who::Person("p".into()), body, "data")
     };
     assert!(data(validate::MAX_EVENT_DATA_BYTES).is_ok());
     let refused = data(validate::MAX_EVENT_DATA_BYTES + 1).expect_err("too long");

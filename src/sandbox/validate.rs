@@ -41,6 +41,8 @@ pub(super) enum Who {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Event {
+    /// `event`, `page` or `screen`.
+    pub(super) kind: &'static str,
     pub(super) who: Who,
     pub(super) name: String,
     pub(super) id: Option<Ulid>,
@@ -165,9 +167,32 @@ pub(super) fn identify(person: String, mut attributes: Map<String, Value>) -> Re
     })
 }
 
-/// An event. `body` holds `name`, `id`, `timestamp` and the data under
+/// The kinds of event, by their v1 `type` and their v2 action.
+const EVENT_KINDS: [&str; 3] = ["event", "page", "screen"];
+
+/// A v1 event body's `type`: `event` (the default), `page` or `screen`.
+pub(super) fn v1_kind(body: &Map<String, Value>) -> Result<&'static str, Invalid> {
+    match body.get("type") {
+        None | Some(Value::Null) => Ok("event"),
+        Some(Value::String(t)) => EVENT_KINDS.into_iter().find(|k| k == t).ok_or_else(|| {
+            Invalid::new(
+                "invalid",
+                "type",
+                format!("type must be event, page or screen, got {t:?}"),
+            )
+        }),
+        Some(other) => Err(Invalid::new(
+            "invalid",
+            "type",
+            format!("type must be a string, got {other}"),
+        )),
+    }
+}
+
+/// An event of `kind`. `body` holds `name`, `id`, `timestamp` and the data under
 /// `data_field` (`data` in v1, `attributes` in v2).
 pub(super) fn event(
+    kind: &'static str,
     who: Who,
     mut body: Map<String, Value>,
     data_field: &str,
@@ -244,6 +269,7 @@ pub(super) fn event(
         ));
     }
     Ok(Op::Event(Event {
+        kind,
         who,
         name,
         id,
@@ -373,7 +399,11 @@ pub(super) fn v2_op(value: Value) -> Result<Op, Invalid> {
         "identify" => identify(person.ok_or_else(missing)?, attributes),
         // v2 has no anonymous events: `person_common` requires identifiers, and an
         // anonymous event goes to `POST /api/v1/events`.
-        "event" => {
+        "event" | "page" | "screen" => {
+            let kind = EVENT_KINDS
+                .into_iter()
+                .find(|k| *k == action)
+                .unwrap_or("event");
             let Some(person) = person else {
                 return Err(Invalid::new(
                     "required",
@@ -383,7 +413,7 @@ pub(super) fn v2_op(value: Value) -> Result<Op, Invalid> {
                 ));
             };
             op.insert("attributes".into(), Value::Object(attributes));
-            event(Who::Person(person), op, "attributes")
+            event(kind, Who::Person(person), op, "attributes")
         }
         "delete" => Ok(Op::Delete(person.ok_or_else(missing)?)),
         "suppress" => Ok(Op::Suppress(person.ok_or_else(missing)?)),

@@ -129,7 +129,7 @@ impl Sender {
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 let label = || {
-                    let r = item.op.v1_request();
+                    let r = item.op.one_request();
                     format!("{:?} {}", r.method, r.path)
                 };
                 let settled = self
