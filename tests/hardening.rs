@@ -128,7 +128,9 @@ fn a_resume_without_the_runs_action_is_refused_before_sending() {
     write(d, "users.csv", &text);
     let server = Server::plain();
     let mut first = import(&server, d)
-        .args(["--action", "delete", "--rate", "20", "--batch", "1"])
+        .args([
+            "--action", "delete", "--yes", "--rate", "20", "--batch", "1",
+        ])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -153,7 +155,7 @@ fn a_resume_without_the_runs_action_is_refused_before_sending() {
 
     let out = import(&server, d)
         .args([
-            "--action", "delete", "--rate", "1000", "--batch", "1", "--resume",
+            "--action", "delete", "--yes", "--rate", "1000", "--batch", "1", "--resume",
         ])
         .output()
         .unwrap();

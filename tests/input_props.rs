@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use cio_import::record::{Action, EmptyPolicy, IdKind, MapSpec, Mapper, Operation, ValueType};
+use cio_import::record::{
+    Action, EmptyPolicy, Entity, IdKind, MapSpec, Mapper, Operation, ValueType,
+};
 use cio_import::settle::failure_line;
 use cio_import::source::{Input, Row, RowData};
 use csv::StringRecord;
@@ -40,6 +42,14 @@ const NAMES: &[&str] = &[
     "",
     "\u{feff}id",
     "Zoë",
+    "phone",
+    "object_id",
+    "object_type_id",
+    "device_id",
+    "platform",
+    "last_used",
+    "primary_id",
+    "secondary_email",
 ];
 
 /// Cell texts: values every type accepts or refuses, and values at the limits.
@@ -265,6 +275,13 @@ fn map_spec() -> impl Strategy<Value = MapSpec> {
             Action::Delete,
             Action::Suppress,
             Action::Unsuppress,
+            Action::Page,
+            Action::Screen,
+            Action::AddDevice,
+            Action::DeleteDevice,
+            Action::Merge,
+            Action::AddRelationships,
+            Action::DeleteRelationships,
         ][..],
     );
     let ty = select(
@@ -296,6 +313,9 @@ fn map_spec() -> impl Strategy<Value = MapSpec> {
                     EmptyPolicy::Skip
                 },
                 event_name: event_name.map(str::to_owned),
+                entity: Entity::Person,
+                object_type: Some("1".to_owned()),
+                only_existing: false,
             },
         )
 }

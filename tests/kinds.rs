@@ -5,18 +5,8 @@ mod common;
 
 use std::path::Path;
 
-use cio_import::sandbox::Received;
-use common::{Server, write};
-
-/// Every request but the preflight's GET, in arrival order.
-fn sent(server: &Server) -> Vec<Received> {
-    server
-        .sandbox
-        .requests()
-        .into_iter()
-        .filter(|r| r.method != "GET")
-        .collect()
-}
+use cio_import::sandbox::{Received, Sandbox, SandboxOptions};
+use common::{Server, read_ndjson, write};
 
 /// Imports `text` from the file `name` in `dir` with `args`, expecting success.
 fn import(server: &Server, dir: &Path, name: &str, text: &str, args: &[&str]) {
@@ -45,7 +35,7 @@ fn anonymous_events_go_to_the_v1_events_endpoint_in_batch_mode_too() {
         csv,
         &["--action", "event", "--batch", "100"],
     );
-    let requests = sent(&server);
+    let requests = server.sent();
     let anonymous: Vec<&Received> = requests
         .iter()
         .filter(|r| r.path == "/api/v1/events")
@@ -89,7 +79,8 @@ fn a_persons_events_share_a_batch_and_their_identifies_do_not() {
         &["--action", "event", "--batch", "100"],
     );
     let batches = |server: &Server| -> Vec<usize> {
-        sent(server)
+        server
+            .sent()
             .iter()
             .filter(|r| r.path == "/api/v2/batch")
             .map(|r| r.body.as_ref().unwrap()["batch"].as_array().unwrap().len())
@@ -144,7 +135,8 @@ fn page_and_screen_views_reach_their_endpoints_in_batches_and_one_a_request() {
             stats.invalid_ops + stats.rejected_4xx.values().sum::<u64>(),
             0
         );
-        let mut routes: Vec<(String, Option<String>)> = sent(&server)
+        let mut routes: Vec<(String, Option<String>)> = server
+            .sent()
             .iter()
             .flat_map(|r| {
                 let body = r.body.clone().unwrap();
@@ -198,4 +190,212 @@ fn page_and_screen_views_reach_their_endpoints_in_batches_and_one_a_request() {
             server.sandbox.summary_line()
         );
     }
+}
+
+/// The runs that take a sandbox through every kind but events: (input, its text, flags).
+fn every_kind() -> Vec<(&'static str, String, Vec<&'static str>)> {
+    vec![
+        ("users.csv", fixture("users.csv"), vec![]),
+        (
+            "phones.csv",
+            fixture("phones.csv"),
+            vec!["--id-column", "phone"],
+        ),
+        (
+            "devices.csv",
+            fixture("devices.csv"),
+            vec!["--action", "add-device"],
+        ),
+        (
+            "companies.csv",
+            fixture("companies.csv"),
+            vec!["--entity", "object", "--object-type", "1"],
+        ),
+        (
+            "memberships.csv",
+            fixture("memberships.csv"),
+            vec!["--action", "add-relationships", "--object-type", "1"],
+        ),
+        (
+            "merges.csv",
+            fixture("merges.csv"),
+            vec!["--action", "merge", "--yes"],
+        ),
+        (
+            "gone-device.csv",
+            "id,device_id\n1002,dGhpcyBpcyBhbiBGQ00gdG9rZW4gZm9yIGEgdGVzdCBkZXZpY2U\n".into(),
+            vec!["--action", "delete-device"],
+        ),
+        (
+            "gone-membership.csv",
+            "id,object_id\n1002,globex\n".into(),
+            vec!["--action", "delete-relationships", "--object-type", "1"],
+        ),
+    ]
+}
+
+/// What the sandbox holds after the runs of [`every_kind`], none of their operations refused.
+fn holds_every_kind(sb: &Sandbox, at: &str) {
+    let stats = sb.stats();
+    let at = format!("{at}: {}", sb.summary_line());
+    let refused = stats.invalid_ops + stats.rejected_4xx.values().sum::<u64>();
+    assert_eq!(refused, 0, "{at}");
+    let kept = (
+        stats.devices,
+        stats.objects,
+        stats.relationships,
+        stats.merges,
+    );
+    assert_eq!(kept, (1, 2, 2, 2), "{at}");
+    assert_eq!(sb.person("+14155552671").unwrap()["first_name"], "Ada");
+    let devices = sb.devices("1001");
+    assert_eq!(devices.len(), 1, "{at}");
+    assert_eq!(devices[0].1["platform"], "ios");
+    assert_eq!(sb.object("1", "acme").unwrap()["name"], "Acme Corp");
+    let role = |person, object| {
+        sb.relationship(person, "1", object)
+            .map(|r| r["role"].clone())
+    };
+    assert_eq!(role("1001", "acme").unwrap(), "admin");
+    assert_eq!(role("1003", "acme").unwrap(), "owner");
+    assert_eq!(role("1002", "globex"), None, "{at}");
+    let line = sb.summary_line();
+    assert!(
+        line.contains(", 1 device, 2 objects, 2 relationships, 2 merges, "),
+        "{at}"
+    );
+}
+
+#[test]
+fn every_kind_reaches_the_sandbox_in_batches_and_one_a_request() {
+    for batch in ["1", "100"] {
+        let server = Server::plain();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (name, text, args) in every_kind() {
+            let mut args = args.clone();
+            args.extend(["--batch", batch]);
+            import(&server, d, name, &text, &args);
+        }
+        let at = format!("--batch {batch}");
+        holds_every_kind(&server.sandbox, &at);
+        let paths: std::collections::BTreeSet<String> = server
+            .sent()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        let expected: &[&str] = if batch == "1" {
+            &[
+                "DELETE /api/v1/customers/1002/devices/dGhpcyBpcyBhbiBGQ00gdG9rZW4gZm9yIGEgdGVzdCBkZXZpY2U",
+                "POST /api/v2/entity",
+                "PUT /api/v1/customers/1001",
+                "PUT /api/v1/customers/1001/devices",
+            ]
+        } else {
+            &["POST /api/v2/batch"]
+        };
+        for path in expected {
+            assert!(paths.contains(*path), "{at}: {paths:?}");
+        }
+        if batch == "100" {
+            assert_eq!(paths.len(), 1, "{paths:?}");
+        }
+    }
+}
+
+#[test]
+fn a_failures_file_of_every_kind_replays_to_the_same_sandbox_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let broken = Server::start(SandboxOptions {
+        limit: None,
+        fail_rate: 1.0,
+        ..SandboxOptions::default()
+    });
+    let mut runs = every_kind();
+    runs.extend([
+        ("pages.csv", fixture("pages.csv"), vec!["--action", "page"]),
+        (
+            "screens.csv",
+            fixture("screens.csv"),
+            vec!["--action", "screen"],
+        ),
+    ]);
+    let mut mixed = String::new();
+    for (name, text, args) in &runs {
+        let input = write(d, name, text);
+        let failures = d.join(format!("{name}.failures.ndjson"));
+        broken
+            .cmd(d)
+            .arg(&input)
+            .args(args)
+            .args(["--max-retries", "0", "--no-preflight", "--failures"])
+            .arg(&failures)
+            .assert()
+            .code(3);
+        mixed.push_str(&std::fs::read_to_string(&failures).unwrap());
+    }
+    let mixed = write(d, "mixed.ndjson", &mixed);
+    let lines = read_ndjson(&mixed);
+    assert!(lines.iter().all(|l| l["_error"]["stage"] == "send"));
+
+    // Replayed with none of the runs' flags, each line keeps its kind.
+    for batch in ["1", "100"] {
+        let healthy = Server::plain();
+        import(
+            &healthy,
+            d,
+            "replay.ndjson",
+            &std::fs::read_to_string(&mixed).unwrap(),
+            &["--batch", batch, "--yes"],
+        );
+        let sb = &healthy.sandbox;
+        let at = format!("--batch {batch}");
+        holds_every_kind(sb, &at);
+        let stats = sb.stats();
+        assert_eq!((stats.page_views, stats.screen_views), (3, 3), "{at}");
+        assert_eq!(sb.person("+442071838750").unwrap()["plan"], "free", "{at}");
+        assert_eq!(sb.object("1", "globex").unwrap()["plan"], "pro", "{at}");
+    }
+}
+
+#[test]
+fn a_run_that_cannot_be_undone_is_refused_without_yes_and_sends_nothing() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = write(d, "users.csv", "id\n1\n2\n");
+    let merges = write(d, "merges.csv", "primary_id,secondary_id\n1,2\n");
+    for action in ["delete", "suppress", "merge"] {
+        let out = server
+            .cmd(d)
+            .arg(if action == "merge" { &merges } else { &input })
+            .args(["--action", action])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{action}: {stderr}");
+        assert!(
+            stderr.contains(&format!("--action {action} "))
+                && stderr.contains("cannot be undone: pass --yes"),
+            "{stderr}"
+        );
+    }
+    assert!(
+        server.sandbox.requests().is_empty(),
+        "nothing was sent, not even the preflight"
+    );
+    // Confirmed, or in a dry run, it goes.
+    server
+        .cmd(d)
+        .arg(&input)
+        .args(["--action", "delete", "--yes"])
+        .assert()
+        .success();
+    common::bin(d)
+        .arg(&input)
+        .args(["--action", "delete", "--dry-run"])
+        .assert()
+        .success();
+    assert_eq!(server.sandbox.stats().deleted, 2);
 }

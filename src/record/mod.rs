@@ -7,6 +7,7 @@
 //! (`rules`) → an operation (its event id from `event_id`). A failures-file line goes
 //! through `replay` into the same rules.
 
+mod entity;
 mod event_id;
 mod hash;
 mod identifier;
@@ -17,17 +18,19 @@ mod replay;
 mod row;
 mod rules;
 mod tally;
+mod ties;
 mod v1;
 mod value;
 
 #[cfg(test)]
 mod testkit;
 
+pub use entity::{Device, Entity, ObjectId, Platform};
 pub use identifier::{IdKind, Identifier};
 pub use operation::{Event, EventKind, Operation, Who};
 pub use order::Order;
 pub use plan::{MapError, MapSpec, Mapper};
-pub use v1::{ENTITY_PATH, EventBody, Method, OneBody, OneRequest};
+pub use v1::{ENTITY_PATH, EventBody, Method, OneBody, OneRequest, V1Device};
 pub use value::ValueType;
 pub(crate) use value::json_size;
 
@@ -53,6 +56,17 @@ pub enum Action {
     Suppress,
     /// Lift a suppression.
     Unsuppress,
+    /// Add a mobile device to the person: device_id (its token) and platform columns.
+    AddDevice,
+    /// Remove a device from the person: a device_id column.
+    DeleteDevice,
+    /// Merge each row's secondary person into its primary (primary_id, primary_email or
+    /// primary_cio_id, and secondary_...): for good.
+    Merge,
+    /// Relate the person to an object: an object_id column, and --object-type.
+    AddRelationships,
+    /// Remove a person's relationship to an object.
+    DeleteRelationships,
 }
 
 impl Action {
@@ -62,8 +76,21 @@ impl Action {
             Action::Event => Some(EventKind::Event),
             Action::Page => Some(EventKind::Page),
             Action::Screen => Some(EventKind::Screen),
-            Action::Identify | Action::Delete | Action::Suppress | Action::Unsuppress => None,
+            _ => None,
         }
+    }
+
+    /// As the command line spells it (`add-device`).
+    pub fn flag_name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Whether its records cannot be undone: they delete (a person or an object), suppress
+    /// or merge.
+    pub fn destroys(self) -> bool {
+        matches!(self, Action::Delete | Action::Suppress | Action::Merge)
     }
 }
 

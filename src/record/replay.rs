@@ -15,8 +15,11 @@ pub(super) const RAW_KEY: &str = "_raw";
 
 impl Mapper {
     pub(super) fn replay(&self, object: &Map<String, Value>) -> Result<Operation, Invalid> {
-        let is_operation = object.get("type").and_then(Value::as_str) == Some("person")
-            && object.contains_key("action");
+        let typed = matches!(
+            object.get("type").and_then(Value::as_str),
+            Some("person" | "object")
+        );
+        let is_operation = typed && object.contains_key("action");
         if is_operation {
             let mut rest = object.clone();
             rest.remove(ERROR_KEY);

@@ -1,7 +1,9 @@
 //! The request that carries one operation alone (what `--batch 1` sends, and what no batch
 //! carries): method, path and body. It is the operation's v1 endpoint, or `POST
-//! /api/v2/entity` for what v1 has no valid shape for (the published v1 schema gives a
-//! person's screen view no shape without an `anonymous_id`).
+//! /api/v2/entity` for what v1 cannot carry: a person named by phone (v1 paths cannot), objects
+//! and relationships (v1 has no endpoint for them), merges and a person's screen view (the
+//! published v1 schema has no valid shape for them: its merge alternatives all match any one
+//! identifier, and its screen view needs an `anonymous_id`).
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Serialize, Serializer};
@@ -41,8 +43,23 @@ pub struct OneRequest<'a> {
 pub enum OneBody<'a> {
     Attributes(&'a Map<String, Value>),
     Event(EventBody<'a>),
+    /// `{"device": {...}}`, the token as its `id`.
+    Device {
+        device: V1Device<'a>,
+    },
     /// The operation in its v2 shape, for `/api/v2/entity`.
     Entity(&'a Operation),
+}
+
+/// A device as v1 takes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct V1Device<'a> {
+    id: &'a str,
+    platform: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used: Option<i64>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    attributes: &'a Map<String, Value>,
 }
 
 /// Where an operation goes alone through v2.
@@ -72,20 +89,22 @@ fn ulid_text<S: Serializer>(id: &Ulid, serializer: S) -> Result<S::Ok, S::Error>
 impl Operation {
     /// The request that carries this operation alone.
     pub fn one_request(&self) -> OneRequest<'_> {
+        let entity = OneRequest {
+            method: Method::Post,
+            path: ENTITY_PATH.to_owned(),
+            body: Some(OneBody::Entity(self)),
+        };
+        let in_path = |p: &Identifier| p.kind.in_path();
         let (method, path, body) = match self {
-            Operation::Identify { person, attributes } => (
+            Operation::Identify { person, attributes } if in_path(person) => (
                 Method::Put,
                 customer(person, ""),
                 Some(OneBody::Attributes(attributes)),
             ),
             Operation::Event(event) => {
                 let (path, anonymous_id) = match &event.who {
-                    Who::Person(_) if event.kind == EventKind::Screen => {
-                        return OneRequest {
-                            method: Method::Post,
-                            path: ENTITY_PATH.to_owned(),
-                            body: Some(OneBody::Entity(self)),
-                        };
+                    Who::Person(p) if !in_path(p) || event.kind == EventKind::Screen => {
+                        return entity;
                     }
                     Who::Person(person) => (customer(person, "/events"), None),
                     Who::Anonymous(id) => ("/api/v1/events".to_owned(), Some(id.as_str())),
@@ -100,9 +119,30 @@ impl Operation {
                 };
                 (Method::Post, path, Some(OneBody::Event(body)))
             }
-            Operation::Delete(person) => (Method::Delete, customer(person, ""), None),
-            Operation::Suppress(person) => (Method::Post, customer(person, "/suppress"), None),
-            Operation::Unsuppress(person) => (Method::Post, customer(person, "/unsuppress"), None),
+            Operation::Delete(p) if in_path(p) => (Method::Delete, customer(p, ""), None),
+            Operation::Suppress(p) if in_path(p) => (Method::Post, customer(p, "/suppress"), None),
+            Operation::Unsuppress(p) if in_path(p) => {
+                (Method::Post, customer(p, "/unsuppress"), None)
+            }
+            Operation::AddDevice { person, device } if in_path(person) => {
+                let device = V1Device {
+                    id: &device.token,
+                    platform: device.platform.name(),
+                    last_used: device.last_used,
+                    attributes: &device.attributes,
+                };
+                let body = OneBody::Device { device };
+                (Method::Put, customer(person, "/devices"), Some(body))
+            }
+            Operation::DeleteDevice { person, token } if in_path(person) => {
+                let token = utf8_percent_encode(token, SEGMENT);
+                (
+                    Method::Delete,
+                    customer(person, &format!("/devices/{token}")),
+                    None,
+                )
+            }
+            _ => return entity,
         };
         OneRequest { method, path, body }
     }

@@ -1,6 +1,7 @@
 //! Setup: everything checked and made ready before the first request — the summary path,
-//! every input and its header against `--type`, the checkpoint, the client and its
-//! credentials check (or the sandbox), and an earlier run's files.
+//! every input and its header against `--type`, the confirmation of a run that cannot be
+//! undone, the checkpoint, the client and its credentials check (or the sandbox), and an
+//! earlier run's files.
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +75,8 @@ pub(super) async fn prepare(
         .map(|input| open(input, config, counters))
         .collect::<Result<Vec<_>, _>>()?;
     check_types(config, &opened)?;
+    // Before the network, and before an earlier run's files are replaced.
+    super::confirm::confirm(config)?;
 
     // A resume's checkpoint is checked before anything else happens.
     let checkpoint = match (&config.checkpoint, &config.target) {

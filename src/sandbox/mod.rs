@@ -13,6 +13,7 @@ mod conn;
 mod store;
 #[cfg(test)]
 mod tests;
+mod ties;
 mod validate;
 
 use std::{
@@ -186,6 +187,32 @@ impl Sandbox {
         self.shared.lock().is_suppressed(&validate::person_key(id))
     }
 
+    /// A person's devices (by identifier as addressed), each its token and what else it has
+    /// (platform, last_used, attributes).
+    pub fn devices(&self, id: &str) -> Vec<(String, Map<String, Value>)> {
+        self.shared.lock().devices_of(&validate::person_key(id))
+    }
+
+    /// A stored object's attributes.
+    pub fn object(&self, type_id: &str, id: &str) -> Option<Map<String, Value>> {
+        self.shared
+            .lock()
+            .object(&(type_id.to_owned(), id.to_owned()))
+    }
+
+    /// The attributes of a person's relationship to an object, if they are related.
+    pub fn relationship(
+        &self,
+        person: &str,
+        type_id: &str,
+        id: &str,
+    ) -> Option<Map<String, Value>> {
+        let object = (type_id.to_owned(), id.to_owned());
+        self.shared
+            .lock()
+            .relationship(&validate::person_key(person), &object)
+    }
+
     /// Stored events in arrival order (duplicates excluded).
     pub fn events(&self) -> Vec<StoredEvent> {
         self.shared.lock().events()
@@ -207,6 +234,10 @@ impl Sandbox {
         let kinds: String = [
             (s.page_views, "page view", "page views"),
             (s.screen_views, "screen view", "screen views"),
+            (s.devices, "device", "devices"),
+            (s.objects, "object", "objects"),
+            (s.relationships, "relationship", "relationships"),
+            (s.merges, "merge", "merges"),
         ]
         .into_iter()
         .filter(|(n, ..)| *n > 0)
@@ -366,6 +397,10 @@ enum Endpoint<'a> {
     Unsuppress(&'a str),
     Event(&'a str),
     AnonymousEvent,
+    AddDevice(&'a str),
+    /// The person, and the device's token.
+    DeleteDevice(&'a str, &'a str),
+    Merge,
     Entity,
     Batch,
 }
@@ -392,6 +427,11 @@ impl<'a> Endpoint<'a> {
                 only(Method::POST, Endpoint::Unsuppress(id))
             }
             ["api", "v1", "events"] => only(Method::POST, Endpoint::AnonymousEvent),
+            ["api", "v1", "customers", id, "devices"] => only(Method::PUT, Endpoint::AddDevice(id)),
+            ["api", "v1", "customers", id, "devices", token] => {
+                only(Method::DELETE, Endpoint::DeleteDevice(id, token))
+            }
+            ["api", "v1", "merge_customers"] => only(Method::POST, Endpoint::Merge),
             ["api", "v2", "entity"] => only(Method::POST, Endpoint::Entity),
             ["api", "v2", "batch"] => only(Method::POST, Endpoint::Batch),
             _ => Err(StatusCode::NOT_FOUND),
@@ -625,6 +665,22 @@ impl Shared {
                 let kind = validate::v1_kind(&body)?;
                 validate::event(kind, Who::Anonymous(anonymous_id), body, "data")?
             }
+            Endpoint::AddDevice(raw) => {
+                let person = decode_identifier(raw)?;
+                let body = payload.v1_object()?;
+                ties::add_device(person, body.get("device"), "id")?
+            }
+            Endpoint::DeleteDevice(raw, token) => {
+                let person = decode_identifier(raw)?;
+                let token = percent_decode_str(token)
+                    .decode_utf8()
+                    .map_err(|_| Invalid::new("invalid", "device_id", "not UTF-8".into()))?;
+                Op::DeleteDevice {
+                    person,
+                    token: token.into_owned(),
+                }
+            }
+            Endpoint::Merge => ties::merge(&payload.v1_object()?)?,
             Endpoint::Delete(raw) => Op::Delete(decode_identifier(raw)?),
             Endpoint::Suppress(raw) => Op::Suppress(decode_identifier(raw)?),
             Endpoint::Unsuppress(raw) => Op::Unsuppress(decode_identifier(raw)?),

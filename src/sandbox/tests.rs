@@ -809,3 +809,74 @@ async fn futures_join_all<F: std::future::Future>(
     .await;
     outputs.into_iter().flatten().collect()
 }
+
+#[tokio::test]
+async fn every_kind_is_kept_and_each_invalid_one_named_in_a_207() {
+    let rig = Rig::new().await;
+    let acme = json!({"object_type_id": "1", "object_id": "acme"});
+    let batch = json!({"batch": [
+        {"type": "person", "identifiers": {"id": "1"}, "action": "identify", "attributes": {"a": 1}},
+        {"type": "person", "identifiers": {"phone": "+14155552671"}, "action": "identify"},
+        {"type": "person", "identifiers": {"phone": "555-1234"}, "action": "identify"},
+        {"type": "person", "identifiers": {"id": "1"}, "action": "page", "name": "/pricing", "id": ULID_A},
+        {"type": "person", "identifiers": {"id": "1"}, "action": "screen", "name": "Home", "id": ULID_B},
+        {"type": "person", "identifiers": {"id": "1"}, "action": "add_device",
+         "device": {"token": "t1", "platform": "ios", "last_used": 1_700_000_000, "attributes": {"v": "5"}}},
+        {"type": "person", "identifiers": {"id": "1"}, "action": "add_device", "device": {"token": "t2"}},
+        {"type": "person", "identifiers": {"id": "1"}, "action": "add_device",
+         "device": {"token": "t3", "platform": "ios", "attributes": {"n": 1}}},
+        {"type": "object", "identifiers": acme, "action": "identify", "attributes": {"name": "Acme"}},
+        {"type": "object", "identifiers": {"object_type_id": "0", "object_id": "x"}, "action": "identify"},
+        {"type": "person", "identifiers": {"id": "1"}, "action": "add_relationships",
+         "cio_relationships": [{"identifiers": acme, "relationship_attributes": {"role": "admin"}}]},
+        {"type": "person", "identifiers": {"id": "1"}, "action": "add_relationships", "cio_relationships": []},
+        {"type": "person", "identifiers": {"id": "2"}, "action": "identify", "attributes": {"b": 2}},
+        {"type": "person", "action": "merge", "primary": {"id": "1"}, "secondary": {"id": "2"}},
+        {"type": "person", "action": "merge", "primary": {"id": "nobody"}, "secondary": {"id": "1"}},
+        {"type": "person", "action": "merge", "primary": {"phone": "+14155552671"}, "secondary": {"id": "1"}},
+    ]});
+    let (status, body) = rig.json(Method::POST, "/api/v2/batch", batch).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS);
+    let indices: Vec<u64> = body["errors"]
+        .as_array()
+        .expect("errors array")
+        .iter()
+        .filter_map(|e| e["batch_index"].as_u64())
+        .collect();
+    assert_eq!(indices, [2, 6, 7, 9, 11, 14, 15], "{body}");
+    let sb = &rig.sandbox;
+    assert!(sb.person("+14155552671").is_some());
+    // Merged: the primary takes the secondary's attributes; the secondary is gone.
+    assert_eq!(sb.person("1"), Some(map(json!({"a": 1, "b": 2}))));
+    assert_eq!(sb.person("2"), None);
+    assert_eq!(sb.devices("1").len(), 1);
+    assert_eq!(sb.object("1", "acme"), Some(map(json!({"name": "Acme"}))));
+    assert_eq!(
+        sb.relationship("1", "1", "acme"),
+        Some(map(json!({"role": "admin"})))
+    );
+    let kinds: Vec<&str> = sb.events().iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["page", "screen"]);
+    assert_eq!(
+        sb.summary_line(),
+        "sandbox: 2 people stored, 0 events (0 duplicates), 1 page view, 1 screen view, \
+         1 device, 1 object, 1 relationship, 1 merge, 0 suppressed, 0 deleted; 1 request \
+         (7 invalid operations)"
+    );
+
+    // v1: devices, their removal, and merges.
+    let device = json!({"device": {"id": "t9", "platform": "android"}});
+    let (status, _) = rig
+        .json(Method::PUT, "/api/v1/customers/1/devices", device)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sb.devices("1").len(), 2);
+    let gone = rig.request(Method::DELETE, "/api/v1/customers/1/devices/t9");
+    assert_eq!(rig.send(gone).await.0, StatusCode::OK);
+    assert_eq!(sb.devices("1").len(), 1);
+    let merge = json!({"primary": {"id": "1"}, "secondary": {"phone": "+14155552671"}});
+    let (status, _) = rig
+        .json(Method::POST, "/api/v1/merge_customers", merge)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

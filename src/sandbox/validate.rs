@@ -63,7 +63,38 @@ pub(super) enum Op {
     Delete(String),
     Suppress(String),
     Unsuppress(String),
+    /// A device for a person: its token, and its platform, last use and attributes.
+    AddDevice {
+        person: String,
+        token: String,
+        device: Map<String, Value>,
+    },
+    DeleteDevice {
+        person: String,
+        token: String,
+    },
+    Merge {
+        primary: String,
+        secondary: String,
+    },
+    IdentifyObject {
+        object: ObjectKey,
+        attributes: Map<String, Value>,
+    },
+    DeleteObject(ObjectKey),
+    /// Relationships of a person to objects, each with its attributes.
+    Relate {
+        person: String,
+        objects: Vec<(ObjectKey, Map<String, Value>)>,
+    },
+    Unrelate {
+        person: String,
+        objects: Vec<ObjectKey>,
+    },
 }
+
+/// An object: its type id and its id.
+pub(super) type ObjectKey = (String, String);
 
 /// The store key for an identifier: emails are case-insensitive in Customer.io,
 /// everything else (ids, `cio_` ids) is kept exactly as addressed.
@@ -100,7 +131,7 @@ pub(super) fn identifier(id: &str, field: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-fn unix_seconds(value: &Value, field: &str) -> Result<u64, Invalid> {
+pub(super) fn unix_seconds(value: &Value, field: &str) -> Result<u64, Invalid> {
     match value.as_u64() {
         Some(n) if n <= MAX_UNIX_SECONDS => Ok(n),
         Some(n) => Err(Invalid::new(
@@ -124,6 +155,17 @@ pub(super) fn identify(person: String, mut attributes: Map<String, Value>) -> Re
     if let Some(ts) = attributes.remove("_timestamp") {
         unix_seconds(&ts, "_timestamp")?;
     }
+    check_attributes(&attributes)?;
+    Ok(Op::Identify {
+        person,
+        attributes,
+        update_only,
+    })
+}
+
+/// Attributes of one call (a person's, an object's, a relationship's): how many, and each
+/// name's and value's size.
+pub(super) fn check_attributes(attributes: &Map<String, Value>) -> Result<(), Invalid> {
     if attributes.len() > MAX_ATTRIBUTES {
         return Err(Invalid::new(
             "too_many",
@@ -134,7 +176,7 @@ pub(super) fn identify(person: String, mut attributes: Map<String, Value>) -> Re
             ),
         ));
     }
-    for (name, value) in &attributes {
+    for (name, value) in attributes {
         if name.len() > MAX_ATTRIBUTE_NAME_BYTES {
             return Err(Invalid::new(
                 "too_long",
@@ -160,11 +202,7 @@ pub(super) fn identify(person: String, mut attributes: Map<String, Value>) -> Re
     if let Some(created_at) = attributes.get("created_at") {
         unix_seconds(created_at, "attributes.created_at")?;
     }
-    Ok(Op::Identify {
-        person,
-        attributes,
-        update_only,
-    })
+    Ok(())
 }
 
 /// The kinds of event, by their v1 `type` and their v2 action.
@@ -295,9 +333,25 @@ pub(super) fn anonymous_id(value: Option<&Value>) -> Result<String, Invalid> {
     }
 }
 
+/// An object that may be left out (or null): empty then.
+pub(super) fn optional_object(
+    value: Option<Value>,
+    field: &str,
+) -> Result<Map<String, Value>, Invalid> {
+    match value {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(map)) => Ok(map),
+        Some(other) => Err(Invalid::new(
+            "invalid",
+            field,
+            format!("{field} must be an object, got {other}"),
+        )),
+    }
+}
+
 /// The person a v2 op addresses: `identifiers` must hold exactly one of
 /// `id`, `email`, `cio_id` (without its prefix) or `phone`.
-fn v2_identifiers(value: &Value) -> Result<String, Invalid> {
+pub(super) fn v2_identifiers(value: &Value) -> Result<String, Invalid> {
     let Value::Object(ids) = value else {
         return Err(Invalid::new(
             "invalid",
@@ -326,6 +380,11 @@ fn v2_identifiers(value: &Value) -> Result<String, Invalid> {
     };
     identifier(id, &field)?;
     match kind.as_str() {
+        "phone" if !super::ties::is_e164(id) => Err(Invalid::new(
+            "invalid",
+            field,
+            format!("phone {id:?} is not E.164 (a + and up to 15 digits)"),
+        )),
         "id" | "phone" => Ok(id.clone()),
         "email" => Ok(id.to_lowercase()),
         "cio_id" => Ok(format!("cio_{id}")),
@@ -346,8 +405,9 @@ pub(super) fn v2_op(value: Value) -> Result<Op, Invalid> {
             "operation must be a JSON object".into(),
         ));
     };
-    match op.get("type") {
-        Some(Value::String(t)) if t == "person" => {}
+    let object = match op.get("type") {
+        Some(Value::String(t)) if t == "person" => false,
+        Some(Value::String(t)) if t == "object" => true,
         None => {
             return Err(Invalid::new("required", "type", "type is missing".into()));
         }
@@ -355,10 +415,10 @@ pub(super) fn v2_op(value: Value) -> Result<Op, Invalid> {
             return Err(Invalid::new(
                 "unsupported",
                 "type",
-                format!("the sandbox handles only type \"person\", got {other}"),
+                format!("the sandbox handles type \"person\" and \"object\", got {other}"),
             ));
         }
-    }
+    };
     let action = match op.remove("action") {
         Some(Value::String(a)) => a,
         None => {
@@ -376,18 +436,14 @@ pub(super) fn v2_op(value: Value) -> Result<Op, Invalid> {
             ));
         }
     };
+    if object {
+        return super::ties::object_op(&action, op);
+    }
+    if action == "merge" {
+        return super::ties::merge(&op);
+    }
     let person = op.get("identifiers").map(v2_identifiers).transpose()?;
-    let attributes = match op.remove("attributes") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(a)) => a,
-        Some(other) => {
-            return Err(Invalid::new(
-                "invalid",
-                "attributes",
-                format!("attributes must be an object, got {other}"),
-            ));
-        }
-    };
+    let attributes = optional_object(op.remove("attributes"), "attributes")?;
     let missing = || {
         Invalid::new(
             "required",
@@ -418,11 +474,17 @@ pub(super) fn v2_op(value: Value) -> Result<Op, Invalid> {
         "delete" => Ok(Op::Delete(person.ok_or_else(missing)?)),
         "suppress" => Ok(Op::Suppress(person.ok_or_else(missing)?)),
         "unsuppress" => Ok(Op::Unsuppress(person.ok_or_else(missing)?)),
-        "add_device" | "delete_device" | "merge" => Err(Invalid::new(
-            "unsupported",
-            "action",
-            format!("the sandbox does not implement action {action}"),
-        )),
+        "add_device" => {
+            super::ties::add_device(person.ok_or_else(missing)?, op.get("device"), "token")
+        }
+        "delete_device" => {
+            super::ties::delete_device(person.ok_or_else(missing)?, op.get("device"))
+        }
+        "add_relationships" | "delete_relationships" => super::ties::relationships(
+            &action,
+            person.ok_or_else(missing)?,
+            op.get("cio_relationships"),
+        ),
         other => Err(Invalid::new(
             "invalid",
             "action",

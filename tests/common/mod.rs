@@ -52,6 +52,12 @@ impl Server {
         })
     }
 
+    /// Every request the sandbox received but the preflight's GET, in arrival order.
+    pub fn sent(&self) -> Vec<cio_import::sandbox::Received> {
+        let requests = self.sandbox.requests().into_iter();
+        requests.filter(|r| r.method != "GET").collect()
+    }
+
     /// The binary, credentials in its environment, aimed at this server, run in `dir`.
     pub fn cmd(&self, dir: &Path) -> Command {
         aimed(dir, &self.sandbox.base_url(), 1000)
