@@ -399,3 +399,45 @@ fn a_run_that_cannot_be_undone_is_refused_without_yes_and_sends_nothing() {
         .success();
     assert_eq!(server.sandbox.stats().deleted, 2);
 }
+
+#[test]
+fn the_summary_counts_the_events_that_can_still_trigger_campaigns() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let csv = format!(
+        "id,name,timestamp\n1,old,1709632800\n2,recent,{}\n3,untimed,\n",
+        now - 3600
+    );
+    let input = write(d, "events.csv", &csv);
+    let runs = [
+        (server.cmd(d), "were", "can trigger"),
+        (common::bin(d), "are", "would be able to trigger"),
+    ];
+    for (mut cmd, are, can) in runs {
+        if are == "are" {
+            cmd.arg("--dry-run");
+        }
+        let out = cmd
+            .arg(&input)
+            .args(["--action", "event", "--summary", "summary.json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "2 events {are} from the last 72 hours or without a time: they {can} campaigns"
+            )),
+            "{stderr}"
+        );
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(summary["recent_events"], 2, "{summary}");
+    }
+}

@@ -2,9 +2,12 @@
 //! header (per key for NDJSON), refusing a header no row could get past.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use super::entity::{DEVICE_ID, Entity, LAST_USED, OBJECT_ID, OBJECT_TYPE_ID, PLATFORM};
 use super::operation::ANONYMOUS_ID;
+use super::recent::Recent;
 use super::rules::Source;
 use super::tally::name_too_long;
 use super::value::{Origin, Typed, thousands};
@@ -86,6 +89,8 @@ pub struct Mapper {
     object_type: Option<String>,
     only_existing: bool,
     pub(super) csv: Option<CsvPlan>,
+    /// Where the input's recent events are counted, if anywhere.
+    pub(super) recent: Option<Recent>,
 }
 
 impl Mapper {
@@ -109,6 +114,7 @@ impl Mapper {
             object_type: spec.object_type.clone(),
             only_existing: spec.only_existing,
             csv: None,
+            recent: None,
         };
         if let Some(name) = &mapper.event_name
             && name.len() > MAX_EVENT_NAME_BYTES
@@ -310,6 +316,12 @@ impl Mapper {
             None => None,
         };
         Role::Attribute(typed)
+    }
+
+    /// Counts into `count` each event mapped (or validated) from now on that can still
+    /// trigger campaigns: of the 72 hours before `now` (Unix seconds), or without a time.
+    pub fn count_recent_events(&mut self, now: i64, count: Arc<AtomicU64>) {
+        self.recent = Some(Recent::new(now, count));
     }
 
     /// A CSV input's column names as mapped (trimmed, without a byte order mark); None for

@@ -20,6 +20,14 @@ use crate::source::RowData;
 impl Mapper {
     /// Maps one row. A JSON object with an `_error` key is a failures-file line (see `replay`).
     pub fn map(&mut self, row: &RowData) -> Result<Operation, Invalid> {
+        let op = self.operation(row)?;
+        if let (Some(recent), Operation::Event(event)) = (&self.recent, &op) {
+            recent.note(event.timestamp);
+        }
+        Ok(op)
+    }
+
+    fn operation(&mut self, row: &RowData) -> Result<Operation, Invalid> {
         match row {
             RowData::Csv(record) => self.check_csv::<Collect>(record)?.into_operation(),
             RowData::Json(object) if object.contains_key(ERROR_KEY) => self.replay(object),
@@ -44,11 +52,19 @@ impl Mapper {
             // Failures-file lines and broken rows are few: they are mapped.
             _ => return self.map(row).map(|op| json_size(&op)),
         };
-        match checked.json_bound() {
-            Some(bound) => Ok(bound),
+        let time = match &checked {
+            Checked::Event { timestamp, .. } => Some(*timestamp),
+            _ => None,
+        };
+        let bound = match checked.json_bound() {
+            Some(bound) => bound,
             // Maybe over the limit: the message gives the exact size, which needs the data.
-            None => self.map(row).map(|op| json_size(&op)),
+            None => json_size(&self.operation(row)?),
+        };
+        if let (Some(recent), Some(time)) = (&self.recent, time) {
+            recent.note(time);
         }
+        Ok(bound)
     }
 
     #[inline(always)]

@@ -104,8 +104,10 @@ fn open(input: &Input, config: &Config, counters: &Counters) -> Result<Opened, F
     let reader = input
         .open(counters.bytes.clone())
         .map_err(|e| Fatal::Input(e.to_string()))?;
-    let mapper = Mapper::new(&config.map, reader.headers())
+    let mut mapper = Mapper::new(&config.map, reader.headers())
         .map_err(|e| Fatal::Setup(format!("{name}: {e}")))?;
+    let now = jiff::Timestamp::now().as_second();
+    mapper.count_recent_events(now, counters.recent_events.clone());
     Ok(Opened {
         name,
         reader,
