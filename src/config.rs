@@ -378,6 +378,8 @@ impl Config {
                 entity: cli.entity,
                 object_type: cli.object_type,
                 only_existing: cli.only_existing,
+                // A destroying --action is confirmed (or refused) for the whole run.
+                may_destroy: cli.yes || cli.dry_run || cli.sandbox || cli.action.destroys(),
             },
             target,
             preflight: !cli.no_preflight,

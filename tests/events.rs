@@ -327,7 +327,12 @@ fn a_failures_file_of_mixed_actions_replays_each_with_its_own_action() {
 
     // Replayed with the default action (identify), each line keeps its own.
     let healthy = Server::plain();
-    healthy.cmd(dir.path()).arg(&mixed).assert().success();
+    healthy
+        .cmd(dir.path())
+        .arg(&mixed)
+        .arg("--yes")
+        .assert()
+        .success();
     let mut calls: Vec<(String, String)> = sent(&healthy)
         .into_iter()
         .map(|r| (r.method, r.path))

@@ -316,6 +316,7 @@ fn map_spec() -> impl Strategy<Value = MapSpec> {
                 entity: Entity::Person,
                 object_type: Some("1".to_owned()),
                 only_existing: false,
+                may_destroy: true,
             },
         )
 }

@@ -441,3 +441,44 @@ fn the_summary_counts_the_events_that_can_still_trigger_campaigns() {
         assert_eq!(summary["recent_events"], 2, "{summary}");
     }
 }
+
+#[test]
+fn a_replayed_line_that_cannot_be_undone_waits_for_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let broken = Server::start(SandboxOptions {
+        limit: None,
+        fail_rate: 1.0,
+        ..SandboxOptions::default()
+    });
+    let input = write(d, "gone.csv", "id\n1\n");
+    broken
+        .cmd(d)
+        .arg(&input)
+        .args([
+            "--action",
+            "delete",
+            "--yes",
+            "--max-retries",
+            "0",
+            "--no-preflight",
+        ])
+        .assert()
+        .code(3);
+    let healthy = Server::plain();
+    healthy.cmd(d).arg("gone.failures.ndjson").assert().code(3);
+    assert_eq!(healthy.sandbox.stats().deleted, 0);
+    let refused = read_ndjson(&d.join("gone.failures-2.ndjson"));
+    let message = refused[0]["_error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot be undone: replay the file with --yes"),
+        "{message}"
+    );
+    healthy
+        .cmd(d)
+        .arg("gone.failures.ndjson")
+        .arg("--yes")
+        .assert()
+        .success();
+    assert_eq!(healthy.sandbox.stats().deleted, 1);
+}

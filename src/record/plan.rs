@@ -31,6 +31,10 @@ pub struct MapSpec {
     pub object_type: Option<String>,
     /// `--only-existing`: identifies update only people who exist.
     pub only_existing: bool,
+    /// Whether records that cannot be undone (delete, suppress, merge) may go: the run was
+    /// confirmed, or sends nowhere real. Else a failures-file line of such a kind, which no
+    /// `--action` asked for, is refused.
+    pub may_destroy: bool,
 }
 
 /// An input that cannot be mapped at all (no identifier column, say).
@@ -88,6 +92,7 @@ pub struct Mapper {
     types: HashMap<String, ValueType>,
     object_type: Option<String>,
     only_existing: bool,
+    pub(super) may_destroy: bool,
     pub(super) csv: Option<CsvPlan>,
     /// Where the input's recent events are counted, if anywhere.
     pub(super) recent: Option<Recent>,
@@ -113,6 +118,7 @@ impl Mapper {
             types: spec.types.iter().cloned().collect(),
             object_type: spec.object_type.clone(),
             only_existing: spec.only_existing,
+            may_destroy: spec.may_destroy,
             csv: None,
             recent: None,
         };

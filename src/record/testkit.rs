@@ -19,6 +19,7 @@ pub fn spec(action: Action) -> MapSpec {
         entity: Entity::Person,
         object_type: None,
         only_existing: false,
+        may_destroy: true,
     }
 }
 
