@@ -10,7 +10,7 @@ use ulid::Ulid;
 use super::entity::{Entity, Ids, OBJECT_ID, OBJECT_TYPE_ID, ObjectId};
 use super::hash::Fnv128;
 use super::order::Order;
-use super::rules::{Checked, Fields, Source};
+use super::rules::{Checked, Fields, Source, Tied};
 use super::tally::Collect;
 use super::{Action, Device, Identifier, Invalid};
 use crate::track::MAX_OPERATION_BYTES;
@@ -457,16 +457,18 @@ impl TryFrom<Flat<'_>> for Operation {
             event_id: trimmed(&id).map(|id| ("id", id)),
             timestamp,
             attributes: Collect::of(attributes),
-            object: object.map(|o| (OBJECT_ID, Cow::Borrowed(o.id.trim()))),
-            object_type: object.map(|o| (OBJECT_TYPE_ID, Cow::Borrowed(o.type_id.trim()))),
-            device: device.as_ref().map(|d| ("token", d.token.trim())),
-            platform: device
-                .as_ref()
-                .and_then(|d| d.platform.as_deref())
-                .map(|p| ("platform", p)),
-            last_used: device.as_ref().and_then(|d| d.last_used),
-            primary: primary.as_deref().map(|p| person_of("primary", p)),
-            secondary: secondary.as_deref().map(|p| person_of("secondary", p)),
+            tied: Some(Box::new(Tied {
+                object: object.map(|o| (OBJECT_ID, Cow::Borrowed(o.id.trim()))),
+                object_type: object.map(|o| (OBJECT_TYPE_ID, Cow::Borrowed(o.type_id.trim()))),
+                device: device.as_ref().map(|d| ("token", d.token.trim())),
+                platform: device
+                    .as_ref()
+                    .and_then(|d| d.platform.as_deref())
+                    .map(|p| ("platform", p)),
+                last_used: device.as_ref().and_then(|d| d.last_used),
+                primary: primary.as_deref().map(|p| person_of("primary", p)),
+                secondary: secondary.as_deref().map(|p| person_of("secondary", p)),
+            })),
         };
         Checked::new(action, entity, fields, &Source::Line)?.into_operation()
     }

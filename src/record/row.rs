@@ -100,14 +100,16 @@ impl Mapper {
                         .map_err(|_| self.csv_cell_errors(plan, record))?
                         .and_then(|v| v.as_i64());
                     match *role {
-                        Role::LastUsed => fields.last_used = time,
+                        Role::LastUsed => fields.tied().last_used = time,
                         _ => fields.timestamp = time,
                     }
                 }
-                Role::ObjectId => fields.object = Some((column, cell.trim().into())),
-                Role::ObjectTypeId => fields.object_type = Some((column, cell.trim().into())),
-                Role::DeviceId => fields.device = Some((column, cell)),
-                Role::Platform => fields.platform = Some((column, cell)),
+                Role::ObjectId => fields.tied().object = Some((column, cell.trim().into())),
+                Role::ObjectTypeId => {
+                    fields.tied().object_type = Some((column, cell.trim().into()));
+                }
+                Role::DeviceId => fields.tied().device = Some((column, cell)),
+                Role::Platform => fields.tied().platform = Some((column, cell)),
                 Role::Primary(kind) | Role::Secondary(kind) => {
                     let found = Some((
                         column,
@@ -169,16 +171,20 @@ impl Mapper {
                         .map_err(|_| self.json_value_errors(object, id_key))?
                         .and_then(|v| v.as_i64());
                     match role {
-                        Role::LastUsed => fields.last_used = time,
+                        Role::LastUsed => fields.tied().last_used = time,
                         _ => fields.timestamp = time,
                     }
                 }
-                Role::ObjectId => fields.object = Some((column, identifier_text(column, v)?)),
-                Role::ObjectTypeId => {
-                    fields.object_type = Some((column, identifier_text(column, v)?));
+                Role::ObjectId => {
+                    fields.tied().object = Some((column, identifier_text(column, v)?));
                 }
-                Role::DeviceId => fields.device = json_text(column, v)?.map(|t| (column, t)),
-                Role::Platform => fields.platform = json_text(column, v)?.map(|t| (column, t)),
+                Role::ObjectTypeId => {
+                    fields.tied().object_type = Some((column, identifier_text(column, v)?));
+                }
+                Role::DeviceId => fields.tied().device = json_text(column, v)?.map(|t| (column, t)),
+                Role::Platform => {
+                    fields.tied().platform = json_text(column, v)?.map(|t| (column, t));
+                }
                 role @ (Role::Primary(kind) | Role::Secondary(kind)) => {
                     let value = identifier_text(column, v)?;
                     side(
@@ -299,8 +305,8 @@ fn side<'a, A>(
     found: Option<(&'a str, Identifier<Cow<'a, str>>)>,
 ) {
     let slot = match role {
-        Role::Primary(_) => &mut fields.primary,
-        _ => &mut fields.secondary,
+        Role::Primary(_) => &mut fields.tied().primary,
+        _ => &mut fields.tied().secondary,
     };
     if slot.as_ref().is_none_or(|(_, p)| p.value.is_empty()) {
         *slot = found;

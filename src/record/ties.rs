@@ -17,8 +17,9 @@ pub(super) fn device<'a, A: Attributes>(
     fields: Fields<'a, A>,
     source: &Source<'a>,
 ) -> Result<Checked<'a, A>, Invalid> {
+    let tied = fields.tied.map(|t| *t).unwrap_or_default();
     let person = person(fields.person, action, source)?;
-    let Some((column, token)) = fields.device else {
+    let Some((column, token)) = tied.device else {
         return Err(source.lacks(
             "no device: the row needs a non-empty device_id (the device's token)",
             "no device: the operation has no device token",
@@ -28,7 +29,7 @@ pub(super) fn device<'a, A: Attributes>(
     if action == Action::DeleteDevice {
         return Ok(Checked::DeleteDevice { person, token });
     }
-    let platform = match fields.platform.filter(|(_, p)| !p.trim().is_empty()) {
+    let platform = match tied.platform.filter(|(_, p)| !p.trim().is_empty()) {
         Some((column, text)) => Platform::parse(column, text)?,
         None => {
             return Err(source.lacks(
@@ -44,7 +45,7 @@ pub(super) fn device<'a, A: Attributes>(
         person,
         token,
         platform,
-        last_used: source.timestamp("last_used", fields.last_used)?,
+        last_used: source.timestamp("last_used", tied.last_used)?,
         attributes: fields.attributes,
     })
 }
@@ -78,8 +79,9 @@ pub(super) fn merge<'a, A: Attributes>(
         }
         person(Some(found), Action::Merge, source)
     };
-    let primary = side(fields.primary, "primary")?;
-    let secondary = side(fields.secondary, "secondary")?;
+    let tied = fields.tied.map(|t| *t).unwrap_or_default();
+    let primary = side(tied.primary, "primary")?;
+    let secondary = side(tied.secondary, "secondary")?;
     if primary == secondary {
         return Err(Invalid::row(format!(
             "the primary and the secondary are both {} {:?}: a person cannot be merged into \
@@ -98,7 +100,8 @@ pub(super) fn object<'a, A: Attributes>(
     fields: Fields<'a, A>,
     source: &Source<'a>,
 ) -> Result<Checked<'a, A>, Invalid> {
-    let object = object_id(fields.object, fields.object_type, source)?;
+    let tied = fields.tied.map(|t| *t).unwrap_or_default();
+    let object = object_id(tied.object, tied.object_type, source)?;
     let attributes = match action {
         Action::Identify => {
             fields.attributes.tally().check_person()?;
@@ -123,8 +126,9 @@ pub(super) fn relationship<'a, A: Attributes>(
     fields: Fields<'a, A>,
     source: &Source<'a>,
 ) -> Result<Checked<'a, A>, Invalid> {
+    let tied = fields.tied.map(|t| *t).unwrap_or_default();
     let person = person(fields.person, action, source)?;
-    let object = object_id(fields.object, fields.object_type, source)?;
+    let object = object_id(tied.object, tied.object_type, source)?;
     let attributes = (action == Action::AddRelationships)
         .then(|| fields.attributes.tally().check_person())
         .transpose()?
