@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use cio_import::sandbox::Received;
-use common::{Server, write};
+use common::{Run, Server, every_kind, fixture, write};
 use serde_json::{Value, json};
 
 /// The published file, parsed.
@@ -87,15 +87,9 @@ fn template_of<'a>(doc: &'a Value, path: &str) -> Option<&'a str> {
         })
 }
 
-/// (input, its text, flags) for runs of every kind, in an order the sandbox accepts whole:
-/// people first (merges need their primaries), destruction last.
-fn runs() -> Vec<(&'static str, String, Vec<&'static str>)> {
-    let fixture = |name: &str| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures")
-            .join(name);
-        std::fs::read_to_string(path).unwrap()
-    };
+/// Runs of every kind, each way they are sent: [`every_kind`] first (people, then what needs
+/// them), the other kinds after, destruction last.
+fn runs() -> Vec<Run> {
     let typed = "id,age,vip,prefs,note,created_at\n\
                  t1,34,true,\"{\"\"tone\"\":\"\"dark\"\"}\",,2024-01-01\n\
                  t2,-1.5,false,[1],hello,2024-02-01\n";
@@ -109,18 +103,14 @@ fn runs() -> Vec<(&'static str, String, Vec<&'static str>)> {
         "--type",
         "prefs=json",
     ];
-    vec![
-        ("users.csv", fixture("users.csv"), vec![]),
+    let object = ["--entity", "object", "--object-type", "1"];
+    let mut runs = every_kind();
+    runs.extend([
         ("people.ndjson", fixture("people.ndjson"), vec![]),
         (
             "typed.csv",
             typed.into(),
             [&["--empty", "clear"][..], &types].concat(),
-        ),
-        (
-            "phones.csv",
-            fixture("phones.csv"),
-            vec!["--id-column", "phone"],
         ),
         ("users.csv", fixture("users.csv"), vec!["--only-existing"]),
         (
@@ -145,47 +135,9 @@ fn runs() -> Vec<(&'static str, String, Vec<&'static str>)> {
             vec!["--action", "screen"],
         ),
         (
-            "devices.csv",
-            fixture("devices.csv"),
-            vec!["--action", "add-device"],
-        ),
-        (
-            "devices.csv",
-            fixture("devices.csv"),
-            vec!["--action", "delete-device"],
-        ),
-        (
             "companies.csv",
             fixture("companies.csv"),
-            vec!["--entity", "object", "--object-type", "1"],
-        ),
-        (
-            "memberships.csv",
-            fixture("memberships.csv"),
-            vec!["--action", "add-relationships", "--object-type", "1"],
-        ),
-        (
-            "memberships.csv",
-            fixture("memberships.csv"),
-            vec!["--action", "delete-relationships", "--object-type", "1"],
-        ),
-        (
-            "merges.csv",
-            fixture("merges.csv"),
-            vec!["--action", "merge", "--yes"],
-        ),
-        (
-            "companies.csv",
-            fixture("companies.csv"),
-            vec![
-                "--entity",
-                "object",
-                "--object-type",
-                "1",
-                "--action",
-                "delete",
-                "--yes",
-            ],
+            [&object[..], &["--action", "delete", "--yes"]].concat(),
         ),
         (
             "users.csv",
@@ -202,7 +154,8 @@ fn runs() -> Vec<(&'static str, String, Vec<&'static str>)> {
             fixture("users.csv"),
             vec!["--action", "delete", "--yes"],
         ),
-    ]
+    ]);
+    runs
 }
 
 /// Every request of the runs, in batches of `batch`.

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use cio_import::sandbox::{Received, Sandbox, SandboxOptions};
-use common::{Server, read_ndjson, write};
+use common::{Server, every_kind, fixture, read_ndjson, write};
 
 /// Imports `text` from the file `name` in `dir` with `args`, expecting success.
 fn import(server: &Server, dir: &Path, name: &str, text: &str, args: &[&str]) {
@@ -101,14 +101,6 @@ fn a_persons_events_share_a_batch_and_their_identifies_do_not() {
     assert_eq!(plan, "enterprise");
 }
 
-/// The text of the repository's fixture `name`.
-fn fixture(name: &str) -> String {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name);
-    std::fs::read_to_string(from).unwrap()
-}
-
 #[test]
 fn page_and_screen_views_reach_their_endpoints_in_batches_and_one_a_request() {
     for batch in ["1", "100"] {
@@ -192,49 +184,16 @@ fn page_and_screen_views_reach_their_endpoints_in_batches_and_one_a_request() {
     }
 }
 
-/// The runs that take a sandbox through every kind but events: (input, its text, flags).
-fn every_kind() -> Vec<(&'static str, String, Vec<&'static str>)> {
-    vec![
-        ("users.csv", fixture("users.csv"), vec![]),
-        (
-            "phones.csv",
-            fixture("phones.csv"),
-            vec!["--id-column", "phone"],
-        ),
-        (
-            "devices.csv",
-            fixture("devices.csv"),
-            vec!["--action", "add-device"],
-        ),
-        (
-            "companies.csv",
-            fixture("companies.csv"),
-            vec!["--entity", "object", "--object-type", "1"],
-        ),
-        (
-            "memberships.csv",
-            fixture("memberships.csv"),
-            vec!["--action", "add-relationships", "--object-type", "1"],
-        ),
-        (
-            "merges.csv",
-            fixture("merges.csv"),
-            vec!["--action", "merge", "--yes"],
-        ),
-        (
-            "gone-device.csv",
-            "id,device_id\n1002,dGhpcyBpcyBhbiBGQ00gdG9rZW4gZm9yIGEgdGVzdCBkZXZpY2U\n".into(),
-            vec!["--action", "delete-device"],
-        ),
-        (
-            "gone-membership.csv",
-            "id,object_id\n1002,globex\n".into(),
-            vec!["--action", "delete-relationships", "--object-type", "1"],
-        ),
-    ]
+/// A sandbox that answers every request 503.
+fn broken() -> Server {
+    Server::start(SandboxOptions {
+        limit: None,
+        fail_rate: 1.0,
+        ..SandboxOptions::default()
+    })
 }
 
-/// What the sandbox holds after the runs of [`every_kind`], none of their operations refused.
+/// What the sandbox holds after the runs of `every_kind`, none of their operations refused.
 fn holds_every_kind(sb: &Sandbox, at: &str) {
     let stats = sb.stats();
     let at = format!("{at}: {}", sb.summary_line());
@@ -307,11 +266,7 @@ fn every_kind_reaches_the_sandbox_in_batches_and_one_a_request() {
 fn a_failures_file_of_every_kind_replays_to_the_same_sandbox_state() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let broken = Server::start(SandboxOptions {
-        limit: None,
-        fail_rate: 1.0,
-        ..SandboxOptions::default()
-    });
+    let broken = broken();
     let mut runs = every_kind();
     runs.extend([
         ("pages.csv", fixture("pages.csv"), vec!["--action", "page"]),
@@ -446,11 +401,7 @@ fn the_summary_counts_the_events_that_can_still_trigger_campaigns() {
 fn a_replayed_line_that_cannot_be_undone_waits_for_yes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let broken = Server::start(SandboxOptions {
-        limit: None,
-        fail_rate: 1.0,
-        ..SandboxOptions::default()
-    });
+    let broken = broken();
     let input = write(d, "gone.csv", "id\n1\n");
     broken
         .cmd(d)
@@ -481,4 +432,39 @@ fn a_replayed_line_that_cannot_be_undone_waits_for_yes() {
         .assert()
         .success();
     assert_eq!(healthy.sandbox.stats().deleted, 1);
+}
+
+#[test]
+fn the_data_model_flags_are_checked_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "users.csv", "id\n1\n");
+    for (args, says) in [
+        (
+            &["--entity", "object", "--action", "event"][..],
+            "--entity object takes --action identify or delete, not event",
+        ),
+        (
+            &["--entity", "object", "--object-type", "0"],
+            "--object-type \"0\": an object type id",
+        ),
+        (
+            &["--object-type", "1"],
+            "--object-type names the objects of --entity object",
+        ),
+        (
+            &["--only-existing", "--action", "event"],
+            "--only-existing updates people who exist: it goes with --action identify",
+        ),
+    ] {
+        let out = common::bin(d)
+            .arg("users.csv")
+            .args(args)
+            .arg("--dry-run")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }
