@@ -35,7 +35,7 @@ set edit:completion:arg-completer[cio-import] = {|@words|
             cand --rate 'Most requests per second, retries included, spaced evenly; lowered for a while after a 429, in requests/s'
             cand --burst 'Requests that may go back to back above the even pace after a quiet spell, in requests; 1 means none'
             cand --concurrency 'Most requests in flight at once (sent and not yet answered), in requests'
-            cand --batch 'Operations per request, in operations: records go that many at a time through /api/v2/batch (each request under 500 KB; --rate still counts requests); 1 sends each record alone through its v1 endpoint'
+            cand --batch 'Operations per request, in operations: records go that many at a time through /api/v2/batch (each request under 500 KB; --rate still counts requests); 1 sends each record alone through its v1 endpoint (or /api/v2/entity, for what v1 cannot carry)'
             cand --timeout 'Time one request may take before it is retried, in seconds'
             cand --max-retries 'Retries per record after its first attempt (429s included) before it goes to the failures file'
             cand --max-retry-after 'Longest Retry-After honoured, in seconds; longer ones are cut to this'

@@ -33,7 +33,7 @@ complete -c cio-import -l endpoint -d 'Base URL replacing the region\'s host, e.
 complete -c cio-import -l rate -d 'Most requests per second, retries included, spaced evenly; lowered for a while after a 429, in requests/s' -r
 complete -c cio-import -l burst -d 'Requests that may go back to back above the even pace after a quiet spell, in requests; 1 means none' -r
 complete -c cio-import -l concurrency -d 'Most requests in flight at once (sent and not yet answered), in requests' -r
-complete -c cio-import -l batch -d 'Operations per request, in operations: records go that many at a time through /api/v2/batch (each request under 500 KB; --rate still counts requests); 1 sends each record alone through its v1 endpoint' -r
+complete -c cio-import -l batch -d 'Operations per request, in operations: records go that many at a time through /api/v2/batch (each request under 500 KB; --rate still counts requests); 1 sends each record alone through its v1 endpoint (or /api/v2/entity, for what v1 cannot carry)' -r
 complete -c cio-import -l timeout -d 'Time one request may take before it is retried, in seconds' -r
 complete -c cio-import -l max-retries -d 'Retries per record after its first attempt (429s included) before it goes to the failures file' -r
 complete -c cio-import -l max-retry-after -d 'Longest Retry-After honoured, in seconds; longer ones are cut to this' -r

@@ -196,7 +196,7 @@ pub struct Cli {
 
     /// Operations per request, in operations: records go that many at a time through
     /// /api/v2/batch (each request under 500 KB; --rate still counts requests); 1 sends each
-    /// record alone through its v1 endpoint.
+    /// record alone through its v1 endpoint (or /api/v2/entity, for what v1 cannot carry).
     #[arg(long, value_name = "N", default_value_t = 100, help_heading = "Pacing")]
     pub batch: usize,
 

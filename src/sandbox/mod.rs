@@ -1,6 +1,7 @@
 //! The sandbox: a local stand-in for Customer.io's Track API (v1 and v2) served
-//! over real HTTP on 127.0.0.1, enforcing the documented auth, limits and
-//! validation, with a sliding-window rate limit and optional misbehaviour
+//! over real HTTP on 127.0.0.1, keeping every kind of its data model (people,
+//! events, page and screen views, devices, objects, relationships, merges),
+//! enforcing the documented auth, limits and validation, with a sliding-window rate limit and optional misbehaviour
 //! (latency, 503s, stalls, dropped connections) for `--sandbox` and the tests.
 //!
 //! Per request, in order: auth (401), misbehaviour dice (drop / 503 / stall),

@@ -66,6 +66,15 @@ impl Rig {
     }
 }
 
+/// The `batch_index` of each error a 207 lists.
+fn batch_indices(body: &Value) -> Vec<u64> {
+    let errors = body["errors"].as_array().expect("errors array");
+    errors
+        .iter()
+        .filter_map(|e| e["batch_index"].as_u64())
+        .collect()
+}
+
 fn errors(body: &Value) -> Vec<String> {
     body["meta"]["errors"]
         .as_array()
@@ -500,12 +509,7 @@ async fn batch_applies_valid_ops_and_lists_invalid_ones() {
     ]});
     let (status, body) = rig.json(Method::POST, "/api/v2/batch", batch).await;
     assert_eq!(status, StatusCode::MULTI_STATUS);
-    let indices: Vec<u64> = body["errors"]
-        .as_array()
-        .expect("errors array")
-        .iter()
-        .filter_map(|e| e["batch_index"].as_u64())
-        .collect();
+    let indices = batch_indices(&body);
     assert_eq!(indices, [1, 3, 4, 5, 6, 7, 10, 11, 12]);
     for error in body["errors"].as_array().into_iter().flatten() {
         for key in ["reason", "field", "message"] {
@@ -837,12 +841,7 @@ async fn every_kind_is_kept_and_each_invalid_one_named_in_a_207() {
     ]});
     let (status, body) = rig.json(Method::POST, "/api/v2/batch", batch).await;
     assert_eq!(status, StatusCode::MULTI_STATUS);
-    let indices: Vec<u64> = body["errors"]
-        .as_array()
-        .expect("errors array")
-        .iter()
-        .filter_map(|e| e["batch_index"].as_u64())
-        .collect();
+    let indices = batch_indices(&body);
     assert_eq!(indices, [2, 6, 7, 9, 11, 14, 15], "{body}");
     let sb = &rig.sandbox;
     assert!(sb.person("+14155552671").is_some());
