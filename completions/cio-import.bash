@@ -23,7 +23,7 @@ _cio__import() {
 
     case "${cmd}" in
         cio__import)
-            opts="-q -v -h -V --format --delimiter --action --id-column --id-type --type --empty --event-name --site-id --api-key-file --region --endpoint --no-preflight --rate --burst --concurrency --batch --timeout --max-retries --max-retry-after --max-consecutive-failures --stop-timeout --max-invalid --dry-run --resume --failures --checkpoint --summary --progress --quiet --verbose --sandbox --sandbox-limit --sandbox-fail-rate --sandbox-drop-rate --sandbox-stall-rate --sandbox-latency --completions --man --help --version"
+            opts="-y -q -v -h -V --format --delimiter --action --id-column --id-type --type --empty --event-name --entity --object-type --only-existing --site-id --api-key-file --region --endpoint --no-preflight --rate --burst --concurrency --batch --timeout --max-retries --max-retry-after --max-consecutive-failures --stop-timeout --max-invalid --dry-run --yes --resume --failures --checkpoint --summary --progress --quiet --verbose --sandbox --sandbox-limit --sandbox-fail-rate --sandbox-drop-rate --sandbox-stall-rate --sandbox-latency --completions --man --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -38,7 +38,7 @@ _cio__import() {
                     return 0
                     ;;
                 --action)
-                    COMPREPLY=($(compgen -W "identify event delete suppress unsuppress" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "identify event page screen delete suppress unsuppress add-device delete-device merge add-relationships delete-relationships" -- "${cur}"))
                     return 0
                     ;;
                 --id-column)
@@ -46,7 +46,7 @@ _cio__import() {
                     return 0
                     ;;
                 --id-type)
-                    COMPREPLY=($(compgen -W "id email cio_id" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "id email cio_id phone" -- "${cur}"))
                     return 0
                     ;;
                 --type)
@@ -58,6 +58,14 @@ _cio__import() {
                     return 0
                     ;;
                 --event-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --entity)
+                    COMPREPLY=($(compgen -W "person object" -- "${cur}"))
+                    return 0
+                    ;;
+                --object-type)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

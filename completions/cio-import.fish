@@ -3,17 +3,28 @@ ndjson\t''"
 complete -c cio-import -l delimiter -d 'What separates CSV cells: one character, e.g. \';\' as spreadsheets in many countries write, or `tab` [default: a tab for .tsv files, else \',\']' -r
 complete -c cio-import -l action -d 'What each record does' -r -f -a "identify\t'Create or update a person with the row\'s attributes'
 event\t'Track an event for a person (or an anonymous event, by `anonymous_id`)'
+page\t'Track a page view (its name is the page\'s URL or name), like an event'
+screen\t'Track a mobile screen view (its name is the screen\'s), like an event'
 delete\t'Delete the person'
 suppress\t'Suppress the person (and delete their data)'
-unsuppress\t'Lift a suppression'"
+unsuppress\t'Lift a suppression'
+add-device\t'Add a mobile device to the person: device_id (its token) and platform columns'
+delete-device\t'Remove a device from the person: a device_id column'
+merge\t'Merge each row\'s secondary person into its primary (primary_id, primary_email or primary_cio_id, and secondary_...): for good'
+add-relationships\t'Relate the person to an object: an object_id column, and --object-type'
+delete-relationships\t'Remove a person\'s relationship to an object'"
 complete -c cio-import -l id-column -d 'Column holding the person\'s identifier [default: the first of id, email, cio_id]' -r
 complete -c cio-import -l id-type -d 'Which identifier --id-column holds [default: email for a column named email, cio_id for one named cio_id (in any case), else id]. `--id-column user_email --id-type email` sends the values as email addresses, not as ids' -r -f -a "id\t'Your own id for the person'
 email\t'The person\'s email address'
-cio_id\t'Customer.io\'s own id for the person'"
+cio_id\t'Customer.io\'s own id for the person'
+phone\t'The person\'s phone number, E.164 (a + and up to 15 digits); only where the workspace has phone identifiers on. Never looked for by itself: `--id-column phone` picks it'"
 complete -c cio-import -l type -d 'Type of a column\'s values, repeatable: COLUMN=string|number|bool|timestamp|json [default: string; created_at, and an event\'s timestamp, are timestamps]. A timestamp is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds (without an offset, as UTC)' -r
 complete -c cio-import -l empty -d 'Empty cells: skip leaves the attribute untouched; clear sends "" to erase it' -r -f -a "skip\t'Leave the attribute as it is in Customer.io'
 clear\t'Send "" so Customer.io clears the attribute'"
-complete -c cio-import -l event-name -d 'Event name for rows whose `name` column is empty or missing [--action event only] [default: the row\'s `name` column]' -r
+complete -c cio-import -l event-name -d 'Event name for rows whose `name` column is empty or missing [--action event, page or screen only] [default: the row\'s `name` column]' -r
+complete -c cio-import -l entity -d 'What the rows are about: people, or objects (an object_id column; --action identify or delete)' -r -f -a "person\t'People (and their events, devices and relationships)'
+object\t'Objects (companies, accounts, ...): `--object-type` and an `object_id` column'"
+complete -c cio-import -l object-type -d 'Object type id (a whole number from 1) of the objects that rows without an object_type_id column name [--entity object and relationships]' -r
 complete -c cio-import -l site-id -d 'Workspace site id; needed unless --sandbox or --dry-run' -r
 complete -c cio-import -l api-key-file -d 'File holding the Track API key [default: the key in $CUSTOMERIO_TRACK_API_KEY]' -r -F
 complete -c cio-import -l region -d 'Workspace region: picks track.customer.io or track-eu.customer.io' -r -f -a "us\t''
@@ -22,7 +33,7 @@ complete -c cio-import -l endpoint -d 'Base URL replacing the region\'s host, e.
 complete -c cio-import -l rate -d 'Most requests per second, retries included, spaced evenly; lowered for a while after a 429, in requests/s' -r
 complete -c cio-import -l burst -d 'Requests that may go back to back above the even pace after a quiet spell, in requests; 1 means none' -r
 complete -c cio-import -l concurrency -d 'Most requests in flight at once (sent and not yet answered), in requests' -r
-complete -c cio-import -l batch -d 'Operations per request, in operations: records go that many at a time through /api/v2/batch (each request under 500 KB; --rate still counts requests); 1 sends each record alone through its v1 endpoint' -r
+complete -c cio-import -l batch -d 'Operations per request, in operations: records go that many at a time through /api/v2/batch (each request under 500 KB; --rate still counts requests); 1 sends each record alone through its v1 endpoint (or /api/v2/entity, for what v1 cannot carry)' -r
 complete -c cio-import -l timeout -d 'Time one request may take before it is retried, in seconds' -r
 complete -c cio-import -l max-retries -d 'Retries per record after its first attempt (429s included) before it goes to the failures file' -r
 complete -c cio-import -l max-retry-after -d 'Longest Retry-After honoured, in seconds; longer ones are cut to this' -r
@@ -45,8 +56,10 @@ elvish\t''
 fish\t''
 powershell\t''
 zsh\t''"
+complete -c cio-import -l only-existing -d 'Update only people who exist; never create one (sends _update: true) [--action identify only]'
 complete -c cio-import -l no-preflight -d 'Skip the credentials and region check (GET /api/v1/accounts/region) made before the first record'
 complete -c cio-import -l dry-run -d 'Read, map and validate every row; send nothing. Needs no credentials; invalid rows go to <stem>.dry-run.failures.ndjson (--failures to choose)'
+complete -c cio-import -s y -l yes -d 'Go on without asking with an action that cannot be undone (delete, suppress, merge); without it such a run asks on the terminal, or is refused when there is none'
 complete -c cio-import -l resume -d 'Carry on from the checkpoint an interrupted or crashed run left, with the same inputs; new failures are added to the failures file'
 complete -c cio-import -s q -l quiet -d 'Print only errors and the final summary: no progress, warnings or sandbox lines'
 complete -c cio-import -s v -l verbose -d 'Log every request\'s outcome to stderr; -vv adds each retry\'s wait'

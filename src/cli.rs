@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::exit::Exit;
-use crate::record::{Action, EmptyPolicy, IdKind, ValueType};
+use crate::record::{Action, EmptyPolicy, Entity, IdKind, ValueType};
 use crate::report::ProgressMode;
 use crate::source::Format;
 use crate::track::Region;
@@ -123,10 +123,25 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = EmptyPolicy::Skip, help_heading = "Mapping")]
     pub empty: EmptyPolicy,
 
-    /// Event name for rows whose `name` column is empty or missing [--action event only]
-    /// [default: the row's `name` column].
+    /// Event name for rows whose `name` column is empty or missing [--action event, page or
+    /// screen only] [default: the row's `name` column].
     #[arg(long, value_name = "NAME", help_heading = "Mapping")]
     pub event_name: Option<String>,
+
+    /// What the rows are about: people, or objects (an object_id column; --action identify
+    /// or delete).
+    #[arg(long, value_enum, default_value_t = Entity::Person, help_heading = "Mapping")]
+    pub entity: Entity,
+
+    /// Object type id (a whole number from 1) of the objects that rows without an
+    /// object_type_id column name [--entity object and relationships].
+    #[arg(long, value_name = "ID", help_heading = "Mapping")]
+    pub object_type: Option<String>,
+
+    /// Update only people who exist; never create one (sends _update: true) [--action
+    /// identify only].
+    #[arg(long, help_heading = "Mapping")]
+    pub only_existing: bool,
 
     /// Workspace site id; needed unless --sandbox or --dry-run.
     #[arg(
@@ -181,7 +196,7 @@ pub struct Cli {
 
     /// Operations per request, in operations: records go that many at a time through
     /// /api/v2/batch (each request under 500 KB; --rate still counts requests); 1 sends each
-    /// record alone through its v1 endpoint.
+    /// record alone through its v1 endpoint (or /api/v2/entity, for what v1 cannot carry).
     #[arg(long, value_name = "N", default_value_t = 100, help_heading = "Pacing")]
     pub batch: usize,
 
@@ -228,6 +243,11 @@ pub struct Cli {
     /// go to <stem>.dry-run.failures.ndjson (--failures to choose).
     #[arg(long, help_heading = "Run")]
     pub dry_run: bool,
+
+    /// Go on without asking with an action that cannot be undone (delete, suppress, merge);
+    /// without it such a run asks on the terminal, or is refused when there is none.
+    #[arg(long, short = 'y', help_heading = "Run")]
+    pub yes: bool,
 
     /// Carry on from the checkpoint an interrupted or crashed run left, with the same
     /// inputs; new failures are added to the failures file.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::cli::Cli;
 use crate::error::Fatal;
-use crate::record::{Action, EmptyPolicy, MapSpec};
+use crate::record::{Action, EmptyPolicy, Entity, MapSpec};
 use crate::report::ProgressMode;
 use crate::sandbox::SandboxOptions;
 use crate::source::{Input, SourceError};
@@ -81,6 +81,8 @@ pub struct Config {
     pub progress: ProgressMode,
     pub quiet: bool,
     pub verbose: u8,
+    /// `--yes`: an action that cannot be undone goes on without asking.
+    pub yes: bool,
 }
 
 /// A configuration problem; the message names the flag, variable or file.
@@ -137,6 +139,15 @@ impl Config {
         }
         if map.empty != EmptyPolicy::Skip {
             flag("--empty", cli_name(map.empty));
+        }
+        if map.entity != Entity::Person {
+            flag("--entity", cli_name(map.entity));
+        }
+        if let Some(object_type) = &map.object_type {
+            flag("--object-type", object_type.clone());
+        }
+        if map.only_existing {
+            args.push("--only-existing".to_owned());
         }
         args
     }
@@ -260,11 +271,12 @@ impl Config {
             return Err(bad("stdin (-) can be given only once"));
         }
 
-        if cli.event_name.is_some() && cli.action != Action::Event {
+        if cli.event_name.is_some() && cli.action.event_kind().is_none() {
             return Err(bad(
                 "--event-name names events: add --action event (or leave --event-name out)",
             ));
         }
+        check_model(&cli)?;
         let inputs = cli
             .inputs
             .iter()
@@ -392,6 +404,11 @@ impl Config {
                 types: cli.types,
                 empty: cli.empty,
                 event_name: cli.event_name,
+                entity: cli.entity,
+                object_type: cli.object_type,
+                only_existing: cli.only_existing,
+                // A destroying --action is confirmed (or refused) for the whole run.
+                may_destroy: cli.yes || cli.dry_run || cli.sandbox || cli.action.destroys(),
             },
             target,
             preflight: !cli.no_preflight,
@@ -415,8 +432,52 @@ impl Config {
             progress: cli.progress,
             quiet: cli.quiet,
             verbose: cli.verbose,
+            yes: cli.yes,
         })
     }
+}
+
+/// The data-model flags: what `--entity`, `--object-type` and `--only-existing` go with.
+fn check_model(cli: &Cli) -> Result<(), ConfigError> {
+    let action = cli_name(cli.action);
+    if cli.entity == Entity::Object && !matches!(cli.action, Action::Identify | Action::Delete) {
+        return Err(bad(format!(
+            "--entity object takes --action identify or delete, not {action}; a person's \
+             relationships to objects are --action add-relationships (or delete-relationships)"
+        )));
+    }
+    let takes_type = cli.entity == Entity::Object
+        || matches!(
+            cli.action,
+            Action::AddRelationships | Action::DeleteRelationships
+        );
+    if let Some(object_type) = &cli.object_type {
+        if !takes_type {
+            return Err(bad(
+                "--object-type names the objects of --entity object or of a relationship \
+                 action (add-relationships, delete-relationships): add one or leave it out",
+            ));
+        }
+        let digits = !object_type.is_empty() && object_type.bytes().all(|b| b.is_ascii_digit());
+        if !digits || object_type.starts_with('0') || object_type.len() > 10 {
+            return Err(bad(format!(
+                "--object-type {object_type:?}: an object type id is a whole number from 1 \
+                 (Customer.io shows it under Data & Integrations > Objects)"
+            )));
+        }
+    }
+    if cli.only_existing && (cli.action != Action::Identify || cli.entity != Entity::Person) {
+        return Err(bad(format!(
+            "--only-existing updates people who exist: it goes with --action identify, not \
+             {action}{}",
+            if cli.entity == Entity::Object {
+                " of objects"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(())
 }
 
 /// The flags of `cli` that shape how the run goes and are not at their defaults, as words.

@@ -10,14 +10,8 @@ use common::{Server, read_ndjson, write};
 use serde_json::{Value, json};
 use ulid::Ulid;
 
-/// Every request but the preflight's GET, in arrival order.
 fn sent(server: &Server) -> Vec<Received> {
-    server
-        .sandbox
-        .requests()
-        .into_iter()
-        .filter(|r| r.method != "GET")
-        .collect()
+    server.sent()
 }
 
 /// Imports `csv` from the file `name` in `dir` with `args`, expecting success; returns every
@@ -180,7 +174,7 @@ fn delete_suppress_and_unsuppress_reach_their_endpoints_without_a_body() {
             dir.path(),
             file,
             &format!("id\n{ids}"),
-            &["--action", action],
+            &["--action", action, "--yes"],
         );
     };
     run("delete.csv", "1\n", "delete");
@@ -296,8 +290,16 @@ fn a_failures_file_of_mixed_actions_replays_each_with_its_own_action() {
             "id,name,timestamp,anonymous_id\n1,signed_up,1709632800,\n,viewed,1709632801,anon-9\n",
             &["--action", "event"][..],
         ),
-        ("delete.csv", "id\n2\n", &["--action", "delete"][..]),
-        ("suppress.csv", "id\n3\n", &["--action", "suppress"][..]),
+        (
+            "delete.csv",
+            "id\n2\n",
+            &["--action", "delete", "--yes"][..],
+        ),
+        (
+            "suppress.csv",
+            "id\n3\n",
+            &["--action", "suppress", "--yes"][..],
+        ),
     ];
     let mut mixed = String::new();
     for (name, text, args) in inputs {
@@ -325,7 +327,12 @@ fn a_failures_file_of_mixed_actions_replays_each_with_its_own_action() {
 
     // Replayed with the default action (identify), each line keeps its own.
     let healthy = Server::plain();
-    healthy.cmd(dir.path()).arg(&mixed).assert().success();
+    healthy
+        .cmd(dir.path())
+        .arg(&mixed)
+        .arg("--yes")
+        .assert()
+        .success();
     let mut calls: Vec<(String, String)> = sent(&healthy)
         .into_iter()
         .map(|r| (r.method, r.path))

@@ -1,5 +1,5 @@
-//! What users see, pinned byte for byte: the request bodies of every operation kind (v1 and
-//! `/api/v2/batch`), every failures-file line shape, a checkpoint file, the `--summary` JSON,
+//! What users see, pinned byte for byte: the request bodies of every operation kind (v1,
+//! `/api/v2/entity` and `/api/v2/batch`), every failures-file line shape, a checkpoint file, the `--summary` JSON,
 //! the human summary and `--help`. A refactor must leave every file under tests/golden/ as
 //! it is; a change meant to alter what users see rewrites them with
 //!
@@ -177,8 +177,61 @@ fn request_bodies_of_every_operation_kind() {
             "event-anonymous",
             vec!["anonymous.ndjson", "--action", "event"],
         ),
-        ("delete", vec!["users.csv", "--action", "delete"]),
-        ("suppress", vec!["users.csv", "--action", "suppress"]),
+        ("page", vec!["pages.csv", "--action", "page"]),
+        ("screen", vec!["screens.csv", "--action", "screen"]),
+        ("identify-phone", vec!["phones.csv", "--id-column", "phone"]),
+        (
+            "identify-only-existing",
+            vec!["phones.csv", "--id-column", "phone", "--only-existing"],
+        ),
+        ("add-device", vec!["devices.csv", "--action", "add-device"]),
+        (
+            "delete-device",
+            vec!["devices.csv", "--action", "delete-device"],
+        ),
+        ("merge", vec!["merges.csv", "--action", "merge", "--yes"]),
+        (
+            "object-identify",
+            vec!["companies.csv", "--entity", "object", "--object-type", "1"],
+        ),
+        (
+            "object-delete",
+            vec![
+                "companies.csv",
+                "--entity",
+                "object",
+                "--object-type",
+                "1",
+                "--action",
+                "delete",
+                "--yes",
+            ],
+        ),
+        (
+            "add-relationships",
+            vec![
+                "memberships.csv",
+                "--action",
+                "add-relationships",
+                "--object-type",
+                "1",
+            ],
+        ),
+        (
+            "delete-relationships",
+            vec![
+                "memberships.csv",
+                "--action",
+                "delete-relationships",
+                "--object-type",
+                "1",
+            ],
+        ),
+        ("delete", vec!["users.csv", "--action", "delete", "--yes"]),
+        (
+            "suppress",
+            vec!["users.csv", "--action", "suppress", "--yes"],
+        ),
         ("unsuppress", vec!["users.csv", "--action", "unsuppress"]),
     ];
     let mut out = String::new();

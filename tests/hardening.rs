@@ -121,7 +121,9 @@ fn a_resume_without_the_runs_action_is_refused_before_sending() {
     write(d, "users.csv", &people(200));
     let server = Server::plain();
     let first = import(&server, d)
-        .args(["--action", "delete", "--rate", "20", "--batch", "1"])
+        .args([
+            "--action", "delete", "--yes", "--rate", "20", "--batch", "1",
+        ])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -143,7 +145,7 @@ fn a_resume_without_the_runs_action_is_refused_before_sending() {
 
     let out = import(&server, d)
         .args([
-            "--action", "delete", "--rate", "1000", "--batch", "1", "--resume",
+            "--action", "delete", "--yes", "--rate", "1000", "--batch", "1", "--resume",
         ])
         .output()
         .unwrap();

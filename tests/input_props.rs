@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use cio_import::record::{Action, EmptyPolicy, IdKind, MapSpec, Mapper, Operation, ValueType};
+use cio_import::record::{
+    Action, EmptyPolicy, Entity, IdKind, MapSpec, Mapper, Operation, ValueType,
+};
 use cio_import::settle::failure_line;
 use cio_import::source::{Input, Row, RowData};
 use csv::StringRecord;
@@ -40,6 +42,14 @@ const NAMES: &[&str] = &[
     "",
     "\u{feff}id",
     "Zoë",
+    "phone",
+    "object_id",
+    "object_type_id",
+    "device_id",
+    "platform",
+    "last_used",
+    "primary_id",
+    "secondary_email",
 ];
 
 /// Cell texts: values every type accepts or refuses, and values at the limits.
@@ -265,6 +275,13 @@ fn map_spec() -> impl Strategy<Value = MapSpec> {
             Action::Delete,
             Action::Suppress,
             Action::Unsuppress,
+            Action::Page,
+            Action::Screen,
+            Action::AddDevice,
+            Action::DeleteDevice,
+            Action::Merge,
+            Action::AddRelationships,
+            Action::DeleteRelationships,
         ][..],
     );
     let ty = select(
@@ -296,6 +313,10 @@ fn map_spec() -> impl Strategy<Value = MapSpec> {
                     EmptyPolicy::Skip
                 },
                 event_name: event_name.map(str::to_owned),
+                entity: Entity::Person,
+                object_type: Some("1".to_owned()),
+                only_existing: false,
+                may_destroy: true,
             },
         )
 }
@@ -389,7 +410,7 @@ fn read_and_map(dir: &Path, csv: bool, packing: Packing, bytes: &[u8], spec: &Ma
 /// A record that failed to send is written to the failures file as its operation; read
 /// back, that line must be the same operation.
 fn replays_to_itself(mapper: &mut Mapper, op: Operation, name: &str, line: u64) {
-    let _ = op.v1_request();
+    let _ = op.one_request();
     let Value::Object(payload) = serde_json::to_value(&op).unwrap() else {
         panic!("an operation serialises as an object");
     };

@@ -271,6 +271,25 @@ fn every_readme_command_runs_as_documented() {
     }
     // The lines that send reached the sandboxes.
     assert!(bench.us.sandbox.is_suppressed("1008"));
+    // Each kind's example reached the sandbox, none of its operations refused.
+    let stats = bench.us.sandbox.stats();
+    assert_eq!(stats.invalid_ops, 0, "{}", bench.us.sandbox.summary_line());
+    assert!(stats.page_views > 0 && stats.screen_views > 0, "{stats:?}");
+    assert_eq!((stats.objects, stats.merges), (2, 2), "{stats:?}");
+    // Devices and relationships were the suppressed people's, and went with them.
+    let actions: std::collections::HashSet<String> = bench
+        .us
+        .sandbox
+        .requests()
+        .iter()
+        .filter_map(|r| r.body.as_ref()?.get("batch")?.as_array().cloned())
+        .flatten()
+        .filter_map(|op| op["action"].as_str().map(str::to_owned))
+        .collect();
+    for action in ["add_device", "add_relationships", "merge", "page", "screen"] {
+        assert!(actions.contains(action), "{action}: {actions:?}");
+    }
+    assert!(bench.us.sandbox.person("+14155552671").is_some());
     assert!(bench.us.sandbox.person("ada@example.com").is_some());
     assert!(bench.eu.sandbox.person("1001").is_some());
     let summary: Value =

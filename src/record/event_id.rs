@@ -11,7 +11,7 @@ use ulid::Ulid;
 
 use super::hash::Fnv128;
 use super::value::{quote, thousands};
-use super::{Invalid, Who};
+use super::{EventKind, Invalid, Who};
 use crate::track::MAX_EVENT_DATA_BYTES;
 
 /// A given event id, as a ULID.
@@ -40,6 +40,7 @@ pub(super) fn parse(column: &str, id: &str) -> Result<Ulid, Invalid> {
 /// the event. The data is hashed as serialised JSON, whose key order is fixed (serde_json's map
 /// is sorted).
 pub(super) fn settle(
+    kind: EventKind,
     who: &Who<impl AsRef<str>>,
     name: &str,
     timestamp: Option<i64>,
@@ -47,6 +48,10 @@ pub(super) fn settle(
     given: Option<Ulid>,
 ) -> Result<Ulid, Invalid> {
     let mut h = Fnv128::default();
+    // A page or screen view's id differs from an event's alike; an event's stays as it was.
+    if let Some(kind) = kind.v1_type() {
+        h.field(kind.as_bytes());
+    }
     who.hash_into(&mut h);
     h.field(name.as_bytes());
     match timestamp {

@@ -27,12 +27,26 @@ pub enum IdKind {
     /// Customer.io's own id for the person.
     #[value(name = "cio_id")]
     CioId,
+    /// The person's phone number, E.164 (a + and up to 15 digits); only where the workspace
+    /// has phone identifiers on. Never looked for by itself: `--id-column phone` picks it.
+    Phone,
 }
 
 impl IdKind {
-    /// Every kind, in the order identifier columns are looked for.
+    /// Every kind.
     pub(super) fn all() -> &'static [IdKind] {
         <IdKind as clap::ValueEnum>::value_variants()
+    }
+
+    /// The kinds whose column is the identifier without `--id-column`, in the order they are
+    /// looked for: a phone number only works where a workspace turned it on.
+    pub(super) fn detected() -> &'static [IdKind] {
+        &[IdKind::Id, IdKind::Email, IdKind::CioId]
+    }
+
+    /// Whether a v1 path can name a person by it (none can by a phone number).
+    pub(super) fn in_path(self) -> bool {
+        self != IdKind::Phone
     }
 
     /// The column, the JSON key and the `--id-type` value (a test holds the three to it).
@@ -41,12 +55,14 @@ impl IdKind {
             IdKind::Id => "id",
             IdKind::Email => "email",
             IdKind::CioId => "cio_id",
+            IdKind::Phone => "phone",
         }
     }
 
-    /// Every kind's name for a message, `last` before the last one: "id, email or cio_id".
+    /// The detected kinds' names for a message, `last` before the last one: "id, email or
+    /// cio_id".
     pub(super) fn listed(last: &str) -> String {
-        let names: Vec<&str> = IdKind::all().iter().map(|k| k.name()).collect();
+        let names: Vec<&str> = IdKind::detected().iter().map(|k| k.name()).collect();
         match names.split_last() {
             Some((end, rest)) if !rest.is_empty() => format!("{}{last}{end}", rest.join(", ")),
             _ => names.concat(),
@@ -90,6 +106,15 @@ impl IdKind {
                 ),
             ));
         }
+        if self == IdKind::Phone && !is_e164(text) {
+            return Err(Invalid::at(
+                column,
+                format!(
+                    "column {column:?} is {text:?}, which is not a phone number in E.164 form \
+                     (a + and up to 15 digits, e.g. +14155552671)"
+                ),
+            ));
+        }
         if text.len() > MAX_IDENTIFIER_BYTES {
             return Err(Invalid::at(
                 column,
@@ -102,6 +127,12 @@ impl IdKind {
         }
         Ok(text)
     }
+}
+
+/// `+` and 1 to 15 digits.
+fn is_e164(text: &str) -> bool {
+    text.strip_prefix('+')
+        .is_some_and(|d| (1..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// How a person is addressed: an [`Operation`](super::Operation) owns its value; a row being
@@ -118,7 +149,17 @@ impl<S: AsRef<str>> Identifier<S> {
         let value = self.value.as_ref();
         match self.kind {
             IdKind::CioId => Cow::Owned(format!("cio_{value}")),
-            IdKind::Id | IdKind::Email => Cow::Borrowed(value),
+            IdKind::Id | IdKind::Email | IdKind::Phone => Cow::Borrowed(value),
+        }
+    }
+}
+
+impl Identifier {
+    /// The same identifier, borrowed.
+    pub(super) fn borrowed(&self) -> Identifier<&str> {
+        Identifier {
+            kind: self.kind,
+            value: &self.value,
         }
     }
 }
@@ -169,8 +210,8 @@ impl<'de> Visitor<'de> for OneKey {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Action;
     use super::super::testkit::*;
+    use super::super::{Action, MapSpec};
     use super::*;
     use serde_json::json;
 
@@ -206,10 +247,10 @@ mod tests {
                 "invalid value: map, expected map with a single key"
             );
         }
-        let e = serde_json::from_value::<Identifier>(json!({"phone": "1"})).unwrap_err();
+        let e = serde_json::from_value::<Identifier>(json!({"ssn": "1"})).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown variant `phone`, expected one of `id`, `email`, `cio_id`"
+            "unknown variant `ssn`, expected one of `id`, `email`, `cio_id`, `phone`"
         );
     }
 
@@ -248,6 +289,25 @@ mod tests {
         // The bare id never keeps a prefix, so replaying the operation gives the same id.
         let op = ok(&mut m, &row(&["cio_cio_ 7"]));
         assert_eq!(person(&op), Some(&cio_id("7")));
+    }
+
+    #[test]
+    fn a_phone_identifier_is_chosen_by_name_and_must_be_e164() {
+        // Never by itself: a workspace may not take phone identifiers.
+        let e = csv_error(&spec(Action::Identify), &["phone", "plan"]);
+        assert!(e.starts_with("no identifier column"), "{e}");
+        let s = MapSpec {
+            id_column: Some("phone".into()),
+            ..spec(Action::Identify)
+        };
+        let mut m = csv_mapper(&s, &["phone", "plan"]);
+        let op = ok(&mut m, &row(&[" +14155552671 ", "pro"]));
+        assert_eq!(person(&op), Some(&ident(IdKind::Phone, "+14155552671")));
+        for bad in ["14155552671", "+1 415 555", "+", "+1234567890123456", "+1a"] {
+            let e = err(&mut m, &row(&[bad, "pro"]));
+            assert_eq!(e.column.as_deref(), Some("phone"), "{bad}");
+            assert!(e.message.contains("E.164"), "{}", e.message);
+        }
     }
 
     #[test]

@@ -7,25 +7,32 @@
 //! (`rules`) → an operation (its event id from `event_id`). A failures-file line goes
 //! through `replay` into the same rules.
 
+mod entity;
 mod event_id;
 mod hash;
 mod identifier;
 mod operation;
+mod order;
 mod plan;
+mod recent;
 mod replay;
 mod row;
 mod rules;
 mod tally;
+mod ties;
 mod v1;
 mod value;
 
 #[cfg(test)]
 mod testkit;
 
+pub use entity::{Device, Entity, ObjectId, Platform};
 pub use identifier::{IdKind, Identifier};
-pub use operation::{Event, Operation, Who};
+pub use operation::{Event, EventKind, Operation, Who};
+pub use order::Order;
 pub use plan::{MapError, MapSpec, Mapper};
-pub use v1::{EventBody, Method, V1Body, V1Request};
+pub use recent::TRIGGER_WINDOW_SECS;
+pub use v1::{ENTITY_PATH, EventBody, Method, OneBody, OneRequest, V1Device};
 pub use value::ValueType;
 pub(crate) use value::json_size;
 
@@ -41,12 +48,52 @@ pub enum Action {
     Identify,
     /// Track an event for a person (or an anonymous event, by `anonymous_id`).
     Event,
+    /// Track a page view (its name is the page's URL or name), like an event.
+    Page,
+    /// Track a mobile screen view (its name is the screen's), like an event.
+    Screen,
     /// Delete the person.
     Delete,
     /// Suppress the person (and delete their data).
     Suppress,
     /// Lift a suppression.
     Unsuppress,
+    /// Add a mobile device to the person: device_id (its token) and platform columns.
+    AddDevice,
+    /// Remove a device from the person: a device_id column.
+    DeleteDevice,
+    /// Merge each row's secondary person into its primary (primary_id, primary_email or
+    /// primary_cio_id, and secondary_...): for good.
+    Merge,
+    /// Relate the person to an object: an object_id column, and --object-type.
+    AddRelationships,
+    /// Remove a person's relationship to an object.
+    DeleteRelationships,
+}
+
+impl Action {
+    /// What kind of event the action tracks; None for the actions that are no event.
+    pub(crate) fn event_kind(self) -> Option<EventKind> {
+        match self {
+            Action::Event => Some(EventKind::Event),
+            Action::Page => Some(EventKind::Page),
+            Action::Screen => Some(EventKind::Screen),
+            _ => None,
+        }
+    }
+
+    /// As the command line spells it (`add-device`).
+    pub fn flag_name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Whether its records cannot be undone: they delete (a person or an object), suppress
+    /// or merge.
+    pub fn destroys(self) -> bool {
+        matches!(self, Action::Delete | Action::Suppress | Action::Merge)
+    }
 }
 
 /// What to do with an empty cell.

@@ -7,17 +7,20 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use ulid::Ulid;
 
+use super::entity::{Entity, Ids, OBJECT_ID, OBJECT_TYPE_ID, ObjectId};
 use super::hash::Fnv128;
-use super::rules::{Checked, Fields, Source};
+use super::order::Order;
+use super::rules::{Checked, Fields, Source, Tied};
 use super::tally::Collect;
-use super::{Action, Identifier, Invalid};
+use super::{Action, Device, Identifier, Invalid};
 use crate::track::MAX_OPERATION_BYTES;
 
 /// One Customer.io operation. Reads back from its JSON through the same rules a row meets.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "Flat<'static>")]
 pub enum Operation {
-    /// Create or update a person with these attributes.
+    /// Create or update a person with these attributes (`_update: true` among them updates
+    /// only a person who exists).
     Identify {
         person: Identifier,
         attributes: Map<String, Value>,
@@ -27,18 +30,76 @@ pub enum Operation {
     /// Suppress the person (and delete their data).
     Suppress(Identifier),
     Unsuppress(Identifier),
+    AddDevice {
+        person: Identifier,
+        device: Device,
+    },
+    DeleteDevice {
+        person: Identifier,
+        token: String,
+    },
+    /// Merge `secondary` into `primary`, for good.
+    Merge {
+        primary: Identifier,
+        secondary: Identifier,
+    },
+    /// Create or update an object with these attributes.
+    IdentifyObject {
+        object: ObjectId,
+        attributes: Map<String, Value>,
+    },
+    DeleteObject(ObjectId),
+    /// Relate a person to an object, the relationship holding these attributes.
+    Relate {
+        person: Identifier,
+        object: ObjectId,
+        attributes: Map<String, Value>,
+    },
+    Unrelate {
+        person: Identifier,
+        object: ObjectId,
+    },
 }
 
-/// An event, for a person or anonymous.
+/// An event, a page view or a screen view, for a person or anonymous.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    pub kind: EventKind,
     pub who: Who,
+    /// The event's name; a page's URL or name; a screen's name.
     pub name: String,
     /// Customer.io's deduplication key: given, or derived from the event.
     pub id: Ulid,
     /// Event time, Unix seconds.
     pub timestamp: Option<i64>,
     pub data: Map<String, Value>,
+}
+
+/// What an [`Event`] tracks: Customer.io takes all three the same way, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Event,
+    Page,
+    Screen,
+}
+
+impl EventKind {
+    pub fn action(self) -> Action {
+        match self {
+            EventKind::Event => Action::Event,
+            EventKind::Page => Action::Page,
+            EventKind::Screen => Action::Screen,
+        }
+    }
+
+    /// The `type` a v1 event body gives it; an event needs none.
+    pub fn v1_type(self) -> Option<&'static str> {
+        match self {
+            EventKind::Event => None,
+            EventKind::Page => Some("page"),
+            EventKind::Screen => Some("screen"),
+        }
+    }
 }
 
 /// The key an anonymous event names its visitor by, in a row as in the API.
@@ -70,6 +131,14 @@ impl<S: AsRef<str>> Who<S> {
     }
 }
 
+/// A key that is equal for two operations on the same person (or anonymous visitor), and the
+/// same in every build.
+pub(super) fn person_key(who: &Who<impl AsRef<str>>) -> u64 {
+    let mut h = Fnv128::default();
+    who.hash_into(&mut h);
+    h.top64()
+}
+
 impl Who<Cow<'_, str>> {
     pub(super) fn into_owned(self) -> Who {
         match self {
@@ -82,31 +151,24 @@ impl Who<Cow<'_, str>> {
 impl Operation {
     pub fn action(&self) -> Action {
         match self {
-            Operation::Identify { .. } => Action::Identify,
-            Operation::Event(_) => Action::Event,
-            Operation::Delete(_) => Action::Delete,
+            Operation::Identify { .. } | Operation::IdentifyObject { .. } => Action::Identify,
+            Operation::Event(event) => event.kind.action(),
+            Operation::Delete(_) | Operation::DeleteObject(_) => Action::Delete,
             Operation::Suppress(_) => Action::Suppress,
             Operation::Unsuppress(_) => Action::Unsuppress,
+            Operation::AddDevice { .. } => Action::AddDevice,
+            Operation::DeleteDevice { .. } => Action::DeleteDevice,
+            Operation::Merge { .. } => Action::Merge,
+            Operation::Relate { .. } => Action::AddRelationships,
+            Operation::Unrelate { .. } => Action::DeleteRelationships,
         }
     }
 
-    /// Whom the operation is about.
-    fn who(&self) -> Who<&str> {
-        fn person(p: &Identifier) -> Who<&str> {
-            Who::Person(Identifier {
-                kind: p.kind,
-                value: &p.value,
-            })
-        }
+    /// Whether it is about a person or an object.
+    pub fn entity(&self) -> Entity {
         match self {
-            Operation::Identify { person: p, .. }
-            | Operation::Delete(p)
-            | Operation::Suppress(p)
-            | Operation::Unsuppress(p) => person(p),
-            Operation::Event(event) => match &event.who {
-                Who::Person(p) => person(p),
-                Who::Anonymous(id) => Who::Anonymous(id),
-            },
+            Operation::IdentifyObject { .. } | Operation::DeleteObject(_) => Entity::Object,
+            _ => Entity::Person,
         }
     }
 
@@ -118,17 +180,53 @@ impl Operation {
         }
     }
 
-    /// A key that is equal for two operations on the same person, and the same in every
-    /// build; the sender keeps operations with equal keys in file order.
-    pub fn person_key(&self) -> u64 {
-        let mut h = Fnv128::default();
-        self.who().hash_into(&mut h);
-        h.top64()
+    /// What the operation touches, and whether it keeps its place among the records that
+    /// touch the same (see [`Order`]).
+    pub fn order(&self) -> Order {
+        let person = |p: &Identifier| person_key(&Who::Person(p.borrowed()));
+        match self {
+            Operation::Event(event) => Order::view(person_key(&event.who)),
+            Operation::Identify { person: p, .. }
+            | Operation::Delete(p)
+            | Operation::Suppress(p)
+            | Operation::Unsuppress(p)
+            | Operation::AddDevice { person: p, .. }
+            | Operation::DeleteDevice { person: p, .. } => Order::change(person(p)),
+            Operation::Merge { primary, secondary } => {
+                Order::change_both(person(primary), person(secondary))
+            }
+            Operation::IdentifyObject { object, .. } | Operation::DeleteObject(object) => {
+                Order::change(object.key())
+            }
+            Operation::Relate {
+                person: p, object, ..
+            }
+            | Operation::Unrelate { person: p, object } => {
+                Order::change_both(person(p), object.key())
+            }
+        }
+    }
+
+    /// Whether the operation can go in a `/api/v2/batch` request. v2 has no anonymous events
+    /// (every person operation names its person in `identifiers`): those go through
+    /// `POST /api/v1/events`, one a request.
+    pub fn batchable(&self) -> bool {
+        !matches!(
+            self,
+            Operation::Event(Event {
+                who: Who::Anonymous(_),
+                ..
+            })
+        )
     }
 
     /// The operation as one element of a `/api/v2/batch` body, or Invalid when it is over
-    /// [`MAX_OPERATION_BYTES`].
+    /// [`MAX_OPERATION_BYTES`]; empty for one that is not [`batchable`](Self::batchable),
+    /// which no batch carries.
     pub fn encode_for_batch(&self) -> Result<Vec<u8>, Invalid> {
+        if !self.batchable() {
+            return Ok(Vec::new());
+        }
         let bytes = serde_json::to_vec(self).map_err(|e| Invalid {
             column: None,
             message: format!("cannot encode the operation: {e}"),
@@ -147,24 +245,16 @@ impl Operation {
     }
 }
 
-/// The only entity type this tool sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum EntityType {
-    #[default]
-    Person,
-}
-
 /// An operation as `/api/v2/batch` takes it and a failures-file line holds it: these keys in
 /// this order, the absent ones left out. Borrowed to write, owned when read.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename = "Operation")]
 pub(super) struct Flat<'a> {
     #[serde(rename = "type", default)]
-    entity: EntityType,
+    entity: Entity,
     action: Action,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    identifiers: Option<Cow<'a, Identifier>>,
+    identifiers: Option<Ids<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     anonymous_id: Option<Cow<'a, str>>,
     /// Event name.
@@ -175,15 +265,47 @@ pub(super) struct Flat<'a> {
     id: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timestamp: Option<i64>,
-    /// A person's attributes, or an event's data.
+    /// A person's or an object's attributes, or an event's data.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     attributes: Cow<'a, Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device: Option<FlatDevice<'a>>,
+    /// A merge's two people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    primary: Option<Cow<'a, Identifier>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secondary: Option<Cow<'a, Identifier>>,
+    /// A person's relationship to an object (one a record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cio_relationships: Option<Vec<FlatRelationship<'a>>>,
+}
+
+/// A device as a v2 operation holds it.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlatDevice<'a> {
+    token: Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    platform: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_used: Option<i64>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    attributes: Cow<'a, Map<String, Value>>,
+}
+
+/// A relationship as a v2 person operation holds it.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlatRelationship<'a> {
+    identifiers: Ids<'a>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    relationship_attributes: Cow<'a, Map<String, Value>>,
 }
 
 impl Serialize for Operation {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut flat = Flat {
-            entity: EntityType::Person,
+            entity: self.entity(),
             action: self.action(),
             identifiers: None,
             anonymous_id: None,
@@ -191,16 +313,30 @@ impl Serialize for Operation {
             id: None,
             timestamp: None,
             attributes: Cow::Owned(Map::new()),
+            device: None,
+            primary: None,
+            secondary: None,
+            cio_relationships: None,
+        };
+        let person = |p| Some(Ids::Person(Cow::Borrowed(p)));
+        let related = |object, attributes| {
+            Some(vec![FlatRelationship {
+                identifiers: Ids::Object(Cow::Borrowed(object)),
+                relationship_attributes: attributes,
+            }])
         };
         let mut id = [0; ulid::ULID_LEN];
         match self {
-            Operation::Identify { person, attributes } => {
-                flat.identifiers = Some(Cow::Borrowed(person));
+            Operation::Identify {
+                person: p,
+                attributes,
+            } => {
+                flat.identifiers = person(p);
                 flat.attributes = Cow::Borrowed(attributes);
             }
             Operation::Event(event) => {
                 match &event.who {
-                    Who::Person(person) => flat.identifiers = Some(Cow::Borrowed(person)),
+                    Who::Person(p) => flat.identifiers = person(p),
                     Who::Anonymous(a) => flat.anonymous_id = Some(Cow::Borrowed(a)),
                 }
                 flat.name = Some(Cow::Borrowed(&event.name));
@@ -208,10 +344,49 @@ impl Serialize for Operation {
                 flat.timestamp = event.timestamp;
                 flat.attributes = Cow::Borrowed(&event.data);
             }
-            Operation::Delete(person)
-            | Operation::Suppress(person)
-            | Operation::Unsuppress(person) => {
-                flat.identifiers = Some(Cow::Borrowed(person));
+            Operation::Delete(p) | Operation::Suppress(p) | Operation::Unsuppress(p) => {
+                flat.identifiers = person(p);
+            }
+            Operation::AddDevice { person: p, device } => {
+                flat.identifiers = person(p);
+                flat.device = Some(FlatDevice {
+                    token: Cow::Borrowed(&device.token),
+                    platform: Some(Cow::Borrowed(device.platform.name())),
+                    last_used: device.last_used,
+                    attributes: Cow::Borrowed(&device.attributes),
+                });
+            }
+            Operation::DeleteDevice { person: p, token } => {
+                flat.identifiers = person(p);
+                flat.device = Some(FlatDevice {
+                    token: Cow::Borrowed(token),
+                    platform: None,
+                    last_used: None,
+                    attributes: Cow::Owned(Map::new()),
+                });
+            }
+            Operation::Merge { primary, secondary } => {
+                flat.primary = Some(Cow::Borrowed(primary));
+                flat.secondary = Some(Cow::Borrowed(secondary));
+            }
+            Operation::IdentifyObject { object, attributes } => {
+                flat.identifiers = Some(Ids::Object(Cow::Borrowed(object)));
+                flat.attributes = Cow::Borrowed(attributes);
+            }
+            Operation::DeleteObject(object) => {
+                flat.identifiers = Some(Ids::Object(Cow::Borrowed(object)));
+            }
+            Operation::Relate {
+                person: p,
+                object,
+                attributes,
+            } => {
+                flat.identifiers = person(p);
+                flat.cio_relationships = related(object, Cow::Borrowed(attributes));
+            }
+            Operation::Unrelate { person: p, object } => {
+                flat.identifiers = person(p);
+                flat.cio_relationships = related(object, Cow::Owned(Map::new()));
             }
         }
         flat.serialize(serializer)
@@ -223,26 +398,79 @@ impl TryFrom<Flat<'_>> for Operation {
     type Error = Invalid;
 
     fn try_from(line: Flat<'_>) -> Result<Operation, Invalid> {
-        let attributes = line.attributes.into_owned();
-        let person = line.identifiers.as_deref().map(|p| {
+        let Flat {
+            entity,
+            action,
+            identifiers,
+            anonymous_id,
+            name,
+            id,
+            timestamp,
+            attributes,
+            device,
+            primary,
+            secondary,
+            cio_relationships,
+        } = line;
+        let relationship = match cio_relationships.as_deref() {
+            None | Some([]) => None,
+            Some([one]) => Some(one),
+            Some(_) => {
+                return Err(Invalid::at(
+                    "cio_relationships",
+                    "a line holds one relationship; put each of the others on a line of its own"
+                        .into(),
+                ));
+            }
+        };
+        let object = match (&identifiers, relationship.map(|r| &r.identifiers)) {
+            (Some(Ids::Object(object)), _) | (_, Some(Ids::Object(object))) => Some(&**object),
+            _ => None,
+        };
+        fn person_of<'a>(
+            column: &'a str,
+            p: &'a Identifier,
+        ) -> (&'a str, Identifier<Cow<'a, str>>) {
             let value = Cow::Borrowed(p.value.trim());
             (
-                p.kind.name(),
+                column,
                 Identifier {
                     kind: p.kind,
                     value,
                 },
             )
-        });
-        let fields = Fields {
-            person,
-            anonymous: trimmed(&line.anonymous_id).map(Cow::Borrowed),
-            name: trimmed(&line.name).map(|n| ("name", n)),
-            event_id: trimmed(&line.id).map(|id| ("id", id)),
-            timestamp: line.timestamp,
-            attributes: Collect::of(attributes),
+        }
+        let attributes = match (action, &device, relationship) {
+            (Action::AddDevice, Some(d), _) => d.attributes.clone().into_owned(),
+            (Action::AddRelationships, _, Some(r)) => {
+                r.relationship_attributes.clone().into_owned()
+            }
+            _ => attributes.into_owned(),
         };
-        Checked::new(line.action, fields, &Source::Line)?.into_operation()
+        let fields = Fields {
+            person: match &identifiers {
+                Some(Ids::Person(p)) => Some(person_of(p.kind.name(), p)),
+                _ => None,
+            },
+            anonymous: trimmed(&anonymous_id).map(Cow::Borrowed),
+            name: trimmed(&name).map(|n| ("name", n)),
+            event_id: trimmed(&id).map(|id| ("id", id)),
+            timestamp,
+            attributes: Collect::of(attributes),
+            tied: Some(Box::new(Tied {
+                object: object.map(|o| (OBJECT_ID, Cow::Borrowed(o.id.trim()))),
+                object_type: object.map(|o| (OBJECT_TYPE_ID, Cow::Borrowed(o.type_id.trim()))),
+                device: device.as_ref().map(|d| ("token", d.token.trim())),
+                platform: device
+                    .as_ref()
+                    .and_then(|d| d.platform.as_deref())
+                    .map(|p| ("platform", p)),
+                last_used: device.as_ref().and_then(|d| d.last_used),
+                primary: primary.as_deref().map(|p| person_of("primary", p)),
+                secondary: secondary.as_deref().map(|p| person_of("secondary", p)),
+            })),
+        };
+        Checked::new(action, entity, fields, &Source::Line)?.into_operation()
     }
 }
 
@@ -290,22 +518,24 @@ mod tests {
     #[test]
     fn person_key_is_pinned_and_equal_for_one_person() {
         // If this changes, a person's operations may go to another shard than before.
+        let key = |op: &Operation| op.order().keys()[0];
         let identify = Operation::Identify {
             person: ident(IdKind::Id, "42"),
             attributes: Map::new(),
         };
-        assert_eq!(identify.person_key(), 0x6049_b89b_11cb_affa);
+        assert_eq!(key(&identify), 0x6049_b89b_11cb_affa);
         let event = Operation::Event(Event {
+            kind: EventKind::Event,
             who: Who::Person(ident(IdKind::Id, "42")),
             name: "e".into(),
             id: Ulid::nil(),
             timestamp: None,
             data: Map::new(),
         });
-        assert_eq!(event.person_key(), identify.person_key());
+        assert_eq!(key(&event), key(&identify));
         assert_ne!(
-            Operation::Delete(ident(IdKind::Email, "42")).person_key(),
-            identify.person_key()
+            key(&Operation::Delete(ident(IdKind::Email, "42"))),
+            key(&identify)
         );
         let anonymous = Operation::Event(Event {
             who: Who::Anonymous("42".into()),
@@ -314,6 +544,34 @@ mod tests {
                 _ => unreachable!(),
             }
         });
-        assert_ne!(anonymous.person_key(), identify.person_key());
+        assert_ne!(key(&anonymous), key(&identify));
+    }
+
+    #[test]
+    fn each_kind_orders_by_what_it_touches() {
+        let p = |v: &str| ident(IdKind::Id, v);
+        let acme = ObjectId {
+            type_id: "1".to_owned(),
+            id: "acme".to_owned(),
+        };
+        let person = Operation::Delete(p("1")).order().keys()[0];
+        let other = Operation::Delete(p("2")).order().keys()[0];
+        let object = Operation::DeleteObject(acme.clone()).order();
+        assert_eq!((object.keys(), object.change), (&[acme.key()][..], true));
+        let merge = Operation::Merge {
+            primary: p("1"),
+            secondary: p("2"),
+        };
+        assert_eq!(merge.order().keys(), [person, other]);
+        let relate = Operation::Unrelate {
+            person: p("1"),
+            object: acme.clone(),
+        };
+        assert_eq!(relate.order().keys(), [person, acme.key()]);
+        let device = Operation::DeleteDevice {
+            person: p("1"),
+            token: "t".into(),
+        };
+        assert_eq!(device.order(), Order::change(person));
     }
 }

@@ -2,8 +2,12 @@
 //! header (per key for NDJSON), refusing a header no row could get past.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
+use super::entity::{DEVICE_ID, Entity, LAST_USED, OBJECT_ID, OBJECT_TYPE_ID, PLATFORM};
 use super::operation::ANONYMOUS_ID;
+use super::recent::Recent;
 use super::rules::Source;
 use super::tally::name_too_long;
 use super::value::{Origin, Typed, thousands};
@@ -14,12 +18,23 @@ use crate::track::{MAX_ATTRIBUTE_NAME_BYTES, MAX_EVENT_NAME_BYTES};
 #[derive(Debug, Clone)]
 pub struct MapSpec {
     pub action: Action,
+    /// What the rows are about: people, or objects.
+    pub entity: Entity,
     pub id_column: Option<String>,
     /// Which identifier `id_column` holds; by default, as its name says.
     pub id_type: Option<IdKind>,
     pub types: Vec<(String, ValueType)>,
     pub empty: EmptyPolicy,
     pub event_name: Option<String>,
+    /// `--object-type`: the type of the objects a row names without an object_type_id
+    /// (checked by `config`: a whole number from 1).
+    pub object_type: Option<String>,
+    /// `--only-existing`: identifies update only people who exist.
+    pub only_existing: bool,
+    /// Whether records that cannot be undone (delete, suppress, merge) may go: the run was
+    /// confirmed, or sends nowhere real. Else a failures-file line of such a kind, which no
+    /// `--action` asked for, is refused.
+    pub may_destroy: bool,
 }
 
 /// An input that cannot be mapped at all (no identifier column, say).
@@ -35,8 +50,17 @@ pub(super) enum Role {
     EventName,
     EventTimestamp,
     EventId,
-    /// An attribute (identify) or event data; None is "no type given" (NDJSON passes the JSON
-    /// value through, CSV sends the string).
+    ObjectId,
+    ObjectTypeId,
+    /// A device's token, its platform, when it was last used.
+    DeviceId,
+    Platform,
+    LastUsed,
+    /// A merge's people.
+    Primary(IdKind),
+    Secondary(IdKind),
+    /// An attribute (a person's, an object's, a device's or a relationship's) or event data;
+    /// None is "no type given" (NDJSON passes the JSON value through, CSV sends the string).
     Attribute(Option<Typed>),
     /// A CSV column with an empty header name (a trailing comma, usually).
     Unnamed,
@@ -60,12 +84,18 @@ pub(super) struct CsvPlan {
 /// for CSV.
 pub struct Mapper {
     pub(super) action: Action,
+    pub(super) entity: Entity,
     pub(super) empty: EmptyPolicy,
     event_name: Option<String>,
     pub(super) id_column: Option<String>,
     id_type: Option<IdKind>,
     types: HashMap<String, ValueType>,
+    object_type: Option<String>,
+    only_existing: bool,
+    pub(super) may_destroy: bool,
     pub(super) csv: Option<CsvPlan>,
+    /// Where the input's recent events are counted, if anywhere.
+    pub(super) recent: Option<Recent>,
 }
 
 impl Mapper {
@@ -75,6 +105,7 @@ impl Mapper {
     pub fn new(spec: &MapSpec, headers: Option<&[String]>) -> Result<Mapper, MapError> {
         let mut mapper = Mapper {
             action: spec.action,
+            entity: spec.entity,
             empty: spec.empty,
             event_name: spec
                 .event_name
@@ -85,7 +116,11 @@ impl Mapper {
             id_column: spec.id_column.clone(),
             id_type: spec.id_type,
             types: spec.types.iter().cloned().collect(),
+            object_type: spec.object_type.clone(),
+            only_existing: spec.only_existing,
+            may_destroy: spec.may_destroy,
             csv: None,
+            recent: None,
         };
         if let Some(name) = &mapper.event_name
             && name.len() > MAX_EVENT_NAME_BYTES
@@ -119,6 +154,7 @@ impl Mapper {
         }
         let listed = || headers.join(", ");
         let has = |name: &str| headers.iter().any(|h| h == name);
+        let missing = |what: &str| Err(MapError(format!("{what}; the header has: {}", listed())));
 
         let id_key = match &self.id_column {
             Some(col) if has(col) => Some(col.as_str()),
@@ -128,10 +164,26 @@ impl Mapper {
                     listed()
                 )));
             }
-            None => IdKind::all().iter().map(|k| k.name()).find(|c| has(c)),
+            None => self.id_key(has),
         };
-        if id_key.is_none() && !(self.action == Action::Event && has(ANONYMOUS_ID)) {
-            let anonymous = if self.action == Action::Event {
+        let event = self.action.event_kind().is_some();
+        if self.entity == Entity::Object {
+            if id_key.is_none() {
+                return missing("no object id column: expected object_id (or --id-column NAME)");
+            }
+        } else if self.action == Action::Merge {
+            for side in ["primary", "secondary"] {
+                if !headers
+                    .iter()
+                    .any(|h| side_of(h).is_some_and(|(s, _)| s == side))
+                {
+                    return missing(&format!(
+                        "no {side} column: a merge needs {side}_id, {side}_email or {side}_cio_id"
+                    ));
+                }
+            }
+        } else if id_key.is_none() && !(event && has(ANONYMOUS_ID)) {
+            let anonymous = if event {
                 ", or anonymous_id for anonymous events"
             } else {
                 ""
@@ -158,10 +210,33 @@ impl Mapper {
                 listed()
             )));
         }
-        if self.action == Action::Event && self.event_name.is_none() && !has("name") {
+        if event && self.event_name.is_none() && !has("name") {
             return Err(MapError(
                 "no event name: add a name column or pass --event-name".into(),
             ));
+        }
+        let relationship = matches!(
+            self.action,
+            Action::AddRelationships | Action::DeleteRelationships
+        );
+        if relationship && !has(OBJECT_ID) {
+            return missing("no object column: a relationship needs an object_id column");
+        }
+        if (relationship || self.entity == Entity::Object)
+            && self.object_type.is_none()
+            && !has(OBJECT_TYPE_ID)
+        {
+            return missing(
+                "no object type: pass --object-type N (or add an object_type_id column)",
+            );
+        }
+        if matches!(self.action, Action::AddDevice | Action::DeleteDevice) && !has(DEVICE_ID) {
+            return missing("no device column: a device needs a device_id column (its token)");
+        }
+        if self.action == Action::AddDevice && !has(PLATFORM) {
+            return missing(
+                "no platform column: an added device needs a platform (ios or android)",
+            );
         }
 
         let roles: Vec<Role> = headers.iter().map(|h| self.role(h, id_key)).collect();
@@ -182,19 +257,60 @@ impl Mapper {
         Ok(CsvPlan { headers, roles })
     }
 
+    /// The identifier column without `--id-column`, among the names `has`: a person's first
+    /// kind found, an object's `object_id`; none for a merge, whose people have columns of
+    /// their own.
+    pub(super) fn id_key(&self, has: impl Fn(&str) -> bool) -> Option<&'static str> {
+        match (self.entity, self.action) {
+            (Entity::Object, _) => has(OBJECT_ID).then_some(OBJECT_ID),
+            (Entity::Person, Action::Merge) => None,
+            (Entity::Person, _) => IdKind::detected().iter().map(|k| k.name()).find(|c| has(c)),
+        }
+    }
+
     /// The role of column `name` when `id_key` is the identifier column.
     pub(super) fn role(&self, name: &str, id_key: Option<&str>) -> Role {
         if id_key == Some(name) {
-            return Role::Identifier(self.id_type.unwrap_or_else(|| IdKind::of_column(name)));
+            return match self.entity {
+                Entity::Object => Role::ObjectId,
+                Entity::Person => {
+                    Role::Identifier(self.id_type.unwrap_or_else(|| IdKind::of_column(name)))
+                }
+            };
         }
-        match (self.action, name) {
-            (Action::Identify, _) => {}
-            (Action::Event, ANONYMOUS_ID) => return Role::AnonymousId,
-            (Action::Event, "name") => return Role::EventName,
-            (Action::Event, "timestamp") => return Role::EventTimestamp,
-            (Action::Event, "event_id") => return Role::EventId,
-            (Action::Event, _) => {}
-            (Action::Delete | Action::Suppress | Action::Unsuppress, _) => return Role::Ignored,
+        let only_ids = match (self.entity, self.action) {
+            (Entity::Object, _) if name == OBJECT_TYPE_ID => return Role::ObjectTypeId,
+            (Entity::Object, action) => action == Action::Delete,
+            (_, Action::Identify) => false,
+            (_, Action::Event | Action::Page | Action::Screen) => match name {
+                ANONYMOUS_ID => return Role::AnonymousId,
+                "name" => return Role::EventName,
+                "timestamp" => return Role::EventTimestamp,
+                "event_id" => return Role::EventId,
+                _ => false,
+            },
+            (_, Action::Delete | Action::Suppress | Action::Unsuppress) => true,
+            (_, action @ (Action::AddDevice | Action::DeleteDevice)) => match name {
+                DEVICE_ID => return Role::DeviceId,
+                PLATFORM if action == Action::AddDevice => return Role::Platform,
+                LAST_USED if action == Action::AddDevice => return Role::LastUsed,
+                _ => action == Action::DeleteDevice,
+            },
+            (_, Action::Merge) => {
+                return match side_of(name) {
+                    Some(("primary", kind)) => Role::Primary(kind),
+                    Some((_, kind)) => Role::Secondary(kind),
+                    None => Role::Ignored,
+                };
+            }
+            (_, action @ (Action::AddRelationships | Action::DeleteRelationships)) => match name {
+                OBJECT_ID => return Role::ObjectId,
+                OBJECT_TYPE_ID => return Role::ObjectTypeId,
+                _ => action == Action::DeleteRelationships,
+            },
+        };
+        if only_ids {
+            return Role::Ignored;
         }
         if name.is_empty() {
             return Role::Unnamed;
@@ -208,6 +324,12 @@ impl Mapper {
         Role::Attribute(typed)
     }
 
+    /// Counts into `count` each event mapped (or validated) from now on that can still
+    /// trigger campaigns: of the 72 hours before `now` (Unix seconds), or without a time.
+    pub fn count_recent_events(&mut self, now: i64, count: Arc<AtomicU64>) {
+        self.recent = Some(Recent::new(now, count));
+    }
+
     /// A CSV input's column names as mapped (trimmed, without a byte order mark); None for
     /// NDJSON and for an empty CSV.
     pub fn columns(&self) -> Option<&[String]> {
@@ -219,8 +341,20 @@ impl Mapper {
         Source::Row {
             id_column: self.id_column.as_deref(),
             event_name: self.event_name.as_deref(),
+            object_type: self.object_type.as_deref(),
+            only_existing: self.only_existing,
         }
     }
+}
+
+/// A merge's column: `primary_id` is the primary's id, `secondary_email` the secondary's
+/// email, and so on.
+fn side_of(name: &str) -> Option<(&'static str, IdKind)> {
+    ["primary", "secondary"].into_iter().find_map(|side| {
+        let kind = name.strip_prefix(side)?.strip_prefix('_')?;
+        let kind = IdKind::all().iter().find(|k| k.name() == kind)?;
+        Some((side, *kind))
+    })
 }
 
 #[cfg(test)]

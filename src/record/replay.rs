@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::operation::Flat;
 use super::tally::Collect;
-use super::{Invalid, Mapper, Operation};
+use super::{Action, Entity, Invalid, Mapper, Operation};
 
 /// The key our failures file adds to every line; its presence marks a replay.
 pub(super) const ERROR_KEY: &str = "_error";
@@ -15,15 +15,32 @@ pub(super) const RAW_KEY: &str = "_raw";
 
 impl Mapper {
     pub(super) fn replay(&self, object: &Map<String, Value>) -> Result<Operation, Invalid> {
-        let is_operation = object.get("type").and_then(Value::as_str) == Some("person")
-            && object.contains_key("action");
+        let typed = matches!(
+            object.get("type").and_then(Value::as_str),
+            Some("person" | "object")
+        );
+        let is_operation = typed && object.contains_key("action");
         if is_operation {
             let mut rest = object.clone();
             rest.remove(ERROR_KEY);
             let line: Flat = serde_json::from_value(Value::Object(rest)).map_err(|e| {
                 Invalid::row(format!("failures-file line is not a valid operation: {e}"))
             })?;
-            return Operation::try_from(line);
+            let op = Operation::try_from(line)?;
+            let action = op.action();
+            if action.destroys() && !self.may_destroy {
+                return Err(Invalid::row(format!(
+                    "this line would {} and cannot be undone: replay the file with --yes to \
+                     send it",
+                    match (action, op.entity()) {
+                        (Action::Delete, Entity::Object) => "delete an object",
+                        (Action::Delete, Entity::Person) => "delete a person",
+                        (Action::Suppress, _) => "suppress a person",
+                        _ => "merge two people",
+                    }
+                )));
+            }
+            return Ok(op);
         }
         if object.contains_key(RAW_KEY) {
             return Err(Invalid::row(
@@ -39,7 +56,7 @@ impl Mapper {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use super::super::{Action, Operation, ValueType};
+    use super::super::{Action, MapSpec, Operation, ValueType};
     use crate::source::RowData;
     use serde_json::Value;
     use serde_json::json;
@@ -128,6 +145,32 @@ mod tests {
         );
         assert_eq!(anonymous_id(&op), Some("a1"));
         assert_eq!(event_id(&op).len(), 26);
+    }
+
+    #[test]
+    fn a_line_that_cannot_be_undone_needs_the_run_confirmed() {
+        let unconfirmed = MapSpec {
+            may_destroy: false,
+            ..spec(Action::Identify)
+        };
+        let mut m = json_mapper(&unconfirmed);
+        for line in [
+            json!({"_error": "x", "type": "person", "action": "delete", "identifiers": {"id": "1"}}),
+            json!({"_error": "x", "type": "object", "action": "delete",
+                   "identifiers": {"object_type_id": "1", "object_id": "a"}}),
+            json!({"_error": "x", "type": "person", "action": "merge",
+                   "primary": {"id": "1"}, "secondary": {"id": "2"}}),
+        ] {
+            let e = err(&mut m, &obj(line));
+            assert!(
+                e.message.ends_with("replay the file with --yes to send it"),
+                "{}",
+                e.message
+            );
+        }
+        let unsuppress = json!({"_error": "x", "type": "person", "action": "unsuppress",
+                                "identifiers": {"id": "1"}});
+        ok(&mut m, &obj(unsuppress));
     }
 
     #[test]

@@ -8,17 +8,26 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
+use super::entity::Entity;
 use super::plan::{CsvPlan, EVENT_TIME, Role};
 use super::replay::{ERROR_KEY, RAW_KEY};
 use super::rules::{Checked, Fields};
 use super::tally::{Attributes, Collect, Tally};
 use super::value::{self, Cell, json_kind, json_size};
-use super::{Action, EmptyPolicy, IdKind, Identifier, Invalid, Mapper, Operation};
+use super::{EmptyPolicy, Identifier, Invalid, Mapper, Operation};
 use crate::source::RowData;
 
 impl Mapper {
     /// Maps one row. A JSON object with an `_error` key is a failures-file line (see `replay`).
     pub fn map(&mut self, row: &RowData) -> Result<Operation, Invalid> {
+        let op = self.operation(row)?;
+        if let (Some(recent), Operation::Event(event)) = (&self.recent, &op) {
+            recent.note(event.timestamp);
+        }
+        Ok(op)
+    }
+
+    fn operation(&mut self, row: &RowData) -> Result<Operation, Invalid> {
         match row {
             RowData::Csv(record) => self.check_csv::<Collect>(record)?.into_operation(),
             RowData::Json(object) if object.contains_key(ERROR_KEY) => self.replay(object),
@@ -43,11 +52,19 @@ impl Mapper {
             // Failures-file lines and broken rows are few: they are mapped.
             _ => return self.map(row).map(|op| json_size(&op)),
         };
-        match checked.json_bound() {
-            Some(bound) => Ok(bound),
+        let time = match &checked {
+            Checked::Event { timestamp, .. } => Some(*timestamp),
+            _ => None,
+        };
+        let bound = match checked.json_bound() {
+            Some(bound) => bound,
             // Maybe over the limit: the message gives the exact size, which needs the data.
-            None => self.map(row).map(|op| json_size(&op)),
+            None => json_size(&self.operation(row)?),
+        };
+        if let (Some(recent), Some(time)) = (&self.recent, time) {
+            recent.note(time);
         }
+        Ok(bound)
     }
 
     #[inline(always)]
@@ -78,10 +95,30 @@ impl Mapper {
                 Role::AnonymousId => fields.anonymous = Some(cell.trim().into()),
                 Role::EventName => fields.name = Some((column, cell.trim())),
                 Role::EventId => fields.event_id = Some((column, cell.trim())),
-                Role::EventTimestamp => {
-                    fields.timestamp = value::convert_str(EVENT_TIME, column, cell)
+                Role::EventTimestamp | Role::LastUsed => {
+                    let time = value::convert_str(EVENT_TIME, column, cell)
                         .map_err(|_| self.csv_cell_errors(plan, record))?
                         .and_then(|v| v.as_i64());
+                    match *role {
+                        Role::LastUsed => fields.tied().last_used = time,
+                        _ => fields.timestamp = time,
+                    }
+                }
+                Role::ObjectId => fields.tied().object = Some((column, cell.trim().into())),
+                Role::ObjectTypeId => {
+                    fields.tied().object_type = Some((column, cell.trim().into()));
+                }
+                Role::DeviceId => fields.tied().device = Some((column, cell)),
+                Role::Platform => fields.tied().platform = Some((column, cell)),
+                Role::Primary(kind) | Role::Secondary(kind) => {
+                    let found = Some((
+                        column,
+                        Identifier {
+                            kind,
+                            value: cell.trim().into(),
+                        },
+                    ));
+                    side(&mut fields, *role, found);
                 }
                 // Apart from the typed cells, so a text cell goes straight to the tally (see
                 // `Cell`).
@@ -103,7 +140,7 @@ impl Mapper {
                 Role::Unnamed | Role::Ignored => {}
             }
         }
-        Checked::new(self.action, fields, &self.source())
+        Checked::new(self.action, self.entity, fields, &self.source())
     }
 
     pub(super) fn check_object<'a, A: Attributes>(
@@ -113,10 +150,7 @@ impl Mapper {
         // NDJSON has no header: the identifier is chosen per row, by the keys it has.
         let id_key = match &self.id_column {
             Some(col) => Some(col.as_str()),
-            None => IdKind::all()
-                .iter()
-                .map(|k| k.name())
-                .find(|k| object.get(*k).is_some_and(|v| !v.is_null())),
+            None => self.id_key(|k| object.get(k).is_some_and(|v| !v.is_null())),
         };
         let mut fields = Fields::default();
         for (key, v) in object {
@@ -132,10 +166,32 @@ impl Mapper {
                 Role::AnonymousId => fields.anonymous = Some(identifier_text(column, v)?),
                 Role::EventName => fields.name = json_text(column, v)?.map(|t| (column, t)),
                 Role::EventId => fields.event_id = json_text(column, v)?.map(|t| (column, t)),
-                Role::EventTimestamp => {
-                    fields.timestamp = value::convert_json(Some(EVENT_TIME), column, v)
+                role @ (Role::EventTimestamp | Role::LastUsed) => {
+                    let time = value::convert_json(Some(EVENT_TIME), column, v)
                         .map_err(|_| self.json_value_errors(object, id_key))?
                         .and_then(|v| v.as_i64());
+                    match role {
+                        Role::LastUsed => fields.tied().last_used = time,
+                        _ => fields.timestamp = time,
+                    }
+                }
+                Role::ObjectId => {
+                    fields.tied().object = Some((column, identifier_text(column, v)?));
+                }
+                Role::ObjectTypeId => {
+                    fields.tied().object_type = Some((column, identifier_text(column, v)?));
+                }
+                Role::DeviceId => fields.tied().device = json_text(column, v)?.map(|t| (column, t)),
+                Role::Platform => {
+                    fields.tied().platform = json_text(column, v)?.map(|t| (column, t));
+                }
+                role @ (Role::Primary(kind) | Role::Secondary(kind)) => {
+                    let value = identifier_text(column, v)?;
+                    side(
+                        &mut fields,
+                        role,
+                        Some((column, Identifier { kind, value })),
+                    );
                 }
                 Role::Attribute(typed) => {
                     let v = value::convert_json(typed, column, v)
@@ -156,8 +212,9 @@ impl Mapper {
             }
         }
         if fields.person.is_none()
+            && self.entity == Entity::Person
             && let Some(col) = &self.id_column
-            && !(self.action == Action::Event
+            && !(self.action.event_kind().is_some()
                 && fields.anonymous.as_deref().is_some_and(|a| !a.is_empty()))
         {
             return Err(Invalid::at(
@@ -165,7 +222,7 @@ impl Mapper {
                 format!("no identifier: the row has no {col:?} key (--id-column {col})"),
             ));
         }
-        Checked::new(self.action, fields, &self.source())
+        Checked::new(self.action, self.entity, fields, &self.source())
     }
 
     /// Every typed cell of a row that does not convert, told at once so the row is fixed in
@@ -177,7 +234,7 @@ impl Mapper {
         let typed = plan.roles.iter().zip(&plan.headers).zip(record);
         all_of(typed.filter_map(|((role, column), cell)| {
             let ty = match *role {
-                Role::EventTimestamp => EVENT_TIME,
+                Role::EventTimestamp | Role::LastUsed => EVENT_TIME,
                 Role::Attribute(Some(ty)) => ty,
                 _ => return None,
             };
@@ -193,7 +250,7 @@ impl Mapper {
     fn json_value_errors(&self, object: &Map<String, Value>, id_key: Option<&str>) -> Invalid {
         all_of(object.iter().filter_map(|(key, v)| {
             let ty = match self.role(key, id_key) {
-                Role::EventTimestamp => Some(EVENT_TIME),
+                Role::EventTimestamp | Role::LastUsed => Some(EVENT_TIME),
                 Role::Attribute(ty) => ty,
                 _ => return None,
             };
@@ -237,6 +294,22 @@ impl Mapper {
                 Map::from_iter([(RAW_KEY.to_owned(), Value::String(raw.clone()))])
             }
         }
+    }
+}
+
+/// Puts a merge's person where its column says, unless an earlier column of the same side
+/// gave one already (the first non-empty one counts).
+fn side<'a, A>(
+    fields: &mut Fields<'a, A>,
+    role: Role,
+    found: Option<(&'a str, Identifier<Cow<'a, str>>)>,
+) {
+    let slot = match role {
+        Role::Primary(_) => &mut fields.tied().primary,
+        _ => &mut fields.tied().secondary,
+    };
+    if slot.as_ref().is_none_or(|(_, p)| p.value.is_empty()) {
+        *slot = found;
     }
 }
 
@@ -292,7 +365,7 @@ fn json_text<'a>(column: &str, v: &'a Value) -> Result<Option<&'a str>, Invalid>
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use super::super::{MapSpec, ValueType};
+    use super::super::{Action, MapSpec, ValueType};
     use super::*;
     use serde_json::json;
 

@@ -22,11 +22,15 @@ pub(super) struct Collect {
     tally: Tally,
 }
 
+/// The key that makes an identify update only a person who exists (`--only-existing`): a
+/// switch among the attributes, not one of them.
+pub(super) const UPDATE_ONLY: &str = "_update";
+
 impl Collect {
     /// Attributes that come whole (a failures-file line's).
     pub fn of(map: Map<String, Value>) -> Collect {
         let mut tally = Tally::default();
-        for (name, v) in &map {
+        for (name, v) in map.iter().filter(|(name, _)| *name != UPDATE_ONLY) {
             tally.add(name, &Cell::Json(v));
         }
         Collect { map, tally }
@@ -65,6 +69,8 @@ pub(super) struct Tally {
     /// The person-attribute limit broken by the attribute whose name sorts first: the
     /// attributes are checked as a map, in name order.
     broken: Option<Invalid>,
+    /// The first attribute whose value is not text, if one is.
+    not_text: Option<String>,
 }
 
 impl Tally {
@@ -76,6 +82,14 @@ impl Tally {
         self.count += 1;
         // "name":value,
         self.json_bound += str_bound(name) + bound + 2;
+        let text = match v {
+            Cell::Text(_) => true,
+            Cell::Json(v) => v.is_string(),
+            Cell::Owned(v) => v.is_string(),
+        };
+        if !text && self.not_text.is_none() {
+            self.not_text = Some(name.to_owned());
+        }
         if let Err(e) = check_attribute(name, v, bound)
             && self
                 .broken
@@ -99,6 +113,20 @@ impl Tally {
             )));
         }
         Ok(())
+    }
+
+    /// A device's attributes: Customer.io takes text only.
+    pub fn check_text(&self) -> Result<(), Invalid> {
+        match &self.not_text {
+            None => Ok(()),
+            Some(name) => Err(Invalid::at(
+                name,
+                format!(
+                    "column {name:?}: a device's attributes are text; write the value as a \
+                     string (and leave out --type {name}=...)"
+                ),
+            )),
+        }
     }
 
     /// At least the attributes' length as a JSON object.

@@ -3,8 +3,8 @@
 use serde_json::{Map, Value};
 
 use super::{
-    Action, EmptyPolicy, Event, IdKind, Identifier, Invalid, MapSpec, Mapper, Operation, ValueType,
-    Who,
+    Action, EmptyPolicy, Entity, Event, EventKind, IdKind, Identifier, Invalid, MapSpec, Mapper,
+    Operation, ValueType, Who,
 };
 use crate::source::RowData;
 
@@ -16,6 +16,10 @@ pub fn spec(action: Action) -> MapSpec {
         types: Vec::new(),
         empty: EmptyPolicy::Skip,
         event_name: None,
+        entity: Entity::Person,
+        object_type: None,
+        only_existing: false,
+        may_destroy: true,
     }
 }
 
@@ -100,6 +104,7 @@ pub fn cio_id(value: &str) -> Identifier {
 /// An anonymous event "viewed" by `anonymous_id`, with a given id and a time.
 pub fn anonymous_event(anonymous_id: &str) -> Operation {
     Operation::Event(Event {
+        kind: EventKind::Event,
         who: Who::Anonymous(anonymous_id.to_owned()),
         name: "viewed".into(),
         id: ulid::Ulid::from_string("01HR6Z8Q9T3V5X7Z9B1D3F5H7K").unwrap(),
@@ -114,20 +119,31 @@ pub fn person(op: &Operation) -> Option<&Identifier> {
         Operation::Identify { person, .. }
         | Operation::Delete(person)
         | Operation::Suppress(person)
-        | Operation::Unsuppress(person) => Some(person),
+        | Operation::Unsuppress(person)
+        | Operation::AddDevice { person, .. }
+        | Operation::DeleteDevice { person, .. }
+        | Operation::Relate { person, .. }
+        | Operation::Unrelate { person, .. } => Some(person),
         Operation::Event(event) => match &event.who {
             Who::Person(person) => Some(person),
             Who::Anonymous(_) => None,
         },
+        Operation::Merge { .. } | Operation::IdentifyObject { .. } | Operation::DeleteObject(_) => {
+            None
+        }
     }
 }
 
-/// A person's attributes or an event's data; None for the kinds that hold neither.
+/// A person's, an object's, a device's or a relationship's attributes, or an event's data;
+/// None for the kinds that hold none.
 pub fn attributes(op: &Operation) -> Option<&Map<String, Value>> {
     match op {
-        Operation::Identify { attributes, .. } => Some(attributes),
+        Operation::Identify { attributes, .. }
+        | Operation::IdentifyObject { attributes, .. }
+        | Operation::Relate { attributes, .. } => Some(attributes),
+        Operation::AddDevice { device, .. } => Some(&device.attributes),
         Operation::Event(event) => Some(&event.data),
-        Operation::Delete(_) | Operation::Suppress(_) | Operation::Unsuppress(_) => None,
+        _ => None,
     }
 }
 

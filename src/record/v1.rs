@@ -1,11 +1,16 @@
-//! The v1 request that carries one operation (what `--batch 1` sends): method, path and body.
+//! The request that carries one operation alone (what `--batch 1` sends, and what no batch
+//! carries): method, path and body. It is the operation's v1 endpoint, or `POST
+//! /api/v2/entity` for what v1 cannot carry: a person named by phone (v1 paths cannot), objects
+//! and relationships (v1 has no endpoint for them), merges and a person's screen view (the
+//! published v1 schema has no valid shape for them: its merge alternatives all match any one
+//! identifier, and its screen view needs an `anonymous_id`).
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use ulid::Ulid;
 
-use super::{Identifier, Operation, Who};
+use super::{EventKind, Identifier, Operation, Who};
 
 /// Characters left bare in a path segment: RFC 3986 unreserved. Everything else is encoded,
 /// so `+`, `@`, `/`, `&` and spaces in an identifier cannot change the path's meaning.
@@ -23,22 +28,42 @@ pub enum Method {
     Delete,
 }
 
-/// One v1 request: method, path (below the host) and JSON body.
+/// One request: method, path (below the host) and JSON body.
 #[derive(Debug, Clone, PartialEq)]
-pub struct V1Request<'a> {
+pub struct OneRequest<'a> {
     pub method: Method,
     pub path: String,
-    pub body: Option<V1Body<'a>>,
+    pub body: Option<OneBody<'a>>,
 }
 
-/// A v1 request's JSON body, borrowed from the operation: each attempt encodes it without
+/// A request's JSON body, borrowed from the operation: each attempt encodes it without
 /// copying the attributes first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum V1Body<'a> {
+pub enum OneBody<'a> {
     Attributes(&'a Map<String, Value>),
     Event(EventBody<'a>),
+    /// `{"device": {...}}`, the token as its `id`.
+    Device {
+        device: V1Device<'a>,
+    },
+    /// The operation in its v2 shape, for `/api/v2/entity`.
+    Entity(&'a Operation),
 }
+
+/// A device as v1 takes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct V1Device<'a> {
+    id: &'a str,
+    platform: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used: Option<i64>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    attributes: &'a Map<String, Value>,
+}
+
+/// Where an operation goes alone through v2.
+pub const ENTITY_PATH: &str = "/api/v2/entity";
 
 /// An event's v1 body; keys in the order a JSON object of them would print.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,6 +77,9 @@ pub struct EventBody<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     timestamp: Option<i64>,
+    /// `page` or `screen`; none for an event.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
 }
 
 fn ulid_text<S: Serializer>(id: &Ulid, serializer: S) -> Result<S::Ok, S::Error> {
@@ -59,16 +87,25 @@ fn ulid_text<S: Serializer>(id: &Ulid, serializer: S) -> Result<S::Ok, S::Error>
 }
 
 impl Operation {
-    /// The v1 request that carries this operation.
-    pub fn v1_request(&self) -> V1Request<'_> {
+    /// The request that carries this operation alone.
+    pub fn one_request(&self) -> OneRequest<'_> {
+        let entity = OneRequest {
+            method: Method::Post,
+            path: ENTITY_PATH.to_owned(),
+            body: Some(OneBody::Entity(self)),
+        };
+        let in_path = |p: &Identifier| p.kind.in_path();
         let (method, path, body) = match self {
-            Operation::Identify { person, attributes } => (
+            Operation::Identify { person, attributes } if in_path(person) => (
                 Method::Put,
                 customer(person, ""),
-                Some(V1Body::Attributes(attributes)),
+                Some(OneBody::Attributes(attributes)),
             ),
             Operation::Event(event) => {
                 let (path, anonymous_id) = match &event.who {
+                    Who::Person(p) if !in_path(p) || event.kind == EventKind::Screen => {
+                        return entity;
+                    }
                     Who::Person(person) => (customer(person, "/events"), None),
                     Who::Anonymous(id) => ("/api/v1/events".to_owned(), Some(id.as_str())),
                 };
@@ -78,14 +115,36 @@ impl Operation {
                     id: event.id,
                     name: &event.name,
                     timestamp: event.timestamp,
+                    kind: event.kind.v1_type(),
                 };
-                (Method::Post, path, Some(V1Body::Event(body)))
+                (Method::Post, path, Some(OneBody::Event(body)))
             }
-            Operation::Delete(person) => (Method::Delete, customer(person, ""), None),
-            Operation::Suppress(person) => (Method::Post, customer(person, "/suppress"), None),
-            Operation::Unsuppress(person) => (Method::Post, customer(person, "/unsuppress"), None),
+            Operation::Delete(p) if in_path(p) => (Method::Delete, customer(p, ""), None),
+            Operation::Suppress(p) if in_path(p) => (Method::Post, customer(p, "/suppress"), None),
+            Operation::Unsuppress(p) if in_path(p) => {
+                (Method::Post, customer(p, "/unsuppress"), None)
+            }
+            Operation::AddDevice { person, device } if in_path(person) => {
+                let device = V1Device {
+                    id: &device.token,
+                    platform: device.platform.name(),
+                    last_used: device.last_used,
+                    attributes: &device.attributes,
+                };
+                let body = OneBody::Device { device };
+                (Method::Put, customer(person, "/devices"), Some(body))
+            }
+            Operation::DeleteDevice { person, token } if in_path(person) => {
+                let token = utf8_percent_encode(token, SEGMENT);
+                (
+                    Method::Delete,
+                    customer(person, &format!("/devices/{token}")),
+                    None,
+                )
+            }
+            _ => return entity,
         };
-        V1Request { method, path, body }
+        OneRequest { method, path, body }
     }
 }
 
@@ -100,8 +159,8 @@ fn customer(person: &Identifier, suffix: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::IdKind;
     use super::super::testkit::{anonymous_event, ident};
+    use super::super::{Event, IdKind};
     use super::*;
     use serde_json::json;
 
@@ -116,17 +175,57 @@ mod tests {
     fn path_segment_encodes_everything_that_could_change_the_path() {
         let op = identify(IdKind::Email, "a+b@x.io/c d&e");
         assert_eq!(
-            op.v1_request().path,
+            op.one_request().path,
             "/api/v1/customers/a%2Bb%40x.io%2Fc%20d%26e"
         );
         let op = identify(IdKind::CioId, "a1");
-        assert_eq!(op.v1_request().path, "/api/v1/customers/cio_a1");
+        assert_eq!(op.one_request().path, "/api/v1/customers/cio_a1");
+    }
+
+    #[test]
+    fn page_and_screen_views_go_where_v1_has_a_shape_for_them() {
+        let view = |kind, who| {
+            Operation::Event(Event {
+                kind,
+                who,
+                ..match anonymous_event("a1") {
+                    Operation::Event(e) => e,
+                    _ => unreachable!(),
+                }
+            })
+        };
+        let person = || Who::Person(ident(IdKind::Id, "7"));
+        let page = view(EventKind::Page, person());
+        let r = page.one_request();
+        assert_eq!(
+            (r.method, r.path.as_str()),
+            (Method::Post, "/api/v1/customers/7/events")
+        );
+        let body = serde_json::to_value(r.body.unwrap()).unwrap();
+        assert_eq!(
+            (body["type"].as_str(), body["name"].as_str()),
+            (Some("page"), Some("viewed"))
+        );
+        // v1 has no shape for a person's screen view: it goes through v2, as its batch form.
+        let screen = view(EventKind::Screen, person());
+        let r = screen.one_request();
+        assert_eq!((r.method, r.path.as_str()), (Method::Post, ENTITY_PATH));
+        assert_eq!(
+            serde_json::to_value(r.body.unwrap()).unwrap(),
+            serde_json::to_value(&screen).unwrap()
+        );
+        let anonymous = view(EventKind::Screen, Who::Anonymous("a1".into()));
+        let r = anonymous.one_request();
+        assert_eq!(r.path, "/api/v1/events");
+        let body = serde_json::to_value(r.body.unwrap()).unwrap();
+        assert_eq!(body["type"], "screen");
+        assert_eq!(body["anonymous_id"], "a1");
     }
 
     #[test]
     fn anonymous_event_goes_to_the_events_endpoint() {
         let op = anonymous_event("anon-1");
-        let r = op.v1_request();
+        let r = op.one_request();
         assert_eq!(r.path, "/api/v1/events");
         assert_eq!(
             serde_json::to_string(&r.body.unwrap()).unwrap(),

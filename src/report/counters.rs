@@ -27,6 +27,9 @@ pub struct Counters {
     pub rate_limited: AtomicU64,
     /// Raw input bytes read, for the ETA.
     pub bytes: Arc<AtomicU64>,
+    /// Events (and page and screen views) read that can still trigger campaigns: from the
+    /// last 72 hours, or without a time. Counted by each input's mapper.
+    pub recent_events: Arc<AtomicU64>,
 }
 
 impl Counters {

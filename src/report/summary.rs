@@ -19,6 +19,8 @@ pub struct Summary {
     pub requests: u64,
     pub retries: u64,
     pub rate_limited: u64,
+    /// Events read that can still trigger campaigns and messages (see `Counters`).
+    pub recent_events: u64,
     pub elapsed_s: f64,
     /// Accepted records per second over the run.
     pub accepted_per_s: f64,
@@ -60,6 +62,18 @@ impl Summary {
             if let Some(r) = self.final_rate.filter(|_| self.rate_limited > 0) {
                 s.push_str(&format!("; the server accepted about {r:.1} requests/s"));
             }
+        }
+        if self.recent_events > 0 {
+            let (are, can) = if self.dry_run {
+                ("are", "would be able to")
+            } else {
+                ("were", "can")
+            };
+            s.push_str(&format!(
+                "\n  {} {are} from the last 72 hours or without a time: they {can} trigger \
+                 campaigns and messages (older events do not)",
+                counted(self.recent_events, "event")
+            ));
         }
         if let Some(p) = &self.failures_path {
             // Both kinds go to the one file; `_error.stage` tells them apart.

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::dispatch::{Deliver, Parcel};
 use super::lock;
 use crate::error::Fatal;
+use crate::record::Order;
 use crate::send::{Delivery, Outgoing, Sender};
 use crate::settle::{Ledger, Outcome, failure_line};
 
@@ -21,12 +22,16 @@ pub(super) struct Work {
 }
 
 impl Parcel for Work {
-    fn person(&self) -> u64 {
-        self.out.op.person_key()
+    fn order(&self) -> Order {
+        self.out.op.order()
     }
 
     fn encoded_len(&self) -> usize {
         self.out.encoded.len()
+    }
+
+    fn alone(&self) -> bool {
+        !self.out.op.batchable()
     }
 }
 

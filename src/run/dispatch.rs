@@ -1,8 +1,9 @@
 //! The dispatcher: turns the reader's records into requests — up to `--batch` records and
-//! [`MAX_BATCH_BYTES`] a request, at most `--concurrency` requests in flight — keeping each
-//! person's records in file order, and hands each request to a [`Deliver`].
+//! [`MAX_BATCH_BYTES`] a request, at most `--concurrency` requests in flight — keeping the
+//! order of records where their kind needs it (see [`Order`]), and hands each request to a
+//! [`Deliver`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Fatal;
+use crate::record::Order;
 use crate::send::batch_body_len;
 use crate::track::MAX_BATCH_BYTES;
 
@@ -20,16 +22,18 @@ use crate::track::MAX_BATCH_BYTES;
 /// input (stdin) never holds records back for long.
 const BATCH_LINGER: Duration = Duration::from_millis(50);
 
-/// Records parked behind an earlier record for the same person, at most.
+/// Records waiting for their turn, at most: beyond it the reading pauses.
 const MAX_PARKED: usize = 1024;
 
 /// A record as the dispatcher sees it.
 pub(super) trait Parcel: Send + 'static {
-    /// Whose record it is: two records of one person are never in flight, nor in one
-    /// batch, at once.
-    fn person(&self) -> u64;
+    /// What it touches, and whether it keeps its place among the records that touch the
+    /// same: a change is never in flight, nor in one batch, with another record of its keys.
+    fn order(&self) -> Order;
     /// Its share of a batch body.
     fn encoded_len(&self) -> usize;
+    /// It goes in a request of its own, through its own endpoint (no batch carries it).
+    fn alone(&self) -> bool;
 }
 
 /// What the dispatcher hands each request to.
@@ -51,31 +55,147 @@ pub(super) struct Limits {
     pub stop_timeout: Duration,
 }
 
-/// Hands the records from `rx` to `delivery` within `limits`, keeping each person's records
-/// in file order: a record whose person has one in a request under way (or in the batch
-/// being filled) waits until that one is settled. Ends when `rx` is drained and everything
-/// is settled, or at the stop (records not yet in a request stay unsettled: a resume sends
-/// them), once the requests in flight end or `stop_timeout` has passed; returns how many
-/// requests it left unanswered then (their records unsettled too), or the first delivery
-/// error.
+/// The records of one key that are filling a batch or in flight.
+#[derive(Debug, Default)]
+struct Held {
+    views: u32,
+    change: bool,
+}
+
+/// Whose turn it is: what each key's records hold, and the records waiting for their turn in
+/// file order. A record goes when what it touches allows it (a change needs its keys free, a
+/// view needs them free of changes) and no earlier record of its keys is still waiting.
+struct Turns<P> {
+    held: HashMap<u64, Held>,
+    waiting: VecDeque<P>,
+    /// How many waiting records touch each key.
+    waiting_keys: HashMap<u64, u32>,
+}
+
+impl<P: Parcel> Turns<P> {
+    fn new() -> Turns<P> {
+        Turns {
+            held: HashMap::new(),
+            waiting: VecDeque::new(),
+            waiting_keys: HashMap::new(),
+        }
+    }
+
+    fn free(&self, order: &Order) -> bool {
+        order.keys().iter().all(|key| {
+            self.held
+                .get(key)
+                .is_none_or(|held| !held.change && !order.change)
+        })
+    }
+
+    fn take(&mut self, order: &Order) {
+        for &key in order.keys() {
+            let held = self.held.entry(key).or_default();
+            if order.change {
+                held.change = true;
+            } else {
+                held.views += 1;
+            }
+        }
+    }
+
+    fn give_back(&mut self, order: &Order) {
+        for key in order.keys() {
+            if let Some(held) = self.held.get_mut(key) {
+                if order.change {
+                    held.change = false;
+                } else {
+                    held.views = held.views.saturating_sub(1);
+                }
+                if !held.change && held.views == 0 {
+                    self.held.remove(key);
+                }
+            }
+        }
+    }
+
+    /// A record read: it comes back when it may go now, else it waits its turn.
+    fn arrive(&mut self, parcel: P) -> Option<P> {
+        let order = parcel.order();
+        let behind = order
+            .keys()
+            .iter()
+            .any(|key| self.waiting_keys.contains_key(key));
+        if !behind && self.free(&order) {
+            self.take(&order);
+            return Some(parcel);
+        }
+        for &key in order.keys() {
+            *self.waiting_keys.entry(key).or_default() += 1;
+        }
+        self.waiting.push_back(parcel);
+        None
+    }
+
+    /// The records of a request were settled: the waiting records whose turn came go to
+    /// `ready`, in file order.
+    fn settled(&mut self, orders: &[Order], ready: &mut VecDeque<P>) {
+        for order in orders {
+            self.give_back(order);
+        }
+        // Only a waiting record of a key given back can have got its turn.
+        let freed = orders.iter().flat_map(Order::keys);
+        if !freed.clone().any(|key| self.waiting_keys.contains_key(key)) {
+            return;
+        }
+        // A key of a record that stays waits for it: no later record of that key overtakes.
+        let mut blocked: HashSet<u64> = HashSet::new();
+        let mut still = VecDeque::with_capacity(self.waiting.len());
+        while let Some(parcel) = self.waiting.pop_front() {
+            let order = parcel.order();
+            let clear = !order.keys().iter().any(|key| blocked.contains(key));
+            if clear && self.free(&order) {
+                self.take(&order);
+                for key in order.keys() {
+                    if let Some(n) = self.waiting_keys.get_mut(key) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.waiting_keys.remove(key);
+                        }
+                    }
+                }
+                ready.push_back(parcel);
+            } else {
+                blocked.extend(order.keys());
+                still.push_back(parcel);
+            }
+        }
+        self.waiting = still;
+    }
+
+    /// Nothing filling, in flight or waiting.
+    fn idle(&self) -> bool {
+        self.held.is_empty() && self.waiting.is_empty()
+    }
+}
+
+/// Hands the records from `rx` to `delivery` within `limits`, keeping their order where
+/// their kind needs it: a record waits while an earlier record it must follow is in a
+/// request under way, in the batch being filled, or waiting itself. Ends when `rx` is
+/// drained and everything is settled, or at the stop (records not yet in a request stay
+/// unsettled: a resume sends them), once the requests in flight end or `stop_timeout` has
+/// passed; returns how many requests it left unanswered then (their records unsettled too),
+/// or the first delivery error.
 pub(super) async fn dispatch<D: Deliver>(
     mut rx: mpsc::Receiver<D::Parcel>,
     delivery: Arc<D>,
     stop: CancellationToken,
     limits: Limits,
 ) -> Result<usize, Fatal> {
-    // A person's key is here while one of their records is filling or in flight; the queue
-    // holds their later records.
-    let mut busy: HashMap<u64, VecDeque<D::Parcel>> = HashMap::new();
-    let mut parked = 0usize;
-    // Records free to go (their person was not busy, or their turn came) that the batch
-    // being filled had no room for yet.
+    let mut turns = Turns::new();
+    // Records free to go (their turn came) that the batch being filled had no room for yet.
     let mut ready: VecDeque<D::Parcel> = VecDeque::new();
     let mut filling: Vec<D::Parcel> = Vec::new();
     let mut filling_since = Instant::now();
     let mut reading = true;
-    // Each request in flight, ending with the people it held.
-    let mut requests: JoinSet<(Vec<u64>, Result<(), Fatal>)> = JoinSet::new();
+    // Each request in flight, ending with the orders of its records.
+    let mut requests: JoinSet<(Vec<Order>, Result<(), Fatal>)> = JoinSet::new();
     let mut result = Ok(());
 
     loop {
@@ -84,14 +204,16 @@ pub(super) async fn dispatch<D: Deliver>(
         }
         // Fill the batch from the ready records while they fit.
         while let Some(next) = ready.front() {
+            let alone = next.alone() || filling.first().is_some_and(Parcel::alone);
             let fits = filling.len() < limits.batch
                 && (filling.is_empty()
-                    || batch_body_len(
-                        filling
-                            .iter()
-                            .chain(std::iter::once(next))
-                            .map(Parcel::encoded_len),
-                    ) < MAX_BATCH_BYTES);
+                    || (!alone
+                        && batch_body_len(
+                            filling
+                                .iter()
+                                .chain(std::iter::once(next))
+                                .map(Parcel::encoded_len),
+                        ) < MAX_BATCH_BYTES));
             if !fits {
                 break;
             }
@@ -100,29 +222,19 @@ pub(super) async fn dispatch<D: Deliver>(
             }
             filling.extend(ready.pop_front());
         }
-        let full = filling.len() >= limits.batch || !ready.is_empty();
+        let full = filling.len() >= limits.batch
+            || !ready.is_empty()
+            || filling.first().is_some_and(Parcel::alone);
         let linger_over = filling_since + BATCH_LINGER;
         let launchable = !filling.is_empty() && (full || !reading || Instant::now() >= linger_over);
-        if filling.is_empty() && ready.is_empty() && !reading && busy.is_empty() {
+        if filling.is_empty() && ready.is_empty() && !reading && turns.idle() {
             break;
         }
         tokio::select! {
             biased;
             _ = stop.cancelled() => {}
             Some(ended) = requests.join_next() => match settled(ended) {
-                Ok(people) => {
-                    for person in people {
-                        match busy.get_mut(&person).and_then(VecDeque::pop_front) {
-                            Some(next) => {
-                                parked -= 1;
-                                ready.push_back(next);
-                            }
-                            None => {
-                                busy.remove(&person);
-                            }
-                        }
-                    }
-                }
+                Ok(orders) => turns.settled(&orders, &mut ready),
                 Err(e) => {
                     stop.cancel();
                     result = result.and(Err(e));
@@ -132,21 +244,12 @@ pub(super) async fn dispatch<D: Deliver>(
                 let batch = std::mem::take(&mut filling);
                 let delivery = delivery.clone();
                 requests.spawn(async move {
-                    let people = batch.iter().map(Parcel::person).collect();
-                    (people, delivery.deliver(batch).await)
+                    let orders = batch.iter().map(Parcel::order).collect();
+                    (orders, delivery.deliver(batch).await)
                 });
             }
-            parcel = rx.recv(), if reading && ready.is_empty() && parked < MAX_PARKED => match parcel {
-                Some(parcel) => {
-                    let person = parcel.person();
-                    if let Some(queue) = busy.get_mut(&person) {
-                        queue.push_back(parcel);
-                        parked += 1;
-                    } else {
-                        busy.insert(person, VecDeque::new());
-                        ready.push_back(parcel);
-                    }
-                }
+            parcel = rx.recv(), if reading && ready.is_empty() && turns.waiting.len() < MAX_PARKED => match parcel {
+                Some(parcel) => ready.extend(turns.arrive(parcel)),
                 None => reading = false,
             },
             () = tokio::time::sleep_until(linger_over), if !filling.is_empty() && !launchable => {}
@@ -165,35 +268,38 @@ pub(super) async fn dispatch<D: Deliver>(
     result.map(|()| abandoned)
 }
 
-/// The people of a request that ended with its records settled.
+/// The orders of a request's records, once they were settled.
 fn settled(
-    ended: Result<(Vec<u64>, Result<(), Fatal>), tokio::task::JoinError>,
-) -> Result<Vec<u64>, Fatal> {
-    let (people, settled) = ended?;
-    settled.map(|()| people)
+    ended: Result<(Vec<Order>, Result<(), Fatal>), tokio::task::JoinError>,
+) -> Result<Vec<Order>, Fatal> {
+    let (orders, settled) = ended?;
+    settled.map(|()| orders)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
     use std::sync::Mutex;
 
     use super::*;
 
-    /// A record of the fake: its number, its person, its size in a batch body.
+    /// A record of the fake: its number, what it touches, its size in a batch body.
     #[derive(Debug)]
     struct Rec {
         id: u64,
-        person: u64,
+        order: Order,
         len: usize,
+        alone: bool,
     }
 
     impl Parcel for Rec {
-        fn person(&self) -> u64 {
-            self.person
+        fn order(&self) -> Order {
+            self.order
         }
         fn encoded_len(&self) -> usize {
             self.len
+        }
+        fn alone(&self) -> bool {
+            self.alone
         }
     }
 
@@ -211,9 +317,10 @@ mod tests {
         /// A request holding this record fails.
         fail: Option<u64>,
         requests: Mutex<Vec<Request>>,
-        in_flight: Mutex<Vec<HashSet<u64>>>,
+        /// The records of each request in flight, by number and order.
+        in_flight: Mutex<Vec<Vec<(u64, Order)>>>,
         most_in_flight: Mutex<usize>,
-        /// People found in two requests at once, or twice in one.
+        /// Keys of a change found in flight, or in one batch, with another record of theirs.
         overlaps: Mutex<Vec<u64>>,
     }
 
@@ -248,17 +355,20 @@ mod tests {
         type Parcel = Rec;
 
         async fn deliver(&self, batch: Vec<Rec>) -> Result<(), Fatal> {
-            let people: HashSet<u64> = batch.iter().map(|r| r.person).collect();
+            let mine: Vec<(u64, Order)> = batch.iter().map(|r| (r.id, r.order)).collect();
             {
                 let mut overlaps = self.overlaps.lock().unwrap();
                 let mut in_flight = self.in_flight.lock().unwrap();
-                if people.len() < batch.len() {
-                    overlaps.extend(batch.iter().map(|r| r.person));
+                let others = in_flight.iter().flatten().chain(&mine);
+                for (id, order) in &mine {
+                    for (_, other) in others.clone().filter(|(o, _)| o != id) {
+                        if order.change || other.change {
+                            overlaps
+                                .extend(order.keys().iter().filter(|k| other.keys().contains(k)));
+                        }
+                    }
                 }
-                for other in in_flight.iter() {
-                    overlaps.extend(other.intersection(&people));
-                }
-                in_flight.push(people.clone());
+                in_flight.push(mine.clone());
                 let mut most = self.most_in_flight.lock().unwrap();
                 *most = (*most).max(in_flight.len());
             }
@@ -267,7 +377,7 @@ mod tests {
                 at: Instant::now() - self.t0,
             });
             tokio::time::sleep(self.latency).await;
-            self.in_flight.lock().unwrap().retain(|p| *p != people);
+            self.in_flight.lock().unwrap().retain(|p| *p != mine);
             match self.fail {
                 Some(id) if batch.iter().any(|r| r.id == id) => {
                     Err(Fatal::Remote(format!("record {id} failed")))
@@ -277,16 +387,22 @@ mod tests {
         }
     }
 
-    /// Records numbered from 0, one a person of `people`, each 100 bytes.
-    fn recs(people: &[u64]) -> Vec<Rec> {
+    /// Records numbered from 0, of the orders given, each 100 bytes.
+    fn of(orders: &[Order]) -> Vec<Rec> {
         (0..)
-            .zip(people)
-            .map(|(id, &person)| Rec {
+            .zip(orders)
+            .map(|(id, &order)| Rec {
                 id,
-                person,
+                order,
                 len: 100,
+                alone: false,
             })
             .collect()
+    }
+
+    /// Records numbered from 0, each a change of the person given, each 100 bytes.
+    fn recs(people: &[u64]) -> Vec<Rec> {
+        of(&people.iter().map(|&p| Order::change(p)).collect::<Vec<_>>())
     }
 
     /// Dispatches `records`, all read at once, to `fake`.
@@ -350,6 +466,66 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn views_of_one_person_go_together_in_flight_and_in_one_batch() {
+        let views = [1, 1, 1, 2].map(Order::view);
+        let (fake, result) = dispatch_all(Fake::new(1000), of(&views), 8, 10).await;
+        result.unwrap();
+        assert_eq!(fake.batches(), [vec![0, 1, 2, 3]]);
+        let (fake, result) = dispatch_all(Fake::new(1000), of(&views), 8, 1).await;
+        result.unwrap();
+        assert!((0..4).all(|id| fake.began(id) == 0));
+        assert!(fake.overlaps.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_view_waits_for_an_earlier_change_and_a_change_for_earlier_views() {
+        let orders = [
+            Order::change(1),
+            Order::view(1),
+            Order::view(1),
+            Order::change(1),
+            Order::view(1),
+            Order::view(2),
+        ];
+        let (fake, result) = dispatch_all(Fake::new(1000), of(&orders), 8, 1).await;
+        result.unwrap();
+        let began: Vec<u128> = (0..6).map(|id| fake.began(id)).collect();
+        assert_eq!(began, [0, 1000, 1000, 2000, 3000, 0]);
+        assert!(fake.overlaps.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_of_two_waits_for_both_and_nothing_of_either_overtakes_it() {
+        let orders = [
+            Order::change(1),
+            Order::change(2),
+            Order::change_both(1, 2),
+            Order::view(2),
+            Order::change(3),
+            Order::change(1),
+        ];
+        let (fake, result) = dispatch_all(Fake::new(1000), of(&orders), 8, 1).await;
+        result.unwrap();
+        let began: Vec<u128> = (0..6).map(|id| fake.began(id)).collect();
+        assert_eq!(began, [0, 0, 1000, 2000, 0, 2000]);
+        assert!(fake.overlaps.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_record_that_goes_alone_shares_no_request() {
+        let mut records = recs(&[1, 2, 3, 4, 5]);
+        records[1].alone = true;
+        records[3].alone = true;
+        let (fake, result) = dispatch_all(Fake::new(10), records, 8, 10).await;
+        result.unwrap();
+        assert_eq!(
+            fake.batches(),
+            [vec![0], vec![1], vec![2], vec![3], vec![4]]
+        );
+        assert!((0..5).all(|id| fake.began(id) == 0));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_batch_goes_before_its_body_would_reach_max_batch_bytes() {
         // Two records whose batch body is one byte under the limit; a third, however small,
         // would bring it to the limit.
@@ -368,8 +544,9 @@ mod tests {
             .zip(0..)
             .map(|(len, id)| Rec {
                 id,
-                person: id,
+                order: Order::change(id),
                 len,
+                alone: false,
             })
             .collect();
         let (fake, result) = dispatch_all(Fake::new(10), records, 8, 100).await;
@@ -402,8 +579,9 @@ mod tests {
         let ended = fake.t0.elapsed().as_millis();
         tx.send(Rec {
             id: 2,
-            person: 3,
+            order: Order::change(3),
             len: 100,
+            alone: false,
         })
         .await
         .unwrap();

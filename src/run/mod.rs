@@ -3,6 +3,7 @@
 //! checkpoint saver — and settles every record in the ledger before the finish.
 
 mod checkpoints;
+mod confirm;
 mod delivery;
 mod dispatch;
 mod finish;

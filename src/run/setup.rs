@@ -1,6 +1,7 @@
 //! Setup: everything checked and made ready before the first request — the summary path,
-//! every input and its header against `--type`, the checkpoint, the client and its
-//! credentials check (or the sandbox), and an earlier run's files.
+//! every input and its header against `--type`, the confirmation of a run that cannot be
+//! undone, the checkpoint, the client and its credentials check (or the sandbox), and an
+//! earlier run's files.
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +75,8 @@ pub(super) async fn prepare(
         .map(|input| open(input, config, counters))
         .collect::<Result<Vec<_>, _>>()?;
     check_types(config, &opened)?;
+    // Before the network, and before an earlier run's files are replaced.
+    super::confirm::confirm(config)?;
 
     // A resume's checkpoint is checked before anything else happens.
     let checkpoint = match (&config.checkpoint, &config.target) {
@@ -101,8 +104,10 @@ fn open(input: &Input, config: &Config, counters: &Counters) -> Result<Opened, F
     let reader = input
         .open(counters.bytes.clone())
         .map_err(|e| Fatal::Input(e.to_string()))?;
-    let mapper = Mapper::new(&config.map, reader.headers())
+    let mut mapper = Mapper::new(&config.map, reader.headers())
         .map_err(|e| Fatal::Setup(format!("{name}: {e}")))?;
+    let now = jiff::Timestamp::now().as_second();
+    mapper.count_recent_events(now, counters.recent_events.clone());
     Ok(Opened {
         name,
         reader,

@@ -1,6 +1,7 @@
 //! The sandbox: a local stand-in for Customer.io's Track API (v1 and v2) served
-//! over real HTTP on 127.0.0.1, enforcing the documented auth, limits and
-//! validation, with a sliding-window rate limit and optional misbehaviour
+//! over real HTTP on 127.0.0.1, keeping every kind of its data model (people,
+//! events, page and screen views, devices, objects, relationships, merges),
+//! enforcing the documented auth, limits and validation, with a sliding-window rate limit and optional misbehaviour
 //! (latency, 503s, stalls, dropped connections) for `--sandbox` and the tests.
 //!
 //! Per request, in order: auth (401), misbehaviour dice (drop / 503 / stall),
@@ -13,6 +14,7 @@ mod conn;
 mod store;
 #[cfg(test)]
 mod tests;
+mod ties;
 mod validate;
 
 use std::{
@@ -186,6 +188,32 @@ impl Sandbox {
         self.shared.lock().is_suppressed(&validate::person_key(id))
     }
 
+    /// A person's devices (by identifier as addressed), each its token and what else it has
+    /// (platform, last_used, attributes).
+    pub fn devices(&self, id: &str) -> Vec<(String, Map<String, Value>)> {
+        self.shared.lock().devices_of(&validate::person_key(id))
+    }
+
+    /// A stored object's attributes.
+    pub fn object(&self, type_id: &str, id: &str) -> Option<Map<String, Value>> {
+        self.shared
+            .lock()
+            .object(&(type_id.to_owned(), id.to_owned()))
+    }
+
+    /// The attributes of a person's relationship to an object, if they are related.
+    pub fn relationship(
+        &self,
+        person: &str,
+        type_id: &str,
+        id: &str,
+    ) -> Option<Map<String, Value>> {
+        let object = (type_id.to_owned(), id.to_owned());
+        self.shared
+            .lock()
+            .relationship(&validate::person_key(person), &object)
+    }
+
     /// Stored events in arrival order (duplicates excluded).
     pub fn events(&self) -> Vec<StoredEvent> {
         self.shared.lock().events()
@@ -203,8 +231,21 @@ impl Sandbox {
         let plural = |n: u64, one: &str, many: &str| {
             format!("{} {}", thousands(n), if n == 1 { one } else { many })
         };
+        // The other kinds are told only when there are some.
+        let kinds: String = [
+            (s.page_views, "page view", "page views"),
+            (s.screen_views, "screen view", "screen views"),
+            (s.devices, "device", "devices"),
+            (s.objects, "object", "objects"),
+            (s.relationships, "relationship", "relationships"),
+            (s.merges, "merge", "merges"),
+        ]
+        .into_iter()
+        .filter(|(n, ..)| *n > 0)
+        .map(|(n, one, many)| format!(", {}", plural(n, one, many)))
+        .collect();
         let mut line = format!(
-            "sandbox: {} stored, {} ({}), {} suppressed, {} deleted; {}",
+            "sandbox: {} stored, {} ({}){kinds}, {} suppressed, {} deleted; {}",
             plural(s.people, "person", "people"),
             plural(s.events, "event", "events"),
             plural(s.duplicate_events, "duplicate", "duplicates"),
@@ -357,6 +398,10 @@ enum Endpoint<'a> {
     Unsuppress(&'a str),
     Event(&'a str),
     AnonymousEvent,
+    AddDevice(&'a str),
+    /// The person, and the device's token.
+    DeleteDevice(&'a str, &'a str),
+    Merge,
     Entity,
     Batch,
 }
@@ -383,6 +428,11 @@ impl<'a> Endpoint<'a> {
                 only(Method::POST, Endpoint::Unsuppress(id))
             }
             ["api", "v1", "events"] => only(Method::POST, Endpoint::AnonymousEvent),
+            ["api", "v1", "customers", id, "devices"] => only(Method::PUT, Endpoint::AddDevice(id)),
+            ["api", "v1", "customers", id, "devices", token] => {
+                only(Method::DELETE, Endpoint::DeleteDevice(id, token))
+            }
+            ["api", "v1", "merge_customers"] => only(Method::POST, Endpoint::Merge),
             ["api", "v2", "entity"] => only(Method::POST, Endpoint::Entity),
             ["api", "v2", "batch"] => only(Method::POST, Endpoint::Batch),
             _ => Err(StatusCode::NOT_FOUND),
@@ -607,13 +657,31 @@ impl Shared {
             }
             Endpoint::Event(raw) => {
                 let person = decode_identifier(raw)?;
-                validate::event(Who::Person(person), payload.v1_object()?, "data")?
+                let body = payload.v1_object()?;
+                validate::event(validate::v1_kind(&body)?, Who::Person(person), body, "data")?
             }
             Endpoint::AnonymousEvent => {
                 let body = payload.v1_object()?;
                 let anonymous_id = validate::anonymous_id(body.get("anonymous_id"))?;
-                validate::event(Who::Anonymous(anonymous_id), body, "data")?
+                let kind = validate::v1_kind(&body)?;
+                validate::event(kind, Who::Anonymous(anonymous_id), body, "data")?
             }
+            Endpoint::AddDevice(raw) => {
+                let person = decode_identifier(raw)?;
+                let body = payload.v1_object()?;
+                ties::add_device(person, body.get("device"), "id")?
+            }
+            Endpoint::DeleteDevice(raw, token) => {
+                let person = decode_identifier(raw)?;
+                let token = percent_decode_str(token)
+                    .decode_utf8()
+                    .map_err(|_| Invalid::new("invalid", "device_id", "not UTF-8".into()))?;
+                Op::DeleteDevice {
+                    person,
+                    token: token.into_owned(),
+                }
+            }
+            Endpoint::Merge => ties::merge(&payload.v1_object()?)?,
             Endpoint::Delete(raw) => Op::Delete(decode_identifier(raw)?),
             Endpoint::Suppress(raw) => Op::Suppress(decode_identifier(raw)?),
             Endpoint::Unsuppress(raw) => Op::Unsuppress(decode_identifier(raw)?),

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use serde_json::{Map, Value};
 
-use super::validate::{Event, Invalid, MAX_ATTRIBUTES, Op, Who};
+use super::validate::{Event, Invalid, MAX_ATTRIBUTES, ObjectKey, Op, Who};
 
 const WINDOW: Duration = Duration::from_secs(1);
 
@@ -36,8 +36,12 @@ pub struct Stats {
     pub stalled: u64,
     /// People stored now.
     pub people: u64,
-    /// Events stored (duplicates excluded).
+    /// Events stored (duplicates excluded), page and screen views apart.
     pub events: u64,
+    /// Page views stored (duplicates excluded).
+    pub page_views: u64,
+    /// Screen views stored (duplicates excluded).
+    pub screen_views: u64,
     /// Events dropped because their ULID was seen before.
     pub duplicate_events: u64,
     /// Delete operations applied (whether or not the person existed).
@@ -46,6 +50,14 @@ pub struct Stats {
     pub suppressed: u64,
     /// Identifies and events ignored because their person is suppressed.
     pub ignored_suppressed: u64,
+    /// Devices stored now, over all people.
+    pub devices: u64,
+    /// Objects stored now.
+    pub objects: u64,
+    /// Relationships of people to objects stored now.
+    pub relationships: u64,
+    /// Merges applied.
+    pub merges: u64,
     /// The most requests that arrived within any sliding one-second window.
     pub max_in_any_window: u64,
 }
@@ -53,6 +65,8 @@ pub struct Stats {
 /// An event as stored; exactly one of `person` and `anonymous_id` is set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
+    /// `event`, `page` or `screen`.
+    pub kind: &'static str,
     /// The person's store key (emails lowercased).
     pub person: Option<String>,
     pub anonymous_id: Option<String>,
@@ -108,6 +122,11 @@ pub(super) struct State {
     suppressed: HashSet<String>,
     event_ids: HashSet<u128>,
     events: Vec<StoredEvent>,
+    /// Each person's devices, by token.
+    devices: HashMap<String, BTreeMap<String, Map<String, Value>>>,
+    objects: HashMap<ObjectKey, Map<String, Value>>,
+    /// A person's relationship to an object, and its attributes.
+    relationships: HashMap<(String, ObjectKey), Map<String, Value>>,
     requests: Option<Vec<Received>>,
 }
 
@@ -123,6 +142,9 @@ impl State {
             suppressed: HashSet::new(),
             event_ids: HashSet::new(),
             events: Vec::new(),
+            devices: HashMap::new(),
+            objects: HashMap::new(),
+            relationships: HashMap::new(),
             requests: keep_requests.then(Vec::new),
         }
     }
@@ -189,14 +211,14 @@ impl State {
                 Ok(())
             }
             Op::Delete(person) => {
-                self.people.remove(&person);
+                self.forget(&person);
                 self.stats.deleted += 1;
                 Ok(())
             }
             // Like Customer.io: suppressing deletes the profile and ignores the
             // identifier from then on; unsuppressing doesn't bring it back.
             Op::Suppress(person) => {
-                self.people.remove(&person);
+                self.forget(&person);
                 self.suppressed.insert(person);
                 Ok(())
             }
@@ -204,7 +226,91 @@ impl State {
                 self.suppressed.remove(&person);
                 Ok(())
             }
+            Op::AddDevice {
+                person,
+                token,
+                device,
+            } => {
+                if self.suppressed.contains(&person) {
+                    self.stats.ignored_suppressed += 1;
+                } else {
+                    self.devices
+                        .entry(person)
+                        .or_default()
+                        .insert(token, device);
+                }
+                Ok(())
+            }
+            Op::DeleteDevice { person, token } => {
+                if let Some(devices) = self.devices.get_mut(&person) {
+                    devices.remove(&token);
+                }
+                Ok(())
+            }
+            Op::Merge { primary, secondary } => self.merge(primary, &secondary),
+            Op::IdentifyObject { object, attributes } => {
+                update(self.objects.entry(object).or_default(), attributes);
+                Ok(())
+            }
+            Op::DeleteObject(object) => {
+                self.objects.remove(&object);
+                self.relationships.retain(|(_, o), _| *o != object);
+                Ok(())
+            }
+            Op::Relate { person, objects } => {
+                for (object, attributes) in objects {
+                    self.relationships
+                        .insert((person.clone(), object), attributes);
+                }
+                Ok(())
+            }
+            Op::Unrelate { person, objects } => {
+                for object in objects {
+                    self.relationships.remove(&(person.clone(), object));
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// A person gone: their profile, devices and relationships.
+    fn forget(&mut self, person: &str) {
+        self.people.remove(person);
+        self.devices.remove(person);
+        self.relationships.retain(|(p, _), _| p != person);
+    }
+
+    /// Like Customer.io: the primary must exist; it keeps its own attributes and takes the
+    /// secondary's others, and its devices and relationships; the secondary is gone.
+    fn merge(&mut self, primary: String, secondary: &str) -> Result<(), Invalid> {
+        if !self.people.contains_key(&primary) {
+            return Err(Invalid::new(
+                "not_found",
+                "primary",
+                format!("the primary person {primary:?} does not exist"),
+            ));
+        }
+        let taken = self.people.remove(secondary).unwrap_or_default();
+        let devices = self.devices.remove(secondary).unwrap_or_default();
+        let kept = self.people.entry(primary.clone()).or_default();
+        for (name, value) in taken {
+            kept.entry(name).or_insert(value);
+        }
+        self.devices
+            .entry(primary.clone())
+            .or_default()
+            .extend(devices);
+        let moved: Vec<(ObjectKey, Map<String, Value>)> = self
+            .relationships
+            .extract_if(|(p, _), _| p == secondary)
+            .map(|((_, o), a)| (o, a))
+            .collect();
+        for (object, attributes) in moved {
+            self.relationships
+                .insert((primary.clone(), object), attributes);
+        }
+        self.stats.merges += 1;
+        Ok(())
     }
 
     fn identify(
@@ -237,15 +343,7 @@ impl State {
                 format!("the person would have {count} attributes, more than {MAX_ATTRIBUTES}"),
             ));
         }
-        let stored = self.people.entry(person).or_default();
-        for (name, value) in attributes {
-            // An empty string clears the attribute.
-            if value.as_str() == Some("") {
-                stored.remove(&name);
-            } else {
-                stored.insert(name, value);
-            }
-        }
+        update(self.people.entry(person).or_default(), attributes);
         Ok(())
     }
 
@@ -266,6 +364,7 @@ impl State {
             return;
         }
         self.events.push(StoredEvent {
+            kind: event.kind,
             person,
             anonymous_id,
             name: event.name,
@@ -306,14 +405,42 @@ impl State {
     pub(super) fn stats(&self) -> Stats {
         Stats {
             people: self.people.len() as u64,
-            events: self.events.len() as u64,
+            devices: self.devices.values().map(|d| d.len() as u64).sum(),
+            objects: self.objects.len() as u64,
+            relationships: self.relationships.len() as u64,
+            events: self.count_events("event"),
+            page_views: self.count_events("page"),
+            screen_views: self.count_events("screen"),
             suppressed: self.suppressed.len() as u64,
             ..self.stats.clone()
         }
     }
 
+    fn count_events(&self, kind: &str) -> u64 {
+        self.events.iter().filter(|e| e.kind == kind).count() as u64
+    }
+
     pub(super) fn person(&self, key: &str) -> Option<Map<String, Value>> {
         self.people.get(key).cloned()
+    }
+
+    pub(super) fn devices_of(&self, key: &str) -> Vec<(String, Map<String, Value>)> {
+        let devices = self.devices.get(key).into_iter().flatten();
+        devices.map(|(t, d)| (t.clone(), d.clone())).collect()
+    }
+
+    pub(super) fn object(&self, key: &ObjectKey) -> Option<Map<String, Value>> {
+        self.objects.get(key).cloned()
+    }
+
+    pub(super) fn relationship(
+        &self,
+        person: &str,
+        object: &ObjectKey,
+    ) -> Option<Map<String, Value>> {
+        self.relationships
+            .get(&(person.to_owned(), object.clone()))
+            .cloned()
     }
 
     pub(super) fn people_count(&self) -> usize {
@@ -330,6 +457,17 @@ impl State {
 
     pub(super) fn requests(&self) -> Vec<Received> {
         self.requests.clone().unwrap_or_default()
+    }
+}
+
+/// Applies an identify's attributes to what is stored; an empty string clears one.
+fn update(stored: &mut Map<String, Value>, attributes: Map<String, Value>) {
+    for (name, value) in attributes {
+        if value.as_str() == Some("") {
+            stored.remove(&name);
+        } else {
+            stored.insert(name, value);
+        }
     }
 }
 

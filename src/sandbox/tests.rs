@@ -66,6 +66,15 @@ impl Rig {
     }
 }
 
+/// The `batch_index` of each error a 207 lists.
+fn batch_indices(body: &Value) -> Vec<u64> {
+    let errors = body["errors"].as_array().expect("errors array");
+    errors
+        .iter()
+        .filter_map(|e| e["batch_index"].as_u64())
+        .collect()
+}
+
 fn errors(body: &Value) -> Vec<String> {
     body["meta"]["errors"]
         .as_array()
@@ -366,6 +375,7 @@ async fn events_validation_and_duplicates() {
     assert_eq!(
         events[1],
         StoredEvent {
+            kind: "event",
             person: Some("u@x.io".into()),
             anonymous_id: None,
             name: "bought".into(),
@@ -388,7 +398,7 @@ fn event_data_limit() {
         let mut body = Map::new();
         body.insert("name".into(), json!("e"));
         body.insert("data".into(), json!({"d": "x".repeat(len - 8)}));
-        validate::event(Who::Person("p".into()), body, "data")
+        validate::event("event", Who::Person("p".into()), body, "data")
     };
     assert!(data(validate::MAX_EVENT_DATA_BYTES).is_ok());
     let refused = data(validate::MAX_EVENT_DATA_BYTES + 1).expect_err("too long");
@@ -499,31 +509,26 @@ async fn batch_applies_valid_ops_and_lists_invalid_ones() {
     ]});
     let (status, body) = rig.json(Method::POST, "/api/v2/batch", batch).await;
     assert_eq!(status, StatusCode::MULTI_STATUS);
-    let indices: Vec<u64> = body["errors"]
-        .as_array()
-        .expect("errors array")
-        .iter()
-        .filter_map(|e| e["batch_index"].as_u64())
-        .collect();
-    assert_eq!(indices, [1, 3, 5, 6, 7, 10, 11, 12]);
+    let indices = batch_indices(&body);
+    assert_eq!(indices, [1, 3, 4, 5, 6, 7, 10, 11, 12]);
     for error in body["errors"].as_array().into_iter().flatten() {
         for key in ["reason", "field", "message"] {
             assert!(error[key].is_string(), "{error}");
         }
     }
-    assert_eq!(body["errors"][4]["field"], "attributes.created_at");
+    assert_eq!(body["errors"][2]["field"], "identifiers");
+    assert_eq!(body["errors"][5]["field"], "attributes.created_at");
     assert_eq!(rig.sandbox.person("1"), Some(map(json!({"a": 1}))));
     assert_eq!(rig.sandbox.person("cio_abc"), Some(map(json!({"z": true}))));
     assert!(rig.sandbox.is_suppressed("2"));
     let events = rig.sandbox.events();
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 1);
     assert_eq!(events[0].person.as_deref(), Some("a@b.c"));
     assert_eq!(events[0].data, map(json!({"x": 1})));
-    assert_eq!(events[1].anonymous_id.as_deref(), Some("anon"));
     let stats = rig.sandbox.stats();
     assert_eq!(
         (stats.partial, stats.invalid_ops, stats.duplicate_events),
-        (1, 8, 1)
+        (1, 9, 1)
     );
     // All valid: 200.
     let fine =
@@ -807,4 +812,70 @@ async fn futures_join_all<F: std::future::Future>(
     })
     .await;
     outputs.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn every_kind_is_kept_and_each_invalid_one_named_in_a_207() {
+    let rig = Rig::new().await;
+    let acme = json!({"object_type_id": "1", "object_id": "acme"});
+    let batch = json!({"batch": [
+        {"type": "person", "identifiers": {"id": "1"}, "action": "identify", "attributes": {"a": 1}},
+        {"type": "person", "identifiers": {"phone": "+14155552671"}, "action": "identify"},
+        {"type": "person", "identifiers": {"phone": "555-1234"}, "action": "identify"},
+        {"type": "person", "identifiers": {"id": "1"}, "action": "page", "name": "/pricing", "id": ULID_A},
+        {"type": "person", "identifiers": {"id": "1"}, "action": "screen", "name": "Home", "id": ULID_B},
+        {"type": "person", "identifiers": {"id": "1"}, "action": "add_device",
+         "device": {"token": "t1", "platform": "ios", "last_used": 1_700_000_000, "attributes": {"v": "5"}}},
+        {"type": "person", "identifiers": {"id": "1"}, "action": "add_device", "device": {"token": "t2"}},
+        {"type": "person", "identifiers": {"id": "1"}, "action": "add_device",
+         "device": {"token": "t3", "platform": "ios", "attributes": {"n": 1}}},
+        {"type": "object", "identifiers": acme, "action": "identify", "attributes": {"name": "Acme"}},
+        {"type": "object", "identifiers": {"object_type_id": "0", "object_id": "x"}, "action": "identify"},
+        {"type": "person", "identifiers": {"id": "1"}, "action": "add_relationships",
+         "cio_relationships": [{"identifiers": acme, "relationship_attributes": {"role": "admin"}}]},
+        {"type": "person", "identifiers": {"id": "1"}, "action": "add_relationships", "cio_relationships": []},
+        {"type": "person", "identifiers": {"id": "2"}, "action": "identify", "attributes": {"b": 2}},
+        {"type": "person", "action": "merge", "primary": {"id": "1"}, "secondary": {"id": "2"}},
+        {"type": "person", "action": "merge", "primary": {"id": "nobody"}, "secondary": {"id": "1"}},
+        {"type": "person", "action": "merge", "primary": {"phone": "+14155552671"}, "secondary": {"id": "1"}},
+    ]});
+    let (status, body) = rig.json(Method::POST, "/api/v2/batch", batch).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS);
+    let indices = batch_indices(&body);
+    assert_eq!(indices, [2, 6, 7, 9, 11, 14, 15], "{body}");
+    let sb = &rig.sandbox;
+    assert!(sb.person("+14155552671").is_some());
+    // Merged: the primary takes the secondary's attributes; the secondary is gone.
+    assert_eq!(sb.person("1"), Some(map(json!({"a": 1, "b": 2}))));
+    assert_eq!(sb.person("2"), None);
+    assert_eq!(sb.devices("1").len(), 1);
+    assert_eq!(sb.object("1", "acme"), Some(map(json!({"name": "Acme"}))));
+    assert_eq!(
+        sb.relationship("1", "1", "acme"),
+        Some(map(json!({"role": "admin"})))
+    );
+    let kinds: Vec<&str> = sb.events().iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["page", "screen"]);
+    assert_eq!(
+        sb.summary_line(),
+        "sandbox: 2 people stored, 0 events (0 duplicates), 1 page view, 1 screen view, \
+         1 device, 1 object, 1 relationship, 1 merge, 0 suppressed, 0 deleted; 1 request \
+         (7 invalid operations)"
+    );
+
+    // v1: devices, their removal, and merges.
+    let device = json!({"device": {"id": "t9", "platform": "android"}});
+    let (status, _) = rig
+        .json(Method::PUT, "/api/v1/customers/1/devices", device)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sb.devices("1").len(), 2);
+    let gone = rig.request(Method::DELETE, "/api/v1/customers/1/devices/t9");
+    assert_eq!(rig.send(gone).await.0, StatusCode::OK);
+    assert_eq!(sb.devices("1").len(), 1);
+    let merge = json!({"primary": {"id": "1"}, "secondary": {"phone": "+14155552671"}});
+    let (status, _) = rig
+        .json(Method::POST, "/api/v1/merge_customers", merge)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

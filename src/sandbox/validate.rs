@@ -41,6 +41,8 @@ pub(super) enum Who {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Event {
+    /// `event`, `page` or `screen`.
+    pub(super) kind: &'static str,
     pub(super) who: Who,
     pub(super) name: String,
     pub(super) id: Option<Ulid>,
@@ -61,7 +63,38 @@ pub(super) enum Op {
     Delete(String),
     Suppress(String),
     Unsuppress(String),
+    /// A device for a person: its token, and its platform, last use and attributes.
+    AddDevice {
+        person: String,
+        token: String,
+        device: Map<String, Value>,
+    },
+    DeleteDevice {
+        person: String,
+        token: String,
+    },
+    Merge {
+        primary: String,
+        secondary: String,
+    },
+    IdentifyObject {
+        object: ObjectKey,
+        attributes: Map<String, Value>,
+    },
+    DeleteObject(ObjectKey),
+    /// Relationships of a person to objects, each with its attributes.
+    Relate {
+        person: String,
+        objects: Vec<(ObjectKey, Map<String, Value>)>,
+    },
+    Unrelate {
+        person: String,
+        objects: Vec<ObjectKey>,
+    },
 }
+
+/// An object: its type id and its id.
+pub(super) type ObjectKey = (String, String);
 
 /// The store key for an identifier: emails are case-insensitive in Customer.io,
 /// everything else (ids, `cio_` ids) is kept exactly as addressed.
@@ -98,7 +131,7 @@ pub(super) fn identifier(id: &str, field: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-fn unix_seconds(value: &Value, field: &str) -> Result<u64, Invalid> {
+pub(super) fn unix_seconds(value: &Value, field: &str) -> Result<u64, Invalid> {
     match value.as_u64() {
         Some(n) if n <= MAX_UNIX_SECONDS => Ok(n),
         Some(n) => Err(Invalid::new(
@@ -122,6 +155,17 @@ pub(super) fn identify(person: String, mut attributes: Map<String, Value>) -> Re
     if let Some(ts) = attributes.remove("_timestamp") {
         unix_seconds(&ts, "_timestamp")?;
     }
+    check_attributes(&attributes)?;
+    Ok(Op::Identify {
+        person,
+        attributes,
+        update_only,
+    })
+}
+
+/// Attributes of one call (a person's, an object's, a relationship's): how many, and each
+/// name's and value's size.
+pub(super) fn check_attributes(attributes: &Map<String, Value>) -> Result<(), Invalid> {
     if attributes.len() > MAX_ATTRIBUTES {
         return Err(Invalid::new(
             "too_many",
@@ -132,7 +176,7 @@ pub(super) fn identify(person: String, mut attributes: Map<String, Value>) -> Re
             ),
         ));
     }
-    for (name, value) in &attributes {
+    for (name, value) in attributes {
         if name.len() > MAX_ATTRIBUTE_NAME_BYTES {
             return Err(Invalid::new(
                 "too_long",
@@ -158,16 +202,35 @@ pub(super) fn identify(person: String, mut attributes: Map<String, Value>) -> Re
     if let Some(created_at) = attributes.get("created_at") {
         unix_seconds(created_at, "attributes.created_at")?;
     }
-    Ok(Op::Identify {
-        person,
-        attributes,
-        update_only,
-    })
+    Ok(())
 }
 
-/// An event. `body` holds `name`, `id`, `timestamp` and the data under
+/// The kinds of event, by their v1 `type` and their v2 action.
+const EVENT_KINDS: [&str; 3] = ["event", "page", "screen"];
+
+/// A v1 event body's `type`: `event` (the default), `page` or `screen`.
+pub(super) fn v1_kind(body: &Map<String, Value>) -> Result<&'static str, Invalid> {
+    match body.get("type") {
+        None | Some(Value::Null) => Ok("event"),
+        Some(Value::String(t)) => EVENT_KINDS.into_iter().find(|k| k == t).ok_or_else(|| {
+            Invalid::new(
+                "invalid",
+                "type",
+                format!("type must be event, page or screen, got {t:?}"),
+            )
+        }),
+        Some(other) => Err(Invalid::new(
+            "invalid",
+            "type",
+            format!("type must be a string, got {other}"),
+        )),
+    }
+}
+
+/// An event of `kind`. `body` holds `name`, `id`, `timestamp` and the data under
 /// `data_field` (`data` in v1, `attributes` in v2).
 pub(super) fn event(
+    kind: &'static str,
     who: Who,
     mut body: Map<String, Value>,
     data_field: &str,
@@ -244,6 +307,7 @@ pub(super) fn event(
         ));
     }
     Ok(Op::Event(Event {
+        kind,
         who,
         name,
         id,
@@ -269,9 +333,25 @@ pub(super) fn anonymous_id(value: Option<&Value>) -> Result<String, Invalid> {
     }
 }
 
+/// An object that may be left out (or null): empty then.
+pub(super) fn optional_object(
+    value: Option<Value>,
+    field: &str,
+) -> Result<Map<String, Value>, Invalid> {
+    match value {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(map)) => Ok(map),
+        Some(other) => Err(Invalid::new(
+            "invalid",
+            field,
+            format!("{field} must be an object, got {other}"),
+        )),
+    }
+}
+
 /// The person a v2 op addresses: `identifiers` must hold exactly one of
 /// `id`, `email`, `cio_id` (without its prefix) or `phone`.
-fn v2_identifiers(value: &Value) -> Result<String, Invalid> {
+pub(super) fn v2_identifiers(value: &Value) -> Result<String, Invalid> {
     let Value::Object(ids) = value else {
         return Err(Invalid::new(
             "invalid",
@@ -300,6 +380,11 @@ fn v2_identifiers(value: &Value) -> Result<String, Invalid> {
     };
     identifier(id, &field)?;
     match kind.as_str() {
+        "phone" if !super::ties::is_e164(id) => Err(Invalid::new(
+            "invalid",
+            field,
+            format!("phone {id:?} is not E.164 (a + and up to 15 digits)"),
+        )),
         "id" | "phone" => Ok(id.clone()),
         "email" => Ok(id.to_lowercase()),
         "cio_id" => Ok(format!("cio_{id}")),
@@ -320,8 +405,9 @@ pub(super) fn v2_op(value: Value) -> Result<Op, Invalid> {
             "operation must be a JSON object".into(),
         ));
     };
-    match op.get("type") {
-        Some(Value::String(t)) if t == "person" => {}
+    let object = match op.get("type") {
+        Some(Value::String(t)) if t == "person" => false,
+        Some(Value::String(t)) if t == "object" => true,
         None => {
             return Err(Invalid::new("required", "type", "type is missing".into()));
         }
@@ -329,10 +415,10 @@ pub(super) fn v2_op(value: Value) -> Result<Op, Invalid> {
             return Err(Invalid::new(
                 "unsupported",
                 "type",
-                format!("the sandbox handles only type \"person\", got {other}"),
+                format!("the sandbox handles type \"person\" and \"object\", got {other}"),
             ));
         }
-    }
+    };
     let action = match op.remove("action") {
         Some(Value::String(a)) => a,
         None => {
@@ -350,18 +436,14 @@ pub(super) fn v2_op(value: Value) -> Result<Op, Invalid> {
             ));
         }
     };
+    if object {
+        return super::ties::object_op(&action, op);
+    }
+    if action == "merge" {
+        return super::ties::merge(&op);
+    }
     let person = op.get("identifiers").map(v2_identifiers).transpose()?;
-    let attributes = match op.remove("attributes") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(a)) => a,
-        Some(other) => {
-            return Err(Invalid::new(
-                "invalid",
-                "attributes",
-                format!("attributes must be an object, got {other}"),
-            ));
-        }
-    };
+    let attributes = optional_object(op.remove("attributes"), "attributes")?;
     let missing = || {
         Invalid::new(
             "required",
@@ -371,22 +453,38 @@ pub(super) fn v2_op(value: Value) -> Result<Op, Invalid> {
     };
     match action.as_str() {
         "identify" => identify(person.ok_or_else(missing)?, attributes),
-        "event" => {
-            let who = match person {
-                Some(p) => Who::Person(p),
-                None => Who::Anonymous(anonymous_id(op.get("anonymous_id"))?),
+        // v2 has no anonymous events: `person_common` requires identifiers, and an
+        // anonymous event goes to `POST /api/v1/events`.
+        "event" | "page" | "screen" => {
+            let kind = EVENT_KINDS
+                .into_iter()
+                .find(|k| *k == action)
+                .unwrap_or("event");
+            let Some(person) = person else {
+                return Err(Invalid::new(
+                    "required",
+                    "identifiers",
+                    "an event needs identifiers in v2; anonymous events go to POST /api/v1/events"
+                        .into(),
+                ));
             };
             op.insert("attributes".into(), Value::Object(attributes));
-            event(who, op, "attributes")
+            event(kind, Who::Person(person), op, "attributes")
         }
         "delete" => Ok(Op::Delete(person.ok_or_else(missing)?)),
         "suppress" => Ok(Op::Suppress(person.ok_or_else(missing)?)),
         "unsuppress" => Ok(Op::Unsuppress(person.ok_or_else(missing)?)),
-        "add_device" | "delete_device" | "merge" => Err(Invalid::new(
-            "unsupported",
-            "action",
-            format!("the sandbox does not implement action {action}"),
-        )),
+        "add_device" => {
+            super::ties::add_device(person.ok_or_else(missing)?, op.get("device"), "token")
+        }
+        "delete_device" => {
+            super::ties::delete_device(person.ok_or_else(missing)?, op.get("device"))
+        }
+        "add_relationships" | "delete_relationships" => super::ties::relationships(
+            &action,
+            person.ok_or_else(missing)?,
+            op.get("cio_relationships"),
+        ),
         other => Err(Invalid::new(
             "invalid",
             "action",

@@ -142,7 +142,7 @@ impl Client {
 
     /// One attempt at one operation through its v1 endpoint.
     pub async fn send_one(&self, op: &Operation) -> Answer {
-        let req = op.v1_request();
+        let req = op.one_request();
         let method = match req.method {
             Method::Put => reqwest::Method::PUT,
             Method::Post => reqwest::Method::POST,

@@ -121,14 +121,15 @@ impl Sender {
         self.stop.cancel();
     }
 
-    /// Takes operations to settled outcomes, one per operation, in order: one v1 request,
-    /// or one batch request (split when Customer.io refuses it whole).
+    /// Takes operations to settled outcomes, one per operation, in order: one batch request
+    /// (split when Customer.io refuses it whole), or one request each through its own
+    /// endpoint (`--batch 1`, and what no batch carries).
     pub async fn deliver(&self, items: &[&Outgoing]) -> Vec<Delivery> {
-        if !self.batch {
+        if !self.batch || !items.iter().all(|i| i.op.batchable()) {
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 let label = || {
-                    let r = item.op.v1_request();
+                    let r = item.op.one_request();
                     format!("{:?} {}", r.method, r.path)
                 };
                 let settled = self

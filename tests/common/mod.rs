@@ -62,6 +62,12 @@ impl Server {
         })
     }
 
+    /// Every request the sandbox received but the preflight's GET, in arrival order.
+    pub fn sent(&self) -> Vec<cio_import::sandbox::Received> {
+        let requests = self.sandbox.requests().into_iter();
+        requests.filter(|r| r.method != "GET").collect()
+    }
+
     /// The binary, credentials in its environment, aimed at this server, run in `dir`.
     pub fn cmd(&self, dir: &Path) -> Command {
         aimed(dir, &self.sandbox.base_url(), 1000)
@@ -269,4 +275,58 @@ pub fn read_ndjson(path: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// The text of the repository's fixture `name`.
+pub fn fixture(name: &str) -> String {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    std::fs::read_to_string(from).unwrap()
+}
+
+/// A run of the binary: the name of its input, the input's text, and its flags.
+pub type Run = (&'static str, String, Vec<&'static str>);
+
+/// The runs that take a sandbox through every kind but events, in an order it accepts whole
+/// (people first: merges need their primaries).
+pub fn every_kind() -> Vec<Run> {
+    vec![
+        ("users.csv", fixture("users.csv"), vec![]),
+        (
+            "phones.csv",
+            fixture("phones.csv"),
+            vec!["--id-column", "phone"],
+        ),
+        (
+            "devices.csv",
+            fixture("devices.csv"),
+            vec!["--action", "add-device"],
+        ),
+        (
+            "companies.csv",
+            fixture("companies.csv"),
+            vec!["--entity", "object", "--object-type", "1"],
+        ),
+        (
+            "memberships.csv",
+            fixture("memberships.csv"),
+            vec!["--action", "add-relationships", "--object-type", "1"],
+        ),
+        (
+            "merges.csv",
+            fixture("merges.csv"),
+            vec!["--action", "merge", "--yes"],
+        ),
+        (
+            "gone-device.csv",
+            "id,device_id\n1002,dGhpcyBpcyBhbiBGQ00gdG9rZW4gZm9yIGEgdGVzdCBkZXZpY2U\n".into(),
+            vec!["--action", "delete-device"],
+        ),
+        (
+            "gone-membership.csv",
+            "id,object_id\n1002,globex\n".into(),
+            vec!["--action", "delete-relationships", "--object-type", "1"],
+        ),
+    ]
 }
