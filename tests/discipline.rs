@@ -155,7 +155,7 @@ fn gap_after(first: Reply, extra: &[&str]) -> Duration {
     hits[1].at - hits[0].at
 }
 
-// Without Retry-After a 429 pauses 1 s and a 503 backs off at most 250 ms: a gap of 1.8 s
+// Without Retry-After a 429 pauses 100 ms and a 503 backs off at most 250 ms: a gap of 1.8 s
 // or more can only come from the header.
 const HONOURED: Duration = Duration::from_millis(1800);
 

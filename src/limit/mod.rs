@@ -7,6 +7,8 @@
 
 mod adapt;
 mod local;
+#[cfg(test)]
+mod sim;
 
 pub use local::LocalPacer;
 
@@ -28,8 +30,8 @@ pub trait Pacer: Send + Sync {
     fn on_accepted(&self);
 
     /// A 429 for the request sent with `permit`: everyone pauses until `retry_after` (or a
-    /// backoff of the pacer's own when the server gave none), and the pace drops to what the
-    /// server accepted in the last second.
+    /// pause of the pacer's own when the server gave none), and when the 429 is evidence of a
+    /// limit (not a stray) the pace drops to what the server accepted.
     fn on_rate_limited(&self, permit: Permit, retry_after: Option<Duration>);
 
     /// A 5xx or network failure; `streak` is how many came in a row across all workers.

@@ -1,6 +1,7 @@
 //! The progress display: the one owner of stderr while a run goes (the bar, or plain lines
 //! when stderr is not a terminal), with warnings and logs drawn above it.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,8 @@ const PLAIN_EVERY: Duration = Duration::from_secs(5);
 const HZ: u8 = 5;
 /// The bar's width when the whole display fits on one line.
 const BAR_WIDTH: usize = 12;
+/// The pace of the run, for the time left, is over this long (or since the run began).
+const ETA_WINDOW: Duration = Duration::from_secs(30);
 
 impl Reporter {
     pub fn new(mode: ProgressMode, quiet: bool, verbose: u8, total_bytes: Option<u64>) -> Reporter {
@@ -106,7 +109,8 @@ impl Reporter {
     ) {
         let start = Instant::now();
         let mut last_plain = Instant::now();
-        let mut window: std::collections::VecDeque<(Instant, u64)> = Default::default();
+        let mut window: VecDeque<(Instant, u64)> = Default::default();
+        let mut eta = Eta::default();
         // The pace starts at its highest (--rate); a lower one means 429s slowed it.
         let mut top = 0.0f64;
         let mut shape = None;
@@ -128,12 +132,8 @@ impl Reporter {
             self.bar.set_position(Counters::get(&counters.bytes));
             let pace = pace();
             top = top.max(pace.unwrap_or(0.0));
-            let frame = Frame::new(
-                &counters,
-                req_rate,
-                pace.map(|p| (p, top)),
-                self.fraction_and_eta(),
-            );
+            let read = self.fraction_and_eta(now, &counters, &mut eta);
+            let frame = Frame::new(&counters, req_rate, pace.map(|p| (p, top)), read);
             if self.plain {
                 if now.duration_since(last_plain) >= PLAIN_EVERY {
                     last_plain = now;
@@ -152,13 +152,20 @@ impl Reporter {
     }
 
     /// How much of the input is read, and the time left, when the input's size is known.
-    fn fraction_and_eta(&self) -> Option<(f64, Option<Duration>)> {
+    fn fraction_and_eta(
+        &self,
+        now: Instant,
+        counters: &Counters,
+        eta: &mut Eta,
+    ) -> Option<(f64, Option<Duration>)> {
         let len = self.bar.length().filter(|&n| n > 0)?;
-        let pos = self.bar.position().min(len);
-        // Before anything is read, and once everything is, the byte rate says nothing
-        // about the time left.
-        let eta = (pos > 0 && pos < len).then(|| self.bar.eta());
-        Some((pos as f64 / len as f64, eta))
+        let read = Read {
+            total_bytes: len,
+            bytes: self.bar.position().min(len),
+            records: Counters::get(&counters.records),
+            settled: counters.settled(),
+        };
+        Some((read.bytes as f64 / len as f64, eta.left(now, &read)))
     }
 
     /// Draws one frame, on one line when it fits in `width` columns and on two otherwise.
@@ -179,6 +186,56 @@ impl Reporter {
                 self.bar.set_message(frame.counts.clone());
             }
         }
+    }
+}
+
+/// Where a run is, for the time left.
+#[derive(Debug, Clone, Copy)]
+struct Read {
+    /// The input's size, and how much of it is read.
+    total_bytes: u64,
+    bytes: u64,
+    /// Records read, and settled; on a resumed run both count what the earlier part settled.
+    records: u64,
+    settled: u64,
+}
+
+impl Read {
+    /// The time left at `per_second` records settled: the records read and not settled yet,
+    /// and those the unread bytes hold at the bytes a record so far. None before anything
+    /// is read, and once everything is: the reader runs a buffer ahead, and the records of
+    /// a buffer read but not parsed are not counted yet.
+    fn time_left(&self, per_second: f64) -> Option<Duration> {
+        if self.bytes == 0 || self.bytes >= self.total_bytes || self.records == 0 {
+            return None;
+        }
+        let per_byte = self.records as f64 / self.bytes as f64;
+        let unread = (self.total_bytes - self.bytes) as f64 * per_byte;
+        let left = self.records.saturating_sub(self.settled) as f64 + unread;
+        (per_second > 0.0).then(|| Duration::from_secs_f64(left / per_second))
+    }
+}
+
+/// The time left, from the pace of this run: records settled over the last [`ETA_WINDOW`]
+/// of it. A resumed run starts from the checkpoint's counts and reads past what was settled
+/// at once, so neither the counts nor the bytes read since it began say how fast it goes.
+#[derive(Debug, Default)]
+struct Eta {
+    /// Records settled at each look, oldest first.
+    settled: VecDeque<(Instant, u64)>,
+}
+
+impl Eta {
+    /// Notes `read` at `now`; the time left.
+    fn left(&mut self, now: Instant, read: &Read) -> Option<Duration> {
+        self.settled.push_back((now, read.settled));
+        while self.settled.len() > 2 && now.duration_since(self.settled[1].0) >= ETA_WINDOW {
+            self.settled.pop_front();
+        }
+        let (since, from) = *self.settled.front()?;
+        let took = now.duration_since(since).as_secs_f64();
+        let per_second = (took > 0.0).then(|| read.settled.saturating_sub(from) as f64 / took)?;
+        read.time_left(per_second)
     }
 }
 
@@ -357,6 +414,59 @@ mod tests {
         let frame = Frame::new(&small, 48.9, Some((50.0, 50.0)), Some((0.37, None)));
         assert_eq!(render(120, &frame).len(), 1);
         assert_eq!(render(80, &frame).len(), 2);
+    }
+
+    #[test]
+    fn the_time_left_is_the_records_left_at_the_pace_given() {
+        // 1,000 of 10,000 bytes read hold 100 records, 40 of them settled: 60 read and about
+        // 900 unread are left, 96 s at 10 a second.
+        let read = Read {
+            total_bytes: 10_000,
+            bytes: 1_000,
+            records: 100,
+            settled: 40,
+        };
+        assert_eq!(read.time_left(10.0), Some(Duration::from_secs(96)));
+        assert_eq!(read.time_left(0.0), None);
+        let nothing = Read {
+            bytes: 0,
+            records: 0,
+            settled: 0,
+            ..read
+        };
+        assert_eq!(nothing.time_left(10.0), None);
+        let everything = Read {
+            bytes: 10_000,
+            ..read
+        };
+        assert_eq!(everything.time_left(10.0), None);
+    }
+
+    #[test]
+    fn a_resumed_run_takes_the_time_left_from_its_own_pace() {
+        // 20,000 records of 75 bytes; the run stopped after 10,000, and --resume starts from
+        // them (read and settled), reads past them at once, then settles 50 a second with the
+        // reader 200 records ahead: 200 s left at first.
+        const BYTES: u64 = 75;
+        let start = Instant::now();
+        let mut eta = Eta::default();
+        let resumed = |done: u64, ahead: u64| Read {
+            total_bytes: 20_000 * BYTES,
+            bytes: (10_000 + done + ahead) * BYTES,
+            records: 10_000 + done + ahead,
+            settled: 10_000 + done,
+        };
+        assert_eq!(eta.left(start, &resumed(0, 0)), None);
+        for tick in 1..=190u64 {
+            let at = start + Duration::from_secs(tick);
+            let done = 50 * tick;
+            let left = eta.left(at, &resumed(done, 200)).unwrap().as_secs_f64();
+            let truth = (10_000 - done) as f64 / 50.0;
+            assert!(
+                (left - truth).abs() <= 1.0,
+                "{tick} s in: {left:.1} s left, truly {truth:.1}"
+            );
+        }
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The sandbox: a local stand-in for Customer.io's Track API (v1 and v2) served
 //! over real HTTP on 127.0.0.1, keeping every kind of its data model (people,
 //! events, page and screen views, devices, objects, relationships, merges),
-//! enforcing the documented auth, limits and validation, with a sliding-window rate limit and optional misbehaviour
-//! (latency, 503s, stalls, dropped connections) for `--sandbox` and the tests.
+//! enforcing the documented auth, limits and validation, with a sliding-window rate limit
+//! and optional misbehaviour (latency, 503s, stray 429s, stalls, dropped connections) for
+//! `--sandbox` and the tests.
 //!
-//! Per request, in order: auth (401), misbehaviour dice (drop / 503 / stall),
+//! Per request, in order: auth (401), misbehaviour dice (drop / 503 / 429 / stall),
 //! rate limit (429), routing (404 / 405), validation (400 / 207), apply, then the
 //! answer waits out `latency` (plus `stall_for` when stalled). Dropped requests
 //! are never applied; stalled and slow ones are applied before the wait, so a
@@ -71,6 +72,9 @@ pub struct SandboxOptions {
     pub latency: Duration,
     /// Share of requests answered 503 (no `Retry-After`).
     pub fail_rate: f64,
+    /// Share of requests answered 429 at random, whatever the limit (with `Retry-After: 1`
+    /// when `retry_after` is set): stray 429s, as a throttle in front of an API may give.
+    pub stray_429_rate: f64,
     /// Share of requests whose connection is cut without an answer.
     pub drop_rate: f64,
     /// Share of requests held for `stall_for` before their answer.
@@ -92,6 +96,7 @@ impl Default for SandboxOptions {
             retry_after: true,
             latency: Duration::ZERO,
             fail_rate: 0.0,
+            stray_429_rate: 0.0,
             drop_rate: 0.0,
             stall_rate: 0.0,
             stall_for: Duration::ZERO,
@@ -135,6 +140,7 @@ impl Sandbox {
             rates: Rates {
                 drop: share(opts.drop_rate),
                 fail: share(opts.fail_rate),
+                limited: share(opts.stray_429_rate),
                 stall: share(opts.stall_rate),
             },
             credentials: format!("{}:{}", opts.site_id, opts.api_key).into_bytes(),
@@ -568,9 +574,11 @@ impl Shared {
         let (fate, admitted) = {
             let mut state = self.lock();
             let fate = state.fate(self.rates);
-            // A request that is dropped or failed never reaches the limiter.
+            // A request that is dropped, failed or limited at random never reaches the
+            // limiter; one limited at random is told to wait a second.
             let admitted = match fate {
                 Fate::Normal | Fate::Stall => state.admit(arrived, self.opts.limit),
+                Fate::Limited => Err(1),
                 Fate::Drop | Fate::Fail => Ok(()),
             };
             (fate, admitted)
@@ -587,7 +595,7 @@ impl Shared {
                 let failed = Answer::error(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
                 return (answer(failed), 0);
             }
-            Fate::Normal | Fate::Stall => {}
+            Fate::Normal | Fate::Stall | Fate::Limited => {}
         }
         let stalled = fate == Fate::Stall;
         let (result, invalid_ops) = match admitted {

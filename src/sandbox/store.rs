@@ -25,6 +25,7 @@ pub struct Stats {
     pub partial: u64,
     /// Operations refused inside 207 answers.
     pub invalid_ops: u64,
+    /// Answered 429: over the limit, or at random (`stray_429_rate`).
     pub rejected_429: u64,
     /// Other 4xx answers, by status (400, 401, 404, 405).
     pub rejected_4xx: BTreeMap<u16, u64>,
@@ -99,6 +100,8 @@ pub(super) enum Fate {
     Normal,
     Drop,
     Fail,
+    /// A 429 whatever the limit.
+    Limited,
     Stall,
 }
 
@@ -107,6 +110,7 @@ pub(super) enum Fate {
 pub(super) struct Rates {
     pub(super) drop: f64,
     pub(super) fail: f64,
+    pub(super) limited: f64,
     pub(super) stall: f64,
 }
 
@@ -162,22 +166,29 @@ impl State {
         self.stats.max_in_any_window = self.stats.max_in_any_window.max(in_window);
     }
 
-    /// One draw decides drop, fail or stall, so the shares never overlap.
+    /// One draw decides drop, fail, a 429 or stall, so the shares never overlap.
     pub(super) fn fate(&mut self, rates: Rates) -> Fate {
-        if rates.drop + rates.fail + rates.stall <= 0.0 {
+        if rates.drop + rates.fail + rates.limited + rates.stall <= 0.0 {
             return Fate::Normal;
         }
         let r: f64 = self.rng.random();
-        if r < rates.drop {
-            Fate::Drop
-        } else if r < rates.drop + rates.fail {
-            Fate::Fail
-        } else if r < rates.drop + rates.fail + rates.stall {
-            self.stats.stalled += 1;
-            Fate::Stall
-        } else {
-            Fate::Normal
+        let fates = [
+            (rates.drop, Fate::Drop),
+            (rates.fail, Fate::Fail),
+            (rates.limited, Fate::Limited),
+            (rates.stall, Fate::Stall),
+        ];
+        let mut below = 0.0;
+        for (share, fate) in fates {
+            below += share;
+            if r < below {
+                if fate == Fate::Stall {
+                    self.stats.stalled += 1;
+                }
+                return fate;
+            }
         }
+        Fate::Normal
     }
 
     /// Admits a request into the sliding window, or says how many whole seconds

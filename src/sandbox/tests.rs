@@ -59,6 +59,12 @@ impl Rig {
         self.send(builder).await
     }
 
+    /// Identifies person 1 with no attributes; the whole response.
+    async fn put_one(&self) -> reqwest::Response {
+        let request = self.request(Method::PUT, "/api/v1/customers/1").body("{}");
+        request.send().await.expect("answered")
+    }
+
     async fn identify(&self, id: &str, attributes: Value) -> StatusCode {
         self.json(Method::PUT, &format!("/api/v1/customers/{id}"), attributes)
             .await
@@ -708,16 +714,34 @@ async fn failed_requests_get_503_without_retry_after() {
         ..SandboxOptions::default()
     })
     .await;
-    let response = rig
-        .request(Method::PUT, "/api/v1/customers/1")
-        .body("{}")
-        .send()
-        .await
-        .expect("answered");
+    let response = rig.put_one().await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().get("retry-after").is_none());
     assert_eq!(rig.sandbox.person("1"), None);
     assert_eq!(rig.sandbox.stats().failed_5xx, 1);
+}
+
+#[tokio::test]
+async fn stray_429s_come_whatever_the_limit_and_say_wait_a_second_when_asked() {
+    for retry_after in [false, true] {
+        let rig = Rig::start(SandboxOptions {
+            limit: None,
+            stray_429_rate: 1.0,
+            retry_after,
+            ..SandboxOptions::default()
+        })
+        .await;
+        let response = rig.put_one().await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let header = response.headers().get("retry-after").cloned();
+        assert_eq!(
+            header.as_ref().is_some_and(|v| v == "1"),
+            retry_after,
+            "{header:?}"
+        );
+        assert_eq!(rig.sandbox.person("1"), None);
+        assert_eq!(rig.sandbox.stats().rejected_429, 1);
+    }
 }
 
 #[tokio::test]
