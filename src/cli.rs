@@ -213,6 +213,28 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 100, help_heading = "Pacing")]
     pub max_consecutive_failures: u32,
 
+    /// Share --rate with every importer naming this Redis and the same workspace: one
+    /// schedule kept in Redis paces them all (redis://[:PASSWORD@]HOST[:PORT][/DB]). Give a
+    /// URL holding a password through the environment.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CIO_IMPORT_SHARED_LIMIT",
+        hide_env_values = true,
+        help_heading = "Pacing"
+    )]
+    pub shared_limit: Option<String>,
+
+    /// How long sending waits for an unreachable --shared-limit Redis before the run stops
+    /// (checkpoint kept), in seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 60.0,
+        help_heading = "Pacing"
+    )]
+    pub shared_limit_timeout: f64,
+
     /// Stop (exit 1) once more than N rows are invalid, in rows: a wrongly mapped file
     /// should not fill the failures file with a million lines.
     #[arg(long, value_name = "N", default_value_t = 10_000, help_heading = "Run")]

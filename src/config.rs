@@ -75,6 +75,63 @@ pub struct Config {
     pub progress: ProgressMode,
     pub quiet: bool,
     pub verbose: u8,
+    /// `--shared-limit`: the schedule in Redis this run paces on, if any.
+    pub shared_limit: Option<SharedLimit>,
+}
+
+/// A pace shared through Redis (`--shared-limit`).
+#[derive(Debug, Clone)]
+pub struct SharedLimit {
+    /// The URL, password included: only given to the Redis client.
+    pub url: Secret,
+    /// The URL as it may be shown: without its password.
+    pub shown: String,
+    /// Names the schedule: the workspace (site id and region) or the sandbox.
+    pub workspace: String,
+    /// `--shared-limit-timeout`.
+    pub timeout: Duration,
+}
+
+/// Checks `--shared-limit` and its timeout; `None` when there is no flag or nothing is sent.
+fn shared_limit(
+    url: Option<&str>,
+    timeout: f64,
+    target: &Target,
+) -> Result<Option<SharedLimit>, ConfigError> {
+    let Some(raw) = url.filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let timeout = positive_secs(timeout, "--shared-limit-timeout")?;
+    let mut url = url::Url::parse(raw.trim()).map_err(|e| {
+        bad(format!(
+            "--shared-limit (or CIO_IMPORT_SHARED_LIMIT) is not a URL ({e}): give \
+             redis://HOST:PORT"
+        ))
+    })?;
+    if url.scheme() != "redis" || url.host_str().is_none_or(str::is_empty) {
+        return Err(bad(format!(
+            "--shared-limit must be a redis://HOST[:PORT] URL, got scheme {}:",
+            url.scheme()
+        )));
+    }
+    let secret = Secret::new(url.as_str());
+    if url.password().is_some() {
+        // set_password only fails on URLs without a host, ruled out above.
+        let _ = url.set_password(Some("***"));
+    }
+    let workspace = match target {
+        Target::DryRun => return Ok(None),
+        Target::Sandbox(_) => "sandbox".to_owned(),
+        Target::Remote {
+            site_id, region, ..
+        } => format!("{site_id}:{}", region.as_str()),
+    };
+    Ok(Some(SharedLimit {
+        url: secret,
+        shown: url.to_string(),
+        workspace,
+        timeout,
+    }))
 }
 
 /// A configuration problem; the message names the flag, variable or file.
@@ -306,6 +363,11 @@ impl Config {
             }
         };
 
+        let shared_limit = shared_limit(
+            cli.shared_limit.as_deref(),
+            cli.shared_limit_timeout,
+            &target,
+        )?;
         if let Some(stream) = inputs.iter().find(|i| i.is_stream()).filter(|_| cli.resume) {
             return Err(bad(format!(
                 "--resume cannot be used with {}: it is a stream (a pipe or a device), which \
@@ -355,6 +417,7 @@ impl Config {
             }
         }
         Ok(Config {
+            shared_limit,
             inputs,
             map: MapSpec {
                 action: cli.action,

@@ -20,7 +20,7 @@ use crate::checkpoint::Skip;
 use crate::config::Config;
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::limit::{LocalPacer, Pacer};
+use crate::limit::{LocalPacer, Pacer, Schedule, SharedPacer};
 use crate::report::{Counters, Reporter};
 use crate::send::{RetryPolicy, Sender};
 use crate::settle::Ledger;
@@ -66,7 +66,20 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
     let total_bytes = config.inputs.iter().map(|i| i.size).sum::<Option<u64>>();
     let reporter = Reporter::new(config.progress, config.quiet, config.verbose, total_bytes);
 
-    let pacer: Arc<dyn Pacer> = Arc::new(LocalPacer::new(config.pacing.rate, config.pacing.burst));
+    let pacer: Arc<dyn Pacer> = match config.shared_limit.as_ref().filter(|_| client.is_some()) {
+        None => Arc::new(LocalPacer::new(config.pacing.rate, config.pacing.burst)),
+        Some(shared) => {
+            let conn = crate::limit::connect(shared.url.expose(), &shared.shown, shared.timeout)
+                .await
+                .map_err(Fatal::Setup)?;
+            Arc::new(SharedPacer::new(
+                conn,
+                Schedule::of(&shared.workspace),
+                config.pacing.rate,
+                config.pacing.burst.get(),
+            ))
+        }
+    };
     let sender = client.map(|client| {
         Arc::new(Sender::new(
             client,

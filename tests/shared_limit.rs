@@ -1,0 +1,157 @@
+//! `--shared-limit`: importers pacing on one schedule in a real `redis-server`, started here on
+//! a free port of 127.0.0.1 (`.ci/run` installs it when missing).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command as Std, Stdio};
+use std::time::{Duration, Instant};
+
+use cio_import::limit::{Schedule, connect, reserve, reserve_script};
+use common::{Server, write};
+
+/// A `redis-server` on a free port with nothing saved; killed when dropped.
+struct Redis {
+    port: u16,
+    child: Child,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Redis::on(port)
+    }
+
+    fn on(port: u16) -> Redis {
+        let child = Std::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed: apt-get install -y redis-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                let mut buf = [0u8; 7];
+                if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { port, child }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `n` people with ids `{prefix}0`, `{prefix}1`, ...
+fn people(dir: &Path, name: &str, prefix: &str, n: usize) -> std::path::PathBuf {
+    let mut text = String::from("id,email\n");
+    for i in 0..n {
+        text.push_str(&format!("{prefix}{i},{prefix}{i}@example.com\n"));
+    }
+    write(dir, name, &text)
+}
+
+/// The most of `times` (sorted) in any window of `window` that starts at one of them.
+fn max_in_window(times: &[Duration], window: Duration) -> usize {
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| **t - times[i] < window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_lua_schedule_spaces_slots_by_the_interval_and_lets_a_burst_through() {
+    let redis = Redis::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut conn = connect(&redis.url(), "redis", Duration::from_secs(5))
+            .await
+            .unwrap();
+        let script = reserve_script();
+        let ms = Duration::from_millis;
+        let mut at = async |schedule: &Schedule, rate: f64, burst: u32, now: u64| {
+            reserve(&mut conn, &script, schedule, rate, burst, Some(ms(now)))
+                .await
+                .unwrap()
+        };
+        // 10/s, smooth: one slot every 100 ms from the first request on.
+        let smooth = Schedule::of("smooth");
+        assert_eq!(at(&smooth, 10.0, 1, 1000).await, ms(0));
+        assert_eq!(at(&smooth, 10.0, 1, 1000).await, ms(100));
+        assert_eq!(at(&smooth, 10.0, 1, 1050).await, ms(150));
+        // Idle past its slots, the schedule starts again from now.
+        assert_eq!(at(&smooth, 10.0, 1, 9000).await, ms(0));
+        assert_eq!(at(&smooth, 10.0, 1, 9000).await, ms(100));
+        // A burst of 3: three at once, then the even pace.
+        let burst = Schedule::of("burst");
+        for _ in 0..3 {
+            assert_eq!(at(&burst, 10.0, 3, 1000).await, ms(0));
+        }
+        assert_eq!(at(&burst, 10.0, 3, 1000).await, ms(100));
+        assert_eq!(at(&burst, 10.0, 3, 1000).await, ms(200));
+    });
+}
+
+#[test]
+fn three_importers_share_one_rate() {
+    let redis = Redis::start();
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let per = 200;
+    let runs: Vec<_> = ["a", "b", "c"]
+        .map(|p| {
+            let input = people(dir.path(), &format!("{p}.csv"), p, per);
+            let mut c = server.cmd_at(dir.path(), 60);
+            c.arg(&input).args(["--shared-limit", &redis.url()]);
+            c
+        })
+        .into_iter()
+        .collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|mut c| s.spawn(move || c.assert().success()))
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    let mut times: Vec<Duration> = server
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.identifier.is_some())
+        .map(|r| r.at)
+        .collect();
+    times.sort();
+    assert_eq!(times.len(), 3 * per);
+    let most = max_in_window(&times, Duration::from_secs(1));
+    assert!(most <= 61, "{most} requests in one second at --rate 60");
+    let span = (*times.last().unwrap() - times[0]).as_secs_f64();
+    let rate = (times.len() - 1) as f64 / span;
+    assert!(rate >= 0.95 * 60.0, "together {rate:.1}/s, not 95% of 60/s");
+}
