@@ -58,6 +58,9 @@ pub enum Fatal {
     Task(#[from] tokio::task::JoinError),
     #[error("the reader thread failed")]
     ReaderFailed,
+    /// The `--shared-limit` Redis stayed unreachable past `--shared-limit-timeout`.
+    #[error("{0}")]
+    SharedLimitLost(String),
     /// A fatal error after another; the later is told first.
     #[error("{then}: {first}")]
     Then { first: Box<Fatal>, then: Box<Fatal> },
@@ -82,6 +85,7 @@ impl Fatal {
             | Fatal::Output(_)
             | Fatal::Task(_)
             | Fatal::ReaderFailed => Exit::Fatal,
+            Fatal::SharedLimitLost(_) => Exit::SharedLimitLost,
             Fatal::Then { first, .. } => first.exit(),
         }
     }

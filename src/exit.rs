@@ -11,6 +11,9 @@ pub enum Exit {
     Usage,
     /// The run finished, but some records failed or were invalid: see the failures file.
     Partial,
+    /// The `--shared-limit` Redis stayed unreachable past `--shared-limit-timeout`: nothing
+    /// was sent unpaced, the checkpoint is kept.
+    SharedLimitLost,
     /// Interrupted by Ctrl-C or SIGTERM; `--resume` carries on.
     Interrupted,
 }
@@ -22,15 +25,17 @@ impl Exit {
             Exit::Fatal => 1,
             Exit::Usage => 2,
             Exit::Partial => 3,
+            Exit::SharedLimitLost => 4,
             Exit::Interrupted => 130,
         }
     }
 
-    pub const ALL: [Exit; 5] = [
+    pub const ALL: [Exit; 6] = [
         Exit::Success,
         Exit::Fatal,
         Exit::Usage,
         Exit::Partial,
+        Exit::SharedLimitLost,
         Exit::Interrupted,
     ];
 
@@ -41,6 +46,9 @@ impl Exit {
             Exit::Usage => "usage: a flag or argument is wrong",
             Exit::Partial => {
                 "finished, but some records failed or were invalid (see the failures file)"
+            }
+            Exit::SharedLimitLost => {
+                "the --shared-limit Redis stayed unreachable; run again with --resume"
             }
             Exit::Interrupted => "interrupted (Ctrl-C or SIGTERM); run again with --resume",
         }
@@ -69,7 +77,7 @@ mod tests {
     #[test]
     fn codes_are_stable_and_distinct() {
         let codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 130]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 130]);
     }
 
     #[test]

@@ -54,10 +54,16 @@ impl Redis {
     }
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
+impl Redis {
+    fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -154,4 +160,91 @@ fn three_importers_share_one_rate() {
     let span = (*times.last().unwrap() - times[0]).as_secs_f64();
     let rate = (times.len() - 1) as f64 / span;
     assert!(rate >= 0.95 * 60.0, "together {rate:.1}/s, not 95% of 60/s");
+}
+
+/// The requests for people the sandbox received, by arrival.
+fn arrivals(server: &Server) -> Vec<(Duration, String)> {
+    let mut got: Vec<_> = server
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter_map(|r| Some((r.at, r.identifier?)))
+        .collect();
+    got.sort();
+    got
+}
+
+/// Each of `n` ids `{prefix}N` received exactly once.
+fn each_once(got: &[(Duration, String)], prefix: &str, n: usize) {
+    let mut ids: Vec<&str> = got.iter().map(|(_, id)| id.as_str()).collect();
+    ids.sort();
+    let mut want: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+    want.sort();
+    assert_eq!(ids, want);
+}
+
+#[test]
+fn redis_gone_for_three_seconds_pauses_sending_and_loses_nothing() {
+    let mut redis = Redis::start();
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let n = 300;
+    let input = people(dir.path(), "p.csv", "p", n);
+    let mut c = server.cmd_at(dir.path(), 60);
+    c.arg(&input).args(["--shared-limit", &redis.url()]);
+    std::thread::scope(|s| {
+        let run = s.spawn(move || c.assert().success());
+        std::thread::sleep(Duration::from_millis(1500));
+        // Stopped for 3 s, then started again on the same port with nothing kept.
+        redis.stop();
+        std::thread::sleep(Duration::from_secs(3));
+        redis = Redis::on(redis.port);
+        run.join().unwrap();
+    });
+    let got = arrivals(&server);
+    each_once(&got, "p", n);
+    let times: Vec<Duration> = got.iter().map(|(t, _)| *t).collect();
+    let most = max_in_window(&times, Duration::from_secs(1));
+    assert!(most <= 61, "{most} requests in one second at --rate 60");
+    // Nothing went while Redis was down: a gap of about 3 s.
+    let gap = times.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(gap >= Duration::from_millis(2500), "longest gap {gap:?}");
+}
+
+#[test]
+fn redis_gone_past_the_timeout_stops_with_the_checkpoint_kept_and_resume_finishes() {
+    let redis = Redis::start();
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let n = 300;
+    let input = people(dir.path(), "p.csv", "p", n);
+    let url = redis.url();
+    let run = |resume: bool| {
+        let mut c = server.cmd_at(dir.path(), 60);
+        c.arg(&input).args(["--shared-limit", &url]);
+        c.args(["--shared-limit-timeout", "1"]);
+        if resume {
+            c.arg("--resume");
+        }
+        c
+    };
+    let mut first = run(false);
+    let port = redis.port;
+    let mut redis = redis;
+    let out = std::thread::scope(|s| {
+        let out = s.spawn(move || first.output().unwrap());
+        std::thread::sleep(Duration::from_millis(1500));
+        redis.stop();
+        out.join().unwrap()
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("--shared-limit"), "{stderr}");
+    assert!(dir.path().join("p.checkpoint.json").exists(), "{stderr}");
+    let sent = arrivals(&server).len();
+    assert!(0 < sent && sent < n, "{sent} sent before Redis went");
+
+    let _redis = Redis::on(port);
+    run(true).assert().success();
+    each_once(&arrivals(&server), "p", n);
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::adapt::{ACCEPT_WINDOW, Adaptation};
 use super::{Pacer, Permit, Turn};
@@ -65,6 +66,26 @@ pub struct SharedPacer {
     state: Mutex<State>,
     /// Waiters take turns in arrival order (tokio's mutex is fair), as with the local pacer.
     turn: tokio::sync::Mutex<()>,
+    /// How long Redis may stay unreachable before the run stops.
+    timeout: Duration,
+    /// Cancelled when it did: the run stops, its unsent records kept for `--resume`.
+    stop: CancellationToken,
+    /// Why the run stopped, once it did.
+    lost: Mutex<Option<String>>,
+    /// Names the Redis in messages, without its password.
+    shown: String,
+}
+
+/// Where the shared schedule is, and what to do when it cannot be reached.
+pub struct Link {
+    pub conn: ConnectionManager,
+    pub schedule: Schedule,
+    /// The URL without its password.
+    pub shown: String,
+    /// How long sending waits for an unreachable Redis.
+    pub timeout: Duration,
+    /// Cancelled when that wait runs out.
+    pub stop: CancellationToken,
 }
 
 struct State {
@@ -137,12 +158,16 @@ pub async fn connect(
 }
 
 impl SharedPacer {
-    /// Paces at `rate` requests per second on `schedule`, through `conn`.
-    pub fn new(conn: ConnectionManager, schedule: Schedule, rate: f64, burst: u32) -> SharedPacer {
+    /// Paces at `rate` requests per second on the schedule `link` reaches.
+    pub fn new(link: Link, rate: f64, burst: u32) -> SharedPacer {
         SharedPacer {
-            conn,
+            conn: link.conn,
             script: reserve_script(),
-            schedule,
+            schedule: link.schedule,
+            timeout: link.timeout,
+            stop: link.stop,
+            lost: Mutex::new(None),
+            shown: link.shown,
             burst,
             origin: Instant::now(),
             state: Mutex::new(State {
@@ -151,6 +176,11 @@ impl SharedPacer {
             }),
             turn: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Why the run stopped, if Redis stayed unreachable past the timeout.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -172,6 +202,7 @@ impl Pacer for SharedPacer {
         Box::pin(async move {
             let _turn = self.turn.lock().await;
             let mut backoff = FIRST_BACKOFF;
+            let mut down_since = None;
             loop {
                 let (rate, paused_until, permit) = {
                     let mut s = self.lock();
@@ -202,9 +233,23 @@ impl Pacer for SharedPacer {
                         tokio::time::sleep(wait).await;
                         return permit;
                     }
-                    Err(_) => {
+                    Err(e) => {
                         // Nothing goes unpaced: wait, and ask again (the connection manager
-                        // reconnects).
+                        // reconnects), until the timeout stops the run.
+                        let since = *down_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= self.timeout {
+                            *self.lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                                "--shared-limit {}: Redis did not answer for {}s ({}); \
+                                     nothing was sent unpaced; start it and run again with \
+                                     --resume (or raise --shared-limit-timeout)",
+                                self.shown,
+                                self.timeout.as_secs_f64(),
+                                e.category()
+                            ));
+                            self.stop.cancel();
+                            // The stop ends this wait; no turn is ever given unpaced.
+                            std::future::pending::<()>().await;
+                        }
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                     }

@@ -20,7 +20,7 @@ use crate::checkpoint::Skip;
 use crate::config::Config;
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::limit::{LocalPacer, Pacer, Schedule, SharedPacer};
+use crate::limit::{Link, LocalPacer, Pacer, Schedule, SharedPacer, connect};
 use crate::report::{Counters, Reporter};
 use crate::send::{RetryPolicy, Sender};
 use crate::settle::Ledger;
@@ -66,19 +66,30 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
     let total_bytes = config.inputs.iter().map(|i| i.size).sum::<Option<u64>>();
     let reporter = Reporter::new(config.progress, config.quiet, config.verbose, total_bytes);
 
-    let pacer: Arc<dyn Pacer> = match config.shared_limit.as_ref().filter(|_| client.is_some()) {
-        None => Arc::new(LocalPacer::new(config.pacing.rate, config.pacing.burst)),
+    let shared = match config.shared_limit.as_ref().filter(|_| client.is_some()) {
+        None => None,
         Some(shared) => {
-            let conn = crate::limit::connect(shared.url.expose(), &shared.shown, shared.timeout)
+            let conn = connect(shared.url.expose(), &shared.shown, shared.timeout)
                 .await
-                .map_err(Fatal::Setup)?;
-            Arc::new(SharedPacer::new(
+                .map_err(Fatal::SharedLimitLost)?;
+            let link = Link {
                 conn,
-                Schedule::of(&shared.workspace),
-                config.pacing.rate,
+                schedule: Schedule::of(&shared.workspace),
+                shown: shared.shown.clone(),
+                timeout: shared.timeout,
+                stop: shutdown.token.clone(),
+            };
+            let rate = config.pacing.rate;
+            Some(Arc::new(SharedPacer::new(
+                link,
+                rate,
                 config.pacing.burst.get(),
-            ))
+            )))
         }
+    };
+    let pacer: Arc<dyn Pacer> = match &shared {
+        Some(shared) => shared.clone(),
+        None => Arc::new(LocalPacer::new(config.pacing.rate, config.pacing.burst)),
     };
     let sender = client.map(|client| {
         Arc::new(Sender::new(
@@ -137,6 +148,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
         };
         if let Err(e) = dispatch(rx, Arc::new(delivery), shutdown.token.clone(), limits).await {
             fatal.push(e);
+        }
+        if let Some(lost) = shared.as_ref().and_then(|s| s.lost()) {
+            fatal.push(Fatal::SharedLimitLost(lost));
         }
         if let Some(halt) = sender.halted() {
             fatal.push(Fatal::Remote(halt.to_string()));
