@@ -23,7 +23,7 @@ _cio__import() {
 
     case "${cmd}" in
         cio__import)
-            opts="-q -v -h -V --format --delimiter --action --id-column --id-type --type --empty --event-name --site-id --api-key-file --region --endpoint --no-preflight --rate --burst --concurrency --batch --timeout --max-retries --max-retry-after --max-consecutive-failures --shared-limit --shared-limit-timeout --max-invalid --dry-run --resume --failures --checkpoint --summary --progress --quiet --verbose --sandbox --sandbox-limit --sandbox-fail-rate --sandbox-drop-rate --sandbox-stall-rate --sandbox-latency --completions --man --help --version"
+            opts="-q -v -h -V --format --delimiter --action --id-column --id-type --type --empty --event-name --site-id --api-key-file --region --endpoint --no-preflight --rate --burst --concurrency --batch --timeout --max-retries --max-retry-after --max-consecutive-failures --shared-limit --shared-limit-timeout --shard --max-invalid --dry-run --resume --failures --checkpoint --summary --progress --quiet --verbose --sandbox --sandbox-limit --sandbox-fail-rate --sandbox-drop-rate --sandbox-stall-rate --sandbox-latency --completions --man --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -114,6 +114,10 @@ _cio__import() {
                     return 0
                     ;;
                 --shared-limit-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shard)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -40,6 +40,7 @@ set edit:completion:arg-completer[cio-import] = {|@words|
             cand --max-consecutive-failures 'Stop (exit 1) after this many failed requests in a row (5xx, timeouts or network errors with no success between), in requests'
             cand --shared-limit 'Share --rate with every importer naming this Redis and the same workspace: one schedule kept in Redis paces them all (redis://[:PASSWORD@]HOST[:PORT][/DB]). Give a URL holding a password through the environment'
             cand --shared-limit-timeout 'How long sending waits for an unreachable --shared-limit Redis before the run stops (checkpoint kept), in seconds'
+            cand --shard 'Take only shard K of N (e.g. 2/3): the records whose person (or object) key hashes to K, so N importers given 1/N .. N/N send every record exactly once between them. Rows that do not map go to shard 1''s failures file'
             cand --max-invalid 'Stop (exit 1) once more than N rows are invalid, in rows: a wrongly mapped file should not fill the failures file with a million lines'
             cand --failures 'Failures file [default: <input stem>.failures.ndjson in the current directory]'
             cand --checkpoint 'Checkpoint file [default: <input stem>.checkpoint.json beside the failures file]'

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cli::Cli;
 use crate::error::Fatal;
-use crate::record::{Action, EmptyPolicy, MapSpec};
+use crate::record::{Action, EmptyPolicy, MapSpec, Shard};
 use crate::report::ProgressMode;
 use crate::sandbox::SandboxOptions;
 use crate::source::{Input, SourceError};
@@ -77,6 +77,8 @@ pub struct Config {
     pub verbose: u8,
     /// `--shared-limit`: the schedule in Redis this run paces on, if any.
     pub shared_limit: Option<SharedLimit>,
+    /// `--shard K/N`: the share of the records this run takes, if not all.
+    pub shard: Option<Shard>,
 }
 
 /// A pace shared through Redis (`--shared-limit`).
@@ -192,6 +194,16 @@ impl Config {
         args
     }
 
+    /// What a checkpoint holds for a resume to match: the mapping flags and the shard (a
+    /// resume taking another shard's records would skip by another run's positions).
+    pub fn resume_flags(&self) -> Vec<String> {
+        let mut flags = self.mapping_flags();
+        if let Some(shard) = self.shard {
+            flags.extend(["--shard".to_owned(), shard.to_string()]);
+        }
+        flags
+    }
+
     /// The command that replays `failures` as this run would: the same mapping flags and the
     /// same target (a sandbox run's replay stays in the sandbox), quoted for a shell.
     pub fn replay_command(&self, failures: &Path) -> String {
@@ -274,6 +286,11 @@ impl Config {
         if cli.dry_run && cli.sandbox {
             return Err(bad("--dry-run and --sandbox exclude each other: pick one"));
         }
+        if cli.dry_run && cli.shard.is_some() {
+            return Err(bad(
+                "--dry-run checks every row; --shard splits a run that sends: drop one",
+            ));
+        }
         if cli.dry_run && cli.resume {
             return Err(bad(
                 "--resume carries on a run that sends; a --dry-run has nothing to resume: drop one",
@@ -318,7 +335,18 @@ impl Config {
                     .replacen(".failures", ".dry-run.failures", 1);
                 PathBuf::from(name)
             }
-            None => default_failures_path(&inputs),
+            None => {
+                let path = default_failures_path(&inputs);
+                match cli.shard {
+                    // Each shard its own failures, checkpoint and lock files.
+                    Some(shard) => PathBuf::from(path.to_string_lossy().replacen(
+                        ".failures",
+                        &format!(".{}.failures", shard.file_tag()),
+                        1,
+                    )),
+                    None => path,
+                }
+            }
         };
 
         let target = if cli.dry_run {
@@ -418,6 +446,7 @@ impl Config {
         }
         Ok(Config {
             shared_limit,
+            shard: cli.shard,
             inputs,
             map: MapSpec {
                 action: cli.action,

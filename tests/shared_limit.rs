@@ -10,7 +10,7 @@ use std::process::{Child, Command as Std, Stdio};
 use std::time::{Duration, Instant};
 
 use cio_import::limit::{Schedule, connect, reserve, reserve_script};
-use common::{Server, write};
+use common::{Server, read_ndjson, write};
 
 /// A `redis-server` on a free port with nothing saved; killed when dropped.
 struct Redis {
@@ -247,4 +247,91 @@ fn redis_gone_past_the_timeout_stops_with_the_checkpoint_kept_and_resume_finishe
     let _redis = Redis::on(port);
     run(true).assert().success();
     each_once(&arrivals(&server), "p", n);
+}
+
+#[test]
+fn three_shards_send_every_row_exactly_once_and_a_resume_as_another_shard_is_refused() {
+    let redis = Redis::start();
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let n = 150;
+    // Two rows a person: a person's records all land in one shard.
+    let mut text = String::from("id,email\n");
+    for i in 0..n {
+        text.push_str(&format!("p{i},p{i}@example.com\np{i},p{i}@example.org\n"));
+    }
+    let input = write(dir.path(), "p.csv", &text);
+    let shard = |k: u32| {
+        let mut c = server.cmd_at(dir.path(), 300);
+        c.arg(&input).args(["--shard", &format!("{k}/3")]);
+        c.args(["--shared-limit", &redis.url()]);
+        c
+    };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (1..=3)
+            .map(|k| {
+                let mut c = shard(k);
+                s.spawn(move || c.assert().success())
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    let got = arrivals(&server);
+    assert_eq!(got.len(), 2 * n);
+    let mut ids: Vec<&str> = got.iter().map(|(_, id)| id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
+    assert_eq!(server.sandbox.people_count(), n);
+    // Each its own files, named for the shard.
+    for k in 1..=3 {
+        let name = format!("p.shard-{k}-of-3.failures.ndjson");
+        assert!(
+            !dir.path().join(&name).exists() || read_ndjson(&dir.path().join(&name)).is_empty()
+        );
+    }
+}
+
+#[test]
+fn a_shard_resumes_as_itself_only() {
+    let redis = Redis::start();
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let n = 300;
+    let input = people(dir.path(), "p.csv", "p", n);
+    let url = redis.url();
+    let shard = |k: u32, resume: bool| {
+        let mut c = server.cmd_at(dir.path(), 60);
+        c.arg(&input).args(["--shard", &format!("{k}/2")]);
+        c.args(["--shared-limit", &url, "--shared-limit-timeout", "1"]);
+        // The same files, so only the shard differs.
+        c.args(["--failures", "p.shard-1-of-2.failures.ndjson"]);
+        if resume {
+            c.arg("--resume");
+        }
+        c
+    };
+    let port = redis.port;
+    let mut redis = redis;
+    let mut first = shard(1, false);
+    let out = std::thread::scope(|s| {
+        let out = s.spawn(move || first.output().unwrap());
+        std::thread::sleep(Duration::from_millis(1500));
+        redis.stop();
+        out.join().unwrap()
+    });
+    assert_eq!(out.status.code(), Some(4));
+    assert!(dir.path().join("p.shard-1-of-2.checkpoint.json").exists());
+    let _redis = Redis::on(port);
+    let refused = shard(2, true).assert().failure();
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("--shard 1/2"), "{stderr}");
+    shard(1, true).assert().success();
+    let got = arrivals(&server);
+    let ids: std::collections::HashSet<&str> = got.iter().map(|(_, id)| id.as_str()).collect();
+    // Shard 1's share, each once; about half of all.
+    assert_eq!(ids.len(), got.len());
+    assert!((n / 4..3 * n / 4).contains(&got.len()), "{}", got.len());
 }

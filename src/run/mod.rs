@@ -130,6 +130,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
         rules: ReadRules {
             max_invalid: config.max_invalid,
             batch: config.pacing.batch > 1,
+            shard: config.shard,
         },
     }
     .spawn()?;
