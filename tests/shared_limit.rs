@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command as Std, Stdio};
 use std::time::{Duration, Instant};
 
-use cio_import::limit::{Schedule, connect, reserve, reserve_script};
-use common::{Server, read_ndjson, write};
+use cio_import::limit::{Ask, Schedule, Scripts, connect};
+use common::{Reply, Scripted, Server, aimed, read_ndjson, write};
 
 /// A `redis-server` on a free port with nothing saved; killed when dropped.
 struct Redis {
@@ -90,36 +90,133 @@ fn max_in_window(times: &[Duration], window: Duration) -> usize {
 }
 
 #[test]
-fn the_lua_schedule_spaces_slots_by_the_interval_and_lets_a_burst_through() {
+fn the_lua_schedule_spaces_slots_pauses_and_takes_the_lowest_rate() {
     let redis = Redis::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut conn = connect(&redis.url(), "redis", Duration::from_secs(5))
             .await
             .unwrap();
-        let script = reserve_script();
+        let scripts = Scripts::default();
         let ms = Duration::from_millis;
-        let mut at = async |schedule: &Schedule, rate: f64, burst: u32, now: u64| {
-            reserve(&mut conn, &script, schedule, rate, burst, Some(ms(now)))
+        let ask = |rate: f64, burst: u32, name: &'static str, now: u64| Ask {
+            rate,
+            max_rate: rate,
+            burst,
+            name,
+            now: Some(ms(now)),
+        };
+        let mut wait = async |schedule: &Schedule, ask: Ask<'static>| {
+            scripts
+                .reserve(&mut conn, schedule, ask)
                 .await
                 .unwrap()
+                .wait
         };
         // 10/s, smooth: one slot every 100 ms from the first request on.
         let smooth = Schedule::of("smooth");
-        assert_eq!(at(&smooth, 10.0, 1, 1000).await, ms(0));
-        assert_eq!(at(&smooth, 10.0, 1, 1000).await, ms(100));
-        assert_eq!(at(&smooth, 10.0, 1, 1050).await, ms(150));
+        assert_eq!(wait(&smooth, ask(10.0, 1, "a", 1000)).await, ms(0));
+        assert_eq!(wait(&smooth, ask(10.0, 1, "a", 1000)).await, ms(100));
+        assert_eq!(wait(&smooth, ask(10.0, 1, "b", 1050)).await, ms(150));
         // Idle past its slots, the schedule starts again from now.
-        assert_eq!(at(&smooth, 10.0, 1, 9000).await, ms(0));
-        assert_eq!(at(&smooth, 10.0, 1, 9000).await, ms(100));
+        assert_eq!(wait(&smooth, ask(10.0, 1, "a", 9000)).await, ms(0));
+        assert_eq!(wait(&smooth, ask(10.0, 1, "a", 9000)).await, ms(100));
         // A burst of 3: three at once, then the even pace.
         let burst = Schedule::of("burst");
         for _ in 0..3 {
-            assert_eq!(at(&burst, 10.0, 3, 1000).await, ms(0));
+            assert_eq!(wait(&burst, ask(10.0, 3, "a", 1000)).await, ms(0));
         }
-        assert_eq!(at(&burst, 10.0, 3, 1000).await, ms(100));
-        assert_eq!(at(&burst, 10.0, 3, 1000).await, ms(200));
+        assert_eq!(wait(&burst, ask(10.0, 3, "a", 1000)).await, ms(100));
+        assert_eq!(wait(&burst, ask(10.0, 3, "a", 1000)).await, ms(200));
     });
+    rt.block_on(async {
+        let mut conn = connect(&redis.url(), "redis", Duration::from_secs(5))
+            .await
+            .unwrap();
+        let scripts = Scripts::default();
+        let ms = Duration::from_millis;
+        let at = |rate: f64, name: &'static str, now: u64| Ask {
+            rate,
+            max_rate: rate,
+            burst: 1,
+            name,
+            now: Some(ms(now)),
+        };
+        // A pause holds every slot back until it ends.
+        let paused = Schedule::of("paused");
+        scripts
+            .pause(&mut conn, &paused, ms(2000), Some(ms(1000)))
+            .await
+            .unwrap();
+        let slot = scripts
+            .reserve(&mut conn, &paused, at(10.0, "a", 1500))
+            .await
+            .unwrap();
+        assert_eq!(slot.wait, ms(1500));
+        // The lowest --rate seen in the last 10 s spaces everyone's slots.
+        let mixed = Schedule::of("mixed");
+        let slot = scripts
+            .reserve(&mut conn, &mixed, at(10.0, "fast", 1000))
+            .await
+            .unwrap();
+        assert_eq!((slot.wait, slot.lowest_rate), (ms(0), 10.0));
+        let slot = scripts
+            .reserve(&mut conn, &mixed, at(2.0, "slow", 1000))
+            .await
+            .unwrap();
+        assert_eq!((slot.wait, slot.lowest_rate), (ms(100), 2.0));
+        let slot = scripts
+            .reserve(&mut conn, &mixed, at(10.0, "fast", 1000))
+            .await
+            .unwrap();
+        assert_eq!((slot.wait, slot.lowest_rate), (ms(600), 2.0));
+        // Not seen for 10 s, the slow one no longer counts.
+        let slot = scripts
+            .reserve(&mut conn, &mixed, at(10.0, "fast", 12_000))
+            .await
+            .unwrap();
+        assert_eq!(slot.lowest_rate, 10.0);
+    });
+}
+
+#[test]
+fn a_429_seen_by_one_importer_pauses_the_others() {
+    let redis = Redis::start();
+    // The 40th request answers 429 with Retry-After 2; everything else is accepted.
+    let server = Scripted::start(|hit| match hit.n {
+        40 => Reply::status(429).retry_after("2"),
+        _ => Reply::status(200).body("{}"),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<_> = ["a", "b"]
+        .map(|p| {
+            let input = people(dir.path(), &format!("{p}.csv"), p, 60);
+            let mut c = aimed(dir.path(), &server.url(), 20);
+            c.arg(&input).arg("--no-preflight");
+            c.args(["--shared-limit", &redis.url()]);
+            c
+        })
+        .into_iter()
+        .collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|mut c| s.spawn(move || c.assert().success()))
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    let hits = server.hits();
+    assert_eq!(hits.len(), 121);
+    let limited = hits[40].at;
+    // After the 429, no one sent for its Retry-After (but for requests already given a
+    // slot, one an importer).
+    let during = hits
+        .iter()
+        .filter(|h| h.at > limited && h.at < limited + Duration::from_millis(1800))
+        .count();
+    assert!(during <= 2, "{during} requests during the pause");
 }
 
 #[test]

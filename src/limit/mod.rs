@@ -11,7 +11,7 @@ mod local;
 mod shared;
 
 pub use local::LocalPacer;
-pub use shared::{Link, Schedule, SharedPacer, connect, reserve, reserve_script};
+pub use shared::{Ask, Link, Schedule, Scripts, SharedPacer, Slot, connect};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -3,12 +3,13 @@
 //!
 //! Each turn is one round trip: a Lua script reads Redis's own clock (`TIME`, so machines
 //! with skewed clocks agree), reserves the next slot on the schedule and says how long to
-//! wait for it. Within the process, turns are still taken in arrival order. The adaptation
-//! to 429s follows [`Adaptation`]'s rules on this process's clock; the pace it sets is the
-//! interval the script spaces this process's reservations by.
+//! wait for it. Within the process, turns are still taken in arrival order. A 429 pauses
+//! every importer on the schedule (the pause is kept in Redis), and the lowest `--rate` among
+//! them wins. The pace each importer asks at follows [`Adaptation`]'s rules on its own clock.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -18,50 +19,177 @@ use tokio_util::sync::CancellationToken;
 use super::adapt::{ACCEPT_WINDOW, Adaptation};
 use super::{Pacer, Permit, Turn};
 
-/// Reserves the next slot of the schedule at `KEYS[1]`: GCRA with interval `ARGV[1]` and
-/// tolerance `ARGV[2]` (microseconds). `ARGV[3]` is the time now in microseconds, or empty
-/// for Redis's own clock (tests inject time through it). Returns the wait, in microseconds,
-/// until the reserved slot. The key expires once the schedule is idle, and a lost key (a
-/// restarted Redis) only starts the schedule again from now.
+/// Reserves the next slot of the schedule, GCRA over `KEYS[1]` (the theoretical arrival
+/// time), after the pause in `KEYS[2]`. `ARGV`: this importer's pace and `--rate`
+/// (requests/s), `--burst`, its name, and the time now in microseconds, or empty for Redis's
+/// own clock (tests inject time through it). The lowest `--rate` of the importers seen in the
+/// last 10 s wins (`KEYS[3]` their rates, `KEYS[4]` when each was seen). Returns the wait in
+/// microseconds until the reserved slot, and that lowest rate. Keys expire once idle, and
+/// lost keys (a restarted Redis) only start the schedule again from now.
 const RESERVE: &str = r"
-local now = tonumber(ARGV[3])
+local now = tonumber(ARGV[5])
 if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[4], now, ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
+for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - 10000000)) do
+  redis.call('ZREM', KEYS[4], gone)
+  redis.call('ZREM', KEYS[3], gone)
+end
+redis.call('PEXPIRE', KEYS[3], 60000)
+redis.call('PEXPIRE', KEYS[4], 60000)
+local lowest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2]
+local rate = math.min(tonumber(ARGV[1]), tonumber(lowest))
+local interval = math.floor(1000000 / rate + 0.5)
+local tolerance = interval * (tonumber(ARGV[3]) - 1)
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
+local pause = tonumber(redis.call('GET', KEYS[2]))
+if pause and tat < pause then tat = pause end
 local at = tat - tolerance
 if at < now then at = now end
+if pause and at < pause then at = pause end
 local next = tat + interval
 redis.call('SET', KEYS[1], string.format('%d', next), 'PX', math.floor((next - now) / 1000) + 1000)
-return at - now
+return {at - now, lowest}
+";
+
+/// Pauses the schedule for `ARGV[1]` microseconds from now (`ARGV[2]`, or empty for Redis's
+/// clock) unless it is paused longer already: a 429 seen by one importer pauses them all.
+const PAUSE: &str = r"
+local now = tonumber(ARGV[2])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local pause = tonumber(ARGV[1])
+local until_ = now + pause
+local current = tonumber(redis.call('GET', KEYS[1])) or 0
+if until_ > current then
+  redis.call('SET', KEYS[1], string.format('%d', until_), 'PX', math.floor(pause / 1000) + 1000)
+end
+return 0
 ";
 
 /// Where a shared schedule lives, and whose it is.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    /// The Redis key, with a `{hash tag}` so a Redis Cluster keeps it on one node.
-    pub key: String,
+    /// The prefix of its keys, with a `{hash tag}` so a Redis Cluster keeps them on one node.
+    prefix: String,
 }
 
 impl Schedule {
     /// The schedule of the workspace named `workspace` (site id and region, or the sandbox).
     pub fn of(workspace: &str) -> Schedule {
         Schedule {
-            key: format!("cio-import:{{{workspace}}}:pace"),
+            prefix: format!("cio-import:{{{workspace}}}"),
         }
+    }
+
+    fn key(&self, what: &str) -> String {
+        format!("{}:{what}", self.prefix)
+    }
+}
+
+/// The scripts, loaded once (the redis crate sends each by its hash, the source only when
+/// Redis does not know it yet).
+pub struct Scripts {
+    reserve: redis::Script,
+    pause: redis::Script,
+}
+
+impl Default for Scripts {
+    fn default() -> Scripts {
+        Scripts {
+            reserve: redis::Script::new(RESERVE),
+            pause: redis::Script::new(PAUSE),
+        }
+    }
+}
+
+/// One importer's ask for a turn.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// Its pace now, and its `--rate`, in requests per second.
+    pub rate: f64,
+    pub max_rate: f64,
+    pub burst: u32,
+    /// Names it among the importers sharing the schedule.
+    pub name: &'a str,
+    /// Overrides Redis's clock (tests).
+    pub now: Option<Duration>,
+}
+
+/// What a reservation gave: the wait until the slot, and the lowest `--rate` sharing it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slot {
+    pub wait: Duration,
+    pub lowest_rate: f64,
+}
+
+fn micros(now: Option<Duration>) -> String {
+    now.map_or(String::new(), |d| d.as_micros().to_string())
+}
+
+impl Scripts {
+    /// Reserves one slot on `schedule`.
+    pub async fn reserve(
+        &self,
+        conn: &mut ConnectionManager,
+        schedule: &Schedule,
+        ask: Ask<'_>,
+    ) -> redis::RedisResult<Slot> {
+        let (wait, lowest): (i64, f64) = self
+            .reserve
+            .key(schedule.key("pace"))
+            .key(schedule.key("pause"))
+            .key(schedule.key("rates"))
+            .key(schedule.key("seen"))
+            .arg(ask.rate)
+            .arg(ask.max_rate)
+            .arg(ask.burst)
+            .arg(ask.name)
+            .arg(micros(ask.now))
+            .invoke_async(conn)
+            .await?;
+        Ok(Slot {
+            wait: Duration::from_micros(wait.max(0) as u64),
+            lowest_rate: lowest,
+        })
+    }
+
+    /// Pauses everyone on `schedule` for `pause` from now.
+    pub async fn pause(
+        &self,
+        conn: &mut ConnectionManager,
+        schedule: &Schedule,
+        pause: Duration,
+        now: Option<Duration>,
+    ) -> redis::RedisResult<()> {
+        self.pause
+            .key(schedule.key("pause"))
+            .arg(pause.as_micros().to_string())
+            .arg(micros(now))
+            .invoke_async(conn)
+            .await
     }
 }
 
 /// The pacer whose schedule is in Redis.
 pub struct SharedPacer {
     conn: ConnectionManager,
-    script: redis::Script,
-    schedule: Schedule,
+    scripts: Arc<Scripts>,
+    schedule: Arc<Schedule>,
     burst: u32,
+    /// `--rate`.
+    max_rate: f64,
+    /// Names this importer among those sharing the schedule.
+    name: String,
+    /// Told once, when another importer's lower `--rate` wins.
+    warn: Box<dyn Fn(&str) + Send + Sync>,
+    warned: AtomicBool,
     origin: Instant,
     state: Mutex<State>,
     /// Waiters take turns in arrival order (tokio's mutex is fair), as with the local pacer.
@@ -86,40 +214,14 @@ pub struct Link {
     pub timeout: Duration,
     /// Cancelled when that wait runs out.
     pub stop: CancellationToken,
+    /// Tells a warning.
+    pub warn: Box<dyn Fn(&str) + Send + Sync>,
 }
 
 struct State {
     adapt: Adaptation,
     /// When the requests of the last [`ACCEPT_WINDOW`] were accepted.
     accepted: VecDeque<Instant>,
-}
-
-/// Reserves one slot on `schedule` at `rate` (with `burst` back to back) through `conn`;
-/// `now` overrides Redis's clock. The wait until the slot.
-pub async fn reserve(
-    conn: &mut ConnectionManager,
-    script: &redis::Script,
-    schedule: &Schedule,
-    rate: f64,
-    burst: u32,
-    now: Option<Duration>,
-) -> redis::RedisResult<Duration> {
-    let interval = (1e6 / rate).round().max(1.0) as u64;
-    let tolerance = interval * u64::from(burst.saturating_sub(1));
-    let now = now.map_or(String::new(), |d| d.as_micros().to_string());
-    let wait: i64 = script
-        .key(&schedule.key)
-        .arg(interval)
-        .arg(tolerance)
-        .arg(now)
-        .invoke_async(conn)
-        .await?;
-    Ok(Duration::from_micros(wait.max(0) as u64))
-}
-
-/// The script that reserves a slot.
-pub fn reserve_script() -> redis::Script {
-    redis::Script::new(RESERVE)
 }
 
 /// A connection to the Redis at `url` (shown as `shown`), tried with backoff for up to
@@ -162,8 +264,12 @@ impl SharedPacer {
     pub fn new(link: Link, rate: f64, burst: u32) -> SharedPacer {
         SharedPacer {
             conn: link.conn,
-            script: reserve_script(),
-            schedule: link.schedule,
+            scripts: Arc::new(Scripts::default()),
+            schedule: Arc::new(link.schedule),
+            max_rate: rate,
+            name: ulid::Ulid::generate().to_string(),
+            warn: link.warn,
+            warned: AtomicBool::new(false),
             timeout: link.timeout,
             stop: link.stop,
             lost: Mutex::new(None),
@@ -217,20 +323,25 @@ impl Pacer for SharedPacer {
                     continue;
                 }
                 let mut conn = self.conn.clone();
-                match reserve(
-                    &mut conn,
-                    &self.script,
-                    &self.schedule,
+                let ask = Ask {
                     rate,
-                    self.burst,
-                    None,
-                )
-                .await
-                {
-                    Ok(wait) => {
+                    max_rate: self.max_rate,
+                    burst: self.burst,
+                    name: &self.name,
+                    now: None,
+                };
+                match self.scripts.reserve(&mut conn, &self.schedule, ask).await {
+                    Ok(slot) => {
+                        if slot.lowest_rate < self.max_rate && !self.warned.swap(true, Relaxed) {
+                            (self.warn)(&format!(
+                                "--shared-limit: another importer on this schedule has --rate \
+                                 {}; the lowest wins, so this one goes no faster than that",
+                                slot.lowest_rate
+                            ));
+                        }
                         // The slot is ours: a waiter dropped during this sleep leaves it
                         // unused, which only costs pace, never budget.
-                        tokio::time::sleep(wait).await;
+                        tokio::time::sleep(slot.wait).await;
                         return permit;
                     }
                     Err(e) => {
@@ -284,8 +395,26 @@ impl Pacer for SharedPacer {
             .iter()
             .filter(|t| now.duration_since(**t) <= ACCEPT_WINDOW)
             .count();
+        let since = self.since(now);
         s.adapt
-            .on_rate_limited(self.since(now), permit, accepted, retry_after);
+            .on_rate_limited(since, permit, accepted, retry_after);
+        // Everyone pauses as long as this importer does.
+        let Some(pause) = s
+            .adapt
+            .paused_until()
+            .map(|until| until.saturating_sub(since))
+        else {
+            return;
+        };
+        let (mut conn, scripts, schedule) = (
+            self.conn.clone(),
+            self.scripts.clone(),
+            self.schedule.clone(),
+        );
+        // Not awaited by the worker that saw the 429; a pause Redis misses still holds here.
+        tokio::spawn(async move {
+            let _ = scripts.pause(&mut conn, &schedule, pause, None).await;
+        });
     }
 
     fn on_trouble(&self, streak: u32) {

@@ -78,6 +78,10 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
                 shown: shared.shown.clone(),
                 timeout: shared.timeout,
                 stop: shutdown.token.clone(),
+                warn: {
+                    let reporter = reporter.clone();
+                    Box::new(move |message| reporter.warn(message))
+                },
             };
             let rate = config.pacing.rate;
             Some(Arc::new(SharedPacer::new(
