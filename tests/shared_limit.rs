@@ -12,6 +12,14 @@ use std::time::{Duration, Instant};
 use cio_import::limit::{Ask, Schedule, Scripts, connect};
 use common::{Reply, Scripted, Server, aimed, read_ndjson, write};
 
+/// Held by the tests that count requests in a second: the others, running beside them on
+/// two cores, would add the jitter those counts measure.
+static TIMED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn timed() -> std::sync::MutexGuard<'static, ()> {
+    TIMED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A `redis-server` on a free port with nothing saved; killed when dropped.
 struct Redis {
     port: u16,
@@ -99,88 +107,85 @@ fn the_lua_schedule_spaces_slots_pauses_and_takes_the_lowest_rate() {
             .unwrap();
         let scripts = Scripts::default();
         let ms = Duration::from_millis;
-        let ask = |rate: f64, burst: u32, name: &'static str, now: u64| Ask {
-            rate,
-            max_rate: rate,
-            burst,
-            name,
-            now: Some(ms(now)),
-        };
-        let mut wait = async |schedule: &Schedule, ask: Ask<'static>| {
-            scripts
-                .reserve(&mut conn, schedule, ask)
-                .await
-                .unwrap()
-                .wait
-        };
-        // 10/s, smooth: one slot every 100 ms from the first request on.
-        let smooth = Schedule::of("smooth");
-        assert_eq!(wait(&smooth, ask(10.0, 1, "a", 1000)).await, ms(0));
-        assert_eq!(wait(&smooth, ask(10.0, 1, "a", 1000)).await, ms(100));
-        assert_eq!(wait(&smooth, ask(10.0, 1, "b", 1050)).await, ms(150));
-        // Idle past its slots, the schedule starts again from now.
-        assert_eq!(wait(&smooth, ask(10.0, 1, "a", 9000)).await, ms(0));
-        assert_eq!(wait(&smooth, ask(10.0, 1, "a", 9000)).await, ms(100));
-        // A burst of 3: three at once, then the even pace.
-        let burst = Schedule::of("burst");
-        for _ in 0..3 {
-            assert_eq!(wait(&burst, ask(10.0, 3, "a", 1000)).await, ms(0));
-        }
-        assert_eq!(wait(&burst, ask(10.0, 3, "a", 1000)).await, ms(100));
-        assert_eq!(wait(&burst, ask(10.0, 3, "a", 1000)).await, ms(200));
-    });
-    rt.block_on(async {
-        let mut conn = connect(&redis.url(), "redis", Duration::from_secs(5))
-            .await
-            .unwrap();
-        let scripts = Scripts::default();
-        let ms = Duration::from_millis;
-        let at = |rate: f64, name: &'static str, now: u64| Ask {
-            rate,
-            max_rate: rate,
-            burst: 1,
-            name,
-            now: Some(ms(now)),
-        };
-        // A pause holds every slot back until it ends.
+        // A pause of 2 s from 1 s, on one schedule only.
         let paused = Schedule::of("paused");
         scripts
             .pause(&mut conn, &paused, ms(2000), Some(ms(1000)))
             .await
             .unwrap();
-        let slot = scripts
-            .reserve(&mut conn, &paused, at(10.0, "a", 1500))
-            .await
-            .unwrap();
-        assert_eq!(slot.wait, ms(1500));
+        let mut slot = async |on: &str, rate: f64, burst: u32, name: &str, now: u64| {
+            let ask = Ask {
+                rate,
+                max_rate: rate,
+                burst,
+                name,
+                now: Some(ms(now)),
+            };
+            let slot = scripts.reserve(&mut conn, &Schedule::of(on), ask).await;
+            let slot = slot.unwrap();
+            (slot.wait, slot.lowest_rate)
+        };
+        // 10/s, smooth: one slot every 100 ms from the first request on.
+        assert_eq!(slot("smooth", 10.0, 1, "a", 1000).await, (ms(0), 10.0));
+        assert_eq!(slot("smooth", 10.0, 1, "a", 1000).await, (ms(100), 10.0));
+        assert_eq!(slot("smooth", 10.0, 1, "b", 1050).await, (ms(150), 10.0));
+        // Idle past its slots, the schedule starts again from now.
+        assert_eq!(slot("smooth", 10.0, 1, "a", 9000).await, (ms(0), 10.0));
+        assert_eq!(slot("smooth", 10.0, 1, "a", 9000).await, (ms(100), 10.0));
+        // A burst of 3: three at once, then the even pace.
+        for _ in 0..3 {
+            assert_eq!(slot("burst", 10.0, 3, "a", 1000).await.0, ms(0));
+        }
+        assert_eq!(slot("burst", 10.0, 3, "a", 1000).await.0, ms(100));
+        assert_eq!(slot("burst", 10.0, 3, "a", 1000).await.0, ms(200));
+        // A pause holds every slot back until it ends.
+        assert_eq!(slot("paused", 10.0, 1, "a", 1500).await.0, ms(1500));
         // The lowest --rate seen in the last 10 s spaces everyone's slots.
-        let mixed = Schedule::of("mixed");
-        let slot = scripts
-            .reserve(&mut conn, &mixed, at(10.0, "fast", 1000))
-            .await
-            .unwrap();
-        assert_eq!((slot.wait, slot.lowest_rate), (ms(0), 10.0));
-        let slot = scripts
-            .reserve(&mut conn, &mixed, at(2.0, "slow", 1000))
-            .await
-            .unwrap();
-        assert_eq!((slot.wait, slot.lowest_rate), (ms(100), 2.0));
-        let slot = scripts
-            .reserve(&mut conn, &mixed, at(10.0, "fast", 1000))
-            .await
-            .unwrap();
-        assert_eq!((slot.wait, slot.lowest_rate), (ms(600), 2.0));
+        assert_eq!(slot("mixed", 10.0, 1, "fast", 1000).await, (ms(0), 10.0));
+        assert_eq!(slot("mixed", 2.0, 1, "slow", 1000).await, (ms(100), 2.0));
+        assert_eq!(slot("mixed", 10.0, 1, "fast", 1000).await, (ms(600), 2.0));
         // Not seen for 10 s, the slow one no longer counts.
-        let slot = scripts
-            .reserve(&mut conn, &mixed, at(10.0, "fast", 12_000))
-            .await
-            .unwrap();
-        assert_eq!(slot.lowest_rate, 10.0);
+        assert_eq!(slot("mixed", 10.0, 1, "fast", 12_000).await.1, 10.0);
+    });
+}
+
+/// A Redis, a plain sandbox, and a folder holding `n` people `p0`.. in `p.csv`.
+fn setting(n: usize) -> (Redis, Server, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = people(dir.path(), "p.csv", "p", n);
+    (Redis::start(), Server::plain(), dir, input)
+}
+
+/// Runs `run`, stops `redis` 1.5 s in, and gives what the run ended with and the port
+/// Redis was on.
+fn redis_lost_during(
+    mut redis: Redis,
+    mut run: assert_cmd::Command,
+) -> (std::process::Output, u16) {
+    std::thread::scope(|s| {
+        let out = s.spawn(move || run.output().unwrap());
+        std::thread::sleep(Duration::from_millis(1500));
+        redis.stop();
+        (out.join().unwrap(), redis.port)
+    })
+}
+
+/// Runs `runs` at once; each must succeed.
+fn together(runs: Vec<assert_cmd::Command>) {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|mut c| s.spawn(move || c.assert().success()))
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
     });
 }
 
 #[test]
 fn a_429_seen_by_one_importer_pauses_the_others() {
+    let _timed = timed();
     let redis = Redis::start();
     // The 40th request answers 429 with Retry-After 2; everything else is accepted.
     let server = Scripted::start(|hit| match hit.n {
@@ -198,15 +203,7 @@ fn a_429_seen_by_one_importer_pauses_the_others() {
         })
         .into_iter()
         .collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = runs
-            .into_iter()
-            .map(|mut c| s.spawn(move || c.assert().success()))
-            .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
-    });
+    together(runs);
     let hits = server.hits();
     assert_eq!(hits.len(), 121);
     let limited = hits[40].at;
@@ -221,6 +218,7 @@ fn a_429_seen_by_one_importer_pauses_the_others() {
 
 #[test]
 fn three_importers_share_one_rate() {
+    let _timed = timed();
     let redis = Redis::start();
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
@@ -234,15 +232,7 @@ fn three_importers_share_one_rate() {
         })
         .into_iter()
         .collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = runs
-            .into_iter()
-            .map(|mut c| s.spawn(move || c.assert().success()))
-            .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
-    });
+    together(runs);
     let mut times: Vec<Duration> = server
         .sandbox
         .requests()
@@ -282,11 +272,9 @@ fn each_once(got: &[(Duration, String)], prefix: &str, n: usize) {
 
 #[test]
 fn redis_gone_for_three_seconds_pauses_sending_and_loses_nothing() {
-    let mut redis = Redis::start();
-    let server = Server::plain();
-    let dir = tempfile::tempdir().unwrap();
+    let _timed = timed();
     let n = 300;
-    let input = people(dir.path(), "p.csv", "p", n);
+    let (mut redis, server, dir, input) = setting(n);
     let mut c = server.cmd_at(dir.path(), 60);
     c.arg(&input).args(["--shared-limit", &redis.url()]);
     std::thread::scope(|s| {
@@ -310,11 +298,9 @@ fn redis_gone_for_three_seconds_pauses_sending_and_loses_nothing() {
 
 #[test]
 fn redis_gone_past_the_timeout_stops_with_the_checkpoint_kept_and_resume_finishes() {
-    let redis = Redis::start();
-    let server = Server::plain();
-    let dir = tempfile::tempdir().unwrap();
+    let _timed = timed();
     let n = 300;
-    let input = people(dir.path(), "p.csv", "p", n);
+    let (redis, server, dir, input) = setting(n);
     let url = redis.url();
     let run = |resume: bool| {
         let mut c = server.cmd_at(dir.path(), 60);
@@ -325,15 +311,7 @@ fn redis_gone_past_the_timeout_stops_with_the_checkpoint_kept_and_resume_finishe
         }
         c
     };
-    let mut first = run(false);
-    let port = redis.port;
-    let mut redis = redis;
-    let out = std::thread::scope(|s| {
-        let out = s.spawn(move || first.output().unwrap());
-        std::thread::sleep(Duration::from_millis(1500));
-        redis.stop();
-        out.join().unwrap()
-    });
+    let (out, port) = redis_lost_during(redis, run(false));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("--shared-limit"), "{stderr}");
@@ -348,6 +326,7 @@ fn redis_gone_past_the_timeout_stops_with_the_checkpoint_kept_and_resume_finishe
 
 #[test]
 fn three_shards_send_every_row_exactly_once_and_a_resume_as_another_shard_is_refused() {
+    let _timed = timed();
     let redis = Redis::start();
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
@@ -364,17 +343,7 @@ fn three_shards_send_every_row_exactly_once_and_a_resume_as_another_shard_is_ref
         c.args(["--shared-limit", &redis.url()]);
         c
     };
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (1..=3)
-            .map(|k| {
-                let mut c = shard(k);
-                s.spawn(move || c.assert().success())
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
-    });
+    together((1..=3).map(shard).collect());
     let got = arrivals(&server);
     assert_eq!(got.len(), 2 * n);
     let mut ids: Vec<&str> = got.iter().map(|(_, id)| id.as_str()).collect();
@@ -393,11 +362,9 @@ fn three_shards_send_every_row_exactly_once_and_a_resume_as_another_shard_is_ref
 
 #[test]
 fn a_shard_resumes_as_itself_only() {
-    let redis = Redis::start();
-    let server = Server::plain();
-    let dir = tempfile::tempdir().unwrap();
+    let _timed = timed();
     let n = 300;
-    let input = people(dir.path(), "p.csv", "p", n);
+    let (redis, server, dir, input) = setting(n);
     let url = redis.url();
     let shard = |k: u32, resume: bool| {
         let mut c = server.cmd_at(dir.path(), 60);
@@ -410,15 +377,7 @@ fn a_shard_resumes_as_itself_only() {
         }
         c
     };
-    let port = redis.port;
-    let mut redis = redis;
-    let mut first = shard(1, false);
-    let out = std::thread::scope(|s| {
-        let out = s.spawn(move || first.output().unwrap());
-        std::thread::sleep(Duration::from_millis(1500));
-        redis.stop();
-        out.join().unwrap()
-    });
+    let (out, port) = redis_lost_during(redis, shard(1, false));
     assert_eq!(out.status.code(), Some(4));
     assert!(dir.path().join("p.shard-1-of-2.checkpoint.json").exists());
     let _redis = Redis::on(port);

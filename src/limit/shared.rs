@@ -19,6 +19,17 @@ use tokio_util::sync::CancellationToken;
 use super::adapt::{ACCEPT_WINDOW, Adaptation};
 use super::{Pacer, Permit, Turn};
 
+/// Put before each script: the time now in microseconds, as the caller gave it (tests inject
+/// time) or else by Redis's own clock.
+const CLOCK: &str = r"
+local function clock(given)
+  local now = tonumber(given)
+  if now then return now end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+";
+
 /// Reserves the next slot of the schedule, GCRA over `KEYS[1]` (the theoretical arrival
 /// time), after the pause in `KEYS[2]`. `ARGV`: this importer's pace and `--rate`
 /// (requests/s), `--burst`, its name, and the time now in microseconds, or empty for Redis's
@@ -27,11 +38,7 @@ use super::{Pacer, Permit, Turn};
 /// microseconds until the reserved slot, and that lowest rate. Keys expire once idle, and
 /// lost keys (a restarted Redis) only start the schedule again from now.
 const RESERVE: &str = r"
-local now = tonumber(ARGV[5])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+local now = clock(ARGV[5])
 redis.call('ZADD', KEYS[4], now, ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
 for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - 10000000)) do
@@ -59,11 +66,7 @@ return {at - now, lowest}
 /// Pauses the schedule for `ARGV[1]` microseconds from now (`ARGV[2]`, or empty for Redis's
 /// clock) unless it is paused longer already: a 429 seen by one importer pauses them all.
 const PAUSE: &str = r"
-local now = tonumber(ARGV[2])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+local now = clock(ARGV[2])
 local pause = tonumber(ARGV[1])
 local until_ = now + pause
 local current = tonumber(redis.call('GET', KEYS[1])) or 0
@@ -103,8 +106,8 @@ pub struct Scripts {
 impl Default for Scripts {
     fn default() -> Scripts {
         Scripts {
-            reserve: redis::Script::new(RESERVE),
-            pause: redis::Script::new(PAUSE),
+            reserve: redis::Script::new(&format!("{CLOCK}{RESERVE}")),
+            pause: redis::Script::new(&format!("{CLOCK}{PAUSE}")),
         }
     }
 }
@@ -323,6 +326,10 @@ impl Pacer for SharedPacer {
                     continue;
                 }
                 let mut conn = self.conn.clone();
+                // The wait counts from when Redis read its clock, which is nearer the ask
+                // than the answer: counted from the answer, a slow one (a reconnect, a
+                // script reloaded) would send late, into the next request's second.
+                let asked = Instant::now();
                 let ask = Ask {
                     rate,
                     max_rate: self.max_rate,
@@ -341,7 +348,7 @@ impl Pacer for SharedPacer {
                         }
                         // The slot is ours: a waiter dropped during this sleep leaves it
                         // unused, which only costs pace, never budget.
-                        tokio::time::sleep(slot.wait).await;
+                        tokio::time::sleep_until(asked + slot.wait).await;
                         return permit;
                     }
                     Err(e) => {
