@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::exit::Exit;
-use crate::record::{Action, EmptyPolicy, Entity, IdKind, ValueType};
+use crate::record::{Action, EmptyPolicy, Entity, IdKind, Shard, ValueType};
 use crate::report::ProgressMode;
 use crate::source::Format;
 use crate::track::Region;
@@ -234,6 +234,34 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 5.0, help_heading = "Run")]
     pub stop_timeout: f64,
 
+    /// Share --rate with every importer naming this Redis and the same workspace: one
+    /// schedule kept in Redis paces them all (redis://[:PASSWORD@]HOST[:PORT][/DB]). Give a
+    /// URL holding a password through the environment.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CIO_IMPORT_SHARED_LIMIT",
+        hide_env_values = true,
+        help_heading = "Pacing"
+    )]
+    pub shared_limit: Option<String>,
+
+    /// How long sending waits for an unreachable --shared-limit Redis before the run stops
+    /// (checkpoint kept), in seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 60.0,
+        help_heading = "Pacing"
+    )]
+    pub shared_limit_timeout: f64,
+
+    /// Take only shard K of N (e.g. 2/3): the records whose person (or object) key hashes
+    /// to K, so N importers given 1/N .. N/N send every record exactly once between them.
+    /// Rows that do not map go to shard 1's failures file.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, help_heading = "Pacing")]
+    pub shard: Option<Shard>,
+
     /// Stop (exit 1) once more than N rows are invalid, in rows: a wrongly mapped file
     /// should not fill the failures file with a million lines.
     #[arg(long, value_name = "N", default_value_t = 10_000, help_heading = "Run")]
@@ -352,6 +380,10 @@ pub struct Cli {
 }
 
 /// `--delimiter`: one ASCII character that can separate cells, or `tab`.
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    s.parse()
+}
+
 fn parse_delimiter(s: &str) -> Result<u8, String> {
     match s {
         "tab" | "\\t" | "\t" => Ok(b'\t'),

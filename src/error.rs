@@ -66,6 +66,9 @@ pub enum Fatal {
         .0.name()
     )]
     Stopped(Signal),
+    /// The `--shared-limit` Redis stayed unreachable past `--shared-limit-timeout`.
+    #[error("{0}")]
+    SharedLimitLost(String),
     /// A fatal error after another; the later is told first.
     #[error("{then}: {first}")]
     Then { first: Box<Fatal>, then: Box<Fatal> },
@@ -91,6 +94,7 @@ impl Fatal {
             | Fatal::Task(_)
             | Fatal::ReaderFailed => Exit::Fatal,
             Fatal::Stopped(signal) => Exit::Stopped(*signal),
+            Fatal::SharedLimitLost(_) => Exit::SharedLimitLost,
             Fatal::Then { first, .. } => first.exit(),
         }
     }

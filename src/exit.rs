@@ -11,6 +11,9 @@ pub enum Exit {
     Usage,
     /// The run finished, but some records failed or were invalid: see the failures file.
     Partial,
+    /// The `--shared-limit` Redis stayed unreachable past `--shared-limit-timeout`: nothing
+    /// was sent unpaced, the checkpoint is kept.
+    SharedLimitLost,
     /// Stopped by a signal; `--resume` carries on. The code is the shell's for a process the
     /// signal killed: 128 + its number.
     Stopped(Signal),
@@ -55,15 +58,17 @@ impl Exit {
             Exit::Fatal => 1,
             Exit::Usage => 2,
             Exit::Partial => 3,
+            Exit::SharedLimitLost => 4,
             Exit::Stopped(signal) => 128 + signal.number(),
         }
     }
 
-    pub const ALL: [Exit; 7] = [
+    pub const ALL: [Exit; 8] = [
         Exit::Success,
         Exit::Fatal,
         Exit::Usage,
         Exit::Partial,
+        Exit::SharedLimitLost,
         Exit::Stopped(Signal::HangUp),
         Exit::Stopped(Signal::Interrupt),
         Exit::Stopped(Signal::Terminate),
@@ -76,6 +81,9 @@ impl Exit {
             Exit::Usage => "usage: a flag or argument is wrong",
             Exit::Partial => {
                 "finished, but some records failed or were invalid (see the failures file)"
+            }
+            Exit::SharedLimitLost => {
+                "the --shared-limit Redis stayed unreachable; run again with --resume"
             }
             Exit::Stopped(Signal::HangUp) => {
                 "stopped by SIGHUP (the terminal or ssh session closed); run again with --resume"
@@ -110,7 +118,7 @@ mod tests {
     #[test]
     fn codes_are_stable_and_distinct() {
         let codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 129, 130, 143]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 129, 130, 143]);
         for signal in Signal::ALL {
             assert!(Exit::ALL.contains(&Exit::Stopped(signal)));
         }

@@ -1,16 +1,19 @@
 //! Pacing: every request, first try or retry, waits for a turn from one [`Pacer`] shared by
 //! every worker, which adapts its pace to the rate the server really accepts.
 //!
-//! [`LocalPacer`] paces the requests of one process. The rules of adaptation are apart from
+//! [`LocalPacer`] paces the requests of one process; [`SharedPacer`] those of every process
+//! sharing one schedule in Redis (`--shared-limit`). The rules of adaptation are apart from
 //! it, as clock-free arithmetic (`adapt`), so a pacer shared between processes can follow the
 //! same rules with its state kept elsewhere.
 
 mod adapt;
 mod local;
+mod shared;
 #[cfg(test)]
 mod sim;
 
 pub use local::LocalPacer;
+pub use shared::{Ask, Link, Schedule, Scripts, SharedPacer, Slot, connect};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -21,7 +21,7 @@ use crate::checkpoint::Skip;
 use crate::config::Config;
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::limit::{LocalPacer, Pacer};
+use crate::limit::{Link, LocalPacer, Pacer, Schedule, SharedPacer, connect};
 use crate::report::{Counters, Reporter, counted};
 use crate::send::{RetryPolicy, Sender};
 use crate::settle::Ledger;
@@ -73,7 +73,35 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
     let total_bytes = config.inputs.iter().map(|i| i.size).sum::<Option<u64>>();
     let reporter = Reporter::new(config.progress, config.quiet, config.verbose, total_bytes);
 
-    let pacer: Arc<dyn Pacer> = Arc::new(LocalPacer::new(config.pacing.rate, config.pacing.burst));
+    let shared = match config.shared_limit.as_ref().filter(|_| client.is_some()) {
+        None => None,
+        Some(shared) => {
+            let conn = connect(shared.url.expose(), &shared.shown, shared.timeout)
+                .await
+                .map_err(Fatal::SharedLimitLost)?;
+            let link = Link {
+                conn,
+                schedule: Schedule::of(&shared.workspace),
+                shown: shared.shown.clone(),
+                timeout: shared.timeout,
+                stop: shutdown.token.clone(),
+                warn: {
+                    let reporter = reporter.clone();
+                    Box::new(move |message| reporter.warn(message))
+                },
+            };
+            let rate = config.pacing.rate;
+            Some(Arc::new(SharedPacer::new(
+                link,
+                rate,
+                config.pacing.burst.get(),
+            )))
+        }
+    };
+    let pacer: Arc<dyn Pacer> = match &shared {
+        Some(shared) => shared.clone(),
+        None => Arc::new(LocalPacer::new(config.pacing.rate, config.pacing.burst)),
+    };
     let sender = client.map(|client| {
         Arc::new(Sender::new(
             client,
@@ -118,6 +146,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
         rules: ReadRules {
             max_invalid: config.max_invalid,
             batch: config.pacing.batch > 1,
+            shard: config.shard,
         },
     }
     .spawn()?;
@@ -144,6 +173,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
                 config.stop_timeout.as_secs_f64()
             )),
             Err(e) => fatal.push(e),
+        }
+        if let Some(lost) = shared.as_ref().and_then(|s| s.lost()) {
+            fatal.push(Fatal::SharedLimitLost(lost));
         }
         if let Some(halt) = sender.halted() {
             fatal.push(Fatal::Remote(halt.to_string()));

@@ -15,7 +15,7 @@ use super::lock;
 use super::setup::Opened;
 use crate::checkpoint::Skip;
 use crate::error::Fatal;
-use crate::record::Operation;
+use crate::record::{Operation, Shard};
 use crate::report::{Counters, Reporter};
 use crate::send::Outgoing;
 use crate::settle::{Ledger, Outcome, failure_line};
@@ -31,6 +31,8 @@ pub(super) struct ReadRules {
     pub max_invalid: u64,
     /// Records go in batches: encode each and hold it to the per-operation limit.
     pub batch: bool,
+    /// `--shard`: only this shard's records are sent.
+    pub shard: Option<Shard>,
 }
 
 /// The reader thread's share of the run.
@@ -167,6 +169,15 @@ impl Reading {
                         Ok(None)
                     }),
                 };
+                let ours = |shard: Shard| match &mapped {
+                    Ok(Some(out)) => shard.takes(out.op.order().keys()[0]),
+                    _ => shard.is_first(),
+                };
+                if rules.shard.is_some_and(|shard| !ours(shard)) {
+                    // Another shard's importer sends it.
+                    lock(&ledger).settle_earlier(this);
+                    continue;
+                }
                 run.read += 1;
                 let result = match mapped {
                     Ok(Some(out)) => {

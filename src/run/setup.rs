@@ -141,14 +141,14 @@ fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
 /// The checkpoint this run starts from: the saved one on --resume, else a fresh one.
 fn load_checkpoint(path: &Path, config: &Config) -> Result<Checkpoint, Fatal> {
     if config.resume {
-        let (target, mapping) = (config.target.describe(), config.mapping_flags());
+        let (target, mapping) = (config.target.describe(), config.resume_flags());
         return Checkpoint::resume(path, &config.inputs, &target, &mapping)
             .map_err(|e| Fatal::Setup(e.to_string()));
     }
     Checkpoint::new(
         &config.inputs,
         config.target.describe(),
-        config.mapping_flags(),
+        config.resume_flags(),
     )
     .map_err(|error| Fatal::Fingerprint {
         path: path.to_path_buf(),

@@ -2,17 +2,20 @@
 //! Every error names the flag or variable to fix.
 
 use std::num::NonZeroU32;
-use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::Cli;
 use crate::error::Fatal;
-use crate::record::{Action, EmptyPolicy, Entity, MapSpec};
+use crate::record::{Action, EmptyPolicy, Entity, MapSpec, Shard};
 use crate::report::ProgressMode;
 use crate::sandbox::SandboxOptions;
 use crate::source::{Input, SourceError};
 use crate::track::{Region, Secret};
+
+mod ranges;
+
+use ranges::check_ranges;
 
 /// Where requests go.
 #[derive(Debug, Clone)]
@@ -83,6 +86,65 @@ pub struct Config {
     pub verbose: u8,
     /// `--yes`: an action that cannot be undone goes on without asking.
     pub yes: bool,
+    /// `--shared-limit`: the schedule in Redis this run paces on, if any.
+    pub shared_limit: Option<SharedLimit>,
+    /// `--shard K/N`: the share of the records this run takes, if not all.
+    pub shard: Option<Shard>,
+}
+
+/// A pace shared through Redis (`--shared-limit`).
+#[derive(Debug, Clone)]
+pub struct SharedLimit {
+    /// The URL, password included: only given to the Redis client.
+    pub url: Secret,
+    /// The URL as it may be shown: without its password.
+    pub shown: String,
+    /// Names the schedule: the workspace (site id and region) or the sandbox.
+    pub workspace: String,
+    /// `--shared-limit-timeout`.
+    pub timeout: Duration,
+}
+
+/// Checks `--shared-limit` and its timeout; `None` when there is no flag or nothing is sent.
+fn shared_limit(
+    url: Option<&str>,
+    timeout: f64,
+    target: &Target,
+) -> Result<Option<SharedLimit>, ConfigError> {
+    let Some(raw) = url.filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let timeout = Duration::from_secs_f64(timeout);
+    let mut url = url::Url::parse(raw.trim()).map_err(|e| {
+        bad(format!(
+            "--shared-limit (or CIO_IMPORT_SHARED_LIMIT) is not a URL ({e}): give \
+             redis://HOST:PORT"
+        ))
+    })?;
+    if url.scheme() != "redis" || url.host_str().is_none_or(str::is_empty) {
+        return Err(bad(format!(
+            "--shared-limit must be a redis://HOST[:PORT] URL, got scheme {}:",
+            url.scheme()
+        )));
+    }
+    let secret = Secret::new(url.as_str());
+    if url.password().is_some() {
+        // set_password only fails on URLs without a host, ruled out above.
+        let _ = url.set_password(Some("***"));
+    }
+    let workspace = match target {
+        Target::DryRun => return Ok(None),
+        Target::Sandbox(_) => "sandbox".to_owned(),
+        Target::Remote {
+            site_id, region, ..
+        } => format!("{site_id}:{}", region.as_str()),
+    };
+    Ok(Some(SharedLimit {
+        url: secret,
+        shown: url.to_string(),
+        workspace,
+        timeout,
+    }))
 }
 
 /// A configuration problem; the message names the flag, variable or file.
@@ -150,6 +212,16 @@ impl Config {
             args.push("--only-existing".to_owned());
         }
         args
+    }
+
+    /// What a checkpoint holds for a resume to match: the mapping flags and the shard (a
+    /// resume taking another shard's records would skip by another run's positions).
+    pub fn resume_flags(&self) -> Vec<String> {
+        let mut flags = self.mapping_flags();
+        if let Some(shard) = self.shard {
+            flags.extend(["--shard".to_owned(), shard.to_string()]);
+        }
+        flags
     }
 
     /// The command that replays `failures` as this run would: the same mapping flags and the
@@ -257,6 +329,11 @@ impl Config {
         if cli.dry_run && cli.sandbox {
             return Err(bad("--dry-run and --sandbox exclude each other: pick one"));
         }
+        if cli.dry_run && cli.shard.is_some() {
+            return Err(bad(
+                "--dry-run checks every row; --shard splits a run that sends: drop one",
+            ));
+        }
         if cli.dry_run && cli.resume {
             return Err(bad(
                 "--resume carries on a run that sends; a --dry-run has nothing to resume: drop one",
@@ -302,7 +379,18 @@ impl Config {
                     .replacen(".failures", ".dry-run.failures", 1);
                 PathBuf::from(name)
             }
-            None => default_failures_path(&inputs),
+            None => {
+                let path = default_failures_path(&inputs);
+                match cli.shard {
+                    // Each shard its own failures, checkpoint and lock files.
+                    Some(shard) => PathBuf::from(path.to_string_lossy().replacen(
+                        ".failures",
+                        &format!(".{}.failures", shard.file_tag()),
+                        1,
+                    )),
+                    None => path,
+                }
+            }
         };
 
         let target = if cli.dry_run {
@@ -347,6 +435,11 @@ impl Config {
             }
         };
 
+        let shared_limit = shared_limit(
+            cli.shared_limit.as_deref(),
+            cli.shared_limit_timeout,
+            &target,
+        )?;
         if let Some(stream) = inputs.iter().find(|i| i.is_stream()).filter(|_| cli.resume) {
             return Err(bad(format!(
                 "--resume cannot be used with {}: it is a stream (a pipe or a device), which \
@@ -396,6 +489,8 @@ impl Config {
             }
         }
         Ok(Config {
+            shared_limit,
+            shard: cli.shard,
             inputs,
             map: MapSpec {
                 action: cli.action,
@@ -551,113 +646,6 @@ fn run_flags(cli: &Cli) -> Vec<String> {
     }
     words.extend((0..cli.verbose).map(|_| "-v".to_owned()));
     words
-}
-
-/// Checks every numeric flag against its range, before anything else (and so before any
-/// file is touched): an absurd number is a usage error naming the flag, not a panic deep in
-/// the run. The bounds keep every figure the run derives (a pace's interval, a deadline, a
-/// sandbox's wait) within what its types hold.
-fn check_ranges(cli: &Cli) -> Result<(), ConfigError> {
-    within(
-        "--rate",
-        Float(cli.rate),
-        Float(0.01)..=Float(100_000.0),
-        "requests per second",
-    )?;
-    within(
-        "--burst",
-        cli.burst,
-        1..=10_000,
-        "requests (1 means smooth pacing)",
-    )?;
-    within(
-        "--concurrency",
-        cli.concurrency,
-        1..=1000,
-        "requests in flight",
-    )?;
-    within("--batch", cli.batch, 1..=1000, "operations a request")?;
-    within(
-        "--timeout",
-        Float(cli.timeout),
-        Float(0.1)..=Float(3600.0),
-        "seconds",
-    )?;
-    within("--max-retries", cli.max_retries, 0..=1000, "retries")?;
-    within(
-        "--max-retry-after",
-        Float(cli.max_retry_after),
-        Float(0.1)..=Float(86_400.0),
-        "seconds",
-    )?;
-    let streak = "failed requests in a row";
-    within(
-        "--max-consecutive-failures",
-        cli.max_consecutive_failures,
-        1..=1_000_000,
-        streak,
-    )?;
-    within(
-        "--stop-timeout",
-        Float(cli.stop_timeout),
-        Float(0.0)..=Float(3600.0),
-        "seconds",
-    )?;
-    let limit = "requests per second (0 for no limit)";
-    within("--sandbox-limit", cli.sandbox_limit, 0..=100_000, limit)?;
-    for (flag, share) in [
-        ("--sandbox-fail-rate", cli.sandbox_fail_rate),
-        ("--sandbox-drop-rate", cli.sandbox_drop_rate),
-        ("--sandbox-stall-rate", cli.sandbox_stall_rate),
-    ] {
-        within(
-            flag,
-            Float(share),
-            Float(0.0)..=Float(1.0),
-            "(a share of the requests)",
-        )?;
-    }
-    within(
-        "--sandbox-latency",
-        cli.sandbox_latency,
-        0..=60_000,
-        "milliseconds",
-    )?;
-    Ok(())
-}
-
-/// The usage error naming `flag` and its range, unless `value` is in `range`.
-fn within<T: PartialOrd + std::fmt::Display>(
-    flag: &str,
-    value: T,
-    range: RangeInclusive<T>,
-    unit: &str,
-) -> Result<(), ConfigError> {
-    if range.contains(&value) {
-        Ok(())
-    } else {
-        Err(bad(format!(
-            "{flag} must be from {} to {} {unit}, got {value}",
-            range.start(),
-            range.end()
-        )))
-    }
-}
-
-/// A flag's number as a person would write it: `1e-20`, not twenty zeros (NaN fails every
-/// comparison, so it is out of any range).
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
-struct Float(f64);
-
-impl std::fmt::Display for Float {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let plain = self.0.to_string();
-        if plain.len() > 12 {
-            write!(f, "{:e}", self.0)
-        } else {
-            f.write_str(&plain)
-        }
-    }
 }
 
 fn read_key_file(path: &Path) -> Result<Secret, ConfigError> {
