@@ -102,12 +102,9 @@ pub(super) fn object<'a, A: Attributes>(
 ) -> Result<Checked<'a, A>, Invalid> {
     let tied = fields.tied.map(|t| *t).unwrap_or_default();
     let object = object_id(tied.object, tied.object_type, source)?;
-    let attributes = match action {
-        Action::Identify => {
-            fields.attributes.tally().check_person()?;
-            Some(fields.attributes)
-        }
-        Action::Delete => None,
+    let keep = match action {
+        Action::Identify => true,
+        Action::Delete => false,
         other => {
             return Err(Invalid::row(format!(
                 "an object takes identify or delete, not {}",
@@ -115,6 +112,7 @@ pub(super) fn object<'a, A: Attributes>(
             )));
         }
     };
+    let attributes = kept(keep, fields.attributes)?;
     Ok(Checked::Object { object, attributes })
 }
 
@@ -129,15 +127,23 @@ pub(super) fn relationship<'a, A: Attributes>(
     let tied = fields.tied.map(|t| *t).unwrap_or_default();
     let person = person(fields.person, action, source)?;
     let object = object_id(tied.object, tied.object_type, source)?;
-    let attributes = (action == Action::AddRelationships)
-        .then(|| fields.attributes.tally().check_person())
-        .transpose()?
-        .map(|()| fields.attributes);
+    let attributes = kept(action == Action::AddRelationships, fields.attributes)?;
     Ok(Checked::Relationship {
         person,
         object,
         attributes,
     })
+}
+
+/// The attributes an operation sends (held to a person's limits), or none when it sends
+/// none (a delete).
+#[inline(always)]
+fn kept<A: Attributes>(keep: bool, attributes: A) -> Result<Option<A>, Invalid> {
+    if !keep {
+        return Ok(None);
+    }
+    attributes.tally().check_person()?;
+    Ok(Some(attributes))
 }
 
 /// An object's id and type: the type from its column, else `--object-type`.
