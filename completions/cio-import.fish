@@ -43,6 +43,8 @@ complete -c cio-import -l shared-limit -d 'Share --rate with every importer nami
 complete -c cio-import -l shared-limit-timeout -d 'How long sending waits for an unreachable --shared-limit Redis before the run stops (checkpoint kept), in seconds' -r
 complete -c cio-import -l shard -d 'Take only shard K of N (e.g. 2/3): the records whose person (or object) key hashes to K, so N importers given 1/N .. N/N send every record exactly once between them. Rows that do not map go to shard 1\'s failures file' -r
 complete -c cio-import -l max-invalid -d 'Stop (exit 1) once more than N rows are invalid, in rows: a wrongly mapped file should not fill the failures file with a million lines' -r
+complete -c cio-import -l resume -d 'Carry on from the checkpoint an interrupted or crashed run left, with the same inputs; new failures are added to the failures file. `--resume=auto` (with the `=`) resumes when a checkpoint of this run exists and starts over otherwise, so a job can give it every time' -r -f -a "always\t'There must be a checkpoint to carry on from (`--resume` alone)'
+auto\t'Carry on from the checkpoint of this run if there is one, else start over'"
 complete -c cio-import -l failures -d 'Failures file [default: <input stem>.failures.ndjson in the current directory]' -r -F
 complete -c cio-import -l checkpoint -d 'Checkpoint file [default: <input stem>.checkpoint.json beside the failures file]' -r -F
 complete -c cio-import -l summary -d 'Write a JSON summary here at the end; `-` for stdout [default: none]' -r -F
@@ -54,6 +56,7 @@ complete -c cio-import -l sandbox-fail-rate -d 'Share of sandbox requests answer
 complete -c cio-import -l sandbox-drop-rate -d 'Share of sandbox requests whose connection is dropped unanswered, from 0 to 1' -r
 complete -c cio-import -l sandbox-stall-rate -d 'Share of sandbox requests that stall until past --timeout, from 0 to 1' -r
 complete -c cio-import -l sandbox-latency -d 'Latency the sandbox adds to every answer, in milliseconds' -r
+complete -c cio-import -l config -d 'Read flags from a TOML file, each under its long name (`rate = 50`, `dry-run = true`, `type = ["age=number"]`, `inputs = ["users.csv"]`), never the API key; its paths are relative to its folder. The command line wins over the environment, which wins over the file; a repeatable flag on the command line replaces the file\'s list' -r -F
 complete -c cio-import -l completions -d 'Print the completion script for SHELL to stdout and exit (committed copies are in completions/)' -r -f -a "bash\t''
 elvish\t''
 fish\t''
@@ -63,10 +66,10 @@ complete -c cio-import -l only-existing -d 'Update only people who exist; never 
 complete -c cio-import -l no-preflight -d 'Skip the credentials and region check (GET /api/v1/accounts/region) made before the first record'
 complete -c cio-import -l dry-run -d 'Read, map and validate every row; send nothing. Needs no credentials; invalid rows go to <stem>.dry-run.failures.ndjson (--failures to choose)'
 complete -c cio-import -s y -l yes -d 'Go on without asking with an action that cannot be undone (delete, suppress, merge); without it such a run asks on the terminal, or is refused when there is none'
-complete -c cio-import -l resume -d 'Carry on from the checkpoint an interrupted or crashed run left, with the same inputs; new failures are added to the failures file'
 complete -c cio-import -s q -l quiet -d 'Print only errors and the final summary: no progress, warnings or sandbox lines'
 complete -c cio-import -s v -l verbose -d 'Log every request\'s outcome to stderr; -vv adds each retry\'s wait'
 complete -c cio-import -l sandbox -d 'Import into a built-in stand-in of the Track API on 127.0.0.1: no account needed'
+complete -c cio-import -l print-config -d 'Print the configuration this invocation would run with (--config file and command line) as TOML, for --config, and exit without reading the inputs'
 complete -c cio-import -l man -d 'Print the man page (roff) to stdout and exit'
 complete -c cio-import -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cio-import -s V -l version -d 'Print version'

@@ -80,7 +80,10 @@ fn after_help() -> String {
 pub struct Cli {
     /// Input files, read in order: .csv, .tsv, .ndjson or .jsonl, each optionally .gz; `-` reads
     /// stdin. A failures file is an input too: it replays what failed.
-    #[arg(value_name = "INPUT", required_unless_present_any = ["completions", "man"])]
+    #[arg(
+        value_name = "INPUT",
+        required_unless_present_any = ["completions", "man", "print_config"]
+    )]
     pub inputs: Vec<PathBuf>,
 
     /// Input format [default: from the file name; stdin needs this flag].
@@ -278,9 +281,20 @@ pub struct Cli {
     pub yes: bool,
 
     /// Carry on from the checkpoint an interrupted or crashed run left, with the same
-    /// inputs; new failures are added to the failures file.
-    #[arg(long, help_heading = "Run")]
-    pub resume: bool,
+    /// inputs; new failures are added to the failures file. `--resume=auto` (with the `=`)
+    /// resumes when a checkpoint of this run exists and starts over otherwise, so a job can
+    /// give it every time.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        // `--resume users.csv` keeps meaning: resume, and users.csv is the input.
+        require_equals = true,
+        default_missing_value = "always",
+        help_heading = "Run"
+    )]
+    pub resume: Option<Resume>,
 
     /// Failures file [default: <input stem>.failures.ndjson in the current directory].
     #[arg(long, value_name = "PATH", help_heading = "Run")]
@@ -361,6 +375,18 @@ pub struct Cli {
     )]
     pub sandbox_latency: u64,
 
+    /// Read flags from a TOML file, each under its long name (`rate = 50`, `dry-run = true`,
+    /// `type = ["age=number"]`, `inputs = ["users.csv"]`), never the API key; its paths are
+    /// relative to its folder. The command line wins over the environment, which wins over
+    /// the file; a repeatable flag on the command line replaces the file's list.
+    #[arg(long, value_name = "FILE", help_heading = "Setup")]
+    pub config: Option<PathBuf>,
+
+    /// Print the configuration this invocation would run with (--config file and command
+    /// line) as TOML, for --config, and exit without reading the inputs.
+    #[arg(long, help_heading = "Setup")]
+    pub print_config: bool,
+
     /// Print the completion script for SHELL to stdout and exit (committed copies are in
     /// completions/).
     #[arg(
@@ -377,6 +403,15 @@ pub struct Cli {
     // given, so `--man` would fail for exactly the people who use the tool.
     #[arg(long, conflicts_with = "inputs", help_heading = "Setup")]
     pub man: bool,
+}
+
+/// `--resume`'s WHEN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Resume {
+    /// There must be a checkpoint to carry on from (`--resume` alone).
+    Always,
+    /// Carry on from the checkpoint of this run if there is one, else start over.
+    Auto,
 }
 
 /// `--delimiter`: one ASCII character that can separate cells, or `tab`.

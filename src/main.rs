@@ -1,12 +1,10 @@
-//! The command: parses the command line, runs the import on its runtime, and ends with the
+//! The command: parses the command line (and a `--config` file), runs the import on its runtime, and ends with the
 //! exit code, telling the error that ended it, if one did.
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use cio_import::cli::{self, Cli};
-use cio_import::config::Config;
+use cio_import::cli;
+use cio_import::config::{Args, ArgsError, Config};
 use cio_import::error::Fatal;
 use cio_import::exit::Exit;
 use cio_import::report::say;
@@ -23,7 +21,18 @@ fn main() -> ExitCode {
 }
 
 fn import() -> Result<Exit, Fatal> {
-    let cli = Cli::parse();
+    let args = match Args::parse(std::env::args_os()) {
+        Ok(args) => args,
+        // clap prints its own errors, and --help, with their exit codes.
+        Err(ArgsError::Clap(e)) => e.exit(),
+        Err(ArgsError::Fatal(e)) => return Err(e),
+    };
+    if args.cli.print_config {
+        let text = args.to_toml();
+        say::print(|out| out.write_all(text.as_bytes())).map_err(Fatal::Output)?;
+        return Ok(Exit::Success);
+    }
+    let cli = args.cli;
     if let Some(shell) = cli.completions {
         say::print(|out| cli::write_completions(shell, out)).map_err(Fatal::Output)?;
         return Ok(Exit::Success);

@@ -5,7 +5,7 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Resume};
 use crate::error::Fatal;
 use crate::record::{Action, EmptyPolicy, Entity, MapSpec, Shard};
 use crate::report::ProgressMode;
@@ -13,7 +13,11 @@ use crate::sandbox::SandboxOptions;
 use crate::source::{Input, SourceError};
 use crate::track::{Region, Secret};
 
+mod file;
+mod print;
 mod ranges;
+
+pub use file::{Args, ArgsError};
 
 use ranges::check_ranges;
 
@@ -70,7 +74,8 @@ pub struct Config {
     pub target: Target,
     pub preflight: bool,
     pub pacing: Pacing,
-    pub resume: bool,
+    /// `--resume`, when this run may carry on from a checkpoint.
+    pub resume: Option<Resume>,
     /// How long a stopping run waits for requests in flight (`--stop-timeout`).
     pub stop_timeout: Duration,
     pub max_invalid: u64,
@@ -115,7 +120,7 @@ fn shared_limit(
         return Ok(None);
     };
     let timeout = Duration::from_secs_f64(timeout);
-    let mut url = url::Url::parse(raw.trim()).map_err(|e| {
+    let url = url::Url::parse(raw.trim()).map_err(|e| {
         bad(format!(
             "--shared-limit (or CIO_IMPORT_SHARED_LIMIT) is not a URL ({e}): give \
              redis://HOST:PORT"
@@ -128,10 +133,7 @@ fn shared_limit(
         )));
     }
     let secret = Secret::new(url.as_str());
-    if url.password().is_some() {
-        // set_password only fails on URLs without a host, ruled out above.
-        let _ = url.set_password(Some("***"));
-    }
+    let shown = masked_password(url.as_str()).unwrap_or_else(|| url.to_string());
     let workspace = match target {
         Target::DryRun => return Ok(None),
         Target::Sandbox(_) => "sandbox".to_owned(),
@@ -141,10 +143,20 @@ fn shared_limit(
     };
     Ok(Some(SharedLimit {
         url: secret,
-        shown: url.to_string(),
+        shown,
         workspace,
         timeout,
     }))
+}
+
+/// `text`, a URL holding a password, as it may be shown: the password masked. None for
+/// anything else.
+fn masked_password(text: &str) -> Option<String> {
+    let mut url = url::Url::parse(text).ok()?;
+    url.password()?;
+    // Fails only on URLs that cannot have a password, which this one has.
+    let _ = url.set_password(Some("***"));
+    Some(url.to_string())
 }
 
 /// A configuration problem; the message names the flag, variable or file.
@@ -334,12 +346,15 @@ impl Config {
                 "--dry-run checks every row; --shard splits a run that sends: drop one",
             ));
         }
-        if cli.dry_run && cli.resume {
+        // `--resume=auto` means "when there is something to resume": a dry run, or stdin,
+        // has nothing, and simply starts.
+        let always = cli.resume == Some(Resume::Always);
+        if cli.dry_run && always {
             return Err(bad(
                 "--resume carries on a run that sends; a --dry-run has nothing to resume: drop one",
             ));
         }
-        if cli.resume && cli.inputs.iter().any(|p| p.as_os_str() == "-") {
+        if always && cli.inputs.iter().any(|p| p.as_os_str() == "-") {
             return Err(bad(
                 "--resume cannot be used with stdin (-): a stream cannot be re-read from a position",
             ));
@@ -354,6 +369,13 @@ impl Config {
             ));
         }
         check_model(&cli)?;
+        if cli.resume.is_some() && cli.inputs.iter().any(|p| p == "auto" && !p.exists()) {
+            return Err(bad(
+                "there is no input file named auto: to resume only when a checkpoint exists, \
+                 write --resume=auto (with the =; after a bare --resume, the next word is an \
+                 input)",
+            ));
+        }
         let inputs = cli
             .inputs
             .iter()
@@ -440,7 +462,7 @@ impl Config {
             cli.shared_limit_timeout,
             &target,
         )?;
-        if let Some(stream) = inputs.iter().find(|i| i.is_stream()).filter(|_| cli.resume) {
+        if let Some(stream) = inputs.iter().find(|i| i.is_stream()).filter(|_| always) {
             return Err(bad(format!(
                 "--resume cannot be used with {}: it is a stream (a pipe or a device), which \
                  cannot be re-read from a position",
@@ -517,7 +539,8 @@ impl Config {
                 max_retry_after,
                 max_consecutive_failures: cli.max_consecutive_failures,
             },
-            resume: cli.resume,
+            // Nothing to resume in a dry run or from a stream (no checkpoint).
+            resume: cli.resume.filter(|_| !cli.dry_run && checkpoint.is_some()),
             stop_timeout: Duration::from_secs_f64(cli.stop_timeout),
             max_invalid: cli.max_invalid,
             checkpoint,

@@ -8,6 +8,7 @@ mod delivery;
 mod dispatch;
 mod finish;
 mod reader;
+mod resume;
 mod setup;
 mod signals;
 
@@ -54,11 +55,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
     let Prepared {
         opened,
         checkpoint,
+        resumed,
         client,
         sandbox,
         lock: _lock,
     } = prepared;
-    if let Some((_, cp)) = checkpoint.as_ref().filter(|_| config.resume) {
+    if let Some((_, cp)) = checkpoint.as_ref().filter(|_| resumed) {
         counters.carry(cp.settled);
     }
     let skips: Vec<Skip> = (0..opened.len())
@@ -68,7 +70,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
     let ledger = Arc::new(Mutex::new(Ledger::new(
         counters.clone(),
         config.failures.clone(),
-        config.resume,
+        resumed,
     )));
     let total_bytes = config.inputs.iter().map(|i| i.size).sum::<Option<u64>>();
     let reporter = Reporter::new(config.progress, config.quiet, config.verbose, total_bytes);

@@ -29,6 +29,8 @@ pub(super) struct Prepared {
     pub opened: Vec<Opened>,
     /// Where the checkpoint is kept, and the one this run starts from.
     pub checkpoint: Option<(PathBuf, Checkpoint)>,
+    /// Whether the run carries on from that checkpoint.
+    pub resumed: bool,
     /// None in a dry run.
     pub client: Option<Client>,
     pub sandbox: Option<Sandbox>,
@@ -79,20 +81,23 @@ pub(super) async fn prepare(
     super::confirm::confirm(config)?;
 
     // A resume's checkpoint is checked before anything else happens.
-    let checkpoint = match (&config.checkpoint, &config.target) {
-        (_, Target::DryRun) | (None, _) => None,
-        (Some(path), _) => Some((path.clone(), load_checkpoint(path, config)?)),
+    let (checkpoint, resumed) = match (&config.checkpoint, &config.target) {
+        (_, Target::DryRun) | (None, _) => (None, false),
+        (Some(path), _) => {
+            let (cp, resumed) = super::resume::start_from(path, config)?;
+            (Some((path.clone(), cp)), resumed)
+        }
     };
 
     let (client, sandbox) = connect(config, policy).await?;
-    if let Some((_, cp)) = checkpoint.as_ref().filter(|_| config.resume) {
-        cut_failures(config, cp)?;
-    } else if !config.resume {
-        start_fresh(checkpoint.as_ref(), config)?;
+    match checkpoint.as_ref() {
+        Some((_, cp)) if resumed => cut_failures(config, cp)?,
+        _ => start_fresh(checkpoint.as_ref(), config)?,
     }
     Ok(Prepared {
         opened,
         checkpoint,
+        resumed,
         client,
         sandbox,
         lock,
@@ -136,24 +141,6 @@ fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
         ))),
         None => Ok(()),
     }
-}
-
-/// The checkpoint this run starts from: the saved one on --resume, else a fresh one.
-fn load_checkpoint(path: &Path, config: &Config) -> Result<Checkpoint, Fatal> {
-    if config.resume {
-        let (target, mapping) = (config.target.describe(), config.resume_flags());
-        return Checkpoint::resume(path, &config.inputs, &target, &mapping)
-            .map_err(|e| Fatal::Setup(e.to_string()));
-    }
-    Checkpoint::new(
-        &config.inputs,
-        config.target.describe(),
-        config.resume_flags(),
-    )
-    .map_err(|error| Fatal::Fingerprint {
-        path: path.to_path_buf(),
-        error,
-    })
 }
 
 /// The client for the run's target (and the sandbox it talks to), its credentials checked
@@ -225,7 +212,8 @@ fn cut_failures(config: &Config, checkpoint: &Checkpoint) -> Result<(), Fatal> {
 /// credentials are known to work.
 fn start_fresh(checkpoint: Option<&(PathBuf, Checkpoint)>, config: &Config) -> Result<(), Fatal> {
     if let Some((path, cp)) = checkpoint {
-        if path.exists() && !config.quiet {
+        // `--resume=auto` said already why it starts over.
+        if path.exists() && !config.quiet && config.resume.is_none() {
             say::warning(format_args!(
                 "starting over: the checkpoint {} of an earlier run is replaced (--resume carries on from it)",
                 path.display()
