@@ -115,3 +115,74 @@ fn typed(m: &ArgMatches, arg: &Arg, text: &OsStr) -> Value {
         _ => Value::String(text.into_owned()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Args {
+        let args = std::iter::once("cio-import").chain(args.iter().copied());
+        Args::parse(args.map(Into::into)).unwrap()
+    }
+
+    /// The parsed command line without the flags that only say how it was given.
+    fn run_of(args: &Args) -> String {
+        let mut cli = format!("{:?}", args.cli);
+        for given in [
+            format!("config: {:?}", args.cli.config),
+            "print_config: true".into(),
+        ] {
+            cli = cli.replace(&given, "");
+        }
+        cli
+    }
+
+    #[test]
+    fn every_kind_of_flag_printed_and_read_back_gives_the_same_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().to_str().unwrap();
+        let (users, summary) = (format!("{folder}/users.csv"), format!("{folder}/s.json"));
+        let given = parse(&[
+            &users,
+            "-",
+            "--sandbox",
+            "--type",
+            "age=number",
+            "--type",
+            "vip=bool",
+            "--event-name",
+            "1e5",
+            "--rate",
+            "0.5",
+            "--burst",
+            "3",
+            "--delimiter",
+            ";",
+            "--summary",
+            &summary,
+            "-vv",
+            "--quiet",
+            "--resume=auto",
+            "--sandbox-latency",
+            "20",
+            "--print-config",
+        ]);
+        let printed = given.to_toml();
+        assert!(printed.contains("\nrate = 0.5\n"), "{printed}");
+        assert!(printed.contains("\nevent-name = \"1e5\"\n"), "{printed}");
+        assert!(printed.contains("\nverbose = 2\n"), "{printed}");
+        assert!(printed.contains(&format!("\ninputs = [\"{users}\", \"-\"]\n")));
+        let file = dir.path().join("printed.toml");
+        std::fs::write(&file, &printed).unwrap();
+        let back = parse(&["--config", file.to_str().unwrap(), "--print-config"]);
+        assert_eq!(run_of(&back), run_of(&given));
+        assert_eq!(back.to_toml().lines().skip(1).collect::<Vec<_>>(), {
+            printed.lines().skip(1).collect::<Vec<_>>()
+        });
+
+        // Inputs on the command line replace the file's, as a repeatable flag does.
+        let other = parse(&["--config", file.to_str().unwrap(), "other.csv"]);
+        assert_eq!(other.cli.inputs, [std::path::PathBuf::from("other.csv")]);
+        assert_eq!(other.cli.types.len(), 2);
+    }
+}
