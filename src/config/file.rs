@@ -63,14 +63,14 @@ impl Args {
         let args: Vec<OsString> = args.into_iter().collect();
         let mut command = Cli::command();
         command.build();
-        let first = match command.clone().try_get_matches_from(&args) {
-            Ok(first) => first,
+        let (first, missing) = match command.clone().try_get_matches_from(&args) {
+            Ok(first) => (first, false),
             // A requirement the file may meet (the inputs, or `sandbox = true` for
             // --sandbox-limit on the command line): checked again with the file's flags.
             Err(e) if e.kind() == ErrorKind::MissingRequiredArgument => {
                 let lenient = command.clone().ignore_errors(true);
                 match lenient.try_get_matches_from(&args) {
-                    Ok(first) if first.contains_id("config") => first,
+                    Ok(first) if first.contains_id("config") => (first, true),
                     _ => return Err(ArgsError::Clap(e)),
                 }
             }
@@ -90,13 +90,17 @@ impl Args {
             merged.extend(entry.words.iter().cloned());
         }
         merged.extend(args[1..].iter().cloned());
-        // The command line alone passed: what fails now is the file's doing.
+        // The command line alone passed (but for a requirement the file did not meet, which
+        // is the command line's): what fails now is the file's doing.
         let matches = command.try_get_matches_from(merged).map_err(|e| {
             let at = match entries.iter().find(|entry| names(&e, entry)) {
                 Some(entry) => entry.at.clone(),
+                None if missing && e.kind() == ErrorKind::MissingRequiredArgument => {
+                    return ArgsError::Clap(e);
+                }
                 None => path.display().to_string(),
             };
-            Fatal::Usage(format!("{at}: {}", message(&e)))
+            Fatal::Usage(format!("{at}: {}", message(&e))).into()
         })?;
         Args::from_matches(matches, Some(path))
     }
