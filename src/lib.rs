@@ -65,4 +65,5 @@ pub mod sandbox;
 pub mod send;
 pub mod settle;
 pub mod source;
+pub mod state;
 pub mod track;

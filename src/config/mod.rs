@@ -14,8 +14,10 @@ use crate::source::{Input, SourceError};
 use crate::track::{Region, Secret};
 
 mod ranges;
+mod state;
 
 use ranges::check_ranges;
+pub use state::StateConfig;
 
 /// Where requests go.
 #[derive(Debug, Clone)]
@@ -90,6 +92,8 @@ pub struct Config {
     pub shared_limit: Option<SharedLimit>,
     /// `--shard K/N`: the share of the records this run takes, if not all.
     pub shard: Option<Shard>,
+    /// `--state`: what an incremental sync remembers, if given.
+    pub state: Option<StateConfig>,
 }
 
 /// A pace shared through Redis (`--shared-limit`).
@@ -368,6 +372,7 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
+        let state = state::state_config(&cli, &inputs)?;
         let failures = match cli.failures {
             Some(p) => p,
             // A dry run's list is its own: it must not take the place of a real run's, which
@@ -489,6 +494,7 @@ impl Config {
             }
         }
         Ok(Config {
+            state,
             shared_limit,
             shard: cli.shard,
             inputs,
@@ -645,6 +651,7 @@ fn run_flags(cli: &Cli) -> Vec<String> {
         words.push("--quiet".to_owned());
     }
     words.extend((0..cli.verbose).map(|_| "-v".to_owned()));
+    words.extend(state::state_flags(cli));
     words
 }
 
