@@ -359,3 +359,42 @@ fn killed_and_resumed_the_state_matches_the_server_and_a_third_run_sends_nothing
     assert!(times.values().all(|n| *n <= 2), "{times:?}");
     assert!(twice <= 150, "{twice} sent twice");
 }
+
+#[test]
+fn missing_goes_only_with_yes_and_a_full_export_of_people() {
+    let dir = tempfile::tempdir().unwrap();
+    export(dir.path(), &BTreeSet::new(), &BTreeSet::new());
+    let refused = |args: &[&str], expected: &str| {
+        let out = common::bin(dir.path())
+            .env("CUSTOMERIO_SITE_ID", SITE_ID)
+            .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
+            .args(["users.csv", "--state", "state.db"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    };
+    refused(
+        &["--missing", "delete"],
+        "--missing delete removes people for good: add --yes to confirm",
+    );
+    refused(
+        &["--missing", "suppress", "--yes", "--action", "event"],
+        "--missing suppress removes the people a full export of people no longer has: it goes \
+         with --action identify",
+    );
+    refused(
+        &["--missing", "delete", "--yes", "--shard", "1/2"],
+        "--missing delete needs the whole export, and --shard sends a share of it",
+    );
+    refused(
+        &["--state", "users.csv"],
+        "--state users.csv is also an input",
+    );
+    assert!(
+        !dir.path().join("state.db").exists(),
+        "refused before any file is made"
+    );
+}

@@ -372,7 +372,7 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        let state = state::state_config(&cli, &inputs)?;
+        let state = state::state_config(&cli)?;
         let failures = match cli.failures {
             Some(p) => p,
             // A dry run's list is its own: it must not take the place of a real run's, which
@@ -461,6 +461,7 @@ impl Config {
         let written = [
             ("--failures", Some(&failures)),
             ("--checkpoint", checkpoint.as_ref()),
+            ("--state", state.as_ref().map(|s| &s.path)),
             (
                 "--summary",
                 cli.summary.as_ref().filter(|p| p.as_os_str() != "-"),

@@ -1,11 +1,10 @@
 //! The incremental-sync flags checked: `--state`, `--missing`, `--max-missing`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::{ConfigError, bad, cli_name, same_file};
+use super::{ConfigError, bad, cli_name};
 use crate::cli::Cli;
 use crate::record::{Action, Entity};
-use crate::source::Input;
 use crate::state::{MaxMissing, Missing};
 
 /// `--state` and what the run does with it.
@@ -16,16 +15,12 @@ pub struct StateConfig {
     pub max_missing: MaxMissing,
 }
 
-/// Checks the incremental-sync flags; None without `--state`.
-pub(super) fn state_config(
-    cli: &Cli,
-    inputs: &[Input],
-) -> Result<Option<StateConfig>, ConfigError> {
+/// Checks the incremental-sync flags; None without `--state`. Its path is checked with the run's other files (`Config::from_cli`).
+pub(super) fn state_config(cli: &Cli) -> Result<Option<StateConfig>, ConfigError> {
     let Some(path) = &cli.state else {
         return Ok(None);
     };
-    if cli.missing != Missing::Ignore {
-        let flag = format!("--missing {}", cli_name(cli.missing));
+    if let Some(flag) = cli.missing.flag() {
         if cli.action != Action::Identify || cli.entity != Entity::Person {
             return Err(bad(format!(
                 "{flag} removes the people a full export of people no longer has: it goes with \
@@ -50,20 +45,6 @@ pub(super) fn state_config(
             )));
         }
     }
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(folder) = folder.filter(|f| !f.is_dir()) {
-        return Err(bad(format!(
-            "--state {}: the folder {} does not exist; create it first",
-            path.display(),
-            folder.display()
-        )));
-    }
-    if inputs.iter().any(|input| same_file(&input.path, path)) {
-        return Err(bad(format!(
-            "--state {} is also an input: give the state a file of its own",
-            path.display()
-        )));
-    }
     Ok(Some(StateConfig {
         path: path.clone(),
         missing: cli.missing,
@@ -75,7 +56,7 @@ pub(super) fn state_config(
 pub(super) fn state_flags(cli: &Cli) -> Vec<String> {
     let mut words = Vec::new();
     if let Some(path) = &cli.state {
-        words.extend(["--state".to_owned(), shown(path)]);
+        words.extend(["--state".to_owned(), path.display().to_string()]);
     }
     if cli.missing != Missing::Ignore {
         words.extend(["--missing".to_owned(), cli_name(cli.missing)]);
@@ -84,8 +65,4 @@ pub(super) fn state_flags(cli: &Cli) -> Vec<String> {
         words.extend(["--max-missing".to_owned(), cli.max_missing.to_string()]);
     }
     words
-}
-
-fn shown(path: &Path) -> String {
-    path.display().to_string()
 }

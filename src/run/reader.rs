@@ -219,7 +219,9 @@ impl Reading {
                     _ => None,
                 };
                 if let (Some(state), Some(memo)) = (&state, &memo) {
-                    match lock(state).unchanged(memo) {
+                    // Bound first: the state is not held while the run settles.
+                    let unchanged = lock(state).unchanged(memo);
+                    match unchanged {
                         Ok(false) => {}
                         Ok(true) => {
                             run.add(this, End::Unchanged, &ledger, &counters);

@@ -1,7 +1,7 @@
 //! Setup: everything checked and made ready before the first request — the summary path,
 //! every input and its header against `--type`, the confirmation of a run that cannot be
-//! undone, the checkpoint, the state (`--state`), the client and its credentials check (or the sandbox), and an
-//! earlier run's files.
+//! undone, the checkpoint, the state (`--state`), the client and its credentials check (or
+//! the sandbox), and an earlier run's files.
 
 use std::path::{Path, PathBuf};
 

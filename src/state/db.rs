@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS entities (
     key INTEGER NOT NULL,
     name TEXT NOT NULL,
     digest BLOB,
-    PRIMARY KEY (kind, key)
+    PRIMARY KEY (key, kind)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -100,10 +100,7 @@ impl State {
         state.check(target, dry_run)?;
         state
             .conn
-            .execute_batch(
-                "CREATE TEMP TABLE seen (kind TEXT NOT NULL, key INTEGER NOT NULL, \
-                 PRIMARY KEY (kind, key)) WITHOUT ROWID;",
-            )
+            .execute_batch("CREATE TEMP TABLE seen (key INTEGER PRIMARY KEY);")
             .map_err(said)?;
         if writes {
             state.run = Some(state.start_run(resume)?);
@@ -186,18 +183,22 @@ impl State {
     pub fn unchanged(&mut self, memo: &Memo) -> Result<bool, String> {
         match *memo {
             Memo::Compare { kind, key, digest } => {
-                if !self.mark(kind, key)? {
+                if !self.mark(key)? {
                     return Ok(false);
                 }
-                let held: Option<Option<Vec<u8>>> = self
+                let digest = digest.to_be_bytes();
+                let same: Option<bool> = self
                     .conn
-                    .prepare_cached("SELECT digest FROM entities WHERE kind = ?1 AND key = ?2")
+                    .prepare_cached("SELECT digest FROM entities WHERE key = ?1 AND kind = ?2")
                     .and_then(|mut s| {
-                        s.query_row(params![kind.name(), sql_key(key)], |r| r.get(0))
-                            .optional()
+                        // Compared where SQLite holds it: no copy a row.
+                        s.query_row(params![sql_key(key), kind.name()], |r| {
+                            Ok(r.get_ref(0)?.as_blob_or_null()? == Some(&digest[..]))
+                        })
+                        .optional()
                     })
                     .map_err(|e| self.err(e))?;
-                Ok(held.flatten().as_deref() == Some(&digest.to_be_bytes()[..]))
+                Ok(same == Some(true))
             }
             Memo::Event { key } => self
                 .conn
@@ -211,19 +212,18 @@ impl State {
     /// Marks a record a resume reads past (an earlier part of the run settled it) as seen,
     /// so that the rest of the run sees what an uninterrupted one would have.
     pub fn seen(&mut self, memo: &Memo) -> Result<(), String> {
-        if let Memo::Compare { kind, key, .. } = *memo {
-            self.mark(kind, key)?;
+        if let Memo::Compare { key, .. } = *memo {
+            self.mark(key)?;
         }
         Ok(())
     }
 
-    /// Adds `key` to this run's seen set: false when it was there already.
-    fn mark(&self, kind: Kind, key: u64) -> Result<bool, String> {
+    /// Adds `key` to this run's seen set: false when it was there already. One set for people
+    /// and objects: an object's key is hashed under a label of its own, so never a person's.
+    fn mark(&self, key: u64) -> Result<bool, String> {
         self.conn
-            .prepare_cached(
-                "INSERT INTO temp.seen (kind, key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            )
-            .and_then(|mut s| s.execute(params![kind.name(), sql_key(key)]))
+            .prepare_cached("INSERT INTO temp.seen (key) VALUES (?1) ON CONFLICT DO NOTHING")
+            .and_then(|mut s| s.execute([sql_key(key)]))
             .map(|n| n == 1)
             .map_err(|e| self.err(e))
     }
@@ -303,7 +303,7 @@ impl State {
         Ok((
             count(
                 "SELECT count(*) FROM entities WHERE kind = 'person' AND key NOT IN \
-                 (SELECT key FROM temp.seen WHERE kind = 'person')",
+                 (SELECT key FROM temp.seen)",
             )?,
             count("SELECT count(*) FROM entities WHERE kind = 'person'")?,
         ))
@@ -314,8 +314,8 @@ impl State {
     pub fn missing_after(&self, after: i64, n: usize) -> Result<Vec<(i64, String)>, String> {
         self.conn
             .prepare_cached(
-                "SELECT key, name FROM entities WHERE kind = 'person' AND key > ?1 AND key NOT IN \
-                 (SELECT key FROM temp.seen WHERE kind = 'person') ORDER BY key LIMIT ?2",
+                "SELECT key, name FROM entities WHERE key > ?1 AND kind = 'person' AND key NOT IN \
+                 (SELECT key FROM temp.seen) ORDER BY key LIMIT ?2",
             )
             .and_then(|mut s| {
                 s.query_map(params![after, n as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -428,4 +428,87 @@ pub fn describe(path: &Path) -> Result<String, String> {
         out.push('\n');
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use super::*;
+    use crate::record::{IdKind, Identifier};
+
+    fn person(id: &str) -> Identifier {
+        Identifier {
+            kind: IdKind::Id,
+            value: id.to_owned(),
+        }
+    }
+
+    fn identify(id: &str) -> Operation {
+        Operation::Identify {
+            person: person(id),
+            attributes: Map::new(),
+        }
+    }
+
+    /// Opens `path` for a new run and records `ops` as accepted.
+    fn run_accepting(path: &Path, ops: &[Operation]) -> State {
+        let mut state = State::open(path, "the sandbox", false, false).unwrap();
+        for op in ops {
+            let memo = Memo::of(op, &[]).unwrap();
+            state.accepted(&memo, op).unwrap();
+        }
+        state.commit().unwrap();
+        state
+    }
+
+    fn unchanged(state: &mut State, op: &Operation) -> bool {
+        state.unchanged(&Memo::of(op, &[]).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_delete_forgets_and_a_merge_moves_the_secondary_to_the_primary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let merge = Operation::Merge {
+            primary: person("c"),
+            secondary: person("b"),
+        };
+        let ops = [
+            identify("a"),
+            identify("b"),
+            Operation::Delete(person("a")),
+            merge,
+        ];
+        drop(run_accepting(&path, &ops));
+        let mut state = State::open(&path, "the sandbox", false, false).unwrap();
+        // Forgotten: sent again. Moved: the primary is held, with nothing to compare.
+        assert!(!unchanged(&mut state, &identify("a")));
+        assert!(!unchanged(&mut state, &identify("c")));
+        assert_eq!(state.missing().unwrap(), (0, 1), "c was seen; b is gone");
+        let names = state.missing_after(i64::MIN, 10).unwrap();
+        assert!(names.is_empty());
+        drop(state);
+
+        // A new run that meets nobody finds c missing, by its name.
+        let state = State::open(&path, "the sandbox", false, false).unwrap();
+        let missing = state.missing_after(i64::MIN, 10).unwrap();
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].1, r#"{"id":"c"}"#);
+    }
+
+    #[test]
+    fn a_person_met_twice_in_a_run_is_not_unchanged_the_second_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(run_accepting(&path, &[identify("a")]));
+        let mut state = State::open(&path, "the sandbox", false, false).unwrap();
+        assert!(unchanged(&mut state, &identify("a")));
+        assert!(!unchanged(&mut state, &identify("a")));
+        drop(state);
+        let refused = State::open(&path, "workspace s (us)", false, false)
+            .err()
+            .unwrap();
+        assert!(refused.contains("it holds what was sent to the sandbox, not workspace s (us)"));
+    }
 }
