@@ -137,7 +137,8 @@ impl Reading {
             // requests, and keeps the core for them.
             // A read looks at the stop itself while a line runs on (reading ahead, too).
             input.reader.stop_on(stop.clone());
-            if tx.is_none() {
+            // So does a run with a state, most of whose records are looked up, not sent.
+            if tx.is_none() || state.is_some() {
                 input.reader = input.reader.read_ahead();
             }
             // Records an earlier run settled are read past, not sent.

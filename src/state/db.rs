@@ -74,6 +74,8 @@ impl State {
             Connection::open(path)
         }
         .map_err(said)?;
+        // A state another run holds is refused at once, not waited for.
+        conn.busy_timeout(std::time::Duration::ZERO).map_err(said)?;
         let writes = !dry_run;
         if writes {
             // One run at a time: the lock is held from the first write to the end. The write
