@@ -398,3 +398,41 @@ fn missing_goes_only_with_yes_and_a_full_export_of_people() {
         "refused before any file is made"
     );
 }
+
+#[test]
+fn a_state_in_use_by_another_run_is_refused_at_once() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("id,plan,age\n");
+    for i in 0..KILLED_ROWS {
+        text.push_str(&format!("{i},p{i},1\n"));
+    }
+    write(dir.path(), "users.csv", &text);
+    write(dir.path(), "other.csv", "id,plan\n1,x\n");
+    // Slow enough to be still going: 2,000 records at 100 a second.
+    let mut first = killable(&server, dir.path(), false)
+        .args(["--rate", "100"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.sandbox.people_count() < 10 {
+        assert!(Instant::now() < deadline, "the first run made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let started = Instant::now();
+    let second = server
+        .cmd(dir.path())
+        .args(["other.csv", "--state", "state.db"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--state state.db: another run is using it (one run at a time per state)"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(3), "refused after {took:?}");
+}
