@@ -50,7 +50,9 @@ pub struct State {
 pub struct Figures {
     pub accepted: u64,
     pub unchanged: u64,
+    /// Failed or invalid: in the failures file.
     pub failed: u64,
+    /// People missing from the inputs, sent to be removed (`--missing`).
     pub removed: u64,
 }
 
