@@ -51,6 +51,12 @@ complete -c cio-import -l summary -d 'Write a JSON summary here at the end; `-` 
 complete -c cio-import -l progress -d 'Progress display on stderr (NO_COLOR=1 draws the bar without colours)' -r -f -a "auto\t'A bar on a terminal; otherwise a plain line every 5 seconds'
 always\t'The bar even when stderr is not a terminal (a CI log that renders ANSI, say)'
 never\t'No progress; the summary still prints at the end'"
+complete -c cio-import -l state -d 'Remember in this SQLite file what Customer.io accepted, and send only what changed since: unchanged records are counted, not sent. One file per workspace' -r -F
+complete -c cio-import -l missing -d 'After a complete run, delete or suppress the people the state holds that this run\'s inputs did not have (the inputs must be a full export of people)' -r -f -a "ignore\t'Keep them'
+delete\t'Delete them from Customer.io'
+suppress\t'Suppress them (and delete their data)'"
+complete -c cio-import -l max-missing -d 'The most people --missing may remove: a number, or a share of the people in the state (P%); over it nothing is removed and the run exits 1' -r
+complete -c cio-import -l show-state -d 'Print what a state holds (its target, entities per kind, its last runs) and exit' -r -F
 complete -c cio-import -l sandbox-limit -d 'The sandbox\'s limit, in requests per second over a sliding second (429 beyond it); 0 for none' -r
 complete -c cio-import -l sandbox-fail-rate -d 'Share of sandbox requests answered 503, from 0 to 1' -r
 complete -c cio-import -l sandbox-drop-rate -d 'Share of sandbox requests whose connection is dropped unanswered, from 0 to 1' -r

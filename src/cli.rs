@@ -8,6 +8,7 @@ use crate::exit::Exit;
 use crate::record::{Action, EmptyPolicy, Entity, IdKind, Shard, ValueType};
 use crate::report::ProgressMode;
 use crate::source::Format;
+use crate::state::{MaxMissing, Missing};
 use crate::track::Region;
 
 /// The examples at the end of `--help` and in the man page: (command, what it does).
@@ -82,7 +83,7 @@ pub struct Cli {
     /// stdin. A failures file is an input too: it replays what failed.
     #[arg(
         value_name = "INPUT",
-        required_unless_present_any = ["completions", "man", "print_config"]
+        required_unless_present_any = ["completions", "man", "print_config", "show_state"]
     )]
     pub inputs: Vec<PathBuf>,
 
@@ -319,6 +320,25 @@ pub struct Cli {
     /// Log every request's outcome to stderr; -vv adds each retry's wait.
     #[arg(long, short, action = ArgAction::Count, help_heading = "Run")]
     pub verbose: u8,
+
+    /// Remember in this SQLite file what Customer.io accepted, and send only what changed
+    /// since: unchanged records are counted, not sent. One file per workspace.
+    #[arg(long, value_name = "PATH", help_heading = "Incremental sync")]
+    pub state: Option<PathBuf>,
+
+    /// After a complete run, delete or suppress the people the state holds that this run's
+    /// inputs did not have (the inputs must be a full export of people).
+    #[arg(long, value_enum, default_value_t = Missing::Ignore, requires = "state", help_heading = "Incremental sync")]
+    pub missing: Missing,
+
+    /// The most people --missing may remove: a number, or a share of the people in the
+    /// state (P%); over it nothing is removed and the run exits 1.
+    #[arg(long, value_name = "N|P%", default_value_t = MaxMissing::default(), help_heading = "Incremental sync")]
+    pub max_missing: MaxMissing,
+
+    /// Print what a state holds (its target, entities per kind, its last runs) and exit.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["inputs", "man", "completions"], help_heading = "Incremental sync")]
+    pub show_state: Option<PathBuf>,
 
     /// Import into a built-in stand-in of the Track API on 127.0.0.1: no account needed.
     #[arg(long, help_heading = "Sandbox")]

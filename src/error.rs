@@ -44,6 +44,10 @@ pub enum Fatal {
     Fingerprint { path: PathBuf, error: io::Error },
     #[error("cannot start the sandbox: {0}")]
     Sandbox(io::Error),
+    /// The `--state` database cannot be used, or `--missing` would remove more than
+    /// `--max-missing` allows.
+    #[error("{0}")]
+    State(String),
     /// A thread or the runtime the run needs cannot start.
     #[error("cannot start the {what}: {error}")]
     Start {
@@ -89,6 +93,7 @@ impl Fatal {
             | Fatal::Checkpoint { .. }
             | Fatal::Fingerprint { .. }
             | Fatal::Sandbox(_)
+            | Fatal::State(_)
             | Fatal::Start { .. }
             | Fatal::Output(_)
             | Fatal::Task(_)

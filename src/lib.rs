@@ -17,8 +17,10 @@
 //!   saving, signals, the finish.
 //!
 //! Beside them: [`cli`] (the command line) becomes [`config`] (checked, plain values);
-//! [`checkpoint`] keeps how far a run got and checks a resume; [`lock`] keeps a second run
-//! off the same files; [`sandbox`] is the local stand-in of the Track API. At the bottom,
+//! [`checkpoint`] keeps how far a run got and checks a resume; [`state`] remembers between
+//! runs what Customer.io accepted (`--state`: the SQLite database, the digest, the `--missing`
+//! policy), below [`run`] and above [`record`]; [`lock`] keeps a second run off the same
+//! files; [`sandbox`] is the local stand-in of the Track API. At the bottom,
 //! leaves every stage may point down to: [`track`] (Track API facts: regions, hosts, the
 //! key, the documented limits), [`error`] (the fatal errors) and [`exit`] (the exit codes).
 //! No module points back up: `tests/layout.rs` finds any circle.
@@ -28,7 +30,8 @@
 //! - **record**: one row of an input, numbered in reading order across all inputs (its
 //!   *seq*); it becomes one operation, or is *invalid*.
 //! - **settle**: give a record its end: *accepted*, *failed* (sent and refused for good: a
-//!   failures-file line) or *invalid* (never sent: a failures-file line). Every record read
+//!   failures-file line), *invalid* (never sent: a failures-file line) or *unchanged* (not
+//!   sent: the state holds it as accepted already). Every record read
 //!   is settled exactly once, or left *unsent* by a stop for `--resume` to send.
 //! - **watermark** (the ledger's *position*): every record before it is settled; what a
 //!   checkpoint lets a resume skip.
@@ -65,4 +68,5 @@ pub mod sandbox;
 pub mod send;
 pub mod settle;
 pub mod source;
+pub mod state;
 pub mod track;

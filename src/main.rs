@@ -41,6 +41,11 @@ fn import() -> Result<Exit, Fatal> {
         say::print(cli::write_man_page).map_err(Fatal::Output)?;
         return Ok(Exit::Success);
     }
+    if let Some(path) = &cli.show_state {
+        let shown = cio_import::state::describe(path).map_err(Fatal::State)?;
+        say::print(|out| out.write_all(shown.as_bytes())).map_err(Fatal::Output)?;
+        return Ok(Exit::Success);
+    }
     let config = Config::from_cli(cli, std::env::var("CUSTOMERIO_TRACK_API_KEY").ok())?;
     // One thread for all the network work: thousands of requests a second, far above any
     // Track API limit, for about a quarter less CPU per request than a work-stealing pool

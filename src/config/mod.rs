@@ -16,10 +16,12 @@ use crate::track::{Region, Secret};
 mod file;
 mod print;
 mod ranges;
+mod state;
 
 pub use file::{Args, ArgsError};
 
 use ranges::check_ranges;
+pub use state::StateConfig;
 
 /// Where requests go.
 #[derive(Debug, Clone)]
@@ -95,6 +97,8 @@ pub struct Config {
     pub shared_limit: Option<SharedLimit>,
     /// `--shard K/N`: the share of the records this run takes, if not all.
     pub shard: Option<Shard>,
+    /// `--state`: what an incremental sync remembers, if given.
+    pub state: Option<StateConfig>,
 }
 
 /// A pace shared through Redis (`--shared-limit`).
@@ -390,6 +394,7 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
+        let state = state::state_config(&cli)?;
         let failures = match cli.failures {
             Some(p) => p,
             // A dry run's list is its own: it must not take the place of a real run's, which
@@ -478,6 +483,7 @@ impl Config {
         let written = [
             ("--failures", Some(&failures)),
             ("--checkpoint", checkpoint.as_ref()),
+            ("--state", state.as_ref().map(|s| &s.path)),
             (
                 "--summary",
                 cli.summary.as_ref().filter(|p| p.as_os_str() != "-"),
@@ -511,6 +517,7 @@ impl Config {
             }
         }
         Ok(Config {
+            state,
             shared_limit,
             shard: cli.shard,
             inputs,
@@ -668,6 +675,7 @@ fn run_flags(cli: &Cli) -> Vec<String> {
         words.push("--quiet".to_owned());
     }
     words.extend((0..cli.verbose).map(|_| "-v".to_owned()));
+    words.extend(state::state_flags(cli));
     words
 }
 

@@ -7,6 +7,7 @@
 //! (`rules`) → an operation (its event id from `event_id`). A failures-file line goes
 //! through `replay` into the same rules.
 
+mod digest;
 mod entity;
 mod event_id;
 mod hash;

@@ -12,6 +12,13 @@ pub struct Tally {
     pub accepted: u64,
     pub failed: u64,
     pub invalid: u64,
+    /// Skipped as unchanged since the last run (`--state`); left out when none were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unchanged: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Live counts, shared by every stage; read by the progress display.
@@ -22,6 +29,11 @@ pub struct Counters {
     pub accepted: AtomicU64,
     pub failed: AtomicU64,
     pub invalid: AtomicU64,
+    /// Not sent: the same as what the state holds as accepted (`--state`).
+    pub unchanged: AtomicU64,
+    /// People the state holds that the inputs no longer have, to remove (`--missing`); in a
+    /// dry run, those that would be.
+    pub missing: AtomicU64,
     pub requests: AtomicU64,
     pub retries: AtomicU64,
     pub rate_limited: AtomicU64,
@@ -40,7 +52,10 @@ impl Counters {
         c.load(Ordering::Relaxed)
     }
     pub fn settled(&self) -> u64 {
-        Self::get(&self.accepted) + Self::get(&self.failed) + Self::get(&self.invalid)
+        Self::get(&self.accepted)
+            + Self::get(&self.failed)
+            + Self::get(&self.invalid)
+            + Self::get(&self.unchanged)
     }
 
     pub fn tally(&self) -> Tally {
@@ -48,6 +63,7 @@ impl Counters {
             accepted: Self::get(&self.accepted),
             failed: Self::get(&self.failed),
             invalid: Self::get(&self.invalid),
+            unchanged: Self::get(&self.unchanged),
         }
     }
 
@@ -56,9 +72,10 @@ impl Counters {
         Self::add(&self.accepted, earlier.accepted);
         Self::add(&self.failed, earlier.failed);
         Self::add(&self.invalid, earlier.invalid);
+        Self::add(&self.unchanged, earlier.unchanged);
         Self::add(
             &self.records,
-            earlier.accepted + earlier.failed + earlier.invalid,
+            earlier.accepted + earlier.failed + earlier.invalid + earlier.unchanged,
         );
     }
 }

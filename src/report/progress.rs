@@ -298,13 +298,18 @@ impl Frame {
                 None => percent,
             }
         });
-        let counts = format!(
+        let mut counts = format!(
             "{} done: {} accepted, {} failed, {} invalid",
             HumanCount(c.settled()),
             HumanCount(Counters::get(&c.accepted)),
             HumanCount(Counters::get(&c.failed)),
             HumanCount(Counters::get(&c.invalid)),
         );
+        // Only an incremental sync (`--state`) skips records as unchanged.
+        let unchanged = Counters::get(&c.unchanged);
+        if unchanged > 0 {
+            counts.push_str(&format!(", {} unchanged", HumanCount(unchanged)));
+        }
         let flow = pace.map(|(now, top)| {
             let slowed = if now < top * 0.99 {
                 format!(" (pace {now:.1}/s)")

@@ -14,6 +14,11 @@ pub struct Summary {
     pub accepted: u64,
     pub failed: u64,
     pub invalid: u64,
+    /// Not sent: unchanged since the last accepted one (`--state`).
+    pub unchanged: u64,
+    /// People the state held that the inputs no longer had, removed (`--missing`); in a dry
+    /// run, those that would be.
+    pub missing: u64,
     /// Read but not settled: the run stopped before they were sent (resume sends them).
     pub unsent: u64,
     pub requests: u64,
@@ -34,6 +39,12 @@ pub struct Summary {
     pub checkpoint_path: Option<PathBuf>,
     pub dry_run: bool,
     pub exit_code: u8,
+    /// Whether the run had a `--state` (for people: the line of what it sent and skipped).
+    #[serde(skip)]
+    pub incremental: bool,
+    /// `--missing delete` or `suppress`, when the state may remove people.
+    #[serde(skip)]
+    pub removal: Option<String>,
 }
 
 impl Summary {
@@ -48,8 +59,34 @@ impl Summary {
             HumanCount(self.failed),
             HumanCount(self.invalid),
         );
+        if self.unchanged > 0 {
+            s.push_str(&format!(", {} unchanged", HumanCount(self.unchanged)));
+        }
         if self.unsent > 0 {
             s.push_str(&format!(", {} not sent", HumanCount(self.unsent)));
+        }
+        if self.incremental {
+            let (sent, removed) = if self.dry_run {
+                ("would be sent", "would be removed")
+            } else {
+                ("sent", "removed")
+            };
+            s.push_str(&format!(
+                "\n  {} {sent}, {} skipped as unchanged (--state)",
+                counted(self.accepted + self.failed, "record"),
+                HumanCount(self.unchanged),
+            ));
+            if let Some(removal) = &self.removal {
+                let people = if self.missing == 1 {
+                    "person"
+                } else {
+                    "people"
+                };
+                s.push_str(&format!(
+                    "; {} {people} {removed} as missing ({removal})",
+                    HumanCount(self.missing)
+                ));
+            }
         }
         if !self.dry_run {
             s.push_str(&format!(

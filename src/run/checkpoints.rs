@@ -1,5 +1,6 @@
 //! Checkpoint saving: while the run goes, and once at its end, writes how far everything is
-//! settled, the failures lines it counts reaching the disk first.
+//! settled, the failures lines it counts and the state's acceptances (`--state`) reaching the
+//! disk first. A run with a state and no checkpoint (a stream) commits the state alone.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use super::lock;
 use crate::checkpoint::Checkpoint;
 use crate::error::Fatal;
 use crate::settle::Ledger;
+use crate::state::State;
 
 /// How often the checkpoint is written while the settled position moves. Records settled
 /// since the last write are sent again by a resume after a crash, so this stays short.
@@ -19,7 +21,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// The task that keeps the checkpoint.
 pub(super) struct Saver {
-    path: PathBuf,
+    path: Option<PathBuf>,
     done: CancellationToken,
     task: JoinHandle<Result<(), Fatal>>,
 }
@@ -29,13 +31,14 @@ impl Saver {
     /// ends, rather than go on sending records that a crash would make a resume send again
     /// (and end with a checkpoint far behind).
     pub(super) fn start(
-        path: PathBuf,
-        cp: Checkpoint,
+        checkpoint: Option<(PathBuf, Checkpoint)>,
+        state: Option<Arc<Mutex<State>>>,
         ledger: Arc<Mutex<Ledger>>,
         stop: CancellationToken,
     ) -> Saver {
         let done = CancellationToken::new();
-        let saving = save_checkpoints(path.clone(), cp, ledger, done.clone());
+        let path = checkpoint.as_ref().map(|(path, _)| path.clone());
+        let saving = save_checkpoints(checkpoint, state, ledger, done.clone());
         let task = tokio::spawn(async move {
             let saved = saving.await;
             if saved.is_err() {
@@ -47,7 +50,7 @@ impl Saver {
     }
 
     /// Writes the checkpoint a last time and stops: where it is, once written.
-    pub(super) async fn stop(self) -> Result<PathBuf, Fatal> {
+    pub(super) async fn stop(self) -> Result<Option<PathBuf>, Fatal> {
         self.done.cancel();
         self.task.await??;
         Ok(self.path)
@@ -56,12 +59,12 @@ impl Saver {
 
 /// Every few moments, and once at the end, writes how far everything is settled.
 async fn save_checkpoints(
-    path: PathBuf,
-    mut cp: Checkpoint,
+    mut checkpoint: Option<(PathBuf, Checkpoint)>,
+    state: Option<Arc<Mutex<State>>>,
     ledger: Arc<Mutex<Ledger>>,
     done: CancellationToken,
 ) -> Result<(), Fatal> {
-    let resumed_at = cp.position;
+    let resumed_at = checkpoint.as_ref().map(|(_, cp)| cp.position);
     loop {
         let last = tokio::select! {
             _ = done.cancelled() => true,
@@ -78,29 +81,44 @@ async fn save_checkpoints(
             )
         };
         // Before the reader reaches the resumed input, the ledger knows nothing newer.
-        let moved = position >= resumed_at && cp.advance(position, ahead);
-        if moved {
-            cp.settled = tally;
-            cp.failures_bytes = failures_bytes;
-        }
+        let moved = match &mut checkpoint {
+            Some((_, cp)) if resumed_at.is_some_and(|at| position >= at) => {
+                let moved = cp.advance(position, ahead);
+                if moved {
+                    cp.settled = tally;
+                    cp.failures_bytes = failures_bytes;
+                }
+                moved
+            }
+            Some(_) => false,
+            // No checkpoint to keep in step with: the state is committed every time.
+            None => true,
+        };
         if moved || last {
             // Taken after the position: the file only grows, so the sync below still covers
-            // every line the position counts.
+            // every line the position counts; and the state holds every acceptance the
+            // position counts, recorded before the ledger settled it.
             let failures = lock(&ledger).failures().handle();
-            let (c, p) = (cp.clone(), path.clone());
+            let saved = checkpoint.clone();
+            let state = state.clone();
             tokio::task::spawn_blocking(move || {
+                if let Some(state) = state {
+                    lock(&state).commit().map_err(Fatal::State)?;
+                }
+                let Some((path, cp)) = saved else {
+                    return Ok(());
+                };
                 // The failures lines a checkpoint counts as settled reach the disk before it
                 // does, so a power cut cannot leave one without the other.
-                if let Some(file) = failures {
-                    file.sync_data()?;
-                }
-                c.save(&p)
+                let written = match failures {
+                    Some(file) => file.sync_data(),
+                    None => Ok(()),
+                };
+                written
+                    .and_then(|()| cp.save(&path))
+                    .map_err(|error| Fatal::Checkpoint { path, error })
             })
-            .await?
-            .map_err(|error| Fatal::Checkpoint {
-                path: path.clone(),
-                error,
-            })?;
+            .await??;
         }
         if last {
             return Ok(());
@@ -148,8 +166,8 @@ mod tests {
         let path = dir.path().join("users.checkpoint.json");
         let ledger = ledger(dir.path());
         let saver = Saver::start(
-            path.clone(),
-            start(),
+            Some((path.clone(), start())),
+            None,
             ledger.clone(),
             CancellationToken::new(),
         );
@@ -162,7 +180,7 @@ mod tests {
         tokio::time::sleep(CHECKPOINT_EVERY * 2).await;
         assert_eq!(saved(&path).records, 2);
         lock(&ledger).settle(2, Outcome::Accepted).unwrap();
-        assert_eq!(saver.stop().await.unwrap(), path);
+        assert_eq!(saver.stop().await.unwrap(), Some(path.clone()));
         assert_eq!(saved(&path).records, 3);
     }
 
@@ -172,7 +190,12 @@ mod tests {
         let path = dir.path().join("missing").join("c.json");
         let ledger = ledger(dir.path());
         let stop = CancellationToken::new();
-        let saver = Saver::start(path.clone(), start(), ledger.clone(), stop.clone());
+        let saver = Saver::start(
+            Some((path.clone(), start())),
+            None,
+            ledger.clone(),
+            stop.clone(),
+        );
         {
             let mut ledger = lock(&ledger);
             ledger.begin_input(0, 0, 0);

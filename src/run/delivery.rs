@@ -11,6 +11,7 @@ use crate::error::Fatal;
 use crate::record::Order;
 use crate::send::{Delivery, Outgoing, Sender};
 use crate::settle::{Ledger, Outcome, failure_line};
+use crate::state::{Memo, State};
 
 /// A valid record on its way to a request.
 pub(super) struct Work {
@@ -19,6 +20,8 @@ pub(super) struct Work {
     pub source: Arc<str>,
     pub line: u64,
     pub out: Outgoing,
+    /// What the state records once it is accepted (`--state`).
+    pub memo: Option<Memo>,
 }
 
 impl Parcel for Work {
@@ -35,10 +38,13 @@ impl Parcel for Work {
     }
 }
 
-/// Sends through the [`Sender`], and settles every record in the ledger as it ended.
+/// Sends through the [`Sender`], and settles every record in the ledger as it ended, what
+/// was accepted recorded in the state first (so that a checkpoint never counts an
+/// acceptance the state lacks).
 pub(super) struct Delivering {
     pub sender: Arc<Sender>,
     pub ledger: Arc<Mutex<Ledger>>,
+    pub state: Option<Arc<Mutex<State>>>,
 }
 
 impl Deliver for Delivering {
@@ -48,6 +54,17 @@ impl Deliver for Delivering {
         let outgoing: Vec<&Outgoing> = batch.iter().map(|w| &w.out).collect();
         let deliveries = self.sender.deliver(&outgoing).await;
         let mut written = Ok(());
+        if let Some(state) = &self.state {
+            let mut state = lock(state);
+            for (work, delivery) in batch.iter().zip(&deliveries) {
+                if let (Delivery::Accepted, Some(memo)) = (delivery, &work.memo)
+                    && let Err(e) = state.accepted(memo, &work.out.op)
+                {
+                    // Not settled: a checkpoint must not count what the state lacks.
+                    return Err(Fatal::State(e));
+                }
+            }
+        }
         let mut ledger = lock(&self.ledger);
         for (work, delivery) in batch.iter().zip(deliveries) {
             if let Some(outcome) = outcome(work, delivery)

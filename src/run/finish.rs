@@ -63,6 +63,8 @@ pub(super) async fn finish(ending: Ending<'_>) -> Exit {
         accepted,
         failed,
         invalid,
+        unchanged: Counters::get(&counters.unchanged),
+        missing: Counters::get(&counters.missing),
         unsent: records - counters.settled(),
         requests: Counters::get(&counters.requests),
         retries: Counters::get(&counters.retries),
@@ -83,6 +85,8 @@ pub(super) async fn finish(ending: Ending<'_>) -> Exit {
         checkpoint_path,
         dry_run: matches!(config.target, Target::DryRun),
         exit_code: exit.code(),
+        incremental: config.state.is_some(),
+        removal: config.state.as_ref().and_then(|s| s.missing.flag()),
     };
     say::say(summary.human());
     if let Some(sb) = sandbox {

@@ -1,6 +1,7 @@
 //! The run: wires the stages together — setup, a reader thread that reads and maps, the
 //! dispatcher that keeps each person's records in order and hands them to the sender, the
-//! checkpoint saver — and settles every record in the ledger before the finish.
+//! checkpoint saver (which commits the state too) — and settles every record in the ledger
+//! before the finish.
 
 mod checkpoints;
 mod confirm;
@@ -11,6 +12,7 @@ mod reader;
 mod resume;
 mod setup;
 mod signals;
+mod sweep;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -27,6 +29,7 @@ use crate::report::{Counters, Reporter, counted};
 use crate::send::{RetryPolicy, Sender};
 use crate::settle::Ledger;
 use crate::source::Input;
+use crate::state::Figures;
 
 use checkpoints::Saver;
 use delivery::{Delivering, Work};
@@ -35,6 +38,7 @@ use finish::{Ending, finish};
 use reader::{ReadRules, Reading};
 use setup::Prepared;
 pub use signals::{Shutdown, watch_signals};
+use sweep::Sweep;
 
 /// Imports as `config` says: the exit code of a run that ended (having told the summary, and
 /// the error that made it fatal, if one did), or the error that stopped it before it began.
@@ -58,12 +62,15 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
         resumed,
         client,
         sandbox,
+        state,
         lock: _lock,
     } = prepared;
+    let state = state.map(|state| Arc::new(Mutex::new(state)));
     if let Some((_, cp)) = checkpoint.as_ref().filter(|_| resumed) {
         counters.carry(cp.settled);
     }
-    let skips: Vec<Skip> = (0..opened.len())
+    // One more than the inputs: the --missing sweep's removals come after them.
+    let skips: Vec<Skip> = (0..=opened.len())
         .map(|i| checkpoint.as_ref().map_or(Skip::NONE, |(_, cp)| cp.skip(i)))
         .collect();
 
@@ -150,16 +157,34 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
             batch: config.pacing.batch > 1,
             shard: config.shard,
         },
+        state: state.clone(),
+        sweep: config.state.as_ref().and_then(|s| {
+            let flag = s.missing.flag()?;
+            Some(Sweep {
+                missing: s.missing,
+                max: s.max_missing,
+                flag,
+            })
+        }),
     }
     .spawn()?;
-    let saver =
-        checkpoint.map(|(path, cp)| Saver::start(path, cp, ledger.clone(), shutdown.token.clone()));
+    // A dry run writes no state.
+    let committed = state.clone().filter(|_| sender.is_some());
+    let saver = (checkpoint.is_some() || committed.is_some()).then(|| {
+        Saver::start(
+            checkpoint,
+            committed,
+            ledger.clone(),
+            shutdown.token.clone(),
+        )
+    });
 
     let mut fatal = Vec::new();
     if let Some(sender) = &sender {
         let delivery = Delivering {
             sender: sender.clone(),
             ledger: ledger.clone(),
+            state: state.clone(),
         };
         let limits = Limits {
             concurrency: config.pacing.concurrency,
@@ -201,8 +226,21 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
     let mut checkpoint = None;
     if let Some(saver) = saver {
         match saver.stop().await {
-            Ok(path) => checkpoint = Some(path),
+            Ok(path) => checkpoint = path,
             Err(e) => fatal.push(e),
+        }
+    }
+    // A complete run is recorded in the state's runs; one that stopped is carried on by its
+    // resume.
+    if let Some(state) = state.filter(|_| fatal.is_empty() && shutdown.signal().is_none()) {
+        let figures = Figures {
+            accepted: Counters::get(&counters.accepted),
+            unchanged: Counters::get(&counters.unchanged),
+            failed: Counters::get(&counters.failed) + Counters::get(&counters.invalid),
+            removed: Counters::get(&counters.missing),
+        };
+        if let Err(e) = lock(&state).finish(figures) {
+            fatal.push(Fatal::State(e));
         }
     }
     // A resume's failures file may hold only the earlier part's lines.
@@ -222,8 +260,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
     Ok(finish(ending).await)
 }
 
-/// The ledger, even after a thread panicked holding it: its state is still whole, and the
-/// run's records must still be settled.
-fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
-    ledger.lock().unwrap_or_else(|e| e.into_inner())
+/// The ledger (or the state), even after a thread panicked holding it: it is still whole,
+/// and the run's records must still be settled.
+fn lock<T>(shared: &Mutex<T>) -> MutexGuard<'_, T> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
 }

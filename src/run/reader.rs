@@ -13,13 +13,15 @@ use tokio_util::sync::CancellationToken;
 use super::delivery::Work;
 use super::lock;
 use super::setup::Opened;
+use super::sweep::{Removing, Sweep};
 use crate::checkpoint::Skip;
 use crate::error::Fatal;
-use crate::record::{Operation, Shard};
+use crate::record::{Mapper, Operation, Shard};
 use crate::report::{Counters, Reporter};
 use crate::send::Outgoing;
 use crate::settle::{Ledger, Outcome, failure_line};
 use crate::source::{Reader, Row};
+use crate::state::{Memo, State};
 use crate::track::MAX_OPERATION_BYTES;
 
 /// Invalid rows told on stderr as they are met; the failures file has every one.
@@ -47,6 +49,10 @@ pub(super) struct Reading {
     pub tx: Option<mpsc::Sender<Work>>,
     pub stop: CancellationToken,
     pub rules: ReadRules,
+    /// `--state`: records unchanged since their last acceptance are settled, not sent.
+    pub state: Option<Arc<Mutex<State>>>,
+    /// `--missing delete|suppress`: after the inputs, the people who left them.
+    pub sweep: Option<Sweep>,
 }
 
 /// The reader thread, running.
@@ -89,7 +95,10 @@ impl Reading {
             tx,
             stop,
             rules,
+            state,
+            sweep,
         } = self;
+        let inputs = opened.len();
         let max_invalid = rules.max_invalid;
         let mut errors = Vec::new();
         let mut seq = 0u64;
@@ -101,10 +110,24 @@ impl Reading {
         let mut run = Run::default();
         let mut recent = RecentEvents::default();
         for (i, input) in opened.into_iter().enumerate() {
+            let mut input = input;
             let (skip, later) = match skips.get(i).cloned().unwrap_or(Skip::NONE) {
                 Skip::All => {
                     // Begun, and passed at once: the ledger numbers inputs by their place.
                     lock(&ledger).begin_input(i, seq, 0);
+                    // The state's seen set is this process's: what an earlier part of the
+                    // run read is read again into it.
+                    if let Some(state) = &state {
+                        input.reader.stop_on(stop.clone());
+                        while advance(&mut input.reader, &mut row, &mut errors) {
+                            if let Err(e) = seen(&mut input.mapper, &row, state) {
+                                errors.push(e);
+                            }
+                        }
+                        if !errors.is_empty() || stop.is_cancelled() {
+                            return errors;
+                        }
+                    }
                     continue;
                 }
                 Skip::Some { first, later } => (first, later),
@@ -112,16 +135,22 @@ impl Reading {
             // A dry run parses on a second core while this thread checks; begun only now, so
             // inputs are read one at a time. A run that sends goes at the pace of its
             // requests, and keeps the core for them.
-            let mut input = input;
             // A read looks at the stop itself while a line runs on (reading ahead, too).
             input.reader.stop_on(stop.clone());
-            if tx.is_none() {
+            // So does a run with a state, most of whose records are looked up, not sent.
+            if tx.is_none() || state.is_some() {
                 input.reader = input.reader.read_ahead();
             }
             // Records an earlier run settled are read past, not sent.
             for _ in 0..skip {
                 if !advance(&mut input.reader, &mut row, &mut errors) {
                     break;
+                }
+                if let Some(state) = &state
+                    && let Err(e) = seen(&mut input.mapper, &row, state)
+                {
+                    errors.push(e);
+                    return errors;
                 }
             }
             lock(&ledger).begin_input(i, seq, skip);
@@ -146,10 +175,17 @@ impl Reading {
                 while later.next_if(|r| r.end <= index).is_some() {}
                 if later.peek().is_some_and(|r| r.contains(&index)) {
                     lock(&ledger).settle_earlier(this);
+                    if let Some(state) = &state
+                        && let Err(e) = seen(&mut input.mapper, &row, state)
+                    {
+                        errors.push(e);
+                        return errors;
+                    }
                     continue;
                 }
-                let mapped = match &tx {
-                    Some(_) => input.mapper.map(&row.data).and_then(|op| {
+                // A state compares what the operation sends, so even a dry run builds it.
+                let mapped = match tx.is_some() || state.is_some() {
+                    true => input.mapper.map(&row.data).and_then(|op| {
                         // Only a batch needs the encoding, and only a batch limits an
                         // operation's size.
                         let encoded = if rules.batch {
@@ -162,7 +198,7 @@ impl Reading {
                     // A dry run builds nothing: it checks the row, and holds the operation to
                     // the batch limit by a bound of its size, encoding it only when the bound
                     // is over the limit.
-                    None => input.mapper.validate(&row.data).and_then(|bound| {
+                    false => input.mapper.validate(&row.data).and_then(|bound| {
                         if rules.batch && bound > MAX_OPERATION_BYTES {
                             input.mapper.map(&row.data)?.encode_for_batch()?;
                         }
@@ -179,8 +215,29 @@ impl Reading {
                     continue;
                 }
                 run.read += 1;
+                let memo = match (&state, &mapped) {
+                    (Some(_), Ok(Some(out))) => Memo::of(&out.op, &out.encoded),
+                    _ => None,
+                };
+                if let (Some(state), Some(memo)) = (&state, &memo) {
+                    // Bound first: the state is not held while the run settles.
+                    let unchanged = lock(state).unchanged(memo);
+                    match unchanged {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            run.add(this, End::Unchanged, &ledger, &counters);
+                            continue;
+                        }
+                        Err(e) => {
+                            run.flush(&ledger, &counters);
+                            errors.push(Fatal::State(e));
+                            stop.cancel();
+                            return errors;
+                        }
+                    }
+                }
                 let result = match mapped {
-                    Ok(Some(out)) => {
+                    Ok(Some(out)) if tx.is_some() => {
                         if let Some(earlier) = recent.repeat(&out.op, &source, row.line) {
                             recent.warn(&reporter, &source, row.line, earlier);
                         }
@@ -189,6 +246,7 @@ impl Reading {
                             source: source.clone(),
                             line: row.line,
                             out,
+                            memo,
                         };
                         // The record is counted as read before the dispatcher may settle it.
                         run.flush(&ledger, &counters);
@@ -198,14 +256,9 @@ impl Reading {
                         }
                         Ok(())
                     }
-                    Ok(None) => {
-                        if run.valid == RUN {
-                            run.flush(&ledger, &counters);
-                        }
-                        if run.valid == 0 {
-                            run.first = this;
-                        }
-                        run.valid += 1;
+                    // A dry run's valid record: what a run would send.
+                    Ok(_) => {
+                        run.add(this, End::Accepted, &ledger, &counters);
                         Ok(())
                     }
                     Err(invalid) => {
@@ -246,7 +299,41 @@ impl Reading {
                 return errors;
             }
         }
+        if let Some(sweep) = sweep.as_ref().filter(|_| !stop.is_cancelled())
+            && let Some(state) = &state
+        {
+            let skipped = match skips.get(inputs) {
+                Some(Skip::Some { first, .. }) => *first,
+                _ => 0,
+            };
+            let removing = Removing {
+                state,
+                ledger: &ledger,
+                counters: &counters,
+                tx: tx.as_ref(),
+                stop: &stop,
+                batch: rules.batch,
+                input: inputs,
+                seq,
+                skipped,
+            };
+            if let Err(e) = sweep.remove(removing) {
+                errors.push(e);
+            }
+        }
         errors
+    }
+}
+
+/// Marks the record in `row` seen by this run, as an earlier part of it read it: so that the
+/// rest of the run finds what an uninterrupted one would have.
+fn seen(mapper: &mut Mapper, row: &Row, state: &Mutex<State>) -> Result<(), Fatal> {
+    let Ok(op) = mapper.map(&row.data) else {
+        return Ok(());
+    };
+    match Memo::of(&op, &[]) {
+        Some(memo) => lock(state).seen(&memo).map_err(Fatal::State),
+        None => Ok(()),
     }
 }
 
@@ -367,20 +454,48 @@ const STOP_CHECK_EVERY: u64 = 64;
 /// Rows per run a dry run settles at once.
 const RUN: u64 = 1024;
 
-/// Rows read but not yet counted, and the dry run's valid records not yet settled: the
-/// `valid` records numbered from `first`.
+/// Rows read but not yet counted, and records settled where they are read but not yet in
+/// the ledger (a dry run's valid ones, a state's unchanged ones): the `count` records
+/// numbered from `first`, all ending as `end`.
 #[derive(Default)]
 struct Run {
     read: u64,
     first: u64,
-    valid: u64,
+    count: u64,
+    end: End,
+}
+
+/// How the records of a [`Run`] end.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// A dry run's valid record.
+    #[default]
+    Accepted,
+    /// The same as the state holds as accepted: not sent.
+    Unchanged,
 }
 
 impl Run {
+    /// Adds record `seq`, which ends as `end`, to the run (flushed first when full or of
+    /// another end). The record before it was settled or added: runs are contiguous.
+    fn add(&mut self, seq: u64, end: End, ledger: &Mutex<Ledger>, counters: &Counters) {
+        if self.count == RUN || (self.count > 0 && self.end != end) {
+            self.flush(ledger, counters);
+        }
+        if self.count == 0 {
+            (self.first, self.end) = (seq, end);
+        }
+        self.count += 1;
+    }
+
     fn flush(&mut self, ledger: &Mutex<Ledger>, counters: &Counters) {
         Counters::add(&counters.records, self.read);
-        if self.valid > 0 {
-            lock(ledger).settle_accepted(self.first, self.valid);
+        if self.count > 0 {
+            let mut ledger = lock(ledger);
+            match self.end {
+                End::Accepted => ledger.settle_accepted(self.first, self.count),
+                End::Unchanged => ledger.settle_unchanged(self.first, self.count),
+            }
         }
         *self = Run::default();
     }
@@ -404,7 +519,8 @@ mod tests {
         let mut run = Run {
             read: 5,
             first: 1,
-            valid: 3,
+            count: 3,
+            end: End::Accepted,
         };
         run.flush(&ledger, &counters);
         assert_eq!(Counters::get(&counters.records), 5);

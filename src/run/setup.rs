@@ -1,7 +1,7 @@
 //! Setup: everything checked and made ready before the first request — the summary path,
 //! every input and its header against `--type`, the confirmation of a run that cannot be
-//! undone, the checkpoint, the client and its credentials check (or the sandbox), and an
-//! earlier run's files.
+//! undone, the checkpoint, the state (`--state`), the client and its credentials check (or
+//! the sandbox), and an earlier run's files.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,7 @@ use crate::sandbox::Sandbox;
 use crate::send::{Client, RetryPolicy};
 use crate::settle::cut_to;
 use crate::source::{Input, Reader};
+use crate::state::State;
 use crate::track::Secret;
 
 /// One input, opened and checked before anything is sent.
@@ -34,6 +35,8 @@ pub(super) struct Prepared {
     /// None in a dry run.
     pub client: Option<Client>,
     pub sandbox: Option<Sandbox>,
+    /// `--state`, open for this run.
+    pub state: Option<State>,
     /// Held until the run ends.
     pub lock: RunLock,
 }
@@ -89,6 +92,20 @@ pub(super) async fn prepare(
         }
     };
 
+    // Before the network too: a state of another workspace is refused at once.
+    let state = match &config.state {
+        None => None,
+        Some(state) => Some(
+            State::open(
+                &state.path,
+                &config.target.describe(),
+                resumed,
+                matches!(config.target, Target::DryRun),
+            )
+            .map_err(Fatal::State)?,
+        ),
+    };
+
     let (client, sandbox) = connect(config, policy).await?;
     match checkpoint.as_ref() {
         Some((_, cp)) if resumed => cut_failures(config, cp)?,
@@ -100,6 +117,7 @@ pub(super) async fn prepare(
         resumed,
         client,
         sandbox,
+        state,
         lock,
     })
 }

@@ -114,6 +114,13 @@ impl Ledger {
         self.mark(first, count);
     }
 
+    /// Settles `count` records numbered from `first` that were not sent, being the same as
+    /// what the state holds as accepted: in runs, as [`Ledger::settle_accepted`].
+    pub fn settle_unchanged(&mut self, first: u64, count: u64) {
+        Counters::add(&self.counters.unchanged, count);
+        self.mark(first, count);
+    }
+
     /// Where everything before is settled.
     pub fn position(&self) -> Position {
         self.locate(self.next_unsettled)

@@ -1,0 +1,68 @@
+//! The incremental-sync flags checked: `--state`, `--missing`, `--max-missing`.
+
+use std::path::PathBuf;
+
+use super::{ConfigError, bad, cli_name};
+use crate::cli::Cli;
+use crate::record::{Action, Entity};
+use crate::state::{MaxMissing, Missing};
+
+/// `--state` and what the run does with it.
+#[derive(Debug, Clone)]
+pub struct StateConfig {
+    pub path: PathBuf,
+    pub missing: Missing,
+    pub max_missing: MaxMissing,
+}
+
+/// Checks the incremental-sync flags; None without `--state`. Its path is checked with the run's other files (`Config::from_cli`).
+pub(super) fn state_config(cli: &Cli) -> Result<Option<StateConfig>, ConfigError> {
+    let Some(path) = &cli.state else {
+        return Ok(None);
+    };
+    if let Some(flag) = cli.missing.flag() {
+        if cli.action != Action::Identify || cli.entity != Entity::Person {
+            return Err(bad(format!(
+                "{flag} removes the people a full export of people no longer has: it goes with \
+                 --action identify (the default) of people, not --action {}{}",
+                cli_name(cli.action),
+                if cli.entity == Entity::Object {
+                    " --entity object"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if cli.shard.is_some() {
+            return Err(bad(format!(
+                "{flag} needs the whole export, and --shard sends a share of it: drop one"
+            )));
+        }
+        if !(cli.yes || cli.dry_run || cli.sandbox) {
+            return Err(bad(format!(
+                "{flag} removes people for good: add --yes to confirm (a --dry-run first says \
+                 how many would go)"
+            )));
+        }
+    }
+    Ok(Some(StateConfig {
+        path: path.clone(),
+        missing: cli.missing,
+        max_missing: cli.max_missing,
+    }))
+}
+
+/// The incremental-sync flags as words, for the command that carries a run on.
+pub(super) fn state_flags(cli: &Cli) -> Vec<String> {
+    let mut words = Vec::new();
+    if let Some(path) = &cli.state {
+        words.extend(["--state".to_owned(), path.display().to_string()]);
+    }
+    if cli.missing != Missing::Ignore {
+        words.extend(["--missing".to_owned(), cli_name(cli.missing)]);
+    }
+    if cli.max_missing != MaxMissing::default() {
+        words.extend(["--max-missing".to_owned(), cli.max_missing.to_string()]);
+    }
+    words
+}

@@ -1,0 +1,114 @@
+//! The `--missing` sweep: after a complete read of a full export, the people the state holds
+//! that the inputs no longer had become delete (or suppress) records, sent through the same
+//! dispatcher, pacer, ledger and failures file as any; the `--max-missing` cap is checked
+//! before the first.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::delivery::Work;
+use super::lock;
+use crate::error::Fatal;
+use crate::record::{Identifier, Operation};
+use crate::report::Counters;
+use crate::send::Outgoing;
+use crate::settle::Ledger;
+use crate::state::{MaxMissing, Memo, Missing, State};
+
+/// People read from the state at a time: the state is not held while they are sent.
+const PAGE: usize = 1000;
+
+/// `--missing delete|suppress` and its cap.
+#[derive(Debug, Clone)]
+pub(super) struct Sweep {
+    pub missing: Missing,
+    pub max: MaxMissing,
+    /// `--missing delete`, as messages and the failures file name it.
+    pub flag: String,
+}
+
+/// What the sweep sends through, and where its records are numbered.
+pub(super) struct Removing<'a> {
+    pub state: &'a Mutex<State>,
+    pub ledger: &'a Mutex<Ledger>,
+    pub counters: &'a Counters,
+    /// None in a dry run: the sweep only counts.
+    pub tx: Option<&'a mpsc::Sender<Work>>,
+    pub stop: &'a CancellationToken,
+    pub batch: bool,
+    /// The sweep's place after the inputs, the record number it starts at, and how many
+    /// removals an earlier part of the run settled (a resume recounts who is missing: those
+    /// already removed are no longer in the state).
+    pub input: usize,
+    pub seq: u64,
+    pub skipped: u64,
+}
+
+impl Sweep {
+    /// Removes the missing people, or refuses to when they are more than the cap allows.
+    pub(super) fn remove(&self, at: Removing<'_>) -> Result<(), Fatal> {
+        let (missing, held) = lock(at.state).missing().map_err(Fatal::State)?;
+        self.max
+            .allows(missing, held, &self.flag)
+            .map_err(Fatal::State)?;
+        Counters::add(&at.counters.missing, missing);
+        let Some(tx) = at.tx else {
+            return Ok(());
+        };
+        lock(at.ledger).begin_input(at.input, at.seq, at.skipped);
+        let source: Arc<str> = Arc::from(self.flag.as_str());
+        let (mut after, mut seq, mut line) = (i64::MIN, at.seq, at.skipped);
+        loop {
+            let page = lock(at.state)
+                .missing_after(after, PAGE)
+                .map_err(Fatal::State)?;
+            let Some(&(last, _)) = page.last() else {
+                return Ok(());
+            };
+            after = last;
+            for (_, name) in page {
+                if at.stop.is_cancelled() {
+                    return Ok(());
+                }
+                let out = self.operation(&name, at.batch)?;
+                line += 1;
+                let work = Work {
+                    seq,
+                    source: source.clone(),
+                    line,
+                    memo: Memo::of(&out.op, &out.encoded),
+                    out,
+                };
+                seq += 1;
+                Counters::add(&at.counters.records, 1);
+                if tx.blocking_send(work).is_err() {
+                    // The dispatcher has stopped.
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The removal of the person the state names `name` (`{"id":"42"}`).
+    fn operation(&self, name: &str, batch: bool) -> Result<Outgoing, Fatal> {
+        let broken = |why: String| {
+            Fatal::State(format!(
+                "--state: the person {name} cannot be read back ({why}): the file was changed \
+                 by hand; remove that row or start a new state"
+            ))
+        };
+        let person: Identifier = serde_json::from_str(name).map_err(|e| broken(e.to_string()))?;
+        let op = match self.missing {
+            Missing::Suppress => Operation::Suppress(person),
+            Missing::Delete | Missing::Ignore => Operation::Delete(person),
+        };
+        let encoded = if batch {
+            op.encode_for_batch().map_err(|e| broken(e.message))?
+        } else {
+            Vec::new()
+        };
+        Ok(Outgoing { op, encoded })
+    }
+}

@@ -1,0 +1,518 @@
+//! The database: a SQLite file holding, for one target, each entity's key and the digest of
+//! its last accepted operation, and the runs that wrote it; and this run's "seen" set, in a
+//! temporary table (on disk, not in memory: flat for millions of keys).
+//!
+//! Writes go into one open transaction that the checkpoint saver commits before each save
+//! (see `run/checkpoints.rs`): the state always holds every acceptance a checkpoint counts,
+//! so a resume after `kill -9` neither loses one nor sends it again.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::memo::{Kind, Memo, name_of};
+use crate::record::Operation;
+
+/// Bumped when the tables change: an older state is refused, not misread.
+const FORMAT: &str = "1";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entities (
+    kind TEXT NOT NULL,
+    key INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    digest BLOB,
+    PRIMARY KEY (key, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started TEXT NOT NULL,
+    finished TEXT,
+    accepted INTEGER,
+    unchanged INTEGER,
+    failed INTEGER,
+    removed INTEGER
+);";
+
+/// An open state, for one run.
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+    /// False in a dry run: the file is opened read-only.
+    writes: bool,
+    /// This run's row in `runs`; None in a dry run.
+    run: Option<i64>,
+}
+
+/// What a finished run leaves in `runs`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Figures {
+    pub accepted: u64,
+    pub unchanged: u64,
+    /// Failed or invalid: in the failures file.
+    pub failed: u64,
+    /// People missing from the inputs, sent to be removed (`--missing`).
+    pub removed: u64,
+}
+
+/// A key as SQLite's signed integer holds it, bit for bit.
+fn sql_key(key: u64) -> i64 {
+    key as i64
+}
+
+impl State {
+    /// Opens (or creates) the state at `path` for a run into `target`; a resume carries on
+    /// the run an interrupted one began. A dry run opens it read-only, or starts from an
+    /// empty one in memory when there is no file yet.
+    pub fn open(path: &Path, target: &str, resume: bool, dry_run: bool) -> Result<State, String> {
+        let said = |e: rusqlite::Error| say(path, e);
+        let existed = path.exists();
+        let conn = if dry_run && !existed {
+            Connection::open_in_memory()
+        } else if dry_run {
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        } else {
+            Connection::open(path)
+        }
+        .map_err(said)?;
+        // A state another run holds is refused at once, not waited for.
+        conn.busy_timeout(std::time::Duration::ZERO).map_err(said)?;
+        let writes = !dry_run;
+        if writes {
+            // One run at a time: the lock is held from the first write to the end. The write
+            // ahead log makes each commit one append, synced so that a power cut cannot leave
+            // a checkpoint ahead of the state.
+            conn.execute_batch(
+                "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = FULL;",
+            )
+            .map_err(said)?;
+        }
+        conn.execute_batch("PRAGMA cache_size = -16000; PRAGMA temp_store = FILE;")
+            .map_err(said)?;
+        let mut state = State {
+            conn,
+            path: path.to_owned(),
+            writes,
+            run: None,
+        };
+        if writes || !existed {
+            state.begin()?;
+            state.conn.execute_batch(SCHEMA).map_err(said)?;
+        }
+        state.check(target, dry_run)?;
+        state
+            .conn
+            .execute_batch("CREATE TEMP TABLE seen (key INTEGER PRIMARY KEY);")
+            .map_err(said)?;
+        if writes {
+            state.run = Some(state.start_run(resume)?);
+        }
+        Ok(state)
+    }
+
+    fn begin(&self) -> Result<(), String> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))
+    }
+
+    /// The file is a state of this format, written for `target` (a new one is made so).
+    fn check(&self, target: &str, dry_run: bool) -> Result<(), String> {
+        let meta = |key: &str| {
+            self.conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional()
+                .map_err(|e| self.err(e))
+        };
+        match meta("format")? {
+            None if self.writes => {
+                let put = "INSERT INTO meta (key, value) VALUES ('format', ?1), ('target', ?2)";
+                self.conn
+                    .execute(put, params![FORMAT, target])
+                    .map_err(|e| self.err(e))?;
+            }
+            None => {}
+            Some(format) if format != FORMAT => {
+                return Err(format!(
+                    "--state {}: written by another version of cio-import (format {format}, \
+                     this one reads {FORMAT}); give another path to start a new state",
+                    self.path.display()
+                ));
+            }
+            Some(_) => {}
+        }
+        let theirs = meta("target")?.unwrap_or_default();
+        if !dry_run && !theirs.is_empty() && theirs != target {
+            return Err(format!(
+                "--state {}: it holds what was sent to {theirs}, not {target}: its records \
+                 would be skipped as unchanged where they were never sent. Give each \
+                 workspace a state of its own",
+                self.path.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// This run's row: the interrupted run a resume carries on, or a new one.
+    fn start_run(&self, resume: bool) -> Result<i64, String> {
+        let open: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM runs WHERE finished IS NULL ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if let Some(id) = open.filter(|_| resume) {
+            return Ok(id);
+        }
+        self.conn
+            .execute("INSERT INTO runs (started) VALUES (?1)", [now()])
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn err(&self, e: rusqlite::Error) -> String {
+        say(&self.path, e)
+    }
+
+    /// Whether the record whose operation `memo` describes is unchanged since the last
+    /// accepted one, and so not sent; marks it seen by this run. A person or object met a
+    /// second time in one run is never unchanged: its first record may have changed it.
+    pub fn unchanged(&mut self, memo: &Memo) -> Result<bool, String> {
+        match *memo {
+            Memo::Compare { kind, key, digest } => {
+                if !self.mark(key)? {
+                    return Ok(false);
+                }
+                let digest = digest.to_be_bytes();
+                let same: Option<bool> = self
+                    .conn
+                    .prepare_cached("SELECT digest FROM entities WHERE key = ?1 AND kind = ?2")
+                    .and_then(|mut s| {
+                        // Compared where SQLite holds it: no copy a row.
+                        s.query_row(params![sql_key(key), kind.name()], |r| {
+                            Ok(r.get_ref(0)?.as_blob_or_null()? == Some(&digest[..]))
+                        })
+                        .optional()
+                    })
+                    .map_err(|e| self.err(e))?;
+                Ok(same == Some(true))
+            }
+            Memo::Event { key } => self
+                .conn
+                .prepare_cached("SELECT 1 FROM entities WHERE kind = 'event' AND key = ?1")
+                .and_then(|mut s| s.exists([sql_key(key)]))
+                .map_err(|e| self.err(e)),
+            Memo::Forget { .. } | Memo::Merge { .. } => Ok(false),
+        }
+    }
+
+    /// Marks a record a resume reads past (an earlier part of the run settled it) as seen,
+    /// so that the rest of the run sees what an uninterrupted one would have.
+    pub fn seen(&mut self, memo: &Memo) -> Result<(), String> {
+        if let Memo::Compare { key, .. } = *memo {
+            self.mark(key)?;
+        }
+        Ok(())
+    }
+
+    /// Adds `key` to this run's seen set: false when it was there already. One set for people
+    /// and objects: an object's key is hashed under a label of its own, so never a person's.
+    fn mark(&self, key: u64) -> Result<bool, String> {
+        self.conn
+            .prepare_cached("INSERT INTO temp.seen (key) VALUES (?1) ON CONFLICT DO NOTHING")
+            .and_then(|mut s| s.execute([sql_key(key)]))
+            .map(|n| n == 1)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records what Customer.io accepted: `op`, which `memo` describes.
+    pub fn accepted(&mut self, memo: &Memo, op: &Operation) -> Result<(), String> {
+        if !self.writes {
+            return Ok(());
+        }
+        let conn = &self.conn;
+        let done = match *memo {
+            Memo::Compare { kind, key, digest } => conn
+                .prepare_cached(
+                    "INSERT INTO entities (kind, key, name, digest) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT DO UPDATE SET name = excluded.name, digest = excluded.digest",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        kind.name(),
+                        sql_key(key),
+                        name_of(op),
+                        &digest.to_be_bytes()[..]
+                    ])
+                }),
+            Memo::Event { key } => conn
+                .prepare_cached(
+                    "INSERT INTO entities (kind, key, name) VALUES ('event', ?1, ?2) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .and_then(|mut s| s.execute(params![sql_key(key), name_of(op)])),
+            Memo::Forget { kind, key } => conn
+                .prepare_cached("DELETE FROM entities WHERE kind = ?1 AND key = ?2")
+                .and_then(|mut s| s.execute(params![kind.name(), sql_key(key)])),
+            Memo::Merge { primary, secondary } => {
+                // The primary now holds both people's attributes: its next identify is sent
+                // whatever it holds (no digest); it takes the secondary's place in the state.
+                let moved = conn.execute(
+                    "DELETE FROM entities WHERE kind = 'person' AND key = ?1",
+                    [sql_key(secondary)],
+                );
+                moved.and_then(|moved| {
+                    if moved > 0 {
+                        conn.execute(
+                            "INSERT INTO entities (kind, key, name) VALUES ('person', ?1, ?2) \
+                             ON CONFLICT DO UPDATE SET digest = NULL",
+                            params![sql_key(primary), name_of(op)],
+                        )
+                    } else {
+                        conn.execute(
+                            "UPDATE entities SET digest = NULL WHERE kind = 'person' AND key = ?1",
+                            [sql_key(primary)],
+                        )
+                    }
+                })
+            }
+        };
+        done.map(drop).map_err(|e| self.err(e))
+    }
+
+    /// Makes everything recorded so far durable (a dry run's nothing), and goes on.
+    pub fn commit(&mut self) -> Result<(), String> {
+        if !self.writes {
+            return Ok(());
+        }
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+        self.begin()
+    }
+
+    /// The people the state holds that this run has not seen, and all it holds.
+    pub fn missing(&self) -> Result<(u64, u64), String> {
+        let count = |sql: &str| {
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(|e| self.err(e))
+        };
+        Ok((
+            count(
+                "SELECT count(*) FROM entities WHERE kind = 'person' AND key NOT IN \
+                 (SELECT key FROM temp.seen)",
+            )?,
+            count("SELECT count(*) FROM entities WHERE kind = 'person'")?,
+        ))
+    }
+
+    /// Up to `n` of the people this run has not seen, after the key `after`, in key order:
+    /// their keys and names (`{"id":"42"}`).
+    pub fn missing_after(&self, after: i64, n: usize) -> Result<Vec<(i64, String)>, String> {
+        self.conn
+            .prepare_cached(
+                "SELECT key, name FROM entities WHERE key > ?1 AND kind = 'person' AND key NOT IN \
+                 (SELECT key FROM temp.seen) ORDER BY key LIMIT ?2",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![after, n as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// Ends a complete run: its figures and end time recorded, everything committed.
+    pub fn finish(&mut self, figures: Figures) -> Result<(), String> {
+        let Some(run) = self.run else {
+            return Ok(());
+        };
+        let n = |v: u64| v as i64;
+        self.conn
+            .execute(
+                "UPDATE runs SET finished = ?1, accepted = ?2, unchanged = ?3, failed = ?4, \
+                 removed = ?5 WHERE id = ?6",
+                params![
+                    now(),
+                    n(figures.accepted),
+                    n(figures.unchanged),
+                    n(figures.failed),
+                    n(figures.removed),
+                    run
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        self.commit()
+    }
+}
+
+/// Now, as the `runs` table writes times: RFC 3339, UTC, to the second.
+fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map_or_else(|_| String::new(), |t| t.to_string())
+}
+
+fn say(path: &Path, e: rusqlite::Error) -> String {
+    let why = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            "another run is using it (one run at a time per state); wait for it to end".to_owned()
+        }
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            "it is not a cio-import state (not a SQLite database); give another path".to_owned()
+        }
+        _ => e.to_string(),
+    };
+    format!("--state {}: {why}", path.display())
+}
+
+/// A read-only look at a state: its target, what it holds per kind, and its last runs.
+pub fn describe(path: &Path) -> Result<String, String> {
+    if !path.exists() {
+        return Err(format!("--show-state {}: no such file", path.display()));
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| say(path, e))?;
+    let err = |e: rusqlite::Error| say(path, e);
+    let target: String = conn
+        .query_row("SELECT value FROM meta WHERE key = 'target'", [], |r| {
+            r.get(0)
+        })
+        .map_err(err)?;
+    let mut out = format!("{}\n  target: {target}\n", path.display());
+    for kind in Kind::ALL {
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM entities WHERE kind = ?1",
+                [kind.name()],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        out.push_str(&format!(
+            "  {}: {}\n",
+            kind.name(),
+            indicatif::HumanCount(n as u64)
+        ));
+    }
+    let mut runs = conn
+        .prepare(
+            "SELECT id, started, finished, accepted, unchanged, failed, removed FROM runs \
+             ORDER BY id DESC LIMIT 5",
+        )
+        .map_err(err)?;
+    let rows = runs
+        .query_map([], |r| {
+            let n = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0));
+            Ok(match r.get::<_, Option<String>>(2)? {
+                Some(finished) => format!(
+                    "  run {}: {} to {finished}: {} accepted, {} unchanged, {} failed, {} removed",
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    n(3)?,
+                    n(4)?,
+                    n(5)?,
+                    n(6)?
+                ),
+                None => format!(
+                    "  run {}: {}, did not finish (stopped, or still going)",
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?
+                ),
+            })
+        })
+        .map_err(err)?;
+    for row in rows {
+        out.push_str(&row.map_err(err)?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use super::*;
+    use crate::record::{IdKind, Identifier};
+
+    fn person(id: &str) -> Identifier {
+        Identifier {
+            kind: IdKind::Id,
+            value: id.to_owned(),
+        }
+    }
+
+    fn identify(id: &str) -> Operation {
+        Operation::Identify {
+            person: person(id),
+            attributes: Map::new(),
+        }
+    }
+
+    /// Opens `path` for a new run and records `ops` as accepted.
+    fn run_accepting(path: &Path, ops: &[Operation]) -> State {
+        let mut state = State::open(path, "the sandbox", false, false).unwrap();
+        for op in ops {
+            let memo = Memo::of(op, &[]).unwrap();
+            state.accepted(&memo, op).unwrap();
+        }
+        state.commit().unwrap();
+        state
+    }
+
+    fn unchanged(state: &mut State, op: &Operation) -> bool {
+        state.unchanged(&Memo::of(op, &[]).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_delete_forgets_and_a_merge_moves_the_secondary_to_the_primary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let merge = Operation::Merge {
+            primary: person("c"),
+            secondary: person("b"),
+        };
+        let ops = [
+            identify("a"),
+            identify("b"),
+            Operation::Delete(person("a")),
+            merge,
+        ];
+        drop(run_accepting(&path, &ops));
+        let mut state = State::open(&path, "the sandbox", false, false).unwrap();
+        // Forgotten: sent again. Moved: the primary is held, with nothing to compare.
+        assert!(!unchanged(&mut state, &identify("a")));
+        assert!(!unchanged(&mut state, &identify("c")));
+        assert_eq!(state.missing().unwrap(), (0, 1), "c was seen; b is gone");
+        let names = state.missing_after(i64::MIN, 10).unwrap();
+        assert!(names.is_empty());
+        drop(state);
+
+        // A new run that meets nobody finds c missing, by its name.
+        let state = State::open(&path, "the sandbox", false, false).unwrap();
+        let missing = state.missing_after(i64::MIN, 10).unwrap();
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].1, r#"{"id":"c"}"#);
+    }
+
+    #[test]
+    fn a_person_met_twice_in_a_run_is_not_unchanged_the_second_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(run_accepting(&path, &[identify("a")]));
+        let mut state = State::open(&path, "the sandbox", false, false).unwrap();
+        assert!(unchanged(&mut state, &identify("a")));
+        assert!(!unchanged(&mut state, &identify("a")));
+        drop(state);
+        let refused = State::open(&path, "workspace s (us)", false, false)
+            .err()
+            .unwrap();
+        assert!(refused.contains("it holds what was sent to the sandbox, not workspace s (us)"));
+    }
+}
