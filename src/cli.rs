@@ -259,7 +259,7 @@ pub struct Cli {
     /// Take only shard K of N (e.g. 2/3): the records whose person (or object) key hashes
     /// to K, so N importers given 1/N .. N/N send every record exactly once between them.
     /// Rows that do not map go to shard 1's failures file.
-    #[arg(long, value_name = "K/N", value_parser = parse_shard, help_heading = "Pacing")]
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, help_heading = "Input")]
     pub shard: Option<Shard>,
 
     /// Stop (exit 1) once more than N rows are invalid, in rows: a wrongly mapped file
