@@ -7,9 +7,10 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command as Std, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cio_import::limit::{Ask, Schedule, Scripts, connect};
+use cio_import::limit::{Accepted, Adaptation, Ask, Commit, Schedule, Scripts, Slot, connect};
 use common::{Reply, Scripted, Server, aimed, read_ndjson, write};
 
 /// Held by the tests that count requests in a second: the others, running beside them on
@@ -107,23 +108,18 @@ fn the_lua_schedule_spaces_slots_pauses_and_takes_the_lowest_rate() {
             .unwrap();
         let scripts = Scripts::default();
         let ms = Duration::from_millis;
-        // A pause of 2 s from 1 s, on one schedule only.
-        let paused = Schedule::of("paused");
-        scripts
-            .pause(&mut conn, &paused, ms(2000), Some(ms(1000)))
-            .await
-            .unwrap();
         let mut slot = async |on: &str, rate: f64, burst: u32, name: &str, now: u64| {
             let ask = Ask {
-                rate,
                 max_rate: rate,
                 burst,
                 name,
+                accepted: Accepted::default(),
                 now: Some(ms(now)),
             };
             let slot = scripts.reserve(&mut conn, &Schedule::of(on), ask).await;
             let slot = slot.unwrap();
-            (slot.wait, slot.lowest_rate)
+            assert_eq!(slot.now, ms(now));
+            (slot.at - slot.now, slot.lowest_rate)
         };
         // 10/s, smooth: one slot every 100 ms from the first request on.
         assert_eq!(slot("smooth", 10.0, 1, "a", 1000).await, (ms(0), 10.0));
@@ -138,14 +134,77 @@ fn the_lua_schedule_spaces_slots_pauses_and_takes_the_lowest_rate() {
         }
         assert_eq!(slot("burst", 10.0, 3, "a", 1000).await.0, ms(100));
         assert_eq!(slot("burst", 10.0, 3, "a", 1000).await.0, ms(200));
-        // A pause holds every slot back until it ends.
-        assert_eq!(slot("paused", 10.0, 1, "a", 1500).await.0, ms(1500));
         // The lowest --rate seen in the last 10 s spaces everyone's slots.
         assert_eq!(slot("mixed", 10.0, 1, "fast", 1000).await, (ms(0), 10.0));
         assert_eq!(slot("mixed", 2.0, 1, "slow", 1000).await, (ms(100), 2.0));
         assert_eq!(slot("mixed", 10.0, 1, "fast", 1000).await, (ms(600), 2.0));
         // Not seen for 10 s, the slow one no longer counts.
         assert_eq!(slot("mixed", 10.0, 1, "fast", 12_000).await.1, 10.0);
+    });
+}
+
+#[test]
+fn the_adaptation_kept_in_redis_paces_the_schedule_and_refuses_stale_writes() {
+    let redis = Redis::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut conn = connect(&redis.url(), "redis", Duration::from_secs(5))
+            .await
+            .unwrap();
+        let scripts = Scripts::default();
+        let ms = Duration::from_millis;
+        let on = Schedule::of("adapted");
+        assert_eq!(scripts.state(&mut conn, &on).await.unwrap(), (0, None));
+        // A 429 at 1 s with Retry-After 2 s, nothing accepted before it: the pace drops to a
+        // quarter of 10/s, and the schedule pauses until 3 s.
+        let mut state = Adaptation::new(10.0, ms(1000));
+        let permit = state.permit();
+        state.on_rate_limited(ms(1000), permit, Accepted::default(), Some(ms(2000)));
+        assert_eq!(state.rate(), 2.5);
+        let commit = |from| Commit {
+            from,
+            state: &state,
+            now: Some(ms(1000)),
+        };
+        assert_eq!(
+            scripts.commit(&mut conn, &on, commit(0)).await.unwrap(),
+            Some(1)
+        );
+        // Written from version 0 again (another importer that had not read it): refused.
+        assert_eq!(
+            scripts.commit(&mut conn, &on, commit(0)).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            scripts.state(&mut conn, &on).await.unwrap(),
+            (1, Some(state.clone()))
+        );
+        let mut slot = async |name: &str, accepted: (u32, u32), now: u64| {
+            let ask = Ask {
+                max_rate: 10.0,
+                burst: 1,
+                name,
+                accepted: Accepted {
+                    last_second: accepted.0,
+                    lately: accepted.1,
+                },
+                now: Some(ms(now)),
+            };
+            scripts.reserve(&mut conn, &on, ask).await.unwrap()
+        };
+        // Paused until 3 s, then one slot every 400 ms.
+        let first = slot("a", (4, 9), 1500).await;
+        assert_eq!((first.at, first.version), (ms(3000), 1));
+        assert_eq!(first.others, Accepted::default());
+        // Each sees what the others accepted: the last second's counts of those seen
+        // within it, and all they accepted lately.
+        let second = slot("b", (1, 2), 1600).await;
+        assert_eq!(second.at, ms(3400));
+        let counts = |s: Slot| (s.others.last_second, s.others.lately);
+        assert_eq!(counts(second), (4, 9));
+        assert_eq!(counts(slot("a", (5, 10), 2500).await), (1, 2));
+        assert_eq!(counts(slot("b", (1, 2), 2700).await), (5, 10));
+        assert_eq!(counts(slot("b", (1, 2), 3600).await), (0, 10));
     });
 }
 
@@ -249,6 +308,119 @@ fn three_importers_share_one_rate() {
     let span = (*times.last().unwrap() - times[0]).as_secs_f64();
     let rate = (times.len() - 1) as f64 / span;
     assert!(rate >= 0.95 * 60.0, "together {rate:.1}/s, not 95% of 60/s");
+}
+
+/// A server admitting `limit(t)` requests in any sliding second, `t` the time since its first
+/// request, and answering 429 with Retry-After 1 to the rest; with the numbers of those.
+fn limited_server(
+    limit: impl Fn(Duration) -> usize + Send + Sync + 'static,
+) -> (Scripted, Arc<Mutex<Vec<usize>>>) {
+    let admitted = Mutex::new(std::collections::VecDeque::<Instant>::new());
+    let first = std::sync::OnceLock::new();
+    let refused = Arc::new(Mutex::new(Vec::new()));
+    let told = refused.clone();
+    let server = Scripted::start(move |hit| {
+        let first = *first.get_or_init(|| hit.at);
+        let mut admitted = admitted.lock().unwrap();
+        while admitted
+            .front()
+            .is_some_and(|t| hit.at.duration_since(*t) >= Duration::from_secs(1))
+        {
+            admitted.pop_front();
+        }
+        if admitted.len() >= limit(hit.at.duration_since(first)) {
+            told.lock().unwrap().push(hit.n);
+            return Reply::status(429).retry_after("1");
+        }
+        admitted.push_back(hit.at);
+        Reply::status(200)
+    });
+    (server, refused)
+}
+
+#[test]
+fn three_importers_settle_together_under_a_limit_that_drops_and_lower_the_pace_once() {
+    let _timed = timed();
+    let redis = Redis::start();
+    // 60/s for 4 s, then 30/s.
+    let (server, refused) = limited_server(|t| if t < Duration::from_secs(4) { 60 } else { 30 });
+    let dir = tempfile::tempdir().unwrap();
+    let per = 200;
+    let runs: Vec<_> = ["a", "b", "c"]
+        .map(|p| {
+            let input = people(dir.path(), &format!("{p}.csv"), p, per);
+            let mut c = aimed(dir.path(), &server.url(), 60);
+            c.arg(&input).arg("--no-preflight");
+            c.args(["--shared-limit", &redis.url()]);
+            c
+        })
+        .into_iter()
+        .collect();
+    // The adaptation's state in Redis, read every 100 ms while they run.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let states = std::thread::scope(|s| {
+        let watch = s.spawn(|| {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let mut conn = connect(&redis.url(), "redis", Duration::from_secs(5))
+                    .await
+                    .unwrap();
+                let schedule = Schedule::of(&format!("{}:us", common::SITE_ID));
+                let mut states = Vec::new();
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (_, state) = Scripts::default()
+                        .state(&mut conn, &schedule)
+                        .await
+                        .unwrap();
+                    states.extend(state);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                states
+            })
+        });
+        together(runs);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        watch.join().unwrap()
+    });
+    let hits = server.hits();
+    let refused = refused.lock().unwrap().clone();
+    assert_eq!(hits.len() - refused.len(), 3 * per);
+    // Few 429s, in bursts (429s with no acceptance between) when the limit dropped.
+    assert!(
+        refused.len() <= 60,
+        "{} requests answered 429",
+        refused.len()
+    );
+    let bursts = 1 + refused.windows(2).filter(|w| w[1] > w[0] + 1).count();
+    // Settled together near 30/s: from 2 s after the drop to the end.
+    let start = hits[0].at;
+    let settled: Vec<_> = hits
+        .iter()
+        .filter(|h| h.at.duration_since(start) >= Duration::from_secs(6))
+        .collect();
+    let span = settled.last().unwrap().at - settled[0].at;
+    let rate = (settled.len() - 1) as f64 / span.as_secs_f64();
+    assert!((24.0..=31.0).contains(&rate), "together {rate:.1}/s");
+    // The shared pace lowered at most once per burst: whichever importer saw it, a 429 for
+    // a request sent before the pace was lowered only extends the pause. (The first burst,
+    // after a full second at the pace, is a small step; the next finds the limit.)
+    let last = states
+        .last()
+        .expect("the adaptation's state is kept in Redis");
+    assert!(
+        (1..=bursts.min(2) as u64).contains(&last.slowdowns()),
+        "{} slowdowns for {bursts} bursts of 429s: {last:?}",
+        last.slowdowns()
+    );
+    // Down to 95% of what all three had accepted in the last second before a 429 (about
+    // 30; each importer alone accepted 10, and would have cut to a quarter of its pace) ...
+    let cut = states
+        .iter()
+        .map(|s| s.rate())
+        .fold(f64::INFINITY, f64::min);
+    assert!((26.0..=28.5).contains(&cut), "cut to {cut}");
+    // ... and climbing back, shared, once the hold is over.
+    assert!(last.rate() > cut, "{last:?}");
 }
 
 /// The requests for people the sandbox received, by arrival.

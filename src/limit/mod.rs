@@ -7,13 +7,18 @@
 //! same rules with its state kept elsewhere.
 
 mod adapt;
+mod heard;
 mod local;
+mod replica;
+mod schedule;
 mod shared;
 #[cfg(test)]
 mod sim;
 
+pub use adapt::{Accepted, Adaptation};
 pub use local::LocalPacer;
-pub use shared::{Ask, Link, Schedule, Scripts, SharedPacer, Slot, connect};
+pub use schedule::{Ask, Commit, Schedule, Scripts, Slot};
+pub use shared::{Link, SharedPacer, connect};
 
 use std::future::Future;
 use std::pin::Pin;
