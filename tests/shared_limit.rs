@@ -474,6 +474,36 @@ fn redis_gone_for_three_seconds_pauses_sending_and_loses_nothing() {
 }
 
 #[test]
+fn the_progress_line_says_while_sending_waits_for_redis() {
+    let _timed = timed();
+    let n = 300;
+    let (mut redis, server, dir, input) = setting(n);
+    let mut c = server.cmd_at(dir.path(), 60);
+    c.arg(&input).args(["--shared-limit", &redis.url()]);
+    // stderr is no terminal: a plain progress line every 5 s.
+    c.args(["--progress", "auto", "--shared-limit-timeout", "30"]);
+    let out = std::thread::scope(|s| {
+        let run = s.spawn(move || c.output().unwrap());
+        std::thread::sleep(Duration::from_millis(1500));
+        // Away from 1.5 s to 6.5 s: the line at 5 s says so, the one at 10 s no longer.
+        redis.stop();
+        std::thread::sleep(Duration::from_secs(5));
+        redis = Redis::on(redis.port);
+        run.join().unwrap()
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(" done: ")).collect();
+    let waiting = |l: &&str| l.contains("waiting for Redis (") && l.ends_with(" s of 30)");
+    assert!(lines.first().is_some_and(waiting), "{stderr}");
+    assert!(
+        lines.len() >= 2 && !lines[1..].iter().any(waiting),
+        "{stderr}"
+    );
+    each_once(&arrivals(&server), "p", n);
+}
+
+#[test]
 fn redis_gone_past_the_timeout_stops_with_the_checkpoint_kept_and_resume_finishes() {
     let _timed = timed();
     let n = 300;

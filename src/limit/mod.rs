@@ -47,6 +47,11 @@ pub trait Pacer: Send + Sync {
 
     /// The current pace, in requests per second.
     fn rate(&self) -> f64;
+
+    /// Why no turn is given now, when it is something the progress line should say.
+    fn held_up(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Handed out with a turn; tells the pacer which pace a request was sent at.
