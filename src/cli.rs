@@ -235,8 +235,8 @@ pub struct Cli {
     pub stop_timeout: f64,
 
     /// Share --rate with every importer naming this Redis and the same workspace: one
-    /// schedule kept in Redis paces them all (redis://[:PASSWORD@]HOST[:PORT][/DB]). Give a
-    /// URL holding a password through the environment.
+    /// schedule kept in Redis paces them all (redis://[:PASSWORD@]HOST[:PORT][/DB], or
+    /// rediss:// for TLS). Give a URL holding a password through the environment.
     #[arg(
         long,
         value_name = "URL",

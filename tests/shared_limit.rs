@@ -29,12 +29,7 @@ struct Redis {
 
 impl Redis {
     fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Redis::on(port)
+        Redis::on(free_port())
     }
 
     fn on(port: u16) -> Redis {
@@ -58,9 +53,55 @@ impl Redis {
         Redis { port, child }
     }
 
+    /// A `redis-server` serving TLS only, with a self-signed certificate for 127.0.0.1 made
+    /// in `dir` (`cert.pem`, which clients must be told to trust).
+    fn tls(dir: &Path) -> Redis {
+        let made = Std::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+            .args([
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.pem",
+                "-subj",
+                "/CN=127.0.0.1",
+            ])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .current_dir(dir)
+            .output()
+            .expect("openssl must be installed to make a certificate");
+        assert!(made.status.success(), "{made:?}");
+        let port = free_port();
+        let child = Std::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--tls-cert-file", "cert.pem", "--tls-key-file", "key.pem"])
+            .args(["--tls-ca-cert-file", "cert.pem", "--tls-auth-clients", "no"])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed: apt-get install -y redis-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { port, child }
+    }
+
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Redis {
@@ -501,6 +542,40 @@ fn the_progress_line_says_while_sending_waits_for_redis() {
         "{stderr}"
     );
     each_once(&arrivals(&server), "p", n);
+}
+
+#[test]
+fn rediss_paces_through_tls_and_a_plain_redis_for_it_is_a_clear_exit_4() {
+    let n = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let input = people(dir.path(), "p.csv", "p", n);
+    let redis = Redis::tls(dir.path());
+    let server = Server::plain();
+    let tls = format!("rediss://127.0.0.1:{}", redis.port);
+    let mut c = server.cmd_at(dir.path(), 60);
+    c.arg(&input).args(["--shared-limit", &tls]);
+    // The certificate is trusted as the system's roots are: from SSL_CERT_FILE here.
+    c.env("SSL_CERT_FILE", dir.path().join("cert.pem"));
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    each_once(&arrivals(&server), "p", n);
+
+    // rediss:// to a Redis that speaks no TLS.
+    let plain = Redis::start();
+    let mut c = server.cmd_at(dir.path(), 60);
+    c.arg(&input).args([
+        "--shared-limit",
+        &format!("rediss://127.0.0.1:{}", plain.port),
+    ]);
+    c.args(["--shared-limit-timeout", "1", "--failures", "again.ndjson"]);
+    let out = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("TLS"), "{stderr}");
 }
 
 #[test]

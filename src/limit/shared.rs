@@ -145,9 +145,16 @@ pub async fn connect(
         match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
             Ok(conn) => return Ok(conn),
             Err(e) if Instant::now() + backoff >= deadline => {
+                // A Redis without TLS on a rediss:// port answers the handshake with nonsense.
+                let tls = if url.starts_with("rediss:") {
+                    " (rediss:// speaks TLS: is Redis serving TLS on that port, its \
+                     --tls-port? For one without TLS, give redis://)"
+                } else {
+                    ""
+                };
                 return Err(format!(
-                    "--shared-limit {shown}: Redis did not answer for {}s ({}); start it, or \
-                     leave --shared-limit out to pace this importer alone",
+                    "--shared-limit {shown}: Redis did not answer for {}s ({}){tls}; start it, \
+                     or leave --shared-limit out to pace this importer alone",
                     timeout.as_secs_f64(),
                     e.category()
                 ));
