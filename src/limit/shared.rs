@@ -172,6 +172,12 @@ pub async fn connect(
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// A turn woken this much after its slot (or half an interval, when longer) is given up,
+/// [`GIVE_UP`] times a turn at most: tokio's timer alone wakes about a millisecond late, and
+/// at a fast pace every turn would be.
+const LATE_FLOOR: Duration = Duration::from_millis(3);
+const GIVE_UP: u32 = 2;
+
 impl SharedPacer {
     /// Paces at `rate` requests per second on the schedule `link` reaches.
     pub fn new(link: Link, rate: f64, burst: u32) -> SharedPacer {
@@ -246,6 +252,7 @@ impl Pacer for SharedPacer {
             let _turn = self.turn.lock().await;
             let mut backoff = FIRST_BACKOFF;
             let mut down_since = None;
+            let mut given_up = 0;
             loop {
                 let (paused_until, accepted) = {
                     let mut s = self.store.lock();
@@ -293,6 +300,16 @@ impl Pacer for SharedPacer {
                         // The slot is ours: a waiter dropped during this sleep leaves it
                         // unused, which only costs pace, never budget.
                         tokio::time::sleep_until(at).await;
+                        // Woken well after its slot (the process was not run: a loaded
+                        // machine), the turn would go out beside the next one, another
+                        // importer's: it is given up, which again costs only pace, and
+                        // asked again, a couple of times at most.
+                        let interval = 1.0 / slot.lowest_rate.min(self.rate());
+                        let late = Duration::from_secs_f64(interval / 2.0).max(LATE_FLOOR);
+                        if Instant::now() > at + late && given_up < GIVE_UP {
+                            given_up += 1;
+                            continue;
+                        }
                         return permit;
                     }
                     Err(e) => {
