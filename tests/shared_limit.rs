@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use cio_import::limit::{Accepted, Adaptation, Ask, Commit, Schedule, Scripts, Slot, connect};
 use common::{Reply, Scripted, Server, aimed, read_ndjson, write};
+use redis::aio::ConnectionManager;
 
 /// Held by the tests that count requests in a second: the others, running beside them on
 /// two cores, would add the jitter those counts measure.
@@ -139,15 +140,21 @@ fn max_in_window(times: &[Duration], window: Duration) -> usize {
         .unwrap_or(0)
 }
 
+/// Runs `f` on a connection to `redis`, with the scripts.
+fn on_redis<T>(redis: &Redis, f: impl AsyncFnOnce(ConnectionManager, Scripts) -> T) -> T {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conn = connect(&redis.url(), "redis", Duration::from_secs(5))
+            .await
+            .unwrap();
+        f(conn, Scripts::default()).await
+    })
+}
+
 #[test]
 fn the_lua_schedule_spaces_slots_pauses_and_takes_the_lowest_rate() {
     let redis = Redis::start();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut conn = connect(&redis.url(), "redis", Duration::from_secs(5))
-            .await
-            .unwrap();
-        let scripts = Scripts::default();
+    on_redis(&redis, async |mut conn, scripts| {
         let ms = Duration::from_millis;
         let mut slot = async |on: &str, rate: f64, burst: u32, name: &str, now: u64| {
             let ask = Ask {
@@ -187,12 +194,7 @@ fn the_lua_schedule_spaces_slots_pauses_and_takes_the_lowest_rate() {
 #[test]
 fn the_adaptation_kept_in_redis_paces_the_schedule_and_refuses_stale_writes() {
     let redis = Redis::start();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut conn = connect(&redis.url(), "redis", Duration::from_secs(5))
-            .await
-            .unwrap();
-        let scripts = Scripts::default();
+    on_redis(&redis, async |mut conn, scripts| {
         let ms = Duration::from_millis;
         let on = Schedule::of("adapted");
         assert_eq!(scripts.state(&mut conn, &on).await.unwrap(), (0, None));
@@ -400,18 +402,11 @@ fn three_importers_settle_together_under_a_limit_that_drops_and_lower_the_pace_o
     let done = std::sync::atomic::AtomicBool::new(false);
     let states = std::thread::scope(|s| {
         let watch = s.spawn(|| {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async {
-                let mut conn = connect(&redis.url(), "redis", Duration::from_secs(5))
-                    .await
-                    .unwrap();
+            on_redis(&redis, async |mut conn, scripts| {
                 let schedule = Schedule::of(&format!("{}:us", common::SITE_ID));
                 let mut states = Vec::new();
                 while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    let (_, state) = Scripts::default()
-                        .state(&mut conn, &schedule)
-                        .await
-                        .unwrap();
+                    let (_, state) = scripts.state(&mut conn, &schedule).await.unwrap();
                     states.extend(state);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
