@@ -2,9 +2,10 @@
 //! every worker, which adapts its pace to the rate the server really accepts.
 //!
 //! [`LocalPacer`] paces the requests of one process; [`SharedPacer`] those of every process
-//! sharing one schedule in Redis (`--shared-limit`). The rules of adaptation are apart from
-//! it, as clock-free arithmetic (`adapt`), so a pacer shared between processes can follow the
-//! same rules with its state kept elsewhere.
+//! sharing one schedule in Redis (`--shared-limit`; `schedule` holds its scripts). The rules of
+//! adaptation are apart from both, as clock-free arithmetic (`adapt`), fed alike by both
+//! pacers (`heard`: what the server answered, counted against the acceptances), so the shared
+//! pacer follows the same rules with their state kept in Redis (`replica`: its copy).
 
 mod adapt;
 mod heard;
