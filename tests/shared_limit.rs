@@ -540,6 +540,7 @@ fn the_progress_line_says_while_sending_waits_for_redis() {
 
 #[test]
 fn rediss_paces_through_tls_and_a_plain_redis_for_it_is_a_clear_exit_4() {
+    let _timed = timed();
     let n = 30;
     let dir = tempfile::tempdir().unwrap();
     let input = people(dir.path(), "p.csv", "p", n);
