@@ -278,6 +278,10 @@ mod tests {
         assert!(state.rate() > cut, "{}", state.rate());
         // Held 10 s, then one climb a second, whoever took it: 20 from 20 s to 39.9 s.
         assert!((19..=20).contains(&climbs), "{climbs} climbs");
+        // Every importer paces by the pace they climbed to together.
+        for (r, _) in &importers {
+            assert_eq!(r.view(), &state);
+        }
     }
 
     #[test]
