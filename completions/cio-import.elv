@@ -41,7 +41,7 @@ set edit:completion:arg-completer[cio-import] = {|@words|
             cand --max-retry-after 'Longest Retry-After honoured, in seconds; longer ones are cut to this'
             cand --max-consecutive-failures 'Stop (exit 1) after this many failed requests in a row (5xx, timeouts or network errors with no success between), in requests'
             cand --stop-timeout 'Once stopping (a signal, a fatal error), the longest requests in flight may take to finish, in seconds; records of those still unanswered then stay unsettled, for --resume to send again'
-            cand --shared-limit 'Share --rate with every importer naming this Redis and the same workspace: one schedule kept in Redis paces them all (redis://[:PASSWORD@]HOST[:PORT][/DB]). Give a URL holding a password through the environment'
+            cand --shared-limit 'Share --rate with every importer naming this Redis and the same workspace: one schedule kept in Redis paces them all (redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS). Give a URL holding a password through the environment'
             cand --shared-limit-timeout 'How long sending waits for an unreachable --shared-limit Redis before the run stops (checkpoint kept), in seconds'
             cand --shard 'Take only shard K of N (e.g. 2/3): the records whose person (or object) key hashes to K, so N importers given 1/N .. N/N send every record exactly once between them. Rows that do not map go to shard 1''s failures file'
             cand --max-invalid 'Stop (exit 1) once more than N rows are invalid, in rows: a wrongly mapped file should not fill the failures file with a million lines'

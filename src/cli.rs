@@ -239,8 +239,8 @@ pub struct Cli {
     pub stop_timeout: f64,
 
     /// Share --rate with every importer naming this Redis and the same workspace: one
-    /// schedule kept in Redis paces them all (redis://[:PASSWORD@]HOST[:PORT][/DB]). Give a
-    /// URL holding a password through the environment.
+    /// schedule kept in Redis paces them all (redis://[:PASSWORD@]HOST[:PORT][/DB], or
+    /// rediss:// for TLS). Give a URL holding a password through the environment.
     #[arg(
         long,
         value_name = "URL",
@@ -263,7 +263,7 @@ pub struct Cli {
     /// Take only shard K of N (e.g. 2/3): the records whose person (or object) key hashes
     /// to K, so N importers given 1/N .. N/N send every record exactly once between them.
     /// Rows that do not map go to shard 1's failures file.
-    #[arg(long, value_name = "K/N", value_parser = parse_shard, help_heading = "Pacing")]
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, help_heading = "Input")]
     pub shard: Option<Shard>,
 
     /// Stop (exit 1) once more than N rows are invalid, in rows: a wrongly mapped file

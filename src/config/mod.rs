@@ -127,12 +127,13 @@ fn shared_limit(
     let url = url::Url::parse(raw.trim()).map_err(|e| {
         bad(format!(
             "--shared-limit (or CIO_IMPORT_SHARED_LIMIT) is not a URL ({e}): give \
-             redis://HOST:PORT"
+             redis://HOST:PORT, or rediss://HOST:PORT for TLS"
         ))
     })?;
-    if url.scheme() != "redis" || url.host_str().is_none_or(str::is_empty) {
+    if !matches!(url.scheme(), "redis" | "rediss") || url.host_str().is_none_or(str::is_empty) {
         return Err(bad(format!(
-            "--shared-limit must be a redis://HOST[:PORT] URL, got scheme {}:",
+            "--shared-limit must be a redis://HOST[:PORT] URL (rediss:// for TLS), got scheme \
+             {}:",
             url.scheme()
         )));
     }

@@ -7,6 +7,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::Permit;
 
 /// The slowest pace adaptation goes to: one request every ten seconds.
@@ -60,6 +62,16 @@ pub struct Accepted {
     pub lately: u32,
 }
 
+impl std::ops::Add for Accepted {
+    type Output = Accepted;
+    fn add(self, other: Accepted) -> Accepted {
+        Accepted {
+            last_second: self.last_second.saturating_add(other.last_second),
+            lately: self.lately.saturating_add(other.lately),
+        }
+    }
+}
+
 /// When the requests of the last [`EVIDENCE_WINDOW`] were accepted, oldest first: how a
 /// pacer that keeps them itself counts [`Accepted`].
 #[derive(Debug, Default)]
@@ -88,8 +100,9 @@ impl AcceptLog {
 }
 
 /// The pace and what it learned. Methods that may change the pace return it when they set
-/// it: the pacer then restarts its schedule at that pace.
-#[derive(Debug)]
+/// it: the pacer then restarts its schedule at that pace. Serialized, it is the state the
+/// importers sharing a schedule keep in Redis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Adaptation {
     /// `--rate`: the pace never goes above it.
     max_rate: f64,
@@ -116,7 +129,7 @@ pub struct Adaptation {
 }
 
 /// A limit learned from a 429.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct Learned {
     /// What the server accepted in the second before that 429. A 429 after a second of
     /// sending under it, or the server accepting well more in a second, shows it was none.
@@ -162,9 +175,24 @@ impl Adaptation {
         self.rate
     }
 
+    /// How many times the pace was lowered (for a limit or for failures).
+    pub fn slowdowns(&self) -> u64 {
+        self.epoch
+    }
+
     /// Until when everyone waits after a 429 (it may be past).
     pub fn paused_until(&self) -> Option<Duration> {
         self.paused_until
+    }
+
+    /// Makes `max_rate` the fastest it goes (the lowest `--rate` among the importers
+    /// sharing it), slowing to it at once when faster.
+    pub fn set_max_rate(&mut self, max_rate: f64) -> Option<f64> {
+        self.max_rate = max_rate;
+        (self.rate > max_rate).then(|| {
+            self.rate = max_rate;
+            max_rate
+        })
     }
 
     /// Marks a request sent now with the current pace.

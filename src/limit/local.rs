@@ -16,7 +16,8 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tokio::time::Instant;
 
-use super::adapt::{AcceptLog, Adaptation};
+use super::adapt::Adaptation;
+use super::heard::{Event, Tally};
 use super::{Pacer, Permit, Turn};
 
 /// A governor clock reading tokio's time, so paused-clock tests drive the limiter.
@@ -67,7 +68,7 @@ struct State {
     /// Paces at the adaptation's rate; a new one starts whenever that rate is set.
     limiter: Arc<Limiter>,
     adapt: Adaptation,
-    accepted: AcceptLog,
+    tally: Tally,
 }
 
 /// Each request takes this many cells of the limiter, so that `EARLY` can be a fraction of
@@ -108,7 +109,7 @@ impl LocalPacer {
             state: Mutex::new(State {
                 limiter: limiter(rate, burst),
                 adapt: Adaptation::new(rate, Duration::ZERO),
-                accepted: AcceptLog::default(),
+                tally: Tally::default(),
             }),
             turn: tokio::sync::Mutex::new(()),
         }
@@ -124,9 +125,12 @@ impl LocalPacer {
         now.saturating_duration_since(self.origin)
     }
 
-    /// Starts the limiter afresh when the adaptation set a pace.
-    fn follow(&self, s: &mut State, set: Option<f64>) {
-        if let Some(rate) = set {
+    /// Applies `event` (made from the state) to the adaptation, and starts the limiter
+    /// afresh when that set a pace.
+    fn heed(&self, event: impl FnOnce(&mut State) -> Event) {
+        let mut s = self.lock();
+        let event = event(&mut s);
+        if let Some(rate) = event.apply(&mut s.adapt) {
             s.limiter = limiter(rate, self.burst);
         }
     }
@@ -137,10 +141,10 @@ impl Pacer for LocalPacer {
         Box::pin(async move {
             let _turn = self.turn.lock().await;
             loop {
+                let now = self.since(Instant::now());
+                self.heed(|_| Event::Turn { now });
                 let (limiter, paused_until, permit) = {
-                    let mut s = self.lock();
-                    let set = s.adapt.climb(self.since(Instant::now()));
-                    self.follow(&mut s, set);
+                    let s = self.lock();
                     let paused_until = s.adapt.paused_until().map(|d| self.origin + d);
                     (s.limiter.clone(), paused_until, s.adapt.permit())
                 };
@@ -167,24 +171,17 @@ impl Pacer for LocalPacer {
 
     fn on_accepted(&self) {
         let now = self.since(Instant::now());
-        let mut s = self.lock();
-        let accepted = s.accepted.accepted(now);
-        let set = s.adapt.on_accepted(now, accepted);
-        self.follow(&mut s, set);
+        self.heed(|s| s.tally.accepted(now));
     }
 
     fn on_rate_limited(&self, permit: Permit, retry_after: Option<Duration>) {
         let now = self.since(Instant::now());
-        let mut s = self.lock();
-        let accepted = s.accepted.counts(now);
-        let set = s.adapt.on_rate_limited(now, permit, accepted, retry_after);
-        self.follow(&mut s, set);
+        self.heed(|s| s.tally.limited(now, permit, retry_after));
     }
 
     fn on_trouble(&self, streak: u32) {
-        let mut s = self.lock();
-        let set = s.adapt.on_trouble(self.since(Instant::now()), streak);
-        self.follow(&mut s, set);
+        let now = self.since(Instant::now());
+        self.heed(|_| Event::Trouble { now, streak });
     }
 }
 

@@ -2,18 +2,24 @@
 //! every worker, which adapts its pace to the rate the server really accepts.
 //!
 //! [`LocalPacer`] paces the requests of one process; [`SharedPacer`] those of every process
-//! sharing one schedule in Redis (`--shared-limit`). The rules of adaptation are apart from
-//! it, as clock-free arithmetic (`adapt`), so a pacer shared between processes can follow the
-//! same rules with its state kept elsewhere.
+//! sharing one schedule in Redis (`--shared-limit`; `schedule` holds its scripts). The rules of
+//! adaptation are apart from both, as clock-free arithmetic (`adapt`), fed alike by both
+//! pacers (`heard`: what the server answered, counted against the acceptances), so the shared
+//! pacer follows the same rules with their state kept in Redis (`replica`: its copy).
 
 mod adapt;
+mod heard;
 mod local;
+mod replica;
+mod schedule;
 mod shared;
 #[cfg(test)]
 mod sim;
 
+pub use adapt::{Accepted, Adaptation};
 pub use local::LocalPacer;
-pub use shared::{Ask, Link, Schedule, Scripts, SharedPacer, Slot, connect};
+pub use schedule::{Ask, Commit, Schedule, Scripts, Slot};
+pub use shared::{Link, SharedPacer, connect};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,6 +48,11 @@ pub trait Pacer: Send + Sync {
 
     /// The current pace, in requests per second.
     fn rate(&self) -> f64;
+
+    /// Why no turn is given now, when it is something the progress line should say.
+    fn held_up(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Handed out with a turn; tells the pacer which pace a request was sent at.

@@ -100,11 +100,13 @@ impl Reporter {
     }
 
     /// Draws until `done` is cancelled: the bar on a terminal, a plain line every few
-    /// seconds otherwise. `pace` is the pacer's current rate (None in a dry run).
+    /// seconds otherwise. `pace` is the pacer's current rate (None in a dry run), `held`
+    /// why it gives no turn now, when it says.
     pub async fn draw(
         &self,
         counters: Arc<Counters>,
         pace: impl Fn() -> Option<f64>,
+        held: impl Fn() -> Option<String>,
         done: tokio_util::sync::CancellationToken,
     ) {
         let start = Instant::now();
@@ -133,7 +135,10 @@ impl Reporter {
             let pace = pace();
             top = top.max(pace.unwrap_or(0.0));
             let read = self.fraction_and_eta(now, &counters, &mut eta);
-            let frame = Frame::new(&counters, req_rate, pace.map(|p| (p, top)), read);
+            let mut frame = Frame::new(&counters, req_rate, pace.map(|p| (p, top)), read);
+            if let Some(why) = held() {
+                frame.held(&why);
+            }
             if self.plain {
                 if now.duration_since(last_plain) >= PLAIN_EVERY {
                     last_plain = now;
@@ -323,6 +328,11 @@ impl Frame {
             )
         });
         Frame { head, counts, flow }
+    }
+
+    /// Adds why sending waits to the flow: `48.9 req/s · ... · waiting for Redis (12 s of 60)`.
+    fn held(&mut self, why: &str) {
+        self.flow = Some(join([self.flow.as_deref(), Some(why)]));
     }
 
     fn one_line(&self) -> String {

@@ -137,8 +137,14 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
         let sending = sender.is_some();
         let done = drawing.clone();
         tokio::spawn(async move {
+            let held = pacer.clone();
             reporter
-                .draw(counters, move || sending.then(|| pacer.rate()), done)
+                .draw(
+                    counters,
+                    move || sending.then(|| pacer.rate()),
+                    move || held.held_up(),
+                    done,
+                )
                 .await
         })
     };
