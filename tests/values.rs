@@ -332,6 +332,40 @@ fn identical_rows_without_a_time_in_two_files_are_two_events_and_a_rerun_sends_t
 }
 
 #[test]
+fn ndjson_events_without_a_time_are_told_once_and_kept_apart() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let lines = concat!(
+        r#"{"id":"u1","name":"renewed","timestamp":"2024-06-04T10:00:00Z"}"#,
+        "\n",
+        r#"{"id":"u1","name":"renewed"}"#,
+        "\n",
+        r#"{"id":"u1","name":"renewed"}"#,
+        "\n",
+    );
+    let out = import(
+        &server,
+        dir.path(),
+        "renewals.ndjson",
+        lines,
+        &["--action", "event"],
+    )
+    .success();
+    let e = stderr(&out);
+    assert_eq!(e.matches("this event has no timestamp").count(), 1, "{e}");
+    assert!(
+        e.contains(
+            "cio-import: warning: renewals.ndjson line 2: this event has no timestamp: it goes \
+             without a time (Customer.io gives it the time it arrives) and with an id from its \
+             content, this input's name and its line, as every such event does (told once)"
+        ),
+        "{e}"
+    );
+    let stats = server.sandbox.stats();
+    assert_eq!((stats.events, stats.duplicate_events), (3, 0));
+}
+
+#[test]
 fn oversize_drop_and_truncate_count_and_tell_what_they_did() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();

@@ -72,9 +72,25 @@ pub(super) struct Notes {
     pub warnings: Vec<String>,
     /// The values the last row had resized.
     pub resized: Vec<Resized>,
+    /// Whether an event without a time was told about.
+    untimed_told: bool,
 }
 
+/// What the run is told of the first event without a time in an input that has times
+/// elsewhere (an NDJSON line without the key, an empty cell).
+const UNTIMED: &str = "this event has no timestamp: it goes without a time (Customer.io gives it \
+the time it arrives) and with an id from its content, this input's name and its line, as every \
+such event does (told once)";
+
 impl Notes {
+    /// Keeps the note on events without a time, the first time.
+    pub fn untimed(&mut self) {
+        if !self.untimed_told {
+            self.untimed_told = true;
+            self.warnings.push(UNTIMED.to_owned());
+        }
+    }
+
     /// Keeps `warning` about `column` unless that column was warned about already.
     pub fn warn_once(&mut self, column: &str, warning: impl FnOnce() -> String) {
         if !self.warned.contains(column) {

@@ -26,8 +26,13 @@ impl Mapper {
     /// failures-file line (see `replay`).
     pub fn map(&mut self, row: &RowData, line: u64) -> Result<Operation, Invalid> {
         let op = self.operation(row, line)?;
-        if let (Some(recent), Operation::Event(event)) = (&self.recent, &op) {
-            recent.note(event.timestamp);
+        if let Operation::Event(event) = &op {
+            if let Some(recent) = &self.recent {
+                recent.note(event.timestamp);
+            }
+            if event.timestamp.is_none() {
+                self.untimed();
+            }
         }
         Ok(op)
     }
@@ -78,7 +83,19 @@ impl Mapper {
         if let (Some(recent), Some(time)) = (&self.recent, time) {
             recent.note(time);
         }
+        if time == Some(None) {
+            self.untimed();
+        }
         Ok(bound)
+    }
+
+    /// Notes an event without a time, unless its input was told at the start that every
+    /// event of it has none (see [`Mapper::untimed_note`]).
+    #[cold]
+    fn untimed(&mut self) {
+        if self.untimed_note().is_none() {
+            self.notes.get_mut().untimed();
+        }
     }
 
     #[inline(always)]

@@ -520,6 +520,65 @@ mod tests {
     }
 
     #[test]
+    fn types_read_and_print_as_the_flag_writes_them() {
+        for text in [
+            "string",
+            "number",
+            "bool",
+            "json",
+            "timestamp",
+            "timestamp:ms",
+            "timestamp:%d.%m.%Y %H:%M",
+            "list",
+            "list:;",
+        ] {
+            assert_eq!(text.parse::<ValueType>().unwrap().to_string(), text);
+        }
+        assert_eq!("list:,".parse::<ValueType>(), Ok(ValueType::List(',')));
+        for bad in ["int", "list:", "list:;;", "timestamp:%H:%M", "Timestamp"] {
+            assert!(bad.parse::<ValueType>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn conventions_apply_to_typed_cells() {
+        let comma = Conventions {
+            decimal_comma: true,
+            strip_apostrophe: true,
+            ..Conventions::default()
+        };
+        let with = |ty: ValueType, s: &str| {
+            convert_str(&explicit(ty), &comma, "c", s).map(|c| c.map(Cell::into_value))
+        };
+        assert_eq!(
+            with(ValueType::Number, " 1.853,93 "),
+            Ok(Some(json!(1853.93)))
+        );
+        assert_eq!(with(ValueType::Number, "'42"), Ok(Some(json!(42))));
+        assert!(with(ValueType::Number, "1.5").is_err());
+        assert_eq!(with(ValueType::String, "'00123"), Ok(Some(json!("00123"))));
+        assert_eq!(
+            with(ValueType::List(';'), "a; b;"),
+            Ok(Some(json!(["a", "b"])))
+        );
+        assert_eq!(
+            cell(ValueType::Number, "1,853.93"),
+            Ok(Some(json!(1853.93)))
+        );
+        assert_eq!(cell(ValueType::String, "'00123"), Ok(Some(json!("'00123"))));
+        // JSON: arrays of strings are lists, digits in a format column read as the cell would.
+        let list = Typed::new(ValueType::List(','), Origin::Flag);
+        let none = Conventions::default();
+        assert!(convert_json(Some(&list), &none, "t", &json!(["a"])).is_ok());
+        assert!(convert_json(Some(&list), &none, "t", &json!([1])).is_err());
+        let ymd = Typed::new("timestamp:%Y%m%d".parse().unwrap(), Origin::Flag);
+        assert_eq!(
+            convert_json(Some(&ymd), &none, "d", &json!(20230412)).map(|c| c.map(Cell::into_value)),
+            Ok(Some(json!(1_681_257_600)))
+        );
+    }
+
+    #[test]
     fn number_error_names_column_value_and_flag() {
         let e = convert_str(
             &explicit(ValueType::Number),
