@@ -451,3 +451,82 @@ fn the_oversize_warning_names_the_first_rows_then_counts() {
         "{e}"
     );
 }
+
+#[test]
+fn the_shopify_fixture_imports_as_the_readme_says() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    import(
+        &server,
+        dir.path(),
+        "shopify-customers.csv",
+        &common::fixture("shopify-customers.csv"),
+        &[
+            "--strip-apostrophe",
+            "--type",
+            "Total Spent=number",
+            "--type",
+            "Total Orders=number",
+            "--type",
+            "Tags=list",
+            "--type",
+            "Accepts Email Marketing=bool",
+            "--oversize",
+            "truncate",
+        ],
+    )
+    .success();
+    let ada = |name| attribute(&server, "7012345678", name);
+    assert_eq!(ada("email"), json!("ada@example.com"));
+    assert_eq!(ada("Phone"), json!("+44 20 7946 0958"));
+    assert_eq!(ada("Total Spent"), json!(1853.93));
+    assert_eq!(ada("Total Orders"), json!(12));
+    assert_eq!(ada("Tags"), json!(["vip", "wholesale"]));
+    assert_eq!(ada("Accepts Email Marketing"), json!(true));
+    let note = ada("Note");
+    assert_eq!(note.as_str().unwrap().len(), 1_000);
+    assert!(note.as_str().unwrap().starts_with("Wholesale account since 2019."));
+    assert_eq!(attribute(&server, "7012345680", "Total Spent"), json!(12408));
+    assert_eq!(server.sandbox.people_count(), 3);
+}
+
+#[test]
+fn the_stripe_fixture_imports_as_the_readme_says() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    import(
+        &server,
+        dir.path(),
+        "stripe-payments.csv",
+        &common::fixture("stripe-payments.csv"),
+        &[
+            "--action",
+            "event",
+            "--event-name",
+            "payment",
+            "--type",
+            "timestamp=timestamp:%Y-%m-%d %H:%M",
+            "--type",
+            "Amount=number",
+            "--type",
+            "Amount Refunded=number",
+            "--type",
+            "captured_ms=timestamp:ms",
+        ],
+    )
+    .success();
+    let events = server.sandbox.events();
+    assert_eq!(events.len(), 3);
+    let first = &events[0];
+    assert_eq!(first.person.as_deref(), Some("cus_NffrFeUfNV2Hib"));
+    assert_eq!(first.name, "payment");
+    // 2023-04-12 14:03 UTC.
+    assert_eq!(first.timestamp, Some(1_681_308_180));
+    assert_eq!(first.data["Amount"], json!(1853.93));
+    assert_eq!(first.data["Amount Refunded"], json!(0));
+    assert_eq!(first.data["captured_ms"], json!(1_681_308_180));
+    // The charge id is no ULID: it became one, and is not sent as data.
+    assert!(first.data.get("event_id").is_none());
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids.len(), 3);
+}
