@@ -103,6 +103,27 @@ impl Mapper {
         &'a self,
         record: &'a csv::StringRecord,
     ) -> Result<Checked<'a, A>, Invalid> {
+        self.csv_fields::<A, false>(record)
+    }
+
+    /// A CSV row checked again with its values over 1,000 bytes resized (`--oversize`).
+    #[cold]
+    #[inline(never)]
+    fn check_csv_resizing<'a, A: Attributes>(
+        &'a self,
+        record: &'a csv::StringRecord,
+    ) -> Result<Checked<'a, A>, Invalid> {
+        self.csv_fields::<A, true>(record)
+    }
+
+    /// A CSV row's cells into fields. `RESIZE` applies `--oversize`: a row is checked as
+    /// it is first (no cell pays for the policy), and only one with a value over the limit
+    /// again with it.
+    #[inline(always)]
+    fn csv_fields<'a, A: Attributes, const RESIZE: bool>(
+        &'a self,
+        record: &'a csv::StringRecord,
+    ) -> Result<Checked<'a, A>, Invalid> {
         let Some(plan) = &self.csv else {
             return Err(Invalid::row(
                 "a CSV row reached a mapper built without a CSV header".into(),
@@ -158,13 +179,13 @@ impl Mapper {
                 // Apart from the typed cells, so a text cell goes straight to the tally (see
                 // `Cell`).
                 Role::Attribute(None) => {
-                    self.put(&mut fields.attributes, column, value::text(cell))
+                    self.put::<A, RESIZE>(&mut fields.attributes, column, value::text(cell))
                 }
                 Role::Attribute(Some(typed)) => {
                     let v = value::convert_str(typed, &self.conventions, column, cell)
                         .map_err(|_| self.csv_cell_errors(plan, record))?;
                     self.check_plausible(typed, column, cell, &v);
-                    self.put(&mut fields.attributes, column, v);
+                    self.put::<A, RESIZE>(&mut fields.attributes, column, v);
                 }
                 Role::Unnamed if !cell.is_empty() => {
                     return Err(Invalid::row(format!(
@@ -176,10 +197,30 @@ impl Mapper {
                 Role::Unnamed | Role::Ignored => {}
             }
         }
+        if !RESIZE && self.oversize.is_some() && fields.attributes.tally().oversized() {
+            return self.check_csv_resizing(record);
+        }
         Checked::new(self.action, self.entity, fields, &self.source())
     }
 
     pub(super) fn check_object<'a, A: Attributes>(
+        &'a self,
+        object: &'a Map<String, Value>,
+    ) -> Result<Checked<'a, A>, Invalid> {
+        self.object_fields::<A, false>(object)
+    }
+
+    /// [`Mapper::check_csv_resizing`] for NDJSON.
+    #[cold]
+    #[inline(never)]
+    fn check_object_resizing<'a, A: Attributes>(
+        &'a self,
+        object: &'a Map<String, Value>,
+    ) -> Result<Checked<'a, A>, Invalid> {
+        self.object_fields::<A, true>(object)
+    }
+
+    fn object_fields<'a, A: Attributes, const RESIZE: bool>(
         &'a self,
         object: &'a Map<String, Value>,
     ) -> Result<Checked<'a, A>, Invalid> {
@@ -237,7 +278,7 @@ impl Mapper {
                     let cell = value::convert_json(typed.as_ref(), &self.conventions, column, v)
                         .map_err(|_| self.json_value_errors(object, id_key))?;
                     self.check_plausible_json(typed.as_ref(), column, v, &cell);
-                    self.put(&mut fields.attributes, column, cell);
+                    self.put::<A, RESIZE>(&mut fields.attributes, column, cell);
                 }
                 Role::Unnamed => {
                     if !v.is_null() {
@@ -262,6 +303,9 @@ impl Mapper {
                 col,
                 format!("no identifier: the row has no {col:?} key (--id-column {col})"),
             ));
+        }
+        if !RESIZE && self.oversize.is_some() && fields.attributes.tally().oversized() {
+            return self.check_object_resizing(object);
         }
         Checked::new(self.action, self.entity, fields, &self.source())
     }
@@ -318,16 +362,23 @@ impl Mapper {
         }
     }
 
-    /// Adds an attribute, or applies the empty-cell policy to an empty one.
+    /// Adds an attribute, or applies the empty-cell policy to an empty one; with `RESIZE`,
+    /// `--oversize` to one over the limit.
     #[inline(always)]
-    fn put<A: Attributes>(&self, attributes: &mut A, column: &str, v: Option<Cell<'_>>) {
+    fn put<A: Attributes, const RESIZE: bool>(
+        &self,
+        attributes: &mut A,
+        column: &str,
+        v: Option<Cell<'_>>,
+    ) {
         let v = match (v, self.empty) {
             (Some(v), _) => v,
             (None, EmptyPolicy::Skip) => return,
             // "" is how Customer.io clears an attribute, whatever its type.
             (None, EmptyPolicy::Clear) => Cell::Text(""),
         };
-        if let Some(policy) = self.oversize
+        if RESIZE
+            && let Some(policy) = self.oversize
             && v.size() > MAX_ATTRIBUTE_VALUE_BYTES
         {
             if let Some(v) = self.resize(policy, column, v) {

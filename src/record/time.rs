@@ -51,6 +51,7 @@ impl TimeFormat {
 
     /// A cell as Unix seconds; `zone` is where a time without an offset was written.
     /// Fractions of a second are dropped.
+    #[inline]
     pub(super) fn read(&self, s: &str, zone: &TimeZone) -> Result<i64, TimestampError> {
         match self {
             TimeFormat::Auto => parse_timestamp(s, zone),
@@ -122,6 +123,7 @@ const PLAUSIBLE: std::ops::Range<i64> = 978_307_200..4_102_444_800;
 
 /// Whether a value read as `secs` from the cell `s` looks misread: a bare number outside
 /// 2001..2100. Dates written as dates are what they say (a birthday in 1985 is one).
+#[inline]
 pub(super) fn implausible(secs: i64, s: &str) -> bool {
     !PLAUSIBLE.contains(&secs) && {
         let t = s.trim();
@@ -161,6 +163,7 @@ pub(super) fn implausible_warning(column: &str, s: &str, secs: i64, format: &Tim
 /// - integer Unix seconds. Values above 10^11 are refused as milliseconds rather than guessed.
 ///
 /// Fractions of a second are dropped.
+#[inline]
 pub(crate) fn parse_timestamp(s: &str, zone: &TimeZone) -> Result<i64, TimestampError> {
     let digits = s.strip_prefix('-').unwrap_or(s);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {

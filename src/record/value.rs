@@ -151,6 +151,7 @@ impl Typed {
     }
 
     /// The format a timestamp column is read with; None for other types.
+    #[inline]
     pub(crate) fn time_format(&self) -> Option<&TimeFormat> {
         match &self.ty {
             ValueType::Timestamp(format) => Some(format),
