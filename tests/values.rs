@@ -485,8 +485,15 @@ fn the_shopify_fixture_imports_as_the_readme_says() {
     assert_eq!(ada("Accepts Email Marketing"), json!(true));
     let note = ada("Note");
     assert_eq!(note.as_str().unwrap().len(), 1_000);
-    assert!(note.as_str().unwrap().starts_with("Wholesale account since 2019."));
-    assert_eq!(attribute(&server, "7012345680", "Total Spent"), json!(12408));
+    assert!(
+        note.as_str()
+            .unwrap()
+            .starts_with("Wholesale account since 2019.")
+    );
+    assert_eq!(
+        attribute(&server, "7012345680", "Total Spent"),
+        json!(12408)
+    );
     assert_eq!(server.sandbox.people_count(), 3);
 }
 
