@@ -23,7 +23,7 @@ _cio__import() {
 
     case "${cmd}" in
         cio__import)
-            opts="-y -q -v -h -V --format --delimiter --action --id-column --id-type --type --empty --event-name --entity --object-type --only-existing --site-id --api-key-file --region --endpoint --no-preflight --rate --burst --concurrency --batch --timeout --max-retries --max-retry-after --max-consecutive-failures --stop-timeout --shared-limit --shared-limit-timeout --shard --max-invalid --dry-run --yes --resume --failures --checkpoint --summary --progress --quiet --verbose --state --missing --max-missing --show-state --sandbox --sandbox-limit --sandbox-fail-rate --sandbox-drop-rate --sandbox-stall-rate --sandbox-latency --config --print-config --completions --man --help --version"
+            opts="-y -q -v -h -V --format --delimiter --action --id-column --id-type --type --timezone --decimal-comma --strip-apostrophe --oversize --empty --event-name --entity --object-type --only-existing --site-id --api-key-file --region --endpoint --no-preflight --rate --burst --concurrency --batch --timeout --max-retries --max-retry-after --max-consecutive-failures --stop-timeout --shared-limit --shared-limit-timeout --shard --max-invalid --dry-run --yes --resume --failures --checkpoint --summary --progress --quiet --verbose --state --missing --max-missing --show-state --sandbox --sandbox-limit --sandbox-fail-rate --sandbox-drop-rate --sandbox-stall-rate --sandbox-latency --config --print-config --completions --man --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -51,6 +51,14 @@ _cio__import() {
                     ;;
                 --type)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timezone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oversize)
+                    COMPREPLY=($(compgen -W "reject drop truncate" -- "${cur}"))
                     return 0
                     ;;
                 --empty)

@@ -18,7 +18,11 @@ complete -c cio-import -l id-type -d 'Which identifier --id-column holds [defaul
 email\t'The person\'s email address'
 cio_id\t'Customer.io\'s own id for the person'
 phone\t'The person\'s phone number, E.164 (a + and up to 15 digits); only where the workspace has phone identifiers on. Never looked for by itself: `--id-column phone` picks it'"
-complete -c cio-import -l type -d 'Type of a column\'s values, repeatable: COLUMN=string|number|bool|timestamp|json [default: string; created_at, and an event\'s timestamp, are timestamps]. A timestamp is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds (without an offset, as UTC)' -r
+complete -c cio-import -l type -d 'Type of a column\'s values, repeatable: COLUMN=string|number|bool|timestamp|json|list [default: string; created_at, and an event\'s timestamp, are timestamps]. A timestamp is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds; timestamp:ms reads Unix milliseconds, timestamp:FORMAT a strftime format (timestamp:%m/%d/%Y). A number may group thousands (1,853.93). A list (list:; for another separator than \',\') is sent as an array of its trimmed items' -r
+complete -c cio-import -l timezone -d 'Time zone of times written without an offset (an IANA name: America/New_York) [default: UTC]' -r
+complete -c cio-import -l oversize -d 'A person\'s (or object\'s) attribute value over Customer.io\'s 1,000 bytes: reject makes the row invalid, drop leaves the attribute out, truncate cuts text to fit (a JSON value is left out). Counted in the summary' -r -f -a "reject\t'The row is invalid (a failures-file line), as Customer.io would refuse it'
+drop\t'The attribute is left out; the rest of the row goes'
+truncate\t'Text is cut at a character boundary to fit; a JSON value (which cannot be cut) is left out'"
 complete -c cio-import -l empty -d 'Empty cells: skip leaves the attribute untouched; clear sends "" to erase it' -r -f -a "skip\t'Leave the attribute as it is in Customer.io'
 clear\t'Send "" so Customer.io clears the attribute'"
 complete -c cio-import -l event-name -d 'Event name for rows whose `name` column is empty or missing [--action event, page or screen only] [default: the row\'s `name` column]' -r
@@ -68,6 +72,8 @@ elvish\t''
 fish\t''
 powershell\t''
 zsh\t''"
+complete -c cio-import -l decimal-comma -d 'Number columns write a decimal comma: 0,34 and 1.853,93 (the dot, or a space, groups thousands)'
+complete -c cio-import -l strip-apostrophe -d 'Remove the apostrophe a spreadsheet puts before a number kept as text (\'7012345678, \'+1 613 555 0123), in every column; other values keep theirs (\'s-Hertogenbosch)'
 complete -c cio-import -l only-existing -d 'Update only people who exist; never create one (sends _update: true) [--action identify only]'
 complete -c cio-import -l no-preflight -d 'Skip the credentials and region check (GET /api/v1/accounts/region) made before the first record'
 complete -c cio-import -l dry-run -d 'Read, map and validate every row; send nothing. Needs no credentials; invalid rows go to <stem>.dry-run.failures.ndjson (--failures to choose)'

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::exit::Exit;
-use crate::record::{Action, EmptyPolicy, Entity, IdKind, Shard, ValueType};
+use crate::record::{Action, EmptyPolicy, Entity, IdKind, Oversize, Shard, ValueType};
 use crate::report::ProgressMode;
 use crate::source::Format;
 use crate::state::{MaxMissing, Missing};
@@ -116,12 +116,35 @@ pub struct Cli {
     )]
     pub id_type: Option<IdKind>,
 
-    /// Type of a column's values, repeatable: COLUMN=string|number|bool|timestamp|json
+    /// Type of a column's values, repeatable: COLUMN=string|number|bool|timestamp|json|list
     /// [default: string; created_at, and an event's timestamp, are timestamps]. A timestamp
-    /// is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds (without an
-    /// offset, as UTC).
+    /// is sent as Unix seconds and read from RFC 3339, a date, or Unix seconds;
+    /// timestamp:ms reads Unix milliseconds, timestamp:FORMAT a strftime format
+    /// (timestamp:%m/%d/%Y). A number may group thousands (1,853.93). A list (list:; for
+    /// another separator than ',') is sent as an array of its trimmed items.
     #[arg(long = "type", value_name = "COLUMN=TYPE", value_parser = parse_type, action = ArgAction::Append, help_heading = "Mapping")]
     pub types: Vec<(String, ValueType)>,
+
+    /// Time zone of times written without an offset (an IANA name: America/New_York)
+    /// [default: UTC].
+    #[arg(long, value_name = "ZONE", value_parser = crate::record::parse_zone, help_heading = "Mapping")]
+    pub timezone: Option<jiff::tz::TimeZone>,
+
+    /// Number columns write a decimal comma: 0,34 and 1.853,93 (the dot, or a space,
+    /// groups thousands).
+    #[arg(long, help_heading = "Mapping")]
+    pub decimal_comma: bool,
+
+    /// Remove the apostrophe a spreadsheet puts before a number kept as text ('7012345678,
+    /// '+1 613 555 0123), in every column; other values keep theirs ('s-Hertogenbosch).
+    #[arg(long, help_heading = "Mapping")]
+    pub strip_apostrophe: bool,
+
+    /// A person's (or object's) attribute value over Customer.io's 1,000 bytes: reject makes
+    /// the row invalid, drop leaves the attribute out, truncate cuts text to fit (a JSON value
+    /// is left out). Counted in the summary.
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = Oversize::Reject, help_heading = "Mapping")]
+    pub oversize: Oversize,
 
     /// Empty cells: skip leaves the attribute untouched; clear sends "" to erase it.
     #[arg(long, value_enum, default_value_t = EmptyPolicy::Skip, help_heading = "Mapping")]
@@ -458,11 +481,9 @@ fn parse_type(s: &str) -> Result<(String, ValueType), String> {
     if col.is_empty() {
         return Err(format!("the column name before '=' is empty in {s:?}"));
     }
-    let ty = ValueType::from_str(ty, false).map_err(|_| {
-        format!(
-            "unknown type {ty:?} for column {col:?}: use string, number, bool, timestamp or json"
-        )
-    })?;
+    let ty = ty
+        .parse::<ValueType>()
+        .map_err(|e| format!("column {col:?}: {e}"))?;
     Ok((col.to_owned(), ty))
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use cio_import::record::{
-    Action, EmptyPolicy, Entity, IdKind, MapSpec, Mapper, Operation, ValueType,
+    Action, EmptyPolicy, Entity, IdKind, MapSpec, Mapper, Operation, TimeFormat, ValueType,
 };
 use cio_import::settle::failure_line;
 use cio_import::source::{Input, Row, RowData};
@@ -289,8 +289,10 @@ fn map_spec() -> impl Strategy<Value = MapSpec> {
             ValueType::String,
             ValueType::Number,
             ValueType::Bool,
-            ValueType::Timestamp,
+            ValueType::TIMESTAMP,
+            ValueType::Timestamp(TimeFormat::Millis),
             ValueType::Json,
+            ValueType::List(','),
         ][..],
     );
     (
@@ -307,6 +309,8 @@ fn map_spec() -> impl Strategy<Value = MapSpec> {
                 id_column: id_column.map(str::to_owned),
                 id_type,
                 types: types.into_iter().map(|(c, t)| (c.to_owned(), t)).collect(),
+                conventions: Default::default(),
+                oversize: Default::default(),
                 empty: if clear {
                     EmptyPolicy::Clear
                 } else {
@@ -392,8 +396,8 @@ fn read_and_map(dir: &Path, csv: bool, packing: Packing, bytes: &[u8], spec: &Ma
         previous = row.line;
         // A dry run's check reaches the same verdict, without building the operation.
         let checked = mapper.validate(&row.data).map(|_| ());
-        assert_eq!(checked, mapper.map(&row.data).map(|_| ()));
-        match mapper.map(&row.data) {
+        assert_eq!(checked, mapper.map(&row.data, row.line).map(|_| ()));
+        match mapper.map(&row.data, row.line) {
             Ok(op) => replays_to_itself(&mut mapper, op, &name, row.line),
             Err(invalid) => {
                 assert!(!invalid.message.is_empty());
@@ -401,7 +405,7 @@ fn read_and_map(dir: &Path, csv: bool, packing: Packing, bytes: &[u8], spec: &Ma
                 error.insert("message".into(), invalid.message.into());
                 let line = failure_line(mapper.raw(&row.data), &name, row.line, error);
                 // The failures file is an input too: its lines map without panicking.
-                let _ = mapper.map(&RowData::Json(line));
+                let _ = mapper.map(&RowData::Json(line), 1);
             }
         }
     }
@@ -420,7 +424,7 @@ fn replays_to_itself(mapper: &mut Mapper, op: Operation, name: &str, line: u64) 
     let Value::Object(replayed) = serde_json::from_str(&text).unwrap() else {
         unreachable!()
     };
-    assert_eq!(mapper.map(&RowData::Json(replayed)), Ok(op));
+    assert_eq!(mapper.map(&RowData::Json(replayed), 1), Ok(op));
 }
 
 thread_local! {
@@ -493,7 +497,7 @@ fn table() -> impl Strategy<Value = (Vec<String>, Vec<(String, bool)>)> {
 /// `validate` reaches `map`'s verdict, and its bound is at least the operation's JSON length.
 fn same_verdict(mapper: &mut Mapper, row: &RowData) -> Result<(), TestCaseError> {
     let checked = mapper.validate(row);
-    let mapped = mapper.map(row);
+    let mapped = mapper.map(row, 1);
     prop_assert_eq!(checked.clone().map(|_| ()), mapped.clone().map(|_| ()));
     if let (Ok(bound), Ok(op)) = (checked, mapped) {
         let len = serde_json::to_vec(&op).unwrap().len();

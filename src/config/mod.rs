@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, Resume};
 use crate::error::Fatal;
-use crate::record::{Action, EmptyPolicy, Entity, MapSpec, Shard};
+use crate::record::{Action, Conventions, EmptyPolicy, Entity, MapSpec, Oversize, Shard};
 use crate::report::ProgressMode;
 use crate::sandbox::SandboxOptions;
 use crate::source::{Input, SourceError};
@@ -214,7 +214,14 @@ impl Config {
             flag("--id-type", cli_name(kind));
         }
         for (column, ty) in &map.types {
-            flag("--type", format!("{column}={}", cli_name(*ty)));
+            flag("--type", format!("{column}={ty}"));
+        }
+        let conventions = &map.conventions;
+        if let Some(zone) = conventions.zone.iana_name().filter(|z| *z != "UTC") {
+            flag("--timezone", zone.to_owned());
+        }
+        if map.oversize != Oversize::Reject {
+            flag("--oversize", cli_name(map.oversize));
         }
         if map.empty != EmptyPolicy::Skip {
             flag("--empty", cli_name(map.empty));
@@ -227,6 +234,12 @@ impl Config {
         }
         if map.only_existing {
             args.push("--only-existing".to_owned());
+        }
+        if conventions.decimal_comma {
+            args.push("--decimal-comma".to_owned());
+        }
+        if conventions.strip_apostrophe {
+            args.push("--strip-apostrophe".to_owned());
         }
         args
     }
@@ -527,7 +540,13 @@ impl Config {
                 id_column: cli.id_column,
                 id_type: cli.id_type,
                 types: cli.types,
+                conventions: Conventions {
+                    zone: cli.timezone.unwrap_or(jiff::tz::TimeZone::UTC),
+                    decimal_comma: cli.decimal_comma,
+                    strip_apostrophe: cli.strip_apostrophe,
+                },
                 empty: cli.empty,
+                oversize: cli.oversize,
                 event_name: cli.event_name,
                 entity: cli.entity,
                 object_type: cli.object_type,

@@ -1,21 +1,42 @@
-//! Event ids: a given one read as a ULID, else one derived from the event; and the event data's
-//! size, which the same pass over the data measures.
+//! Event ids: a given one read as a ULID (or, when it is none, such as a Segment `messageId`,
+//! turned into one), else one derived from the event; and the event data's size, which the
+//! same pass over the data measures.
 //!
 //! A derived id is a ULID whose time part is the event time and whose random part is a hash of
 //! who, what, when and the data. The same row gives the same id on every run, so Customer.io
 //! drops the copy when a batch is retried, a failures file is replayed, or the whole import is
-//! run again. (Two identical rows are one event by this rule.)
+//! run again. (Two identical rows with a time are one event by this rule.) An event without a
+//! time has nothing to tell two identical rows apart but where they are: its hash takes the
+//! input's name and the row's line too, which a resume reads again and a failures-file line
+//! keeps (`_error.source`, `_error.line`).
 
 use serde_json::{Map, Value};
 use ulid::Ulid;
 
 use super::hash::Fnv128;
-use super::value::{quote, thousands};
+use super::value::thousands;
 use super::{EventKind, Invalid, Who};
 use crate::track::MAX_EVENT_DATA_BYTES;
 
-/// A given event id, as a ULID.
-pub(super) fn parse(column: &str, id: &str) -> Result<Ulid, Invalid> {
+/// Where a row is: its input's name (as the run names it) and its line.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Place<'a> {
+    pub input: &'a str,
+    pub line: u64,
+}
+
+/// An input's name as an event id takes it: `./a.csv` and `a.csv` are one file.
+pub(super) fn input_name(name: &str) -> &str {
+    let mut name = name;
+    while let Some(rest) = name.strip_prefix("./") {
+        name = rest;
+    }
+    name
+}
+
+/// A given event id as a ULID; any other id (a Segment `messageId`, a UUID) becomes the ULID
+/// its pinned hash gives, the same on every run.
+pub(super) fn parse(id: &str) -> Ulid {
     let id = id.trim();
     // 26 base32 digits hold 130 bits; a first digit above 7 would overflow 128, and the decoder
     // would silently drop those bits.
@@ -24,15 +45,13 @@ pub(super) fn parse(column: &str, id: &str) -> Result<Ulid, Invalid> {
         .first()
         .is_some_and(|b| (b'0'..=b'7').contains(b));
     match Ulid::from_string(id) {
-        Ok(ulid) if fits => Ok(ulid),
-        _ => Err(Invalid::at(
-            column,
-            format!(
-                "column {column:?}: {} is not a ULID (26 characters of Crockford base32, \
-                 e.g. 01HR6Z8Q9T3V5X7Z9B1D3F5H7K); leave it empty to derive one from the row",
-                quote(id)
-            ),
-        )),
+        Ok(ulid) if fits => ulid,
+        _ => {
+            let mut h = Fnv128::default();
+            h.field(b"message id");
+            h.field(id.as_bytes());
+            Ulid(h.hash)
+        }
     }
 }
 
@@ -46,6 +65,7 @@ pub(super) fn settle(
     timestamp: Option<i64>,
     data: &Map<String, Value>,
     given: Option<Ulid>,
+    place: Option<Place<'_>>,
 ) -> Result<Ulid, Invalid> {
     let mut h = Fnv128::default();
     // A page or screen view's id differs from an event's alike; an event's stays as it was.
@@ -54,9 +74,14 @@ pub(super) fn settle(
     }
     who.hash_into(&mut h);
     h.field(name.as_bytes());
-    match timestamp {
-        Some(ts) => h.field(&ts.to_le_bytes()),
-        None => h.field(&[]),
+    match (timestamp, place) {
+        (Some(ts), _) => h.field(&ts.to_le_bytes()),
+        (None, None) => h.field(&[]),
+        (None, Some(place)) => {
+            h.field(&[]);
+            h.field(input_name(place.input).as_bytes());
+            h.field(&place.line.to_le_bytes());
+        }
     }
     // One serialisation both measures the data and hashes it. Writing into a hasher cannot
     // fail, and a Map always serialises.
@@ -81,6 +106,7 @@ pub(super) fn settle(
 
 #[cfg(test)]
 mod tests {
+    use super::super::Mapper;
     use super::super::testkit::*;
     use super::super::value;
     use super::*;
@@ -148,23 +174,52 @@ mod tests {
     }
 
     #[test]
-    fn given_event_ids_must_be_ulids() {
+    fn given_event_ids_are_ulids_or_become_one() {
         let mut m = csv_mapper(&event_spec(Some("e")), &["id", "event_id"]);
         let op = ok(&mut m, &row(&["1", " 01hr6z8q9t3v5x7z9b1d3f5h7k "]));
         assert_eq!(event_id(&op), "01HR6Z8Q9T3V5X7Z9B1D3F5H7K");
         assert!(attributes(&op).unwrap().is_empty());
-        for bad in [
+        // A Segment messageId: pinned, since a re-run must send the same id.
+        let segment = "ajs-next-69e4a3c7f1b24d4cb2a2f39e0f6fbc1d";
+        let op = ok(&mut m, &row(&["1", segment]));
+        assert_eq!(event_id(&op), "0CR1N5Y8MMF002G4YXG7389D83");
+        assert_eq!(parse(segment).to_string(), "0CR1N5Y8MMF002G4YXG7389D83");
+        // Not ULIDs either (too short, over 128 bits): each its own.
+        let ids: HashSet<String> = [
             "nope",
             "01HR6Z8Q9T3V5X7Z9B1D3F5H7",
             "81HR6Z8Q9T3V5X7Z9B1D3F5H7K",
-        ] {
-            let e = err(&mut m, &row(&["1", bad]));
-            assert_eq!(e.column.as_deref(), Some("event_id"), "{bad}");
-            assert!(e.message.contains("is not a ULID"), "{}", e.message);
-        }
+        ]
+        .into_iter()
+        .map(|bad| event_id(&ok(&mut m, &row(&["1", bad]))))
+        .collect();
+        assert_eq!(ids.len(), 3);
         // Empty: derived.
         let derived = event_id(&ok(&mut m, &row(&["1", ""])));
         assert_ne!(derived, "01HR6Z8Q9T3V5X7Z9B1D3F5H7K");
+    }
+
+    #[test]
+    fn events_without_a_time_are_told_apart_by_input_and_line() {
+        let spec = event_spec(Some("renewed"));
+        let at = |input: &str, line: u64| {
+            let mut m = csv_mapper(&spec, &["id", "plan"]);
+            m.set_input(input);
+            event_id(&m.map(&row(&["1", "pro"]), line).unwrap())
+        };
+        let jan = at("renew_jan.csv", 2);
+        assert_ne!(jan, at("renew_feb.csv", 2));
+        assert_ne!(jan, at("renew_jan.csv", 3));
+        assert_eq!(jan, at("renew_jan.csv", 2));
+        assert_eq!(jan, at("./renew_jan.csv", 2));
+        // With a time, where the row is does not count: a re-sent copy is the same event.
+        let mut m = csv_mapper(&spec, &["id", "plan", "timestamp"]);
+        let timed = |m: &mut Mapper, line| {
+            event_id(&m.map(&row(&["1", "pro", "1709632800"]), line).unwrap())
+        };
+        let first = timed(&mut m, 2);
+        m.set_input("other.csv");
+        assert_eq!(timed(&mut m, 9), first);
     }
 
     #[test]

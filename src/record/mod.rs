@@ -10,8 +10,10 @@
 mod digest;
 mod entity;
 mod event_id;
+mod exported;
 mod hash;
 mod identifier;
+mod notes;
 mod operation;
 mod order;
 mod plan;
@@ -22,6 +24,7 @@ mod rules;
 mod shard;
 mod tally;
 mod ties;
+mod time;
 mod v1;
 mod value;
 
@@ -30,14 +33,16 @@ mod testkit;
 
 pub use entity::{Device, Entity, ObjectId, Platform};
 pub use identifier::{IdKind, Identifier};
+pub use notes::{Oversize, Resized};
 pub use operation::{Event, EventKind, Operation, Who};
 pub use order::Order;
 pub use plan::{MapError, MapSpec, Mapper};
 pub use recent::TRIGGER_WINDOW_SECS;
 pub use shard::Shard;
+pub use time::{TimeFormat, parse_zone};
 pub use v1::{ENTITY_PATH, EventBody, Method, OneBody, OneRequest, V1Device};
-pub use value::ValueType;
 pub(crate) use value::json_size;
+pub use value::{Conventions, ValueType};
 
 use std::fmt;
 

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use ulid::Ulid;
 
 use super::entity::{Entity, Ids, OBJECT_ID, OBJECT_TYPE_ID, ObjectId};
+use super::event_id::Place;
 use super::hash::Fnv128;
 use super::order::Order;
 use super::rules::{Checked, Fields, Source, Tied};
@@ -398,6 +399,17 @@ impl TryFrom<Flat<'_>> for Operation {
     type Error = Invalid;
 
     fn try_from(line: Flat<'_>) -> Result<Operation, Invalid> {
+        Operation::from_line(line, None)
+    }
+}
+
+impl Operation {
+    /// A line read back, whose row was at `place` (which an event without a time or an id
+    /// derives its id from again).
+    pub(super) fn from_line(
+        line: Flat<'_>,
+        place: Option<Place<'_>>,
+    ) -> Result<Operation, Invalid> {
         let Flat {
             entity,
             action,
@@ -470,7 +482,7 @@ impl TryFrom<Flat<'_>> for Operation {
                 secondary: secondary.as_deref().map(|p| person_of("secondary", p)),
             })),
         };
-        Checked::new(action, entity, fields, &Source::Line)?.into_operation()
+        Checked::new(action, entity, fields, &Source::Line)?.into_operation(place)
     }
 }
 

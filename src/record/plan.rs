@@ -1,16 +1,18 @@
 //! Header planning: the mapping options, and each column's role, worked out once per CSV
 //! header (per key for NDJSON), refusing a header no row could get past.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::entity::{DEVICE_ID, Entity, LAST_USED, OBJECT_ID, OBJECT_TYPE_ID, PLATFORM};
+use super::notes::{Notes, Oversize, Resized};
 use super::operation::ANONYMOUS_ID;
 use super::recent::Recent;
 use super::rules::Source;
 use super::tally::name_too_long;
-use super::value::{Origin, Typed, thousands};
+use super::value::{Conventions, Origin, Typed, thousands};
 use super::{Action, EmptyPolicy, IdKind, ValueType};
 use crate::track::{MAX_ATTRIBUTE_NAME_BYTES, MAX_EVENT_NAME_BYTES};
 
@@ -24,7 +26,11 @@ pub struct MapSpec {
     /// Which identifier `id_column` holds; by default, as its name says.
     pub id_type: Option<IdKind>,
     pub types: Vec<(String, ValueType)>,
+    /// How the input writes times, numbers and identifiers.
+    pub conventions: Conventions,
     pub empty: EmptyPolicy,
+    /// `--oversize`: what a person's attribute value over 1,000 bytes becomes.
+    pub oversize: Oversize,
     pub event_name: Option<String>,
     /// `--object-type`: the type of the objects a row names without an object_type_id
     /// (checked by `config`: a whole number from 1).
@@ -43,7 +49,7 @@ pub struct MapSpec {
 pub struct MapError(pub String);
 
 /// What a column is for. Worked out once per CSV header, per key for NDJSON.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) enum Role {
     Identifier(IdKind),
     AnonymousId,
@@ -68,12 +74,6 @@ pub(super) enum Role {
     Ignored,
 }
 
-/// The event `timestamp` column is always a timestamp: `Event::timestamp` is Unix seconds.
-pub(super) const EVENT_TIME: Typed = Typed {
-    ty: ValueType::Timestamp,
-    origin: Origin::Fixed,
-};
-
 /// The per-column plan for a CSV input, indexed like the record's fields.
 pub(super) struct CsvPlan {
     pub headers: Vec<String>,
@@ -90,6 +90,17 @@ pub struct Mapper {
     pub(super) id_column: Option<String>,
     id_type: Option<IdKind>,
     types: HashMap<String, ValueType>,
+    pub(super) conventions: Conventions,
+    /// How the event `timestamp` and a device's `last_used` are read: always as timestamps
+    /// (they are Unix seconds), in the format a `--type` gives them.
+    pub(super) event_time: Typed,
+    pub(super) last_used: Typed,
+    /// The `--oversize` policy where it changes values: not reject, and not for events
+    /// (whose data is held to its total only).
+    pub(super) oversize: Option<Oversize>,
+    pub(super) notes: RefCell<Notes>,
+    /// The input's name, which tells apart events without a time (see `event_id`).
+    pub(super) input: String,
     object_type: Option<String>,
     only_existing: bool,
     pub(super) may_destroy: bool,
@@ -116,6 +127,13 @@ impl Mapper {
             id_column: spec.id_column.clone(),
             id_type: spec.id_type,
             types: spec.types.iter().cloned().collect(),
+            conventions: spec.conventions.clone(),
+            event_time: fixed_time(&spec.types, "timestamp"),
+            last_used: fixed_time(&spec.types, LAST_USED),
+            oversize: Some(spec.oversize)
+                .filter(|&o| o != Oversize::Reject && spec.action.event_kind().is_none()),
+            notes: RefCell::default(),
+            input: String::new(),
             object_type: spec.object_type.clone(),
             only_existing: spec.only_existing,
             may_destroy: spec.may_destroy,
@@ -239,7 +257,15 @@ impl Mapper {
             );
         }
 
-        let roles: Vec<Role> = headers.iter().map(|h| self.role(h, id_key)).collect();
+        let mut roles: Vec<Role> = headers.iter().map(|h| self.role(h, id_key)).collect();
+        // An untyped cell is sent as it is, unless its apostrophe is to go.
+        if self.conventions.strip_apostrophe {
+            for role in &mut roles {
+                if *role == Role::Attribute(None) {
+                    *role = Role::Attribute(Some(Typed::new(ValueType::String, Origin::Fixed)));
+                }
+            }
+        }
         let mut seen = HashSet::new();
         for (header, role) in headers.iter().zip(&roles) {
             if matches!(role, Role::Ignored | Role::Unnamed) {
@@ -316,18 +342,48 @@ impl Mapper {
             return Role::Unnamed;
         }
         let typed = match self.types.get(name) {
-            Some(&ty) => Some(Typed::new(ty, Origin::Flag)),
+            Some(ty) => Some(Typed::new(ty.clone(), Origin::Flag)),
             // Customer.io reads created_at as Unix seconds; a date in a file is the usual form.
-            None if name == "created_at" => Some(Typed::new(ValueType::Timestamp, Origin::Default)),
+            None if name == "created_at" => Some(Typed::new(ValueType::TIMESTAMP, Origin::Default)),
             None => None,
         };
         Role::Attribute(typed)
+    }
+
+    /// What a run is told at the start when this input's events have no timestamp column:
+    /// how they get their time and their ids. None for NDJSON, whose keys vary by line.
+    pub fn untimed_note(&self) -> Option<&'static str> {
+        let plan = self.csv.as_ref()?;
+        (self.action.event_kind().is_some() && !plan.roles.contains(&Role::EventTimestamp)).then_some(
+            "no timestamp column: each event goes without a time (Customer.io gives it the time \
+             it arrives) and with an id from its content, this input's name and its line, so \
+             identical rows are distinct events, and a re-run, --resume or a replay of the \
+             failures file sends the same ids",
+        )
+    }
+
+    /// Names the input the rows come from, as the run and its failures file name it.
+    pub fn set_input(&mut self, name: &str) {
+        self.input = name.to_owned();
     }
 
     /// Counts into `count` each event mapped (or validated) from now on that can still
     /// trigger campaigns: of the 72 hours before `now` (Unix seconds), or without a time.
     pub fn count_recent_events(&mut self, now: i64, count: Arc<AtomicU64>) {
         self.recent = Some(Recent::new(now, count));
+    }
+
+    /// The warnings noted since last asked (each told once per column, e.g. a timestamp
+    /// column that looks misread), and the values `--oversize` changed in the last row.
+    pub fn take_notes(&mut self) -> Option<(Vec<String>, Vec<Resized>)> {
+        let notes = self.notes.get_mut();
+        if notes.warnings.is_empty() && notes.resized.is_empty() {
+            return None;
+        }
+        Some((
+            std::mem::take(&mut notes.warnings),
+            std::mem::take(&mut notes.resized),
+        ))
     }
 
     /// A CSV input's column names as mapped (trimmed, without a byte order mark); None for
@@ -345,6 +401,17 @@ impl Mapper {
             only_existing: self.only_existing,
         }
     }
+}
+
+/// How a column that is always a timestamp is read: in the format `--type NAME=timestamp:...`
+/// gives, else in the default forms.
+fn fixed_time(types: &[(String, ValueType)], name: &str) -> Typed {
+    let ty = types
+        .iter()
+        .rev()
+        .find(|(c, ty)| c == name && matches!(ty, ValueType::Timestamp(_)))
+        .map_or(ValueType::TIMESTAMP, |(_, ty)| ty.clone());
+    Typed::new(ty, Origin::Fixed)
 }
 
 /// A merge's column: `primary_id` is the primary's id, `secondary_email` the secondary's

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::event_id::Place;
 use super::operation::Flat;
 use super::tally::Collect;
 use super::{Action, Entity, Invalid, Mapper, Operation};
@@ -20,13 +21,22 @@ impl Mapper {
             Some("person" | "object")
         );
         let is_operation = typed && object.contains_key("action");
+        // Where the line's row was, so an event without a time keeps its id (see `event_id`).
+        let error = object.get(ERROR_KEY);
+        let place = match (
+            error.and_then(|e| e.get("source")).and_then(Value::as_str),
+            error.and_then(|e| e.get("line")).and_then(Value::as_u64),
+        ) {
+            (Some(input), Some(line)) => Some(Place { input, line }),
+            _ => None,
+        };
         if is_operation {
             let mut rest = object.clone();
             rest.remove(ERROR_KEY);
             let line: Flat = serde_json::from_value(Value::Object(rest)).map_err(|e| {
                 Invalid::row(format!("failures-file line is not a valid operation: {e}"))
             })?;
-            let op = Operation::try_from(line)?;
+            let op = Operation::from_line(line, place)?;
             let action = op.action();
             if action.destroys() && !self.may_destroy {
                 return Err(Invalid::row(format!(
@@ -49,7 +59,7 @@ impl Mapper {
                     .into(),
             ));
         }
-        self.check_object::<Collect>(object)?.into_operation()
+        self.check_object::<Collect>(object)?.into_operation(place)
     }
 }
 
@@ -80,11 +90,11 @@ mod tests {
         line.remove("id");
         assert_eq!(ok(&mut r, &RowData::Json(line.clone())), op);
 
+        // An id that is no ULID (a Segment messageId) becomes one, the same every time.
         line.insert("id".into(), json!("bad"));
-        assert_eq!(
-            err(&mut r, &RowData::Json(line)).column.as_deref(),
-            Some("id")
-        );
+        let derived = event_id(&ok(&mut r, &RowData::Json(line.clone())));
+        assert_eq!(event_id(&ok(&mut r, &RowData::Json(line))), derived);
+        assert_ne!(derived, event_id(&op));
     }
 
     #[test]
@@ -208,9 +218,10 @@ mod tests {
     #[test]
     fn a_hand_edited_line_meets_the_rules_a_row_meets() {
         let mut r = json_mapper(&spec(Action::Identify));
+        // The line of a row at line 1 of the test mapper's (unnamed) input.
         let line = |v: Value| {
             let mut line = attrs(v);
-            line.insert("_error".into(), json!("x"));
+            line.insert("_error".into(), json!({"source": "", "line": 1}));
             RowData::Json(line)
         };
         // Trimmed as a row's cells are, and a person identifier wins over an anonymous_id.

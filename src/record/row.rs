@@ -9,29 +9,43 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::entity::Entity;
-use super::plan::{CsvPlan, EVENT_TIME, Role};
+use super::event_id::Place;
+use super::notes::{Oversize, Resized};
+use super::plan::{CsvPlan, Role};
 use super::replay::{ERROR_KEY, RAW_KEY};
 use super::rules::{Checked, Fields};
 use super::tally::{Attributes, Collect, Tally};
-use super::value::{self, Cell, json_kind, json_size};
+use super::time::{self, TimeFormat};
+use super::value::{self, Cell, Typed, json_kind, json_size};
 use super::{EmptyPolicy, Identifier, Invalid, Mapper, Operation};
 use crate::source::RowData;
+use crate::track::MAX_ATTRIBUTE_VALUE_BYTES;
 
 impl Mapper {
-    /// Maps one row. A JSON object with an `_error` key is a failures-file line (see `replay`).
-    pub fn map(&mut self, row: &RowData) -> Result<Operation, Invalid> {
-        let op = self.operation(row)?;
-        if let (Some(recent), Operation::Event(event)) = (&self.recent, &op) {
-            recent.note(event.timestamp);
+    /// Maps one row, the one at `line` of the input. A JSON object with an `_error` key is a
+    /// failures-file line (see `replay`).
+    pub fn map(&mut self, row: &RowData, line: u64) -> Result<Operation, Invalid> {
+        let op = self.operation(row, line)?;
+        if let Operation::Event(event) = &op {
+            if let Some(recent) = &self.recent {
+                recent.note(event.timestamp);
+            }
+            if event.timestamp.is_none() {
+                self.untimed();
+            }
         }
         Ok(op)
     }
 
-    fn operation(&mut self, row: &RowData) -> Result<Operation, Invalid> {
+    fn operation(&mut self, row: &RowData, line: u64) -> Result<Operation, Invalid> {
+        let place = Some(Place {
+            input: &self.input,
+            line,
+        });
         match row {
-            RowData::Csv(record) => self.check_csv::<Collect>(record)?.into_operation(),
+            RowData::Csv(record) => self.check_csv::<Collect>(record)?.into_operation(place),
             RowData::Json(object) if object.contains_key(ERROR_KEY) => self.replay(object),
-            RowData::Json(object) => self.check_object::<Collect>(object)?.into_operation(),
+            RowData::Json(object) => self.check_object::<Collect>(object)?.into_operation(place),
             RowData::Broken {
                 message, column, ..
             } => Err(Invalid {
@@ -49,8 +63,9 @@ impl Mapper {
             RowData::Json(object) if !object.contains_key(ERROR_KEY) => {
                 self.check_object::<Tally>(object)?
             }
-            // Failures-file lines and broken rows are few: they are mapped.
-            _ => return self.map(row).map(|op| json_size(&op)),
+            // Failures-file lines and broken rows are few: they are mapped (the size of an
+            // operation does not depend on where its row is).
+            _ => return self.map(row, 0).map(|op| json_size(&op)),
         };
         let time = match &checked {
             Checked::Event { timestamp, .. } => Some(*timestamp),
@@ -59,16 +74,53 @@ impl Mapper {
         let bound = match checked.json_bound() {
             Some(bound) => bound,
             // Maybe over the limit: the message gives the exact size, which needs the data.
-            None => json_size(&self.operation(row)?),
+            // Mapped again, so its resized values are noted again.
+            None => {
+                self.notes.get_mut().resized.clear();
+                json_size(&self.operation(row, 0)?)
+            }
         };
         if let (Some(recent), Some(time)) = (&self.recent, time) {
             recent.note(time);
         }
+        if time == Some(None) {
+            self.untimed();
+        }
         Ok(bound)
+    }
+
+    /// Notes an event without a time, unless its input was told at the start that every
+    /// event of it has none (see [`Mapper::untimed_note`]).
+    #[cold]
+    fn untimed(&mut self) {
+        if self.untimed_note().is_none() {
+            self.notes.get_mut().untimed();
+        }
     }
 
     #[inline(always)]
     pub(super) fn check_csv<'a, A: Attributes>(
+        &'a self,
+        record: &'a csv::StringRecord,
+    ) -> Result<Checked<'a, A>, Invalid> {
+        self.csv_fields::<A, false>(record)
+    }
+
+    /// A CSV row checked again with its values over 1,000 bytes resized (`--oversize`).
+    #[cold]
+    #[inline(never)]
+    fn check_csv_resizing<'a, A: Attributes>(
+        &'a self,
+        record: &'a csv::StringRecord,
+    ) -> Result<Checked<'a, A>, Invalid> {
+        self.csv_fields::<A, true>(record)
+    }
+
+    /// A CSV row's cells into fields. `RESIZE` applies `--oversize`: a row is checked as
+    /// it is first (no cell pays for the policy), and only one with a value over the limit
+    /// again with it.
+    #[inline(always)]
+    fn csv_fields<'a, A: Attributes, const RESIZE: bool>(
         &'a self,
         record: &'a csv::StringRecord,
     ) -> Result<Checked<'a, A>, Invalid> {
@@ -87,19 +139,23 @@ impl Mapper {
         let mut fields = Fields::default();
         for (i, (role, cell)) in plan.roles.iter().zip(record).enumerate() {
             let column = plan.headers[i].as_str();
-            match *role {
-                Role::Identifier(kind) => {
-                    let value = cell.trim().into();
+            match role {
+                &Role::Identifier(kind) => {
+                    let value = self.conventions.unquoted(cell.trim()).into();
                     fields.person = Some((column, Identifier { kind, value }));
                 }
-                Role::AnonymousId => fields.anonymous = Some(cell.trim().into()),
+                Role::AnonymousId => {
+                    fields.anonymous = Some(self.conventions.unquoted(cell.trim()).into());
+                }
                 Role::EventName => fields.name = Some((column, cell.trim())),
                 Role::EventId => fields.event_id = Some((column, cell.trim())),
                 Role::EventTimestamp | Role::LastUsed => {
-                    let time = value::convert_str(EVENT_TIME, column, cell)
-                        .map_err(|_| self.csv_cell_errors(plan, record))?
-                        .and_then(|v| v.as_i64());
-                    match *role {
+                    let typed = self.fixed_time(role);
+                    let time = value::convert_str(typed, &self.conventions, column, cell)
+                        .map_err(|_| self.csv_cell_errors(plan, record))?;
+                    self.check_plausible(typed, column, cell, &time);
+                    let time = time.and_then(|v| v.as_i64());
+                    match role {
                         Role::LastUsed => fields.tied().last_used = time,
                         _ => fields.timestamp = time,
                     }
@@ -110,25 +166,26 @@ impl Mapper {
                 }
                 Role::DeviceId => fields.tied().device = Some((column, cell)),
                 Role::Platform => fields.tied().platform = Some((column, cell)),
-                Role::Primary(kind) | Role::Secondary(kind) => {
+                &(Role::Primary(kind) | Role::Secondary(kind)) => {
                     let found = Some((
                         column,
                         Identifier {
                             kind,
-                            value: cell.trim().into(),
+                            value: self.conventions.unquoted(cell.trim()).into(),
                         },
                     ));
-                    side(&mut fields, *role, found);
+                    side(&mut fields, role, found);
                 }
                 // Apart from the typed cells, so a text cell goes straight to the tally (see
                 // `Cell`).
                 Role::Attribute(None) => {
-                    self.put(&mut fields.attributes, column, value::text(cell))
+                    self.put::<A, RESIZE>(&mut fields.attributes, column, value::text(cell))
                 }
                 Role::Attribute(Some(typed)) => {
-                    let v = value::convert_str(typed, column, cell)
+                    let v = value::convert_str(typed, &self.conventions, column, cell)
                         .map_err(|_| self.csv_cell_errors(plan, record))?;
-                    self.put(&mut fields.attributes, column, v);
+                    self.check_plausible(typed, column, cell, &v);
+                    self.put::<A, RESIZE>(&mut fields.attributes, column, v);
                 }
                 Role::Unnamed if !cell.is_empty() => {
                     return Err(Invalid::row(format!(
@@ -140,10 +197,30 @@ impl Mapper {
                 Role::Unnamed | Role::Ignored => {}
             }
         }
+        if !RESIZE && self.oversize.is_some() && fields.attributes.tally().oversized() {
+            return self.check_csv_resizing(record);
+        }
         Checked::new(self.action, self.entity, fields, &self.source())
     }
 
     pub(super) fn check_object<'a, A: Attributes>(
+        &'a self,
+        object: &'a Map<String, Value>,
+    ) -> Result<Checked<'a, A>, Invalid> {
+        self.object_fields::<A, false>(object)
+    }
+
+    /// [`Mapper::check_csv_resizing`] for NDJSON.
+    #[cold]
+    #[inline(never)]
+    fn check_object_resizing<'a, A: Attributes>(
+        &'a self,
+        object: &'a Map<String, Value>,
+    ) -> Result<Checked<'a, A>, Invalid> {
+        self.object_fields::<A, true>(object)
+    }
+
+    fn object_fields<'a, A: Attributes, const RESIZE: bool>(
         &'a self,
         object: &'a Map<String, Value>,
     ) -> Result<Checked<'a, A>, Invalid> {
@@ -160,16 +237,20 @@ impl Mapper {
             }
             match self.role(column, id_key) {
                 Role::Identifier(kind) => {
-                    let value = identifier_text(column, v)?;
+                    let value = self.unquoted(identifier_text(column, v)?);
                     fields.person = Some((column, Identifier { kind, value }));
                 }
-                Role::AnonymousId => fields.anonymous = Some(identifier_text(column, v)?),
+                Role::AnonymousId => {
+                    fields.anonymous = Some(self.unquoted(identifier_text(column, v)?))
+                }
                 Role::EventName => fields.name = json_text(column, v)?.map(|t| (column, t)),
                 Role::EventId => fields.event_id = json_text(column, v)?.map(|t| (column, t)),
                 role @ (Role::EventTimestamp | Role::LastUsed) => {
-                    let time = value::convert_json(Some(EVENT_TIME), column, v)
-                        .map_err(|_| self.json_value_errors(object, id_key))?
-                        .and_then(|v| v.as_i64());
+                    let typed = self.fixed_time(&role);
+                    let time = value::convert_json(Some(typed), &self.conventions, column, v)
+                        .map_err(|_| self.json_value_errors(object, id_key))?;
+                    self.check_plausible_json(Some(typed), column, v, &time);
+                    let time = time.and_then(|v| v.as_i64());
                     match role {
                         Role::LastUsed => fields.tied().last_used = time,
                         _ => fields.timestamp = time,
@@ -186,17 +267,18 @@ impl Mapper {
                     fields.tied().platform = json_text(column, v)?.map(|t| (column, t));
                 }
                 role @ (Role::Primary(kind) | Role::Secondary(kind)) => {
-                    let value = identifier_text(column, v)?;
+                    let value = self.unquoted(identifier_text(column, v)?);
                     side(
                         &mut fields,
-                        role,
+                        &role,
                         Some((column, Identifier { kind, value })),
                     );
                 }
                 Role::Attribute(typed) => {
-                    let v = value::convert_json(typed, column, v)
+                    let cell = value::convert_json(typed.as_ref(), &self.conventions, column, v)
                         .map_err(|_| self.json_value_errors(object, id_key))?;
-                    self.put(&mut fields.attributes, column, v);
+                    self.check_plausible_json(typed.as_ref(), column, v, &cell);
+                    self.put::<A, RESIZE>(&mut fields.attributes, column, cell);
                 }
                 Role::Unnamed => {
                     if !v.is_null() {
@@ -222,6 +304,9 @@ impl Mapper {
                 format!("no identifier: the row has no {col:?} key (--id-column {col})"),
             ));
         }
+        if !RESIZE && self.oversize.is_some() && fields.attributes.tally().oversized() {
+            return self.check_object_resizing(object);
+        }
         Checked::new(self.action, self.entity, fields, &self.source())
     }
 
@@ -233,12 +318,12 @@ impl Mapper {
     fn csv_cell_errors(&self, plan: &CsvPlan, record: &csv::StringRecord) -> Invalid {
         let typed = plan.roles.iter().zip(&plan.headers).zip(record);
         all_of(typed.filter_map(|((role, column), cell)| {
-            let ty = match *role {
-                Role::EventTimestamp | Role::LastUsed => EVENT_TIME,
+            let ty = match role {
+                Role::EventTimestamp | Role::LastUsed => self.fixed_time(role),
                 Role::Attribute(Some(ty)) => ty,
                 _ => return None,
             };
-            value::convert_str(ty, column, cell)
+            value::convert_str(ty, &self.conventions, column, cell)
                 .err()
                 .map(|m| (column.as_str(), m))
         }))
@@ -249,27 +334,110 @@ impl Mapper {
     #[inline(never)]
     fn json_value_errors(&self, object: &Map<String, Value>, id_key: Option<&str>) -> Invalid {
         all_of(object.iter().filter_map(|(key, v)| {
-            let ty = match self.role(key, id_key) {
-                Role::EventTimestamp | Role::LastUsed => Some(EVENT_TIME),
-                Role::Attribute(ty) => ty,
+            let role = self.role(key, id_key);
+            let ty = match &role {
+                Role::EventTimestamp | Role::LastUsed => Some(self.fixed_time(&role)),
+                Role::Attribute(ty) => ty.as_ref(),
                 _ => return None,
             };
-            value::convert_json(ty, key, v)
+            value::convert_json(ty, &self.conventions, key, v)
                 .err()
                 .map(|m| (key.as_str(), m))
         }))
     }
 
-    /// Adds an attribute, or applies the empty-cell policy to an empty one.
+    /// How the event timestamp or a device's last_used (`role`) is read.
+    fn fixed_time(&self, role: &Role) -> &Typed {
+        match role {
+            Role::LastUsed => &self.last_used,
+            _ => &self.event_time,
+        }
+    }
+
+    /// An identifier from JSON without its spreadsheet apostrophe, if asked.
+    fn unquoted<'a>(&self, id: Cow<'a, str>) -> Cow<'a, str> {
+        match id {
+            Cow::Borrowed(s) => Cow::Borrowed(self.conventions.unquoted(s)),
+            owned => owned,
+        }
+    }
+
+    /// Adds an attribute, or applies the empty-cell policy to an empty one; with `RESIZE`,
+    /// `--oversize` to one over the limit.
     #[inline(always)]
-    fn put<A: Attributes>(&self, attributes: &mut A, column: &str, v: Option<Cell<'_>>) {
+    fn put<A: Attributes, const RESIZE: bool>(
+        &self,
+        attributes: &mut A,
+        column: &str,
+        v: Option<Cell<'_>>,
+    ) {
         let v = match (v, self.empty) {
             (Some(v), _) => v,
             (None, EmptyPolicy::Skip) => return,
             // "" is how Customer.io clears an attribute, whatever its type.
             (None, EmptyPolicy::Clear) => Cell::Text(""),
         };
+        if RESIZE
+            && let Some(policy) = self.oversize
+            && v.size() > MAX_ATTRIBUTE_VALUE_BYTES
+        {
+            if let Some(v) = self.resize(policy, column, v) {
+                attributes.put(column, v);
+            }
+            return;
+        }
         attributes.put(column, v);
+    }
+
+    /// A value over the limit as `--oversize` leaves it, noted for the run to count and tell.
+    #[cold]
+    #[inline(never)]
+    fn resize<'a>(&self, policy: Oversize, column: &str, v: Cell<'a>) -> Option<Cell<'a>> {
+        let bytes = v.size();
+        let kept = policy.apply(v);
+        self.notes.borrow_mut().resized.push(Resized {
+            column: column.to_owned(),
+            bytes,
+            cut: kept.is_some(),
+        });
+        kept
+    }
+
+    /// Notes once per column a timestamp attribute whose cell `s`, a bare number, reads as a
+    /// time before 2001 or after 2100: most likely misread.
+    #[inline(always)]
+    fn check_plausible(&self, typed: &Typed, column: &str, s: &str, v: &Option<Cell<'_>>) {
+        if let (Some(format), Some(secs)) = (typed.time_format(), v.as_ref().and_then(Cell::as_i64))
+            && time::implausible(secs, s)
+        {
+            self.note_implausible(column, s, secs, format);
+        }
+    }
+
+    /// [`Mapper::check_plausible`] for a JSON value: a number is a bare number too.
+    fn check_plausible_json(
+        &self,
+        typed: Option<&Typed>,
+        column: &str,
+        v: &Value,
+        cell: &Option<Cell<'_>>,
+    ) {
+        let Some(typed) = typed.filter(|t| t.time_format().is_some()) else {
+            return;
+        };
+        match v {
+            Value::String(s) => self.check_plausible(typed, column, s, cell),
+            Value::Number(n) => self.check_plausible(typed, column, &n.to_string(), cell),
+            _ => {}
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn note_implausible(&self, column: &str, s: &str, secs: i64, format: &TimeFormat) {
+        self.notes.borrow_mut().warn_once(column, || {
+            time::implausible_warning(column, s, secs, format)
+        });
     }
 
     /// The row as a JSON object, for the failures file.
@@ -301,7 +469,7 @@ impl Mapper {
 /// gave one already (the first non-empty one counts).
 fn side<'a, A>(
     fields: &mut Fields<'a, A>,
-    role: Role,
+    role: &Role,
     found: Option<(&'a str, Identifier<Cow<'a, str>>)>,
 ) {
     let slot = match role {
@@ -430,7 +598,7 @@ mod tests {
                 ("age", ValueType::Number),
                 ("vip", ValueType::Bool),
                 ("prefs", ValueType::Json),
-                ("seen", ValueType::Timestamp),
+                ("seen", ValueType::TIMESTAMP),
                 ("created_at", ValueType::String),
             ],
         );

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use ulid::Ulid;
 
 use super::entity::{Entity, ObjectId, Platform};
+use super::event_id::Place;
 use super::operation::{Event, EventKind, Operation, Who};
 use super::tally::{Attributes, Collect, UPDATE_ONLY};
 use super::value::{self, str_bound, thousands};
@@ -294,7 +295,8 @@ impl<'a, A: Attributes> Checked<'a, A> {
 
 impl Checked<'_, Collect> {
     /// The operation; an event's data is held to its limit here, where it is serialised.
-    pub fn into_operation(self) -> Result<Operation, Invalid> {
+    /// `place` is where the row is, which tells apart events without a time (see `event_id`).
+    pub fn into_operation(self, place: Option<Place<'_>>) -> Result<Operation, Invalid> {
         Ok(match self {
             Checked::Identify {
                 person,
@@ -320,7 +322,7 @@ impl Checked<'_, Collect> {
                 data,
             } => {
                 let given = id.map(Ulid::from_bytes);
-                let id = event_id::settle(kind, &who, name, timestamp, &data.map, given)?;
+                let id = event_id::settle(kind, &who, name, timestamp, &data.map, given, place)?;
                 Operation::Event(Event {
                     kind,
                     who: who.into_owned(),
@@ -399,10 +401,10 @@ fn event<'a, A: Attributes>(
         None => source.event_name()?,
     };
     let timestamp = source.timestamp("timestamp", fields.timestamp)?;
-    let id = match fields.event_id.filter(|(_, id)| !id.is_empty()) {
-        Some((column, id)) => Some(event_id::parse(column, id)?.to_bytes()),
-        None => None,
-    };
+    let id = fields
+        .event_id
+        .filter(|(_, id)| !id.is_empty())
+        .map(|(_, id)| event_id::parse(id).to_bytes());
     // Event data is held to its documented total only (see `into_operation`): the
     // per-attribute limits (name, value size, count) are documented for people, not for
     // event data.

@@ -71,6 +71,8 @@ pub(super) struct Tally {
     broken: Option<Invalid>,
     /// The first attribute whose value is not text, if one is.
     not_text: Option<String>,
+    /// Whether a value is over Customer.io's 1,000 bytes (which `--oversize` may resize).
+    oversized: bool,
 }
 
 impl Tally {
@@ -90,14 +92,21 @@ impl Tally {
         if !text && self.not_text.is_none() {
             self.not_text = Some(name.to_owned());
         }
-        if let Err(e) = check_attribute(name, v, bound)
-            && self
+        if let Err(e) = check_attribute(name, v, bound) {
+            self.oversized |= v.size() > MAX_ATTRIBUTE_VALUE_BYTES;
+            if self
                 .broken
                 .as_ref()
                 .is_none_or(|b| b.column.as_deref().is_some_and(|c| name < c))
-        {
-            self.broken = Some(e);
+            {
+                self.broken = Some(e);
+            }
         }
+    }
+
+    /// Whether a value is over Customer.io's 1,000 bytes.
+    pub fn oversized(&self) -> bool {
+        self.oversized
     }
 
     /// A person's attributes: name and value sizes, and how many.

@@ -14,6 +14,8 @@ pub fn spec(action: Action) -> MapSpec {
         id_column: None,
         id_type: None,
         types: Vec::new(),
+        conventions: Default::default(),
+        oversize: Default::default(),
         empty: EmptyPolicy::Skip,
         event_name: None,
         entity: Entity::Person,
@@ -25,7 +27,10 @@ pub fn spec(action: Action) -> MapSpec {
 
 pub fn typed(action: Action, types: &[(&str, ValueType)]) -> MapSpec {
     MapSpec {
-        types: types.iter().map(|(c, t)| (c.to_string(), *t)).collect(),
+        types: types
+            .iter()
+            .map(|(c, t)| (c.to_string(), t.clone()))
+            .collect(),
         ..spec(action)
     }
 }
@@ -72,11 +77,11 @@ pub fn attrs(v: Value) -> Map<String, Value> {
 }
 
 pub fn ok(m: &mut Mapper, r: &RowData) -> Operation {
-    m.map(r).unwrap_or_else(|e| panic!("{e:?}"))
+    m.map(r, 1).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 pub fn err(m: &mut Mapper, r: &RowData) -> Invalid {
-    match m.map(r) {
+    match m.map(r, 1) {
         Ok(op) => panic!("expected Invalid, got {op:?}"),
         Err(e) => e,
     }

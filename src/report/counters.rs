@@ -42,6 +42,8 @@ pub struct Counters {
     /// Events (and page and screen views) read that can still trigger campaigns: from the
     /// last 72 hours, or without a time. Counted by each input's mapper.
     pub recent_events: Arc<AtomicU64>,
+    /// Attribute values over 1,000 bytes that `--oversize` dropped or cut.
+    pub oversized: AtomicU64,
 }
 
 impl Counters {

@@ -6,6 +6,11 @@ use indicatif::HumanCount;
 use serde::Serialize;
 
 use super::counted;
+use crate::record::Oversize;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
 
 /// The end-of-run figures; `--summary` writes them as JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +31,12 @@ pub struct Summary {
     pub rate_limited: u64,
     /// Events read that can still trigger campaigns and messages (see `Counters`).
     pub recent_events: u64,
+    /// Attribute values over 1,000 bytes that `--oversize` changed, and what it did to them;
+    /// left out of the JSON when none was.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub oversized: u64,
+    #[serde(skip_serializing_if = "Oversize::is_reject")]
+    pub oversize: Oversize,
     pub elapsed_s: f64,
     /// Accepted records per second over the run.
     pub accepted_per_s: f64,
@@ -110,6 +121,17 @@ impl Summary {
                 "\n  {} {are} from the last 72 hours or without a time: they {can} trigger \
                  campaigns and messages (older events do not)",
                 counted(self.recent_events, "event")
+            ));
+        }
+        if self.oversized > 0 {
+            let done = match self.oversize {
+                Oversize::Truncate => "cut to fit (or left out, if JSON)",
+                _ => "left out",
+            };
+            s.push_str(&format!(
+                "\n  {} over 1,000 bytes {done} (--oversize {})",
+                counted(self.oversized, "attribute value"),
+                self.oversize.flag_name()
             ));
         }
         if let Some(p) = &self.failures_path {

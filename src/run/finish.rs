@@ -70,6 +70,8 @@ pub(super) async fn finish(ending: Ending<'_>) -> Exit {
         retries: Counters::get(&counters.retries),
         rate_limited: Counters::get(&counters.rate_limited),
         recent_events: Counters::get(&counters.recent_events),
+        oversized: Counters::get(&counters.oversized),
+        oversize: config.map.oversize,
         elapsed_s: (elapsed * 1000.0).round() / 1000.0,
         accepted_per_s: if elapsed > 0.0 {
             accepted as f64 / elapsed

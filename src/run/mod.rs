@@ -162,6 +162,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
             max_invalid: config.max_invalid,
             batch: config.pacing.batch > 1,
             shard: config.shard,
+            oversize: config.map.oversize,
         },
         state: state.clone(),
         sweep: config.state.as_ref().and_then(|s| {

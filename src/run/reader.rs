@@ -16,7 +16,7 @@ use super::setup::Opened;
 use super::sweep::{Removing, Sweep};
 use crate::checkpoint::Skip;
 use crate::error::Fatal;
-use crate::record::{Mapper, Operation, Shard};
+use crate::record::{Mapper, Operation, Oversize, Resized, Shard};
 use crate::report::{Counters, Reporter};
 use crate::send::Outgoing;
 use crate::settle::{Ledger, Outcome, failure_line};
@@ -35,6 +35,20 @@ pub(super) struct ReadRules {
     pub batch: bool,
     /// `--shard`: only this shard's records are sent.
     pub shard: Option<Shard>,
+    /// What a value over 1,000 bytes becomes, for the warnings.
+    pub oversize: Oversize,
+}
+
+/// The warning for a value `--oversize` changed.
+fn resized_warning(source: &str, line: u64, r: &Resized, policy: Oversize) -> String {
+    let done = if r.cut { "cut to 1,000" } else { "left out" };
+    format!(
+        "{source} line {line}: column {:?} is {} bytes, over Customer.io's 1,000: {done} \
+         (--oversize {})",
+        r.column,
+        indicatif::HumanCount(r.bytes as u64),
+        policy.flag_name()
+    )
 }
 
 /// The reader thread's share of the run.
@@ -103,6 +117,7 @@ impl Reading {
         let mut errors = Vec::new();
         let mut seq = 0u64;
         let mut invalid_told = Capped::default();
+        let mut oversize_told = Capped::default();
         let mut row = Row::default();
         let settle = |seq: u64, outcome: Outcome| lock(&ledger).settle(seq, outcome);
         // Records read, and a dry run's valid records, are counted and settled in runs:
@@ -185,7 +200,7 @@ impl Reading {
                 }
                 // A state compares what the operation sends, so even a dry run builds it.
                 let mapped = match tx.is_some() || state.is_some() {
-                    true => input.mapper.map(&row.data).and_then(|op| {
+                    true => input.mapper.map(&row.data, row.line).and_then(|op| {
                         // Only a batch needs the encoding, and only a batch limits an
                         // operation's size.
                         let encoded = if rules.batch {
@@ -200,11 +215,24 @@ impl Reading {
                     // is over the limit.
                     false => input.mapper.validate(&row.data).and_then(|bound| {
                         if rules.batch && bound > MAX_OPERATION_BYTES {
-                            input.mapper.map(&row.data)?.encode_for_batch()?;
+                            input.mapper.map(&row.data, row.line)?.encode_for_batch()?;
                         }
                         Ok(None)
                     }),
                 };
+                if let Some((warnings, resized)) = input.mapper.take_notes() {
+                    for warning in warnings {
+                        reporter.warn(format!("{source} line {}: {warning}", row.line));
+                    }
+                    Counters::add(&counters.oversized, resized.len() as u64);
+                    for r in resized {
+                        oversize_told.warn(
+                            &reporter,
+                            || resized_warning(&source, row.line, &r, rules.oversize),
+                            "more attribute values over 1,000 bytes: the summary counts them",
+                        );
+                    }
+                }
                 let ours = |shard: Shard| match &mapped {
                     Ok(Some(out)) => shard.takes(out.op.order().keys()[0]),
                     _ => shard.is_first(),
@@ -328,7 +356,7 @@ impl Reading {
 /// Marks the record in `row` seen by this run, as an earlier part of it read it: so that the
 /// rest of the run finds what an uninterrupted one would have.
 fn seen(mapper: &mut Mapper, row: &Row, state: &Mutex<State>) -> Result<(), Fatal> {
-    let Ok(op) = mapper.map(&row.data) else {
+    let Ok(op) = mapper.map(&row.data, row.line) else {
         return Ok(());
     };
     match Memo::of(&op, &[]) {

@@ -129,6 +129,12 @@ fn open(input: &Input, config: &Config, counters: &Counters) -> Result<Opened, F
         .map_err(|e| Fatal::Input(e.to_string()))?;
     let mut mapper = Mapper::new(&config.map, reader.headers())
         .map_err(|e| Fatal::Setup(format!("{name}: {e}")))?;
+    mapper.set_input(&name);
+    if let Some(note) = mapper.untimed_note()
+        && !config.quiet
+    {
+        say::say(format_args!("{name}: {note}"));
+    }
     let now = jiff::Timestamp::now().as_second();
     mapper.count_recent_events(now, counters.recent_events.clone());
     Ok(Opened {

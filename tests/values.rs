@@ -1,0 +1,539 @@
+//! Values as exports write them, end to end against the sandbox: timestamp formats and zones,
+//! milliseconds, grouped numbers and decimal commas, lists, the spreadsheet apostrophe, event
+//! ids that are no ULIDs, events without a time, and values over 1,000 bytes.
+
+mod common;
+
+use std::path::Path;
+
+use assert_cmd::assert::Assert;
+use common::{Server, read_ndjson, write};
+use serde_json::{Value, json};
+
+/// Imports `csv` as the file `name` in `dir` (the run's directory) with `args`.
+fn import(server: &Server, dir: &Path, name: &str, csv: &str, args: &[&str]) -> Assert {
+    write(dir, name, csv);
+    server.cmd(dir).arg(name).args(args).assert()
+}
+
+fn stderr(assert: &Assert) -> String {
+    String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+}
+
+/// The attribute `name` of person `id` in the sandbox.
+fn attribute(server: &Server, id: &str, name: &str) -> Value {
+    let person = server
+        .sandbox
+        .person(id)
+        .unwrap_or_else(|| panic!("no person {id}"));
+    person.get(name).cloned().unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_us_date_in_new_york_is_sent_as_the_unix_seconds_of_its_midnight_there() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "id,signed_up,last_seen\n1,11/22/2023,20.03.2023 14:03\n";
+    import(
+        &server,
+        dir.path(),
+        "people.csv",
+        csv,
+        &[
+            "--type",
+            "signed_up=timestamp:%m/%d/%Y",
+            "--type",
+            "last_seen=timestamp:%d.%m.%Y %H:%M",
+            "--timezone",
+            "America/New_York",
+        ],
+    )
+    .success();
+    // 2023-11-22T00:00 EST is 05:00 UTC; 2023-03-20T14:03 EDT is 18:03 UTC.
+    assert_eq!(attribute(&server, "1", "signed_up"), json!(1_700_629_200));
+    assert_eq!(attribute(&server, "1", "last_seen"), json!(1_679_335_380));
+}
+
+#[test]
+fn without_a_timezone_times_without_an_offset_are_utc() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "id,created_at,paid_ms\n1,2023-04-12T14:03:00,1681308180999\n";
+    import(
+        &server,
+        dir.path(),
+        "people.csv",
+        csv,
+        &["--type", "paid_ms=timestamp:ms"],
+    )
+    .success();
+    assert_eq!(attribute(&server, "1", "created_at"), json!(1_681_308_180));
+    assert_eq!(attribute(&server, "1", "paid_ms"), json!(1_681_308_180));
+}
+
+#[test]
+fn a_cell_that_does_not_match_its_format_makes_the_row_invalid_naming_it() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "id,signed_up\n1,11/22/2023\n2,2023-11-22\n";
+    import(
+        &server,
+        dir.path(),
+        "people.csv",
+        csv,
+        &["--type", "signed_up=timestamp:%m/%d/%Y"],
+    )
+    .code(3);
+    let lines = read_ndjson(&dir.path().join("people.failures.ndjson"));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["_error"]["line"], json!(3));
+    assert_eq!(lines[0]["_error"]["column"], json!("signed_up"));
+    assert_eq!(
+        lines[0]["_error"]["message"],
+        json!(
+            "column \"signed_up\": \"2023-11-22\" is not a timestamp written as %m/%d/%Y \
+             (--type signed_up=timestamp:%m/%d/%Y)"
+        )
+    );
+}
+
+#[test]
+fn a_bad_format_or_zone_is_a_usage_error_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "people.csv", "id,d\n1,x\n");
+    let run = |args: &[&str]| {
+        let out = common::bin(dir.path())
+            .arg(&input)
+            .args(["--dry-run"])
+            .args(args)
+            .assert()
+            .code(2);
+        stderr(&out)
+    };
+    let e = run(&["--type", "d=timestamp:%m/%d"]);
+    assert!(e.contains("--type"), "{e}");
+    assert!(
+        e.contains("timestamp:%m/%d: the format must name a year, a month and a day"),
+        "{e}"
+    );
+    let e = run(&["--timezone", "Mars/Olympus"]);
+    assert!(e.contains("--timezone"), "{e}");
+    assert!(e.contains("unknown time zone \"Mars/Olympus\""), "{e}");
+    let e = run(&["--type", "d=list:ab"]);
+    assert!(e.contains("the separator is one character"), "{e}");
+}
+
+#[test]
+fn a_timestamp_column_that_reads_as_1970_is_told_once_with_the_fix() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "id,renewed\n1,20230412\n2,20230413\n3,1681308180\n";
+    let out = import(
+        &server,
+        dir.path(),
+        "people.csv",
+        csv,
+        &["--type", "renewed=timestamp"],
+    )
+    .success();
+    let e = stderr(&out);
+    assert_eq!(e.matches("reads as").count(), 1, "{e}");
+    assert!(
+        e.contains(
+            "cio-import: warning: people.csv line 2: column \"renewed\": 20230412 reads as \
+             1970-08-23 (timestamp); if it is a date, pass --type renewed=timestamp:%Y%m%d \
+             (told once per column)"
+        ),
+        "{e}"
+    );
+    // And the fix it names reads it as the date.
+    import(
+        &server,
+        dir.path(),
+        "people.csv",
+        "id,renewed\n1,20230412\n",
+        &["--type", "renewed=timestamp:%Y%m%d"],
+    )
+    .success();
+    assert_eq!(attribute(&server, "1", "renewed"), json!(1_681_257_600));
+}
+
+#[test]
+fn seconds_in_a_milliseconds_column_are_told_too() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let out = import(
+        &server,
+        dir.path(),
+        "people.csv",
+        "id,paid\n1,1681308180\n",
+        &["--type", "paid=timestamp:ms"],
+    )
+    .success();
+    let e = stderr(&out);
+    assert!(
+        e.contains(
+            "column \"paid\": 1681308180 reads as 1970-01-20 (timestamp:ms); if they are \
+             seconds, pass --type paid=timestamp (told once per column)"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn numbers_with_thousands_separators_and_decimal_commas() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    import(
+        &server,
+        dir.path(),
+        "people.csv",
+        "id,spent,count\n1,\"1,853.93\",1 204\n",
+        &["--type", "spent=number", "--type", "count=number"],
+    )
+    .success();
+    assert_eq!(attribute(&server, "1", "spent"), json!(1853.93));
+    assert_eq!(attribute(&server, "1", "count"), json!(1204));
+
+    import(
+        &server,
+        dir.path(),
+        "eu.csv",
+        "id;rate;spent\n2;0,34;1.853,93\n",
+        &[
+            "--delimiter",
+            ";",
+            "--decimal-comma",
+            "--type",
+            "rate=number",
+            "--type",
+            "spent=number",
+        ],
+    )
+    .success();
+    assert_eq!(attribute(&server, "2", "rate"), json!(0.34));
+    assert_eq!(attribute(&server, "2", "spent"), json!(1853.93));
+
+    // Without --decimal-comma, 0,34 is no number, and the message says what to pass.
+    import(
+        &server,
+        dir.path(),
+        "comma.csv",
+        "id,rate\n3,\"0,34\"\n",
+        &["--type", "rate=number"],
+    )
+    .code(3);
+    let lines = read_ndjson(&dir.path().join("comma.failures.ndjson"));
+    assert_eq!(
+        lines[0]["_error"]["message"],
+        json!(
+            "column \"rate\": \"0,34\" is not a number (a decimal comma? pass --decimal-comma) \
+             (--type rate=number)"
+        )
+    );
+}
+
+#[test]
+fn a_list_column_is_sent_as_an_array_of_its_trimmed_items() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    import(
+        &server,
+        dir.path(),
+        "people.csv",
+        "id,tags,langs\n1,\"vip, wholesale,\",en; fr\n",
+        &["--type", "tags=list", "--type", "langs=list:;"],
+    )
+    .success();
+    assert_eq!(attribute(&server, "1", "tags"), json!(["vip", "wholesale"]));
+    assert_eq!(attribute(&server, "1", "langs"), json!(["en", "fr"]));
+}
+
+#[test]
+fn strip_apostrophe_removes_it_before_numbers_only() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "id,phone,city\n'7012345678,'+1 613 555 0123,'s-Hertogenbosch\n";
+    import(
+        &server,
+        dir.path(),
+        "people.csv",
+        csv,
+        &["--strip-apostrophe"],
+    )
+    .success();
+    assert_eq!(
+        attribute(&server, "7012345678", "phone"),
+        json!("+1 613 555 0123")
+    );
+    assert_eq!(
+        attribute(&server, "7012345678", "city"),
+        json!("'s-Hertogenbosch")
+    );
+    // Without the flag, the cell is sent as it is.
+    import(&server, dir.path(), "people.csv", csv, &[]).success();
+    assert!(server.sandbox.person("'7012345678").is_some());
+}
+
+#[test]
+fn a_segment_message_id_becomes_the_same_ulid_every_time() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let line = r#"{"id":"u1","name":"Order Completed","event_id":"ajs-next-69e4a3c7f1b24d4cb2a2f39e0f6fbc1d","timestamp":"2023-04-12T14:03:00Z"}"#;
+    let input = write(dir.path(), "segment.ndjson", &format!("{line}\n"));
+    for _ in 0..2 {
+        server
+            .cmd(dir.path())
+            .arg(&input)
+            .args(["--action", "event"])
+            .assert()
+            .success();
+    }
+    let events = server.sandbox.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].id.as_deref(), Some("0CR1N5Y8MMF002G4YXG7389D83"));
+    assert_eq!(server.sandbox.stats().duplicate_events, 1);
+}
+
+#[test]
+fn identical_rows_without_a_time_in_two_files_are_two_events_and_a_rerun_sends_the_same_ids() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "id,name,plan\nu1,renewed,pro\n";
+    let jan = write(dir.path(), "renew_jan.csv", csv);
+    let feb = write(dir.path(), "renew_feb.csv", csv);
+    let out = server
+        .cmd(dir.path())
+        .args([&jan, &feb])
+        .args(["--action", "event"])
+        .assert()
+        .success();
+    let e = stderr(&out);
+    assert!(
+        e.contains(
+            "renew_jan.csv: no timestamp column: each event goes without a time (Customer.io \
+             gives it the time it arrives) and with an id from its content, this input's name \
+             and its line, so identical rows are distinct events, and a re-run, --resume or a \
+             replay of the failures file sends the same ids"
+        ),
+        "{e}"
+    );
+    let stats = server.sandbox.stats();
+    assert_eq!((stats.events, stats.duplicate_events), (2, 0));
+    // Run again: the same two ids, dropped as the duplicates they are.
+    server
+        .cmd(dir.path())
+        .args([&jan, &feb])
+        .args(["--action", "event"])
+        .assert()
+        .success();
+    let stats = server.sandbox.stats();
+    assert_eq!((stats.events, stats.duplicate_events), (2, 2));
+}
+
+#[test]
+fn ndjson_events_without_a_time_are_told_once_and_kept_apart() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let lines = concat!(
+        r#"{"id":"u1","name":"renewed","timestamp":"2024-06-04T10:00:00Z"}"#,
+        "\n",
+        r#"{"id":"u1","name":"renewed"}"#,
+        "\n",
+        r#"{"id":"u1","name":"renewed"}"#,
+        "\n",
+    );
+    let out = import(
+        &server,
+        dir.path(),
+        "renewals.ndjson",
+        lines,
+        &["--action", "event"],
+    )
+    .success();
+    let e = stderr(&out);
+    assert_eq!(e.matches("this event has no timestamp").count(), 1, "{e}");
+    assert!(
+        e.contains(
+            "cio-import: warning: renewals.ndjson line 2: this event has no timestamp: it goes \
+             without a time (Customer.io gives it the time it arrives) and with an id from its \
+             content, this input's name and its line, as every such event does (told once)"
+        ),
+        "{e}"
+    );
+    let stats = server.sandbox.stats();
+    assert_eq!((stats.events, stats.duplicate_events), (3, 0));
+}
+
+#[test]
+fn oversize_drop_and_truncate_count_and_tell_what_they_did() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let note = "é".repeat(600);
+    let csv = format!("id,note,plan\n1,{note},pro\n2,short,free\n");
+    let out = import(
+        &server,
+        dir.path(),
+        "people.csv",
+        &csv,
+        &["--oversize", "truncate", "--summary", "summary.json"],
+    )
+    .success();
+    assert_eq!(attribute(&server, "1", "note"), json!("é".repeat(500)));
+    assert_eq!(attribute(&server, "2", "note"), json!("short"));
+    let e = stderr(&out);
+    assert!(
+        e.contains(
+            "cio-import: warning: people.csv line 2: column \"note\" is 1,200 bytes, over \
+             Customer.io's 1,000: cut to 1,000 (--oversize truncate)"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("1 attribute value over 1,000 bytes cut to fit (or left out, if JSON) (--oversize truncate)"),
+        "{e}"
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["oversized"], json!(1));
+    assert_eq!(summary["oversize"], json!("truncate"));
+
+    let out = import(
+        &server,
+        dir.path(),
+        "drop.csv",
+        &csv.replace("\n1,", "\n3,"),
+        &["--oversize", "drop"],
+    )
+    .success();
+    assert_eq!(attribute(&server, "3", "note"), Value::Null);
+    assert_eq!(attribute(&server, "3", "plan"), json!("pro"));
+    assert!(
+        stderr(&out).contains("1 attribute value over 1,000 bytes left out (--oversize drop)"),
+        "{}",
+        stderr(&out)
+    );
+    // The default still refuses the row.
+    import(&server, dir.path(), "reject.csv", &csv, &[]).code(3);
+}
+
+#[test]
+fn the_oversize_warning_names_the_first_rows_then_counts() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id,note\n");
+    for i in 0..30 {
+        csv.push_str(&format!("{i},{}\n", "x".repeat(1_001)));
+    }
+    let out = import(
+        &server,
+        dir.path(),
+        "people.csv",
+        &csv,
+        &["--oversize", "drop"],
+    )
+    .success();
+    let e = stderr(&out);
+    assert_eq!(
+        e.matches("over Customer.io's 1,000: left out").count(),
+        10,
+        "{e}"
+    );
+    assert_eq!(
+        e.matches("more attribute values over 1,000 bytes: the summary counts them")
+            .count(),
+        1,
+        "{e}"
+    );
+    assert!(
+        e.contains("30 attribute values over 1,000 bytes left out"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_shopify_fixture_imports_as_the_readme_says() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    import(
+        &server,
+        dir.path(),
+        "shopify-customers.csv",
+        &common::fixture("shopify-customers.csv"),
+        &[
+            "--strip-apostrophe",
+            "--type",
+            "Total Spent=number",
+            "--type",
+            "Total Orders=number",
+            "--type",
+            "Tags=list",
+            "--type",
+            "Accepts Email Marketing=bool",
+            "--oversize",
+            "truncate",
+        ],
+    )
+    .success();
+    let ada = |name| attribute(&server, "7012345678", name);
+    assert_eq!(ada("email"), json!("ada@example.com"));
+    assert_eq!(ada("Phone"), json!("+44 20 7946 0958"));
+    assert_eq!(ada("Total Spent"), json!(1853.93));
+    assert_eq!(ada("Total Orders"), json!(12));
+    assert_eq!(ada("Tags"), json!(["vip", "wholesale"]));
+    assert_eq!(ada("Accepts Email Marketing"), json!(true));
+    let note = ada("Note");
+    assert_eq!(note.as_str().unwrap().len(), 1_000);
+    assert!(
+        note.as_str()
+            .unwrap()
+            .starts_with("Wholesale account since 2019.")
+    );
+    assert_eq!(
+        attribute(&server, "7012345680", "Total Spent"),
+        json!(12408)
+    );
+    assert_eq!(server.sandbox.people_count(), 3);
+}
+
+#[test]
+fn the_stripe_fixture_imports_as_the_readme_says() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    import(
+        &server,
+        dir.path(),
+        "stripe-payments.csv",
+        &common::fixture("stripe-payments.csv"),
+        &[
+            "--action",
+            "event",
+            "--event-name",
+            "payment",
+            "--type",
+            "timestamp=timestamp:%Y-%m-%d %H:%M",
+            "--type",
+            "Amount=number",
+            "--type",
+            "Amount Refunded=number",
+            "--type",
+            "captured_ms=timestamp:ms",
+        ],
+    )
+    .success();
+    let events = server.sandbox.events();
+    assert_eq!(events.len(), 3);
+    let first = &events[0];
+    assert_eq!(first.person.as_deref(), Some("cus_NffrFeUfNV2Hib"));
+    assert_eq!(first.name, "payment");
+    // 2023-04-12 14:03 UTC.
+    assert_eq!(first.timestamp, Some(1_681_308_180));
+    assert_eq!(first.data["Amount"], json!(1853.93));
+    assert_eq!(first.data["Amount Refunded"], json!(0));
+    assert_eq!(first.data["captured_ms"], json!(1_681_308_180));
+    // The charge id is no ULID: it became one, and is not sent as data.
+    assert!(first.data.get("event_id").is_none());
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids.len(), 3);
+}
