@@ -307,6 +307,7 @@ fn map_spec() -> impl Strategy<Value = MapSpec> {
                 id_column: id_column.map(str::to_owned),
                 id_type,
                 types: types.into_iter().map(|(c, t)| (c.to_owned(), t)).collect(),
+                columns: Default::default(),
                 empty: if clear {
                     EmptyPolicy::Clear
                 } else {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cli::Cli;
 use crate::error::Fatal;
-use crate::record::{Action, EmptyPolicy, Entity, MapSpec, Shard};
+use crate::record::{Action, Columns, EmptyPolicy, Entity, MapSpec, Shard};
 use crate::report::ProgressMode;
 use crate::sandbox::SandboxOptions;
 use crate::source::{Input, SourceError};
@@ -90,6 +90,8 @@ pub struct Config {
     pub shared_limit: Option<SharedLimit>,
     /// `--shard K/N`: the share of the records this run takes, if not all.
     pub shard: Option<Shard>,
+    /// `--show N`: a dry run writes its first N operations to stdout.
+    pub show: u64,
 }
 
 /// A pace shared through Redis (`--shared-limit`).
@@ -211,6 +213,7 @@ impl Config {
         if map.only_existing {
             args.push("--only-existing".to_owned());
         }
+        args.extend(map.columns.flags());
         args
     }
 
@@ -491,12 +494,14 @@ impl Config {
         Ok(Config {
             shared_limit,
             shard: cli.shard,
+            show: cli.show.unwrap_or(0),
             inputs,
             map: MapSpec {
                 action: cli.action,
                 id_column: cli.id_column,
                 id_type: cli.id_type,
                 types: cli.types,
+                columns: Columns::new(&cli.rename, &cli.drop, &cli.flatten).map_err(bad)?,
                 empty: cli.empty,
                 event_name: cli.event_name,
                 entity: cli.entity,

@@ -49,7 +49,10 @@ impl Mapper {
                     .into(),
             ));
         }
-        self.check_object::<Collect>(object)?.into_operation()
+        match self.reshaped(object)? {
+            Some(object) => self.check_object::<Collect>(&object)?.into_operation(),
+            None => self.check_object::<Collect>(object)?.into_operation(),
+        }
     }
 }
 

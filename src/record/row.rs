@@ -31,7 +31,10 @@ impl Mapper {
         match row {
             RowData::Csv(record) => self.check_csv::<Collect>(record)?.into_operation(),
             RowData::Json(object) if object.contains_key(ERROR_KEY) => self.replay(object),
-            RowData::Json(object) => self.check_object::<Collect>(object)?.into_operation(),
+            RowData::Json(object) => match self.reshaped(object)? {
+                Some(object) => self.check_object::<Collect>(&object)?.into_operation(),
+                None => self.check_object::<Collect>(object)?.into_operation(),
+            },
             RowData::Broken {
                 message, column, ..
             } => Err(Invalid {
@@ -46,10 +49,11 @@ impl Mapper {
     pub fn validate(&mut self, row: &RowData) -> Result<usize, Invalid> {
         let checked = match row {
             RowData::Csv(record) => self.check_csv::<Tally>(record)?,
-            RowData::Json(object) if !object.contains_key(ERROR_KEY) => {
+            RowData::Json(object) if !object.contains_key(ERROR_KEY) && self.columns.is_empty() => {
                 self.check_object::<Tally>(object)?
             }
-            // Failures-file lines and broken rows are few: they are mapped.
+            // Failures-file lines and broken rows are few: they are mapped; so are rows
+            // reshaped by --rename, --drop or --flatten (into a map of their own).
             _ => return self.map(row).map(|op| json_size(&op)),
         };
         let time = match &checked {
@@ -140,6 +144,9 @@ impl Mapper {
                 Role::Unnamed | Role::Ignored => {}
             }
         }
+        if let Some(sample) = &self.sample {
+            sample.note(fields.person.as_ref());
+        }
         Checked::new(self.action, self.entity, fields, &self.source())
     }
 
@@ -222,6 +229,9 @@ impl Mapper {
                 format!("no identifier: the row has no {col:?} key (--id-column {col})"),
             ));
         }
+        if let Some(sample) = &self.sample {
+            sample.note(fields.person.as_ref());
+        }
         Checked::new(self.action, self.entity, fields, &self.source())
     }
 
@@ -276,7 +286,7 @@ impl Mapper {
     pub fn raw(&self, row: &RowData) -> Map<String, Value> {
         match row {
             RowData::Csv(record) => {
-                let headers = self.csv.as_ref().map_or(&[][..], |p| &p.headers[..]);
+                let headers = self.csv.as_ref().map_or(&[][..], |p| &p.original[..]);
                 record
                     .iter()
                     .enumerate()

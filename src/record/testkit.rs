@@ -14,6 +14,7 @@ pub fn spec(action: Action) -> MapSpec {
         id_column: None,
         id_type: None,
         types: Vec::new(),
+        columns: Default::default(),
         empty: EmptyPolicy::Skip,
         event_name: None,
         entity: Entity::Person,

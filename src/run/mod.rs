@@ -147,6 +147,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
             max_invalid: config.max_invalid,
             batch: config.pacing.batch > 1,
             shard: config.shard,
+            show: config.show,
         },
     }
     .spawn()?;

@@ -15,8 +15,8 @@ use super::lock;
 use super::setup::Opened;
 use crate::checkpoint::Skip;
 use crate::error::Fatal;
-use crate::record::{Operation, Shard};
-use crate::report::{Counters, Reporter};
+use crate::record::{Invalid, Mapper, Operation, SAMPLE_ROWS, Shard};
+use crate::report::{Counters, Reporter, say};
 use crate::send::Outgoing;
 use crate::settle::{Ledger, Outcome, failure_line};
 use crate::source::{Reader, Row};
@@ -33,6 +33,8 @@ pub(super) struct ReadRules {
     pub batch: bool,
     /// `--shard`: only this shard's records are sent.
     pub shard: Option<Shard>,
+    /// `--show N`: a dry run writes its first N operations to stdout.
+    pub show: u64,
 }
 
 /// The reader thread's share of the run.
@@ -100,6 +102,7 @@ impl Reading {
         // a lock and two atomic adds a run, not a row.
         let mut run = Run::default();
         let mut recent = RecentEvents::default();
+        let mut shown = 0u64;
         for (i, input) in opened.into_iter().enumerate() {
             let (skip, later) = match skips.get(i).cloned().unwrap_or(Skip::NONE) {
                 Skip::All => {
@@ -159,6 +162,13 @@ impl Reading {
                         };
                         Ok(Some(Outgoing { op, encoded }))
                     }),
+                    // `--show N`: the first valid ones built, and written as they would go.
+                    None if shown < rules.show => input.mapper.map(&row.data).and_then(|op| {
+                        let body = shown_body(&op, rules.batch)?;
+                        shown += 1;
+                        say::to_stdout(&body);
+                        Ok(None)
+                    }),
                     // A dry run builds nothing: it checks the row, and holds the operation to
                     // the batch limit by a bound of its size, encoding it only when the bound
                     // is over the limit.
@@ -169,6 +179,9 @@ impl Reading {
                         Ok(None)
                     }),
                 };
+                if this - first + 1 == SAMPLE_ROWS {
+                    advise(&mut input.mapper, &reporter, &source);
+                }
                 let ours = |shard: Shard| match &mapped {
                     Ok(Some(out)) => shard.takes(out.op.order().keys()[0]),
                     _ => shard.is_first(),
@@ -238,6 +251,7 @@ impl Reading {
                 }
             }
             run.flush(&ledger, &counters);
+            advise(&mut input.mapper, &reporter, &source);
             if !errors.is_empty() || stop.is_cancelled() {
                 // An input that broke off (a truncated gzip, a read error) ends the reading,
                 // and so does a stop that came while a read gave up on a line: settling a
@@ -248,6 +262,31 @@ impl Reading {
         }
         errors
     }
+}
+
+/// The warning about the identifiers of an input's first rows, if there is one (once).
+fn advise(mapper: &mut Mapper, reporter: &Reporter, source: &str) {
+    if let Some(advice) = mapper.id_advice() {
+        reporter.warn(format!("{source}: {advice}"));
+    }
+}
+
+/// An operation as `--show` writes it: as it goes in a batch, or, one a request (and for
+/// what a batch cannot carry: anonymous events), the body of its own request (`null` for
+/// one without a body).
+fn shown_body(op: &Operation, batch: bool) -> Result<String, Invalid> {
+    let encoded = if batch {
+        op.encode_for_batch()?
+    } else {
+        Vec::new()
+    };
+    if !encoded.is_empty() {
+        return Ok(String::from_utf8_lossy(&encoded).into_owned());
+    }
+    serde_json::to_string(&op.one_request().body).map_err(|e| Invalid {
+        column: None,
+        message: format!("cannot encode the operation: {e}"),
+    })
 }
 
 impl ReaderThread {
