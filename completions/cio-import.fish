@@ -49,6 +49,10 @@ complete -c cio-import -l summary -d 'Write a JSON summary here at the end; `-` 
 complete -c cio-import -l progress -d 'Progress display on stderr (NO_COLOR=1 draws the bar without colours)' -r -f -a "auto\t'A bar on a terminal; otherwise a plain line every 5 seconds'
 always\t'The bar even when stderr is not a terminal (a CI log that renders ANSI, say)'
 never\t'No progress; the summary still prints at the end'"
+complete -c cio-import -l rename -d 'Read column OLD as NEW everywhere: every other flag then names it NEW (`--rename "Email Address=email"` makes it the email identifier). OLD may be a pattern (`*` for any text), and a `*` in NEW stands for what OLD\'s matched' -r
+complete -c cio-import -l drop -d 'Never send the column COL (its name after --rename; `*` patterns too)' -r
+complete -c cio-import -l flatten -d 'NDJSON: lift the keys of the nested object KEY to the top level (`--flatten properties`)' -r
+complete -c cio-import -l show -d 'With --dry-run: write the first N operations to stdout, one JSON request body a line, exactly as they would be sent' -r
 complete -c cio-import -l sandbox-limit -d 'The sandbox\'s limit, in requests per second over a sliding second (429 beyond it); 0 for none' -r
 complete -c cio-import -l sandbox-fail-rate -d 'Share of sandbox requests answered 503, from 0 to 1' -r
 complete -c cio-import -l sandbox-drop-rate -d 'Share of sandbox requests whose connection is dropped unanswered, from 0 to 1' -r

@@ -143,27 +143,6 @@ pub struct Cli {
     #[arg(long, help_heading = "Mapping")]
     pub only_existing: bool,
 
-    // The columns as the user means them (issue 17): renamed, dropped, lifted, previewed.
-    /// Read column OLD as NEW everywhere: every other flag then names it NEW
-    /// (`--rename "Email Address=email"` makes it the email identifier). OLD may be a
-    /// pattern (`*` for any text), and a `*` in NEW stands for what OLD's matched.
-    #[arg(long, value_name = "OLD=NEW", value_parser = parse_rename, action = ArgAction::Append, help_heading = "Mapping")]
-    pub rename: Vec<(String, String)>,
-
-    /// Never send the column COL (its name after --rename; `*` patterns too).
-    #[arg(long, value_name = "COL", action = ArgAction::Append, help_heading = "Mapping")]
-    pub drop: Vec<String>,
-
-    /// NDJSON: lift the keys of the nested object KEY to the top level (`--flatten
-    /// properties`).
-    #[arg(long, value_name = "KEY", action = ArgAction::Append, help_heading = "Mapping")]
-    pub flatten: Vec<String>,
-
-    /// With --dry-run: write the first N operations to stdout, one JSON request body a
-    /// line, exactly as they would be sent.
-    #[arg(long, value_name = "N", requires = "dry_run", help_heading = "Run")]
-    pub show: Option<u64>,
-
     /// Workspace site id; needed unless --sandbox or --dry-run.
     #[arg(
         long,
@@ -326,6 +305,27 @@ pub struct Cli {
     /// Log every request's outcome to stderr; -vv adds each retry's wait.
     #[arg(long, short, action = ArgAction::Count, help_heading = "Run")]
     pub verbose: u8,
+
+    // The columns as the user means them (issue 17): renamed, dropped, lifted, previewed.
+    /// Read column OLD as NEW everywhere: every other flag then names it NEW
+    /// (`--rename "Email Address=email"` makes it the email identifier). OLD may be a
+    /// pattern (`*` for any text), and a `*` in NEW stands for what OLD's matched.
+    #[arg(long, value_name = "OLD=NEW", value_parser = parse_rename, action = ArgAction::Append, help_heading = "Mapping")]
+    pub rename: Vec<(String, String)>,
+
+    /// Never send the column COL (its name after --rename; `*` patterns too).
+    #[arg(long, value_name = "COL", action = ArgAction::Append, help_heading = "Mapping")]
+    pub drop: Vec<String>,
+
+    /// NDJSON: lift the keys of the nested object KEY to the top level (`--flatten
+    /// properties`).
+    #[arg(long, value_name = "KEY", action = ArgAction::Append, help_heading = "Mapping")]
+    pub flatten: Vec<String>,
+
+    /// With --dry-run: write the first N operations to stdout, one JSON request body a
+    /// line, exactly as they would be sent.
+    #[arg(long, value_name = "N", requires = "dry_run", help_heading = "Run")]
+    pub show: Option<u64>,
 
     /// Import into a built-in stand-in of the Track API on 127.0.0.1: no account needed.
     #[arg(long, help_heading = "Sandbox")]

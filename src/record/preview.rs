@@ -91,11 +91,10 @@ fn folded(name: &str) -> String {
 impl Mapper {
     /// Starts looking at the first rows' identifiers; built once per input.
     pub(super) fn start_sample(&mut self) {
-        let csv_id = self.csv.as_ref().map(|plan| {
-            plan.roles
-                .iter()
-                .any(|r| *r == Role::Identifier(IdKind::Id))
-        });
+        let csv_id = self
+            .csv
+            .as_ref()
+            .map(|plan| plan.roles.contains(&Role::Identifier(IdKind::Id)));
         if self.entity == Entity::Person && csv_id != Some(false) {
             self.sample = Some(IdSample::default());
         }
@@ -160,7 +159,7 @@ impl Mapper {
                 continue;
             }
             for (i, name) in plan.headers.iter().enumerate() {
-                if matches!(plan.roles[i], Role::Attribute(_)) && folded(name) == **reserved {
+                if matches!(plan.roles[i], Role::Attribute(_)) && folded(name) == folded(reserved) {
                     warnings.push(format!(
                         "column {name:?} is sent as a custom attribute {name:?}, not as \
                          Customer.io's {reserved:?}; if it is meant as that, pass --rename \
@@ -193,7 +192,7 @@ impl Mapper {
                 self.role_text(*role, name)
             };
             let renamed = if original != name {
-                format!(" (renamed from {original:?})")
+                " (--rename)".to_owned()
             } else {
                 String::new()
             };
