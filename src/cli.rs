@@ -322,6 +322,11 @@ pub struct Cli {
     #[arg(long, value_name = "KEY", action = ArgAction::Append, help_heading = "Mapping")]
     pub flatten: Vec<String>,
 
+    /// The inputs' text encoding: windows-1252, latin1 (iso-8859-1), utf-16le, utf-16be, or
+    /// any WHATWG label; a byte order mark overrides it [default: utf-8].
+    #[arg(long, value_name = "LABEL", value_parser = parse_encoding, help_heading = "Input")]
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+
     /// With --dry-run: write the first N operations to stdout, one JSON request body a
     /// line, exactly as they would be sent.
     #[arg(long, value_name = "N", requires = "dry_run", help_heading = "Run")]
@@ -430,6 +435,13 @@ fn parse_type(s: &str) -> Result<(String, ValueType), String> {
         )
     })?;
     Ok((col.to_owned(), ty))
+}
+
+/// An encoding by its WHATWG label; UTF-8, the default, is None.
+fn parse_encoding(s: &str) -> Result<&'static encoding_rs::Encoding, String> {
+    encoding_rs::Encoding::for_label(s.trim().as_bytes()).ok_or_else(|| {
+        format!("unknown encoding {s:?}: use windows-1252, latin1, utf-16le, utf-16be or utf-8")
+    })
 }
 
 fn parse_rename(s: &str) -> Result<(String, String), String> {

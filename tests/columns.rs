@@ -483,3 +483,59 @@ fn a_failures_line_keeps_the_header_names_and_replays_with_the_same_flags() {
                "attributes": {"created_at": 1709683200}})
     );
 }
+
+#[test]
+fn an_excel_export_in_windows_1252_is_decoded_with_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/excel-export.csv"),
+    )
+    .unwrap();
+    std::fs::write(d.join("excel.csv"), bytes).unwrap();
+    let server = Server::plain();
+    let (code, stderr) = run(&server, d, &["excel.csv", "--encoding", "windows-1252"]);
+    assert_eq!(code, 0, "{stderr}");
+    let cities: Vec<Value> = operations(&server)
+        .iter()
+        .map(|op| op["attributes"]["city"].clone())
+        .collect();
+    assert_eq!(cities, ["Zürich", "São Paulo"]);
+
+    // UTF-16 with a byte order mark: the mark says which one.
+    let text = "\u{feff}email,city\nann@example.com,Zürich\n";
+    let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    std::fs::write(d.join("u16.csv"), be).unwrap();
+    let (_, stdout, stderr) = dry(d, &["u16.csv", "--encoding", "utf-16le", "--show", "1"]);
+    let op: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stderr}"));
+    assert_eq!(op["attributes"]["city"], "Zürich");
+}
+
+#[test]
+fn a_file_not_in_utf8_is_told_once_naming_encoding_and_its_rows_keep_their_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut bytes = b"id,city\n".to_vec();
+    for i in 0..5 {
+        bytes.extend_from_slice(format!("{i},Z").as_bytes());
+        bytes.extend_from_slice(b"\xfcrich\n");
+    }
+    std::fs::write(d.join("w.csv"), &bytes).unwrap();
+    let (code, _, stderr) = dry(d, &["w.csv", "--failures", "f.ndjson"]);
+    assert_eq!(code, 3, "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(
+        warnings,
+        ["cio-import: warning: w.csv line 2: column \"city\" is not valid UTF-8: the input is \
+          not UTF-8; if it is in another encoding, pass it as --encoding LABEL (windows-1252 \
+          for Excel on Windows, latin1, utf-16le). Every such row is invalid and in the \
+          failures file"]
+    );
+    let failures = read_ndjson(&d.join("f.ndjson"));
+    assert_eq!(failures.len(), 5);
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(failures[0]["_raw_base64"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(raw, b"0,Z\xfcrich");
+}

@@ -221,6 +221,10 @@ impl Config {
     /// resume taking another shard's records would skip by another run's positions).
     pub fn resume_flags(&self) -> Vec<String> {
         let mut flags = self.mapping_flags();
+        // Not a mapping flag: a replay reads our own failures file, which is UTF-8.
+        if let Some(encoding) = self.inputs.first().and_then(|i| i.encoding) {
+            flags.extend(["--encoding".to_owned(), encoding.name().to_owned()]);
+        }
         if let Some(shard) = self.shard {
             flags.extend(["--shard".to_owned(), shard.to_string()]);
         }
@@ -367,6 +371,7 @@ impl Config {
                     e => setup(e.to_string()),
                 })?;
                 input.delimiter = cli.delimiter.unwrap_or(input.delimiter);
+                input.encoding = cli.encoding.filter(|e| *e != encoding_rs::UTF_8);
                 Ok(input)
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -10,7 +10,10 @@ use serde_json::{Map, Value};
 
 use super::entity::Entity;
 use super::plan::{CsvPlan, EVENT_TIME, Role};
-use super::replay::{ERROR_KEY, RAW_KEY};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::replay::{ERROR_KEY, RAW_BASE64_KEY, RAW_KEY};
 use super::rules::{Checked, Fields};
 use super::tally::{Attributes, Collect, Tally};
 use super::value::{self, Cell, json_kind, json_size};
@@ -300,9 +303,12 @@ impl Mapper {
                     .collect()
             }
             RowData::Json(object) => object.clone(),
-            RowData::Broken { raw, .. } => {
-                Map::from_iter([(RAW_KEY.to_owned(), Value::String(raw.clone()))])
-            }
+            // Text as it is; other bytes (a file in another encoding) in base64, so that the
+            // line keeps them exactly.
+            RowData::Broken { raw, .. } => Map::from_iter([match std::str::from_utf8(raw) {
+                Ok(text) => (RAW_KEY.to_owned(), Value::String(text.to_owned())),
+                Err(_) => (RAW_BASE64_KEY.to_owned(), Value::String(BASE64.encode(raw))),
+            }]),
         }
     }
 }
@@ -602,7 +608,7 @@ mod tests {
         let broken = RowData::Broken {
             message: "bad gzip".into(),
             column: Some("name".into()),
-            raw: String::new(),
+            raw: Vec::new(),
         };
         assert_eq!(
             err(&mut m, &broken),

@@ -19,7 +19,7 @@ use crate::record::{Invalid, Mapper, Operation, SAMPLE_ROWS, Shard};
 use crate::report::{Counters, Reporter, say};
 use crate::send::Outgoing;
 use crate::settle::{Ledger, Outcome, failure_line};
-use crate::source::{Reader, Row};
+use crate::source::{NOT_UTF8, Reader, Row};
 use crate::track::MAX_OPERATION_BYTES;
 
 /// Invalid rows told on stderr as they are met; the failures file has every one.
@@ -131,6 +131,7 @@ impl Reading {
             let first = seq;
             let source: Arc<str> = Arc::from(input.name.as_str());
             let mut later = later.into_iter().peekable();
+            let mut not_utf8_told = false;
             loop {
                 // Checking takes a lock, so a dry run of millions of rows looks every so often:
                 // a stop still comes within microseconds.
@@ -222,11 +223,23 @@ impl Reading {
                         Ok(())
                     }
                     Err(invalid) => {
-                        invalid_told.warn(
-                            &reporter,
-                            || format!("{source} line {}: {}", row.line, invalid.message),
-                            "more invalid rows: the failures file has every one",
-                        );
+                        if !invalid.message.contains(NOT_UTF8) {
+                            invalid_told.warn(
+                                &reporter,
+                                || format!("{source} line {}: {}", row.line, invalid.message),
+                                "more invalid rows: the failures file has every one",
+                            );
+                        } else if !not_utf8_told {
+                            // A file in another encoding has such rows throughout: told once.
+                            not_utf8_told = true;
+                            reporter.warn(format!(
+                                "{source} line {}: {}: the input is not UTF-8; if it is in \
+                                 another encoding, pass it as --encoding LABEL (windows-1252 \
+                                 for Excel on Windows, latin1, utf-16le). Every such row is \
+                                 invalid and in the failures file",
+                                row.line, invalid.message
+                            ));
+                        }
                         let mut error = Map::new();
                         error.insert("stage".into(), "invalid".into());
                         if let Some(c) = invalid.column {

@@ -28,6 +28,7 @@ impl Input {
                 format,
                 gzip: false,
                 delimiter: b',',
+                encoding: None,
                 size: None,
             });
         }
@@ -62,6 +63,7 @@ impl Input {
             format,
             gzip,
             delimiter,
+            encoding: None,
             size: (!stream).then_some(meta.len()),
         })
     }
@@ -119,6 +121,17 @@ impl Input {
             Box::new(MultiGzDecoder::new(counted))
         } else {
             Box::new(counted)
+        };
+        // Into UTF-8 before anything reads it, so rows, cells and line numbers are the same
+        // as in a UTF-8 file; a byte order mark says which UTF-16 it is.
+        let decoded: Box<dyn Read + Send> = match self.encoding {
+            Some(encoding) => Box::new(
+                encoding_rs_io::DecodeReaderBytesBuilder::new()
+                    .encoding(Some(encoding))
+                    .bom_override(true)
+                    .build(decoded),
+            ),
+            None => decoded,
         };
         let (bytes, head) = strip_bom(decoded).map_err(|e| read_error(name, self.gzip, e, 0))?;
         // Two encodings that would otherwise read as "not valid UTF-8" at line 1.

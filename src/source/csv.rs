@@ -10,7 +10,9 @@ use csv_core::ReadRecordResult;
 use serde_json::Map;
 
 use super::bytes::{ByteSource, read_error};
-use super::{BUFFER_BYTES, MAX_RAW_BYTES, MAX_ROW_BYTES, Row, RowData, SourceError, broken_row};
+use super::{
+    BUFFER_BYTES, MAX_RAW_BYTES, MAX_ROW_BYTES, NOT_UTF8, Row, RowData, SourceError, broken_row,
+};
 
 /// Fed to the CSV parser after the real input ends; see `CsvSource`.
 const SENTINEL: &[u8] = b"\n\"";
@@ -616,7 +618,7 @@ pub(super) fn text_row(row: &mut Row, line: u64, record: ByteRecord, headers: &[
                 .get(e.utf8_error().field())
                 .cloned()
                 .unwrap_or_default();
-            let message = format!("column \"{column}\" is not valid UTF-8");
+            let message = format!("column \"{column}\" {NOT_UTF8}");
             let raw = csv_text(&e.into_byte_record());
             *row = broken_row(line, message, Some(column), &raw);
         }
