@@ -488,10 +488,9 @@ fn a_failures_line_keeps_the_header_names_and_replays_with_the_same_flags() {
 fn an_excel_export_in_windows_1252_is_decoded_with_encoding() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let bytes = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/excel-export.csv"),
-    )
-    .unwrap();
+    let bytes =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/excel-export.csv"))
+            .unwrap();
     std::fs::write(d.join("excel.csv"), bytes).unwrap();
     let server = Server::plain();
     let (code, stderr) = run(&server, d, &["excel.csv", "--encoding", "windows-1252"]);
@@ -526,10 +525,12 @@ fn a_file_not_in_utf8_is_told_once_naming_encoding_and_its_rows_keep_their_bytes
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
     assert_eq!(
         warnings,
-        ["cio-import: warning: w.csv line 2: column \"city\" is not valid UTF-8: the input is \
+        [
+            "cio-import: warning: w.csv line 2: column \"city\" is not valid UTF-8: the input is \
           not UTF-8; if it is in another encoding, pass it as --encoding LABEL (windows-1252 \
           for Excel on Windows, latin1, utf-16le). Every such row is invalid and in the \
-          failures file"]
+          failures file"
+        ]
     );
     let failures = read_ndjson(&d.join("f.ndjson"));
     assert_eq!(failures.len(), 5);

@@ -139,9 +139,9 @@ impl Input {
             [0x1f, 0x8b, ..] => {
                 Some("starts like a gzip file: name it .gz (or, on stdin, pipe it through gunzip)")
             }
-            [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => {
-                Some("is UTF-16 text: save it as UTF-8 (in Excel: CSV UTF-8)")
-            }
+            [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => Some(
+                "is UTF-16 text: pass --encoding utf-16le (its byte order mark tells which), or save it as UTF-8 (in Excel: CSV UTF-8)",
+            ),
             _ => None,
         };
         if let Some(message) = unreadable {
