@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use super::columns::{Columns, Fate, Pattern};
 use super::entity::{DEVICE_ID, Entity, LAST_USED, OBJECT_ID, OBJECT_TYPE_ID, PLATFORM};
 use super::operation::ANONYMOUS_ID;
-use super::preview::IdSample;
+use super::preview::{IdSample, folded};
 use super::recent::Recent;
 use super::rules::Source;
 use super::tally::name_too_long;
@@ -251,7 +251,7 @@ impl Mapper {
                         format!(" (separated by {c:?}? pass --delimiter {flag})")
                     })
                     .unwrap_or_default(),
-                _ => String::new(),
+                _ => self.near_identifier(&original, &headers),
             };
             return Err(MapError(format!(
                 "no identifier column: expected one of {expected}; the header has: {}{hint}",
@@ -318,6 +318,23 @@ impl Mapper {
             dropped,
             roles,
         })
+    }
+
+    /// A hint for a header without an identifier: the first column named like one but for
+    /// case, spaces or underscores (`Email`), and the rename that makes it one.
+    fn near_identifier(&self, original: &[String], names: &[String]) -> String {
+        let near = IdKind::detected().iter().find_map(|kind| {
+            let i = names
+                .iter()
+                .position(|n| folded(n) == folded(kind.name()))?;
+            Some((&original[i], kind.name()))
+        });
+        match near {
+            Some((column, kind)) => {
+                format!(" (is {column:?} the {kind}? pass --rename \"{column}={kind}\")")
+            }
+            None => String::new(),
+        }
     }
 
     /// Each column's name after `--rename`, and whether `--drop` drops it. Refuses a rename
@@ -508,7 +525,7 @@ mod tests {
         assert_eq!(
             e,
             "no identifier column: expected one of id, email, cio_id (or --id-column NAME); \
-             the header has: ID, Email, plan"
+             the header has: ID, Email, plan (is \"ID\" the id? pass --rename \"ID=id\")"
         );
     }
 

@@ -81,7 +81,7 @@ fn looks_like_email(value: &str) -> bool {
 }
 
 /// A name with case, spaces and underscores left out: `Created At` and `created_at` alike.
-fn folded(name: &str) -> String {
+pub(super) fn folded(name: &str) -> String {
     name.chars()
         .filter(|c| *c != ' ' && *c != '_')
         .flat_map(char::to_lowercase)
