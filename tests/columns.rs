@@ -297,6 +297,25 @@ fn a_column_that_is_a_customer_io_name_but_for_case_or_spaces_is_warned_with_its
         ],
     );
     assert!(!stderr.contains("warning"), "{stderr}");
+    // NDJSON: its first line's keys, lifted ones too.
+    write(
+        d,
+        "e.ndjson",
+        "{\"id\":\"1\",\"name\":\"x\",\"properties\":{\"Time Stamp\":1}}\n",
+    );
+    let (_, _, stderr) = dry(
+        d,
+        &["e.ndjson", "--action", "event", "--flatten", "properties"],
+    );
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "cio-import: warning: e.ndjson: key \"Time Stamp\" is sent as a custom attribute \
+          \"Time Stamp\", not as Customer.io's \"timestamp\"; if it is meant as that, pass \
+          --rename \"Time Stamp=timestamp\""
+        ]
+    );
 }
 
 #[test]

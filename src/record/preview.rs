@@ -5,10 +5,13 @@
 
 use std::cell::Cell;
 
+use super::columns::Fate;
 use super::entity::Entity;
 use super::plan::{CsvPlan, Role};
+use super::replay::ERROR_KEY;
 use super::value::Origin;
 use super::{Action, IdKind, Identifier, Mapper};
+use crate::source::RowData;
 
 /// The rows of an input whose identifiers are looked at for email addresses.
 pub const SAMPLE_ROWS: u64 = 100;
@@ -137,34 +140,77 @@ impl Mapper {
 
     /// Warnings about the header: each attribute column whose name is a Customer.io name
     /// but for case, spaces or underscores (`Email`, `Created At`), naming the `--rename`
-    /// that makes it that name. None for NDJSON, whose keys are per row.
+    /// that makes it that name. None for NDJSON, whose keys are per row (see
+    /// [`Mapper::first_row_warnings`]).
     pub fn header_warnings(&self) -> Vec<String> {
         let Some(plan) = &self.csv else {
             return Vec::new();
         };
+        let columns = (0..plan.headers.len())
+            .filter(|&i| !plan.dropped[i])
+            .map(|i| {
+                let attribute = matches!(plan.roles[i], Role::Attribute(_));
+                (
+                    plan.original[i].as_str(),
+                    plan.headers[i].clone(),
+                    attribute,
+                )
+            });
+        self.near_misses("column", columns.collect())
+    }
+
+    /// The same warnings for an NDJSON input, from the keys of its first line (after
+    /// `--flatten`, `--rename` and `--drop`); none for any other row.
+    pub fn first_row_warnings(&self, row: &RowData) -> Vec<String> {
+        let RowData::Json(object) = row else {
+            return Vec::new();
+        };
+        if self.csv.is_some() || object.contains_key(ERROR_KEY) {
+            return Vec::new();
+        }
+        let flattened = self.columns.flatten();
+        let lifted = object
+            .iter()
+            .filter(|(k, _)| flattened.contains(k))
+            .filter_map(|(_, v)| v.as_object())
+            .flat_map(|inner| inner.keys());
+        let keys = object
+            .keys()
+            .filter(|k| !flattened.contains(k))
+            .chain(lifted);
+        let id_key = match &self.id_column {
+            Some(col) => Some(col.as_str()),
+            None => self.id_key(|k| object.contains_key(k)),
+        };
+        let columns = keys.filter_map(|key| match self.columns.fate(key) {
+            Fate::Dropped => None,
+            Fate::Kept(name) => {
+                let attribute = matches!(self.role(&name, id_key), Role::Attribute(_));
+                Some((key.as_str(), name.into_owned(), attribute))
+            }
+        });
+        self.near_misses("key", columns.collect())
+    }
+
+    /// Each attribute among `columns` (as the input names it, as mapped, whether an
+    /// attribute) that is a Customer.io name but for case, spaces or underscores, unless
+    /// the input has that name itself (and so means the other as something else).
+    fn near_misses(&self, noun: &str, columns: Vec<(&str, String, bool)>) -> Vec<String> {
         let event = self.action.event_kind().is_some();
         let reserved = RESERVED
             .iter()
             .chain(EVENT_RESERVED.iter().filter(|_| event));
-        let kept = |name: &str| {
-            plan.headers
-                .iter()
-                .zip(&plan.dropped)
-                .any(|(h, d)| h == name && !d)
-        };
         let mut warnings = Vec::new();
         for reserved in reserved {
-            // A file that has the name itself means the other column as something else.
-            if kept(reserved) {
+            if columns.iter().any(|(_, name, _)| name == reserved) {
                 continue;
             }
-            for (i, name) in plan.headers.iter().enumerate() {
-                if matches!(plan.roles[i], Role::Attribute(_)) && folded(name) == folded(reserved) {
+            for (original, name, attribute) in &columns {
+                if *attribute && folded(name) == folded(reserved) {
                     warnings.push(format!(
-                        "column {name:?} is sent as a custom attribute {name:?}, not as \
+                        "{noun} {name:?} is sent as a custom attribute {name:?}, not as \
                          Customer.io's {reserved:?}; if it is meant as that, pass --rename \
-                         \"{}={reserved}\"",
-                        plan.original[i]
+                         \"{original}={reserved}\""
                     ));
                 }
             }

@@ -180,6 +180,11 @@ impl Reading {
                         Ok(None)
                     }),
                 };
+                if this == first {
+                    for warning in input.mapper.first_row_warnings(&row.data) {
+                        reporter.warn(format!("{source}: {warning}"));
+                    }
+                }
                 if this - first + 1 == SAMPLE_ROWS {
                     advise(&mut input.mapper, &reporter, &source);
                 }
