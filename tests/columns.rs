@@ -209,7 +209,13 @@ fn mistaken_column_flags_are_refused_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "u.csv", "id,Email,email,plan\n1,a@x.io,b@x.io,pro\n");
-    let cases: [(&[&str], i32, &str); 6] = [
+    let cases: [(&[&str], i32, &str); 7] = [
+        (
+            &["--flatten", "properties"],
+            1,
+            "--flatten properties: lifts the keys of an NDJSON object, and every input is CSV, \
+             whose cells do not nest; leave it out",
+        ),
         (
             &["--rename", "Email=email"],
             1,

@@ -139,10 +139,17 @@ fn tell_plans(opened: &[Opened]) {
 
 /// A `--type`, `--rename` or `--drop` must name a column (or match one, as a pattern) some
 /// input has: a name mistyped would silently send the column as it is. Only CSV headers
-/// list columns, so with an NDJSON input (whose keys vary by line) nothing is checked.
+/// list columns, so with an NDJSON input (whose keys vary by line) nothing is checked; with
+/// none, `--flatten` has nothing to lift.
 fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
     if opened.iter().any(|o| o.reader.headers().is_none()) {
         return Ok(());
+    }
+    if let Some(key) = config.map.columns.flatten().first() {
+        return Err(Fatal::Setup(format!(
+            "--flatten {key}: lifts the keys of an NDJSON object, and every input is CSV, \
+             whose cells do not nest; leave it out"
+        )));
     }
     // (input, columns as mapped, columns as the header has them)
     let columns: Vec<(&str, &[String], &[String])> = opened
