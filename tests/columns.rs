@@ -219,8 +219,8 @@ fn mistaken_column_flags_are_refused_naming_the_flag() {
         (
             &["--rename", "Email=email"],
             1,
-            "u.csv: --rename Email=email: the header has a column \"email\" already; --drop \
-             email or rename it too (--rename email=OTHER)",
+            "u.csv: --rename Email=email: the header has a column \"email\" already; rename \
+             that one too (--rename email=OTHER, and --drop OTHER to leave it out)",
         ),
         (
             &["--rename", "Email=x", "--rename", "plan=x"],

@@ -374,8 +374,8 @@ impl Mapper {
                     rename.flag()
                 ),
                 None => format!(
-                    "{}: the header has a column {name:?} already; --drop {name} or rename \
-                     it too (--rename {name}=OTHER)",
+                    "{}: the header has a column {name:?} already; rename that one too \
+                     (--rename {name}=OTHER, and --drop OTHER to leave it out)",
                     rename.flag()
                 ),
             };
