@@ -5,7 +5,6 @@
 //! row is reshaped per row, and only when one of these flags was given.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
@@ -233,42 +232,19 @@ impl Mapper {
             return Ok(None);
         }
         let mut out = Map::new();
-        // Where each key of `out` came from, to name both sides of a clash.
-        let mut from: HashMap<String, String> = HashMap::new();
-        let mut place = |key: &str, origin: String, v: &Value| {
-            let name = match self.columns.fate(key) {
-                Fate::Dropped => return Ok(()),
-                Fate::Kept(name) => name.into_owned(),
-            };
-            let origin = match self.columns.rename_of(key) {
-                Some((rename, _)) => format!("{origin} ({})", rename.flag()),
-                None => origin,
-            };
-            if let Some(earlier) = from.get(&name) {
-                return Err(Invalid::at(
-                    &name,
-                    format!(
-                        "{earlier} and {origin} are both read as {name:?}; --drop or \
-                         --rename one of them"
-                    ),
-                ));
-            }
-            from.insert(name.clone(), origin);
-            out.insert(name, v.clone());
-            Ok(())
-        };
+        let flattened = self.columns.flatten();
         for (key, v) in object {
             if key == ERROR_KEY {
                 continue;
             }
-            if !self.columns.flatten().contains(key) {
-                place(key, format!("{key:?}"), v)?;
+            if !flattened.contains(key) {
+                self.place(&mut out, key, v, object)?;
                 continue;
             }
             match v {
                 Value::Object(inner) => {
                     for (k, v) in inner {
-                        place(k, format!("{:?}", format!("{key}.{k}")), v)?;
+                        self.place(&mut out, k, v, object)?;
                     }
                 }
                 Value::Null => {}
@@ -284,6 +260,58 @@ impl Mapper {
             }
         }
         Ok(Some(out))
+    }
+
+    /// Puts `key` of the row `object` (at its top, or lifted) into `out` under its new
+    /// name, unless dropped; a name `out` has already is a clash.
+    fn place(
+        &self,
+        out: &mut Map<String, Value>,
+        key: &str,
+        v: &Value,
+        object: &Map<String, Value>,
+    ) -> Result<(), Invalid> {
+        let name = match self.columns.fate(key) {
+            Fate::Dropped => return Ok(()),
+            Fate::Kept(name) => name,
+        };
+        if out.contains_key(name.as_ref()) {
+            return Err(self.clash(&name, object));
+        }
+        out.insert(name.into_owned(), v.clone());
+        Ok(())
+    }
+
+    /// The two keys of `object` read as `name`, each as it was written (`properties.plan`)
+    /// and with its rename. Off the row path: a row comes here only once it clashed.
+    #[cold]
+    fn clash(&self, name: &str, object: &Map<String, Value>) -> Invalid {
+        let flattened = self.columns.flatten();
+        let top = object
+            .iter()
+            .filter(|(k, _)| !flattened.contains(k) && k.as_str() != ERROR_KEY)
+            .map(|(k, _)| (k.clone(), k.clone()));
+        let lifted = object
+            .iter()
+            .filter(|(k, _)| flattened.contains(k))
+            .filter_map(|(k, v)| Some((k, v.as_object()?)))
+            .flat_map(|(k, inner)| inner.keys().map(move |i| (i.clone(), format!("{k}.{i}"))));
+        let origins: Vec<String> = top
+            .chain(lifted)
+            .filter(|(key, _)| self.columns.fate(key) == Fate::Kept(name.into()))
+            .map(|(key, written)| match self.columns.rename_of(&key) {
+                Some((rename, _)) => format!("{written:?} ({})", rename.flag()),
+                None => format!("{written:?}"),
+            })
+            .take(2)
+            .collect();
+        Invalid::at(
+            name,
+            format!(
+                "{} are both read as {name:?}; --drop or --rename one of them",
+                origins.join(" and ")
+            ),
+        )
     }
 }
 

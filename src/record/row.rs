@@ -50,13 +50,15 @@ impl Mapper {
     /// The verdict [`Mapper::map`] reaches, without building the operation (a dry run's
     /// check). `Ok` holds at least the length of the operation's JSON, which a batch limits.
     pub fn validate(&mut self, row: &RowData) -> Result<usize, Invalid> {
+        // A row reshaped by --rename, --drop or --flatten: checked as its own map.
+        let reshaped;
         let checked = match row {
             RowData::Csv(record) => self.check_csv::<Tally>(record)?,
-            RowData::Json(object) if !object.contains_key(ERROR_KEY) && self.columns.is_empty() => {
-                self.check_object::<Tally>(object)?
+            RowData::Json(object) if !object.contains_key(ERROR_KEY) => {
+                reshaped = self.reshaped(object)?;
+                self.check_object::<Tally>(reshaped.as_ref().unwrap_or(object))?
             }
-            // Failures-file lines and broken rows are few: they are mapped; so are rows
-            // reshaped by --rename, --drop or --flatten (into a map of their own).
+            // Failures-file lines and broken rows are few: they are mapped.
             _ => return self.map(row).map(|op| json_size(&op)),
         };
         let time = match &checked {
