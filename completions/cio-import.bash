@@ -23,7 +23,7 @@ _cio__import() {
 
     case "${cmd}" in
         cio__import)
-            opts="-y -q -v -h -V --format --delimiter --action --id-column --id-type --type --timezone --decimal-comma --strip-apostrophe --oversize --empty --event-name --entity --object-type --only-existing --site-id --api-key-file --region --endpoint --no-preflight --rate --burst --concurrency --batch --timeout --max-retries --max-retry-after --max-consecutive-failures --stop-timeout --shared-limit --shared-limit-timeout --shard --max-invalid --dry-run --yes --resume --failures --checkpoint --summary --progress --quiet --verbose --state --missing --max-missing --show-state --sandbox --sandbox-limit --sandbox-fail-rate --sandbox-drop-rate --sandbox-stall-rate --sandbox-latency --config --print-config --completions --man --help --version"
+            opts="-y -q -v -h -V --format --delimiter --action --id-column --id-type --type --timezone --decimal-comma --strip-apostrophe --oversize --empty --event-name --entity --object-type --only-existing --site-id --api-key-file --region --endpoint --no-preflight --rate --burst --concurrency --batch --timeout --max-retries --max-retry-after --max-consecutive-failures --stop-timeout --shared-limit --shared-limit-timeout --shard --max-invalid --dry-run --yes --resume --failures --checkpoint --summary --progress --quiet --verbose --state --missing --max-missing --show-state --rename --drop --flatten --encoding --show --sandbox --sandbox-limit --sandbox-fail-rate --sandbox-drop-rate --sandbox-stall-rate --sandbox-latency --config --print-config --completions --man --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -178,6 +178,26 @@ _cio__import() {
                     return 0
                     ;;
                 --show-state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rename)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drop)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flatten)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encoding)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --show)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

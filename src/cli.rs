@@ -362,6 +362,31 @@ pub struct Cli {
     /// Print what a state holds (its target, entities per kind, its last runs) and exit.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["inputs", "man", "completions"], help_heading = "Incremental sync")]
     pub show_state: Option<PathBuf>,
+    // The columns as the user means them (issue 17): renamed, dropped, lifted, previewed.
+    /// Read column OLD as NEW everywhere: every other flag then names it NEW
+    /// (`--rename "Email Address=email"` makes it the email identifier). OLD may be a
+    /// pattern (`*` for any text), and a `*` in NEW stands for what OLD's matched.
+    #[arg(long, value_name = "OLD=NEW", value_parser = parse_rename, action = ArgAction::Append, help_heading = "Mapping")]
+    pub rename: Vec<(String, String)>,
+
+    /// Never send the column COL (its name after --rename; `*` patterns too).
+    #[arg(long, value_name = "COL", action = ArgAction::Append, help_heading = "Mapping")]
+    pub drop: Vec<String>,
+
+    /// NDJSON: lift the keys of the nested object KEY to the top level (`--flatten
+    /// properties`).
+    #[arg(long, value_name = "KEY", action = ArgAction::Append, help_heading = "Mapping")]
+    pub flatten: Vec<String>,
+
+    /// The inputs' text encoding: windows-1252, latin1 (iso-8859-1), utf-16le, utf-16be, or
+    /// any WHATWG label; a byte order mark overrides it [default: utf-8].
+    #[arg(long, value_name = "LABEL", value_parser = parse_encoding, help_heading = "Input")]
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+
+    /// With --dry-run: write the first N operations to stdout, one JSON request body a
+    /// line, exactly as they would be sent.
+    #[arg(long, value_name = "N", requires = "dry_run", help_heading = "Run")]
+    pub show: Option<u64>,
 
     /// Import into a built-in stand-in of the Track API on 127.0.0.1: no account needed.
     #[arg(long, help_heading = "Sandbox")]
@@ -485,6 +510,20 @@ fn parse_type(s: &str) -> Result<(String, ValueType), String> {
         .parse::<ValueType>()
         .map_err(|e| format!("column {col:?}: {e}"))?;
     Ok((col.to_owned(), ty))
+}
+
+/// An encoding by its WHATWG label; UTF-8, the default, is None.
+fn parse_encoding(s: &str) -> Result<&'static encoding_rs::Encoding, String> {
+    encoding_rs::Encoding::for_label(s.trim().as_bytes()).ok_or_else(|| {
+        format!("unknown encoding {s:?}: use windows-1252, latin1, utf-16le, utf-16be or utf-8")
+    })
+}
+
+fn parse_rename(s: &str) -> Result<(String, String), String> {
+    let (old, new) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("expected OLD=NEW, e.g. \"Email Address=email\", got {s:?}"))?;
+    Ok((old.to_owned(), new.to_owned()))
 }
 
 /// Writes the completion script for `shell`, generated from this definition.

@@ -466,7 +466,7 @@ fn a_gzipped_file_without_gz_in_its_name_and_utf16_text_are_named_as_such() {
     std::fs::write(&utf16, text).unwrap();
     input_refused(
         &utf16,
-        "is UTF-16 text: save it as UTF-8 (in Excel: CSV UTF-8)",
+        "is UTF-16 text: pass --encoding utf-16le (its byte order mark tells which), or save it as UTF-8 (in Excel: CSV UTF-8)",
     );
 }
 

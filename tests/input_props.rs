@@ -311,6 +311,7 @@ fn map_spec() -> impl Strategy<Value = MapSpec> {
                 types: types.into_iter().map(|(c, t)| (c.to_owned(), t)).collect(),
                 conventions: Default::default(),
                 oversize: Default::default(),
+                columns: Default::default(),
                 empty: if clear {
                     EmptyPolicy::Clear
                 } else {

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use crate::cli::{Cli, Resume};
 use crate::error::Fatal;
-use crate::record::{Action, Conventions, EmptyPolicy, Entity, MapSpec, Oversize, Shard};
+use crate::record::{Action, Columns, Conventions, Entity, MapSpec, Shard};
 use crate::report::ProgressMode;
 use crate::sandbox::SandboxOptions;
 use crate::source::{Input, SourceError};
 use crate::track::{Region, Secret};
+use commands::{cli_name, run_flags};
 
+mod commands;
 mod file;
 mod print;
 mod ranges;
@@ -99,6 +101,8 @@ pub struct Config {
     pub shard: Option<Shard>,
     /// `--state`: what an incremental sync remembers, if given.
     pub state: Option<StateConfig>,
+    /// `--show N`: a dry run writes its first N operations to stdout.
+    pub show: u64,
 }
 
 /// A pace shared through Redis (`--shared-limit`).
@@ -195,158 +199,6 @@ fn setup(msg: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
-    /// The flags that decide what a row becomes, as words of a command line (none when
-    /// every one is at its default): a replay needs them, and a resume must have the same.
-    pub fn mapping_flags(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        let mut flag = |name: &str, value: String| args.extend([name.to_owned(), value]);
-        let map = &self.map;
-        if map.action != Action::Identify {
-            flag("--action", cli_name(map.action));
-        }
-        if let Some(name) = &map.event_name {
-            flag("--event-name", name.clone());
-        }
-        if let Some(column) = &map.id_column {
-            flag("--id-column", column.clone());
-        }
-        if let Some(kind) = map.id_type {
-            flag("--id-type", cli_name(kind));
-        }
-        for (column, ty) in &map.types {
-            flag("--type", format!("{column}={ty}"));
-        }
-        let conventions = &map.conventions;
-        if let Some(zone) = conventions.zone.iana_name().filter(|z| *z != "UTC") {
-            flag("--timezone", zone.to_owned());
-        }
-        if map.oversize != Oversize::Reject {
-            flag("--oversize", cli_name(map.oversize));
-        }
-        if map.empty != EmptyPolicy::Skip {
-            flag("--empty", cli_name(map.empty));
-        }
-        if map.entity != Entity::Person {
-            flag("--entity", cli_name(map.entity));
-        }
-        if let Some(object_type) = &map.object_type {
-            flag("--object-type", object_type.clone());
-        }
-        if map.only_existing {
-            args.push("--only-existing".to_owned());
-        }
-        if conventions.decimal_comma {
-            args.push("--decimal-comma".to_owned());
-        }
-        if conventions.strip_apostrophe {
-            args.push("--strip-apostrophe".to_owned());
-        }
-        args
-    }
-
-    /// What a checkpoint holds for a resume to match: the mapping flags and the shard (a
-    /// resume taking another shard's records would skip by another run's positions).
-    pub fn resume_flags(&self) -> Vec<String> {
-        let mut flags = self.mapping_flags();
-        if let Some(shard) = self.shard {
-            flags.extend(["--shard".to_owned(), shard.to_string()]);
-        }
-        flags
-    }
-
-    /// The command that replays `failures` as this run would: the same mapping flags and the
-    /// same target (a sandbox run's replay stays in the sandbox), quoted for a shell.
-    pub fn replay_command(&self, failures: &Path) -> String {
-        shell_line(self.command_for([failures]))
-    }
-
-    /// The command that carries this run on from its checkpoint: the same inputs, mapping
-    /// flags, target, files and run flags, with `--resume`, quoted for a shell.
-    pub fn resume_command(&self) -> String {
-        let mut args = self.command_for(self.inputs.iter().map(|i| i.path.as_path()));
-        let mut file = |flag: &str, path: &Path| {
-            args.extend([flag.to_owned(), path.display().to_string()]);
-        };
-        if self.failures != default_failures_path(&self.inputs) {
-            file("--failures", &self.failures);
-        }
-        let checkpoint = self.checkpoint.as_ref();
-        if let Some(path) =
-            checkpoint.filter(|p| **p != crate::checkpoint::default_path(&self.failures))
-        {
-            file("--checkpoint", path);
-        }
-        args.extend(self.run_flags.iter().cloned());
-        args.push("--resume".to_owned());
-        shell_line(args)
-    }
-
-    /// `cio-import`, `inputs`, the mapping flags and the target: what a command that goes on
-    /// from this run must say.
-    fn command_for<'a>(&self, inputs: impl IntoIterator<Item = &'a Path>) -> Vec<String> {
-        let mut args = vec!["cio-import".to_owned()];
-        args.extend(inputs.into_iter().map(|p| p.display().to_string()));
-        args.extend(self.mapping_flags());
-        match &self.target {
-            Target::Sandbox(_) => args.push("--sandbox".to_owned()),
-            Target::Remote {
-                base,
-                region,
-                site_id,
-                api_key_file,
-                ..
-            } => {
-                // The credentials too: the environment may hold another workspace's.
-                args.extend(["--site-id".to_owned(), site_id.clone()]);
-                if let Some(path) = api_key_file {
-                    args.extend(["--api-key-file".to_owned(), path.display().to_string()]);
-                }
-                if *region != Region::Us {
-                    args.extend(["--region".to_owned(), cli_name(*region)]);
-                }
-                if base != region.host() {
-                    args.extend(["--endpoint".to_owned(), base.clone()]);
-                }
-                if !self.preflight {
-                    args.push("--no-preflight".to_owned());
-                }
-            }
-            Target::DryRun => args.push("--dry-run".to_owned()),
-        }
-        args
-    }
-}
-
-/// Words as one line for a POSIX shell.
-fn shell_line(args: Vec<String>) -> String {
-    args.iter()
-        .map(|a| shell_word(a))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A value's name on the command line.
-fn cli_name(value: impl clap::ValueEnum) -> String {
-    value
-        .to_possible_value()
-        .map(|v| v.get_name().to_owned())
-        .unwrap_or_default()
-}
-
-/// `word` as one word for a POSIX shell: as it is when that is safe, else single-quoted.
-fn shell_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
-impl Config {
     /// Checks the command line. `env_key` is `$CUSTOMERIO_TRACK_API_KEY`, passed in so tests
     /// need not touch the process environment.
     pub fn from_cli(cli: Cli, env_key: Option<String>) -> Result<Config, ConfigError> {
@@ -404,6 +256,7 @@ impl Config {
                     e => setup(e.to_string()),
                 })?;
                 input.delimiter = cli.delimiter.unwrap_or(input.delimiter);
+                input.encoding = cli.encoding.filter(|e| *e != encoding_rs::UTF_8);
                 Ok(input)
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -534,6 +387,7 @@ impl Config {
             state,
             shared_limit,
             shard: cli.shard,
+            show: cli.show.unwrap_or(0),
             inputs,
             map: MapSpec {
                 action: cli.action,
@@ -545,6 +399,7 @@ impl Config {
                     decimal_comma: cli.decimal_comma,
                     strip_apostrophe: cli.strip_apostrophe,
                 },
+                columns: Columns::new(&cli.rename, &cli.drop, &cli.flatten).map_err(bad)?,
                 empty: cli.empty,
                 oversize: cli.oversize,
                 event_name: cli.event_name,
@@ -623,80 +478,6 @@ fn check_model(cli: &Cli) -> Result<(), ConfigError> {
         )));
     }
     Ok(())
-}
-
-/// The flags of `cli` that shape how the run goes and are not at their defaults, as words.
-fn run_flags(cli: &Cli) -> Vec<String> {
-    // The defaults are clap's: a command line that gives none of these flags.
-    let Ok(default) = <Cli as clap::Parser>::try_parse_from(["cio-import", "-"]) else {
-        return Vec::new();
-    };
-    let mut words = Vec::new();
-    let mut flag = |name: &str, value: String, default: String| {
-        if value != default {
-            words.extend([name.to_owned(), value]);
-        }
-    };
-    // Each as its type shows it, which is how clap reads it back.
-    let show =
-        |a: &dyn std::fmt::Display, b: &dyn std::fmt::Display| (a.to_string(), b.to_string());
-    let (c, d) = (cli, &default);
-    for (name, (value, default)) in [
-        ("--rate", show(&c.rate, &d.rate)),
-        ("--burst", show(&c.burst, &d.burst)),
-        ("--concurrency", show(&c.concurrency, &d.concurrency)),
-        ("--batch", show(&c.batch, &d.batch)),
-        ("--timeout", show(&c.timeout, &d.timeout)),
-        ("--max-retries", show(&c.max_retries, &d.max_retries)),
-        (
-            "--max-retry-after",
-            show(&c.max_retry_after, &d.max_retry_after),
-        ),
-        (
-            "--max-consecutive-failures",
-            show(&c.max_consecutive_failures, &d.max_consecutive_failures),
-        ),
-        ("--max-invalid", show(&c.max_invalid, &d.max_invalid)),
-        ("--stop-timeout", show(&c.stop_timeout, &d.stop_timeout)),
-        ("--sandbox-limit", show(&c.sandbox_limit, &d.sandbox_limit)),
-        (
-            "--sandbox-fail-rate",
-            show(&c.sandbox_fail_rate, &d.sandbox_fail_rate),
-        ),
-        (
-            "--sandbox-drop-rate",
-            show(&c.sandbox_drop_rate, &d.sandbox_drop_rate),
-        ),
-        (
-            "--sandbox-stall-rate",
-            show(&c.sandbox_stall_rate, &d.sandbox_stall_rate),
-        ),
-        (
-            "--sandbox-latency",
-            show(&c.sandbox_latency, &d.sandbox_latency),
-        ),
-    ] {
-        flag(name, value, default);
-    }
-    flag(
-        "--summary",
-        cli.summary
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect(),
-        String::new(),
-    );
-    flag(
-        "--progress",
-        cli_name(cli.progress),
-        cli_name(default.progress),
-    );
-    if cli.quiet {
-        words.push("--quiet".to_owned());
-    }
-    words.extend((0..cli.verbose).map(|_| "-v".to_owned()));
-    words.extend(state::state_flags(cli));
-    words
 }
 
 fn read_key_file(path: &Path) -> Result<Secret, ConfigError> {

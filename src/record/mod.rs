@@ -7,6 +7,7 @@
 //! (`rules`) → an operation (its event id from `event_id`). A failures-file line goes
 //! through `replay` into the same rules.
 
+mod columns;
 mod digest;
 mod entity;
 mod event_id;
@@ -17,6 +18,7 @@ mod notes;
 mod operation;
 mod order;
 mod plan;
+mod preview;
 mod recent;
 mod replay;
 mod row;
@@ -31,12 +33,14 @@ mod value;
 #[cfg(test)]
 mod testkit;
 
+pub use columns::{Columns, Pattern};
 pub use entity::{Device, Entity, ObjectId, Platform};
 pub use identifier::{IdKind, Identifier};
 pub use notes::{Oversize, Resized};
 pub use operation::{Event, EventKind, Operation, Who};
 pub use order::Order;
 pub use plan::{MapError, MapSpec, Mapper};
+pub use preview::SAMPLE_ROWS;
 pub use recent::TRIGGER_WINDOW_SECS;
 pub use shard::Shard;
 pub use time::{TimeFormat, parse_zone};

@@ -6,9 +6,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use super::columns::{Columns, Fate, Pattern};
 use super::entity::{DEVICE_ID, Entity, LAST_USED, OBJECT_ID, OBJECT_TYPE_ID, PLATFORM};
 use super::notes::{Notes, Oversize, Resized};
 use super::operation::ANONYMOUS_ID;
+use super::preview::{IdSample, folded};
 use super::recent::Recent;
 use super::rules::Source;
 use super::tally::name_too_long;
@@ -25,9 +27,12 @@ pub struct MapSpec {
     pub id_column: Option<String>,
     /// Which identifier `id_column` holds; by default, as its name says.
     pub id_type: Option<IdKind>,
+    /// `--type`: the column side may be a pattern (`*_TIME`).
     pub types: Vec<(String, ValueType)>,
     /// How the input writes times, numbers and identifiers.
     pub conventions: Conventions,
+    /// `--rename`, `--drop`, `--flatten`.
+    pub columns: Columns,
     pub empty: EmptyPolicy,
     /// `--oversize`: what a person's attribute value over 1,000 bytes becomes.
     pub oversize: Oversize,
@@ -76,7 +81,13 @@ pub(super) enum Role {
 
 /// The per-column plan for a CSV input, indexed like the record's fields.
 pub(super) struct CsvPlan {
+    /// Each column's name as mapped: after `--rename`.
     pub headers: Vec<String>,
+    /// As the header has it (trimmed, without a byte order mark): what a failures line keeps,
+    /// so that a replay with the same flags maps it the same way.
+    pub original: Vec<String>,
+    /// `--drop`ped (their role is `Ignored`).
+    pub dropped: Vec<bool>,
     pub roles: Vec<Role>,
 }
 
@@ -88,7 +99,7 @@ pub struct Mapper {
     pub(super) empty: EmptyPolicy,
     event_name: Option<String>,
     pub(super) id_column: Option<String>,
-    id_type: Option<IdKind>,
+    pub(super) id_type: Option<IdKind>,
     types: HashMap<String, ValueType>,
     pub(super) conventions: Conventions,
     /// How the event `timestamp` and a device's `last_used` are read: always as timestamps
@@ -101,12 +112,17 @@ pub struct Mapper {
     pub(super) notes: RefCell<Notes>,
     /// The input's name, which tells apart events without a time (see `event_id`).
     pub(super) input: String,
+    /// The `--type`s whose column is a pattern, in the order given.
+    type_patterns: Vec<(Pattern, ValueType)>,
+    pub(super) columns: Columns,
     object_type: Option<String>,
     only_existing: bool,
     pub(super) may_destroy: bool,
     pub(super) csv: Option<CsvPlan>,
     /// Where the input's recent events are counted, if anywhere.
     pub(super) recent: Option<Recent>,
+    /// The first rows' `id` identifiers, looked at for email addresses.
+    pub(super) sample: Option<IdSample>,
 }
 
 impl Mapper {
@@ -126,7 +142,19 @@ impl Mapper {
                 .map(str::to_owned),
             id_column: spec.id_column.clone(),
             id_type: spec.id_type,
-            types: spec.types.iter().cloned().collect(),
+            types: spec
+                .types
+                .iter()
+                .filter(|(c, _)| !c.contains('*'))
+                .cloned()
+                .collect(),
+            type_patterns: spec
+                .types
+                .iter()
+                .filter(|(c, _)| c.contains('*'))
+                .map(|(c, ty)| (Pattern::new(c), ty.clone()))
+                .collect(),
+            columns: spec.columns.clone(),
             conventions: spec.conventions.clone(),
             event_time: fixed_time(&spec.types, "timestamp"),
             last_used: fixed_time(&spec.types, LAST_USED),
@@ -139,6 +167,7 @@ impl Mapper {
             may_destroy: spec.may_destroy,
             csv: None,
             recent: None,
+            sample: None,
         };
         if let Some(name) = &mapper.event_name
             && name.len() > MAX_EVENT_NAME_BYTES
@@ -148,10 +177,20 @@ impl Mapper {
                 thousands(name.len())
             )));
         }
+        if let Some(col) = &mapper.id_column
+            && let Some(drop) = mapper.columns.drops().iter().find(|d| d.matches(col))
+        {
+            return Err(MapError(format!(
+                "--drop {}: that drops {col:?}, the --id-column; drop another column or \
+                 choose another --id-column",
+                drop.as_str()
+            )));
+        }
         // An empty CSV has no header (and no rows): nothing to check, nothing to map.
         if let Some(headers) = headers.filter(|h| !h.is_empty()) {
             mapper.csv = Some(mapper.plan(headers)?);
         }
+        mapper.start_sample();
         Ok(mapper)
     }
 
@@ -170,8 +209,17 @@ impl Mapper {
                 *header = header.trim().to_owned();
             }
         }
-        let listed = || headers.join(", ");
-        let has = |name: &str| headers.iter().any(|h| h == name);
+        let original = headers;
+        let (headers, dropped) = self.resolve(&original)?;
+        let kept = || {
+            headers
+                .iter()
+                .zip(&dropped)
+                .filter(|(_, d)| !**d)
+                .map(|(h, _)| h.as_str())
+        };
+        let listed = || kept().collect::<Vec<_>>().join(", ");
+        let has = |name: &str| kept().any(|h| h == name);
         let missing = |what: &str| Err(MapError(format!("{what}; the header has: {}", listed())));
 
         let id_key = match &self.id_column {
@@ -221,7 +269,7 @@ impl Mapper {
                         format!(" (separated by {c:?}? pass --delimiter {flag})")
                     })
                     .unwrap_or_default(),
-                _ => String::new(),
+                _ => self.near_identifier(&original, &headers),
             };
             return Err(MapError(format!(
                 "no identifier column: expected one of {expected}; the header has: {}{hint}",
@@ -257,7 +305,17 @@ impl Mapper {
             );
         }
 
-        let mut roles: Vec<Role> = headers.iter().map(|h| self.role(h, id_key)).collect();
+        let mut roles: Vec<Role> = headers
+            .iter()
+            .zip(&dropped)
+            .map(|(h, d)| {
+                if *d {
+                    Role::Ignored
+                } else {
+                    self.role(h, id_key)
+                }
+            })
+            .collect();
         // An untyped cell is sent as it is, unless its apostrophe is to go.
         if self.conventions.strip_apostrophe {
             for role in &mut roles {
@@ -280,7 +338,76 @@ impl Mapper {
                 return Err(MapError(name_too_long(header)));
             }
         }
-        Ok(CsvPlan { headers, roles })
+        Ok(CsvPlan {
+            headers,
+            original,
+            dropped,
+            roles,
+        })
+    }
+
+    /// A hint for a header without an identifier: the first column named like one but for
+    /// case, spaces or underscores (`Email`), and the rename that makes it one.
+    fn near_identifier(&self, original: &[String], names: &[String]) -> String {
+        let near = IdKind::detected().iter().find_map(|kind| {
+            let i = names
+                .iter()
+                .position(|n| folded(n) == folded(kind.name()))?;
+            Some((&original[i], kind.name()))
+        });
+        match near {
+            Some((column, kind)) => {
+                format!(" (is {column:?} the {kind}? pass --rename \"{column}={kind}\")")
+            }
+            None => String::new(),
+        }
+    }
+
+    /// Each column's name after `--rename`, and whether `--drop` drops it. Refuses a rename
+    /// onto a column the header has already, and two columns renamed to one name.
+    fn resolve(&self, original: &[String]) -> Result<(Vec<String>, Vec<bool>), MapError> {
+        if self.columns.is_empty() {
+            return Ok((original.to_vec(), vec![false; original.len()]));
+        }
+        let (mut names, mut dropped) = (Vec::new(), Vec::new());
+        for name in original {
+            let (named, drop) = match self.columns.fate(name) {
+                _ if name.is_empty() => (String::new(), false),
+                Fate::Kept(named) => (named.into_owned(), false),
+                Fate::Dropped => (name.clone(), true),
+            };
+            names.push(named);
+            dropped.push(drop);
+        }
+        for (i, name) in names.iter().enumerate() {
+            let Some((rename, _)) = self.columns.rename_of(&original[i]) else {
+                continue;
+            };
+            let clash = |j: usize| j != i && names[j] == *name && !(dropped[i] && dropped[j]);
+            let Some(j) = (0..names.len()).find(|&j| clash(j)) else {
+                continue;
+            };
+            let message = match self.columns.rename_of(&original[j]) {
+                Some((other, _)) if other == rename => format!(
+                    "{}: renames both {:?} and {:?} to {name:?}; rename them apart",
+                    rename.flag(),
+                    original[i.min(j)],
+                    original[i.max(j)]
+                ),
+                Some((other, _)) => format!(
+                    "{} and {} both rename a column to {name:?}; keep one",
+                    other.flag(),
+                    rename.flag()
+                ),
+                None => format!(
+                    "{}: the header has a column {name:?} already; rename that one too \
+                     (--rename {name}=OTHER, and --drop OTHER to leave it out)",
+                    rename.flag()
+                ),
+            };
+            return Err(MapError(message));
+        }
+        Ok((names, dropped))
     }
 
     /// The identifier column without `--id-column`, among the names `has`: a person's first
@@ -341,8 +468,14 @@ impl Mapper {
         if name.is_empty() {
             return Role::Unnamed;
         }
-        let typed = match self.types.get(name) {
-            Some(ty) => Some(Typed::new(ty.clone(), Origin::Flag)),
+        let flagged = self.types.get(name).cloned().or_else(|| {
+            let mut patterns = self.type_patterns.iter();
+            patterns
+                .find(|(p, _)| p.matches(name))
+                .map(|(_, ty)| ty.clone())
+        });
+        let typed = match flagged {
+            Some(ty) => Some(Typed::new(ty, Origin::Flag)),
             // Customer.io reads created_at as Unix seconds; a date in a file is the usual form.
             None if name == "created_at" => Some(Typed::new(ValueType::TIMESTAMP, Origin::Default)),
             None => None,
@@ -390,6 +523,11 @@ impl Mapper {
     /// NDJSON and for an empty CSV.
     pub fn columns(&self) -> Option<&[String]> {
         self.csv.as_ref().map(|plan| &plan.headers[..])
+    }
+
+    /// A CSV input's column names as its header has them (before `--rename`).
+    pub fn header(&self) -> Option<&[String]> {
+        self.csv.as_ref().map(|plan| &plan.original[..])
     }
 
     /// What the rules say a row of this input lacks.
@@ -456,7 +594,7 @@ mod tests {
         assert_eq!(
             e,
             "no identifier column: expected one of id, email, cio_id (or --id-column NAME); \
-             the header has: ID, Email, plan"
+             the header has: ID, Email, plan (is \"ID\" the id? pass --rename \"ID=id\")"
         );
     }
 

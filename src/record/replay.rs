@@ -13,6 +13,8 @@ use super::{Action, Entity, Invalid, Mapper, Operation};
 pub(super) const ERROR_KEY: &str = "_error";
 /// The key the failures file uses for a row that could not be read at all.
 pub(super) const RAW_KEY: &str = "_raw";
+/// The same, for such a row whose bytes are not UTF-8: they are kept in base64.
+pub(super) const RAW_BASE64_KEY: &str = "_raw_base64";
 
 impl Mapper {
     pub(super) fn replay(&self, object: &Map<String, Value>) -> Result<Operation, Invalid> {
@@ -52,14 +54,18 @@ impl Mapper {
             }
             return Ok(op);
         }
-        if object.contains_key(RAW_KEY) {
+        if object.contains_key(RAW_KEY) || object.contains_key(RAW_BASE64_KEY) {
             return Err(Invalid::row(
-                "this failures-file line holds a row that could not be read (_raw); fix it in \
-                 the original input and import that row again"
+                "this failures-file line holds a row that could not be read (_raw, or \
+                 _raw_base64: its exact bytes in base64); fix it in the original input and \
+                 import that row again"
                     .into(),
             ));
         }
-        self.check_object::<Collect>(object)?.into_operation(place)
+        match self.reshaped(object)? {
+            Some(object) => self.check_object::<Collect>(&object)?.into_operation(place),
+            None => self.check_object::<Collect>(object)?.into_operation(place),
+        }
     }
 }
 
@@ -206,10 +212,27 @@ mod tests {
         let broken = RowData::Broken {
             message: "unterminated quote".into(),
             column: None,
-            raw: "1,\"x".into(),
+            raw: b"1,\"x".to_vec(),
         };
         let mut line = r.raw(&broken);
         assert_eq!(Value::Object(line.clone()), json!({"_raw": "1,\"x"}));
+        // Bytes that are not UTF-8 are kept exactly, in base64.
+        let bytes = b"2,B\xF6b;\xFF".to_vec();
+        let broken = RowData::Broken {
+            message: "not UTF-8".into(),
+            column: None,
+            raw: bytes.clone(),
+        };
+        let encoded = r.raw(&broken)["_raw_base64"].as_str().unwrap().to_owned();
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap();
+        assert_eq!(decoded, bytes);
+        let mut other = r.raw(&broken);
+        other.insert("_error".into(), json!("not UTF-8"));
+        let e = err(&mut r, &RowData::Json(other));
+        assert!(e.message.contains("could not be read"), "{}", e.message);
         line.insert("_error".into(), json!("unterminated quote"));
         let e = err(&mut r, &RowData::Json(line));
         assert!(e.message.contains("could not be read"), "{}", e.message);

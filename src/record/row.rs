@@ -12,7 +12,7 @@ use super::entity::Entity;
 use super::event_id::Place;
 use super::notes::{Oversize, Resized};
 use super::plan::{CsvPlan, Role};
-use super::replay::{ERROR_KEY, RAW_KEY};
+use super::replay::{ERROR_KEY, RAW_BASE64_KEY, RAW_KEY};
 use super::rules::{Checked, Fields};
 use super::tally::{Attributes, Collect, Tally};
 use super::time::{self, TimeFormat};
@@ -20,6 +20,8 @@ use super::value::{self, Cell, Typed, json_kind, json_size};
 use super::{EmptyPolicy, Identifier, Invalid, Mapper, Operation};
 use crate::source::RowData;
 use crate::track::MAX_ATTRIBUTE_VALUE_BYTES;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 impl Mapper {
     /// Maps one row, the one at `line` of the input. A JSON object with an `_error` key is a
@@ -45,7 +47,10 @@ impl Mapper {
         match row {
             RowData::Csv(record) => self.check_csv::<Collect>(record)?.into_operation(place),
             RowData::Json(object) if object.contains_key(ERROR_KEY) => self.replay(object),
-            RowData::Json(object) => self.check_object::<Collect>(object)?.into_operation(place),
+            RowData::Json(object) => match self.reshaped(object)? {
+                Some(object) => self.check_object::<Collect>(&object)?.into_operation(place),
+                None => self.check_object::<Collect>(object)?.into_operation(place),
+            },
             RowData::Broken {
                 message, column, ..
             } => Err(Invalid {
@@ -58,10 +63,13 @@ impl Mapper {
     /// The verdict [`Mapper::map`] reaches, without building the operation (a dry run's
     /// check). `Ok` holds at least the length of the operation's JSON, which a batch limits.
     pub fn validate(&mut self, row: &RowData) -> Result<usize, Invalid> {
+        // A row reshaped by --rename, --drop or --flatten: checked as its own map.
+        let reshaped;
         let checked = match row {
             RowData::Csv(record) => self.check_csv::<Tally>(record)?,
             RowData::Json(object) if !object.contains_key(ERROR_KEY) => {
-                self.check_object::<Tally>(object)?
+                reshaped = self.reshaped(object)?;
+                self.check_object::<Tally>(reshaped.as_ref().unwrap_or(object))?
             }
             // Failures-file lines and broken rows are few: they are mapped (the size of an
             // operation does not depend on where its row is).
@@ -200,6 +208,9 @@ impl Mapper {
         if !RESIZE && self.oversize.is_some() && fields.attributes.tally().oversized() {
             return self.check_csv_resizing(record);
         }
+        if let Some(sample) = &self.sample {
+            sample.note(fields.person.as_ref());
+        }
         Checked::new(self.action, self.entity, fields, &self.source())
     }
 
@@ -306,6 +317,9 @@ impl Mapper {
         }
         if !RESIZE && self.oversize.is_some() && fields.attributes.tally().oversized() {
             return self.check_object_resizing(object);
+        }
+        if let Some(sample) = &self.sample {
+            sample.note(fields.person.as_ref());
         }
         Checked::new(self.action, self.entity, fields, &self.source())
     }
@@ -444,7 +458,7 @@ impl Mapper {
     pub fn raw(&self, row: &RowData) -> Map<String, Value> {
         match row {
             RowData::Csv(record) => {
-                let headers = self.csv.as_ref().map_or(&[][..], |p| &p.headers[..]);
+                let headers = self.csv.as_ref().map_or(&[][..], |p| &p.original[..]);
                 record
                     .iter()
                     .enumerate()
@@ -458,9 +472,12 @@ impl Mapper {
                     .collect()
             }
             RowData::Json(object) => object.clone(),
-            RowData::Broken { raw, .. } => {
-                Map::from_iter([(RAW_KEY.to_owned(), Value::String(raw.clone()))])
-            }
+            // Text as it is; other bytes (a file in another encoding) in base64, so that the
+            // line keeps them exactly.
+            RowData::Broken { raw, .. } => Map::from_iter([match std::str::from_utf8(raw) {
+                Ok(text) => (RAW_KEY.to_owned(), Value::String(text.to_owned())),
+                Err(_) => (RAW_BASE64_KEY.to_owned(), Value::String(BASE64.encode(raw))),
+            }]),
         }
     }
 }
@@ -760,7 +777,7 @@ mod tests {
         let broken = RowData::Broken {
             message: "bad gzip".into(),
             column: Some("name".into()),
-            raw: String::new(),
+            raw: Vec::new(),
         };
         assert_eq!(
             err(&mut m, &broken),

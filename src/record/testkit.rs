@@ -16,6 +16,7 @@ pub fn spec(action: Action) -> MapSpec {
         types: Vec::new(),
         conventions: Default::default(),
         oversize: Default::default(),
+        columns: Default::default(),
         empty: EmptyPolicy::Skip,
         event_name: None,
         entity: Entity::Person,

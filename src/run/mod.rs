@@ -163,6 +163,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
             batch: config.pacing.batch > 1,
             shard: config.shard,
             oversize: config.map.oversize,
+            show: config.show,
         },
         state: state.clone(),
         sweep: config.state.as_ref().and_then(|s| {

@@ -16,11 +16,11 @@ use super::setup::Opened;
 use super::sweep::{Removing, Sweep};
 use crate::checkpoint::Skip;
 use crate::error::Fatal;
-use crate::record::{Mapper, Operation, Oversize, Resized, Shard};
-use crate::report::{Counters, Reporter};
+use crate::record::{Invalid, Mapper, Operation, Oversize, Resized, SAMPLE_ROWS, Shard};
+use crate::report::{Counters, Reporter, say};
 use crate::send::Outgoing;
 use crate::settle::{Ledger, Outcome, failure_line};
-use crate::source::{Reader, Row};
+use crate::source::{NOT_UTF8, Reader, Row};
 use crate::state::{Memo, State};
 use crate::track::MAX_OPERATION_BYTES;
 
@@ -35,6 +35,8 @@ pub(super) struct ReadRules {
     pub batch: bool,
     /// `--shard`: only this shard's records are sent.
     pub shard: Option<Shard>,
+    /// `--show N`: a dry run writes its first N operations to stdout.
+    pub show: u64,
     /// What a value over 1,000 bytes becomes, for the warnings.
     pub oversize: Oversize,
 }
@@ -124,6 +126,7 @@ impl Reading {
         // a lock and two atomic adds a run, not a row.
         let mut run = Run::default();
         let mut recent = RecentEvents::default();
+        let mut shown = 0u64;
         for (i, input) in opened.into_iter().enumerate() {
             let mut input = input;
             let (skip, later) = match skips.get(i).cloned().unwrap_or(Skip::NONE) {
@@ -172,6 +175,7 @@ impl Reading {
             let first = seq;
             let source: Arc<str> = Arc::from(input.name.as_str());
             let mut later = later.into_iter().peekable();
+            let mut not_utf8_told = false;
             loop {
                 // Checking takes a lock, so a dry run of millions of rows looks every so often:
                 // a stop still comes within microseconds.
@@ -210,6 +214,15 @@ impl Reading {
                         };
                         Ok(Some(Outgoing { op, encoded }))
                     }),
+                    // `--show N`: the first valid ones built, and written as they would go.
+                    false if shown < rules.show => {
+                        input.mapper.map(&row.data, row.line).and_then(|op| {
+                            let body = shown_body(&op, rules.batch)?;
+                            shown += 1;
+                            say::to_stdout(&body);
+                            Ok(None)
+                        })
+                    }
                     // A dry run builds nothing: it checks the row, and holds the operation to
                     // the batch limit by a bound of its size, encoding it only when the bound
                     // is over the limit.
@@ -232,6 +245,14 @@ impl Reading {
                             "more attribute values over 1,000 bytes: the summary counts them",
                         );
                     }
+                }
+                if this == first {
+                    for warning in input.mapper.first_row_warnings(&row.data) {
+                        reporter.warn(format!("{source}: {warning}"));
+                    }
+                }
+                if this - first + 1 == SAMPLE_ROWS {
+                    advise(&mut input.mapper, &reporter, &source);
                 }
                 let ours = |shard: Shard| match &mapped {
                     Ok(Some(out)) => shard.takes(out.op.order().keys()[0]),
@@ -290,11 +311,23 @@ impl Reading {
                         Ok(())
                     }
                     Err(invalid) => {
-                        invalid_told.warn(
-                            &reporter,
-                            || format!("{source} line {}: {}", row.line, invalid.message),
-                            "more invalid rows: the failures file has every one",
-                        );
+                        if !invalid.message.contains(NOT_UTF8) {
+                            invalid_told.warn(
+                                &reporter,
+                                || format!("{source} line {}: {}", row.line, invalid.message),
+                                "more invalid rows: the failures file has every one",
+                            );
+                        } else if !not_utf8_told {
+                            // A file in another encoding has such rows throughout: told once.
+                            not_utf8_told = true;
+                            reporter.warn(format!(
+                                "{source} line {}: {}: the input is not UTF-8; if it is in \
+                                 another encoding, pass it as --encoding LABEL (windows-1252 \
+                                 for Excel on Windows, latin1, utf-16le). Every such row is \
+                                 invalid and in the failures file",
+                                row.line, invalid.message
+                            ));
+                        }
                         let mut error = Map::new();
                         error.insert("stage".into(), "invalid".into());
                         if let Some(c) = invalid.column {
@@ -319,6 +352,7 @@ impl Reading {
                 }
             }
             run.flush(&ledger, &counters);
+            advise(&mut input.mapper, &reporter, &source);
             if !errors.is_empty() || stop.is_cancelled() {
                 // An input that broke off (a truncated gzip, a read error) ends the reading,
                 // and so does a stop that came while a read gave up on a line: settling a
@@ -363,6 +397,31 @@ fn seen(mapper: &mut Mapper, row: &Row, state: &Mutex<State>) -> Result<(), Fata
         Some(memo) => lock(state).seen(&memo).map_err(Fatal::State),
         None => Ok(()),
     }
+}
+
+/// The warning about the identifiers of an input's first rows, if there is one (once).
+fn advise(mapper: &mut Mapper, reporter: &Reporter, source: &str) {
+    if let Some(advice) = mapper.id_advice() {
+        reporter.warn(format!("{source}: {advice}"));
+    }
+}
+
+/// An operation as `--show` writes it: as it goes in a batch, or, one a request (and for
+/// what a batch cannot carry: anonymous events), the body of its own request (`null` for
+/// one without a body).
+fn shown_body(op: &Operation, batch: bool) -> Result<String, Invalid> {
+    let encoded = if batch {
+        op.encode_for_batch()?
+    } else {
+        Vec::new()
+    };
+    if !encoded.is_empty() {
+        return Ok(String::from_utf8_lossy(&encoded).into_owned());
+    }
+    serde_json::to_string(&op.one_request().body).map_err(|e| Invalid {
+        column: None,
+        message: format!("cannot encode the operation: {e}"),
+    })
 }
 
 impl ReaderThread {

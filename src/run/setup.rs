@@ -9,7 +9,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{Config, Target};
 use crate::error::Fatal;
 use crate::lock::RunLock;
-use crate::record::Mapper;
+use crate::record::{Mapper, Pattern};
 use crate::report::{Counters, say};
 use crate::sandbox::Sandbox;
 use crate::send::{Client, RetryPolicy};
@@ -80,6 +80,9 @@ pub(super) async fn prepare(
         .map(|input| open(input, config, counters))
         .collect::<Result<Vec<_>, _>>()?;
     check_types(config, &opened)?;
+    if !config.quiet {
+        tell_plans(&opened);
+    }
     // Before the network, and before an earlier run's files are replaced.
     super::confirm::confirm(config)?;
 
@@ -137,6 +140,7 @@ fn open(input: &Input, config: &Config, counters: &Counters) -> Result<Opened, F
     }
     let now = jiff::Timestamp::now().as_second();
     mapper.count_recent_events(now, counters.recent_events.clone());
+
     Ok(Opened {
         name,
         reader,
@@ -144,25 +148,80 @@ fn open(input: &Input, config: &Config, counters: &Counters) -> Result<Opened, F
     })
 }
 
-/// A `--type` must name a column some input has. Only CSV headers list columns, so with an
-/// NDJSON input (whose keys vary by line) nothing is checked.
+/// Each input's plan, and the warnings about its header, before anything is sent.
+fn tell_plans(opened: &[Opened]) {
+    // An empty CSV has nothing to plan.
+    for o in opened
+        .iter()
+        .filter(|o| o.reader.headers().is_none_or(|h| !h.is_empty()))
+    {
+        say::say(format_args!(
+            "{}: {}",
+            o.name,
+            o.mapper.plan_lines().join("\n")
+        ));
+        for warning in o.mapper.header_warnings() {
+            say::warning(format_args!("{}: {warning}", o.name));
+        }
+    }
+}
+
+/// A `--type`, `--rename` or `--drop` must name a column (or match one, as a pattern) some
+/// input has: a name mistyped would silently send the column as it is. Only CSV headers
+/// list columns, so with an NDJSON input (whose keys vary by line) nothing is checked; with
+/// none, `--flatten` has nothing to lift.
 fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
     if opened.iter().any(|o| o.reader.headers().is_none()) {
         return Ok(());
     }
-    let columns: Vec<(&str, &[String])> = opened
+    if let Some(key) = config.map.columns.flatten().first() {
+        return Err(Fatal::Setup(format!(
+            "--flatten {key}: lifts the keys of an NDJSON object, and every input is CSV, \
+             whose cells do not nest; leave it out"
+        )));
+    }
+    // (input, columns as mapped, columns as the header has them)
+    let columns: Vec<(&str, &[String], &[String])> = opened
         .iter()
-        .filter_map(|o| Some((o.name.as_str(), o.mapper.columns()?)))
+        .filter_map(|o| Some((o.name.as_str(), o.mapper.columns()?, o.mapper.header()?)))
         .collect();
-    let Some(&(name, first)) = columns.first() else {
+    let Some(&(name, _, first)) = columns.first() else {
         return Ok(());
     };
-    let has = |column: &str| columns.iter().any(|(_, c)| c.iter().any(|c| c == column));
-    match config.map.types.iter().find(|(c, _)| !has(c)) {
-        Some((column, ty)) => Err(Fatal::Setup(format!(
-            "--type {column}={ty}: no input has a column {column:?}; {name}'s header has: {}",
-            first.join(", ")
-        ))),
+    let any = |pattern: &Pattern, original: bool| {
+        columns.iter().any(|(_, mapped, header)| {
+            let names = if original { header } else { mapped };
+            names.iter().any(|c| pattern.matches(c))
+        })
+    };
+    let types = config
+        .map
+        .types
+        .iter()
+        .map(|(c, ty)| (Pattern::new(c), false, format!("--type {c}={ty}")));
+    let renames = config.map.columns.renames().iter();
+    let renames = renames.map(|r| (r.from.clone(), true, r.flag()));
+    let drops = config.map.columns.drops().iter();
+    let drops = drops.map(|d| (d.clone(), false, format!("--drop {}", d.as_str())));
+    match types
+        .chain(renames)
+        .chain(drops)
+        .find(|(p, original, _)| !any(p, *original))
+    {
+        Some((pattern, _, flag)) => {
+            let what = if pattern.is_exact() {
+                format!("no input has a column {:?}", pattern.as_str())
+            } else {
+                format!(
+                    "the pattern {:?} matches no column of any input",
+                    pattern.as_str()
+                )
+            };
+            Err(Fatal::Setup(format!(
+                "{flag}: {what}; {name}'s header has: {}",
+                first.join(", ")
+            )))
+        }
         None => Ok(()),
     }
 }

@@ -28,6 +28,7 @@ impl Input {
                 format,
                 gzip: false,
                 delimiter: b',',
+                encoding: None,
                 size: None,
             });
         }
@@ -62,6 +63,7 @@ impl Input {
             format,
             gzip,
             delimiter,
+            encoding: None,
             size: (!stream).then_some(meta.len()),
         })
     }
@@ -120,15 +122,26 @@ impl Input {
         } else {
             Box::new(counted)
         };
+        // Into UTF-8 before anything reads it, so rows, cells and line numbers are the same
+        // as in a UTF-8 file; a byte order mark says which UTF-16 it is.
+        let decoded: Box<dyn Read + Send> = match self.encoding {
+            Some(encoding) => Box::new(
+                encoding_rs_io::DecodeReaderBytesBuilder::new()
+                    .encoding(Some(encoding))
+                    .bom_override(true)
+                    .build(decoded),
+            ),
+            None => decoded,
+        };
         let (bytes, head) = strip_bom(decoded).map_err(|e| read_error(name, self.gzip, e, 0))?;
         // Two encodings that would otherwise read as "not valid UTF-8" at line 1.
         let unreadable = match head.as_slice() {
             [0x1f, 0x8b, ..] => {
                 Some("starts like a gzip file: name it .gz (or, on stdin, pipe it through gunzip)")
             }
-            [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => {
-                Some("is UTF-16 text: save it as UTF-8 (in Excel: CSV UTF-8)")
-            }
+            [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => Some(
+                "is UTF-16 text: pass --encoding utf-16le (its byte order mark tells which), or save it as UTF-8 (in Excel: CSV UTF-8)",
+            ),
             _ => None,
         };
         if let Some(message) = unreadable {

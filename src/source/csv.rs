@@ -10,7 +10,9 @@ use csv_core::ReadRecordResult;
 use serde_json::Map;
 
 use super::bytes::{ByteSource, read_error};
-use super::{BUFFER_BYTES, MAX_RAW_BYTES, MAX_ROW_BYTES, Row, RowData, SourceError, broken_row};
+use super::{
+    BUFFER_BYTES, MAX_RAW_BYTES, MAX_ROW_BYTES, NOT_UTF8, Row, RowData, SourceError, broken_row,
+};
 
 /// Fed to the CSV parser after the real input ends; see `CsvSource`.
 const SENTINEL: &[u8] = b"\n\"";
@@ -197,6 +199,40 @@ impl CsvSource {
         Ok(n)
     }
 
+    /// Excel's first line naming the separator (`sep=;`): taken off the input, and its
+    /// separator given. Called first: the line is looked for in the first bytes alone.
+    fn excel_separator(&mut self) -> io::Result<Option<u8>> {
+        // `sep=;\r\n` and one byte more; a pipe may give fewer bytes a read.
+        let mut head = [0u8; 8];
+        let mut n = 0;
+        while n < head.len() {
+            match self.inner.read(&mut head[n..]) {
+                Ok(0) => {
+                    self.inner_done = true;
+                    break;
+                }
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.pending = head[..n].to_vec();
+        self.pending_at = 0;
+        let Some(rest) = self.pending.strip_prefix(b"sep=") else {
+            return Ok(None);
+        };
+        let (sep, len) = match rest {
+            [sep, b'\r', b'\n', ..] => (*sep, 3),
+            [sep, b'\n', ..] => (*sep, 2),
+            _ => return Ok(None),
+        };
+        if matches!(sep, b'"' | b'\r' | b'\n') {
+            return Ok(None);
+        }
+        self.pending_at = 4 + len;
+        Ok(Some(sep))
+    }
+
     /// Makes `pending` hold input, unless the input has ended: false then.
     fn fill_pending(&mut self) -> io::Result<bool> {
         if self.pending_at == self.pending.len() && !self.inner_done {
@@ -310,6 +346,12 @@ impl CsvRows {
         gzip: bool,
         delimiter: u8,
     ) -> Result<CsvRows, SourceError> {
+        let mut source = CsvSource::new(bytes, delimiter);
+        let excel = source
+            .excel_separator()
+            .map_err(|e| read_error(name, gzip, e, 0))?;
+        let delimiter = excel.unwrap_or(delimiter);
+        source.delimiter = delimiter;
         let rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             .delimiter(delimiter)
@@ -319,12 +361,13 @@ impl CsvRows {
             // exact (see `next_record`); a `\r` before it is cut off there.
             .terminator(csv::Terminator::Any(b'\n'))
             .buffer_capacity(BUFFER_BYTES)
-            .from_reader(CsvSource::new(bytes, delimiter));
+            .from_reader(source);
         let mut rows = CsvRows {
             rdr,
             headers: Vec::new(),
-            lines_done: 0,
-            line_shift: 0,
+            // The parser never sees Excel's line.
+            lines_done: u64::from(excel.is_some()),
+            line_shift: i64::from(excel.is_some()),
             scratch: Vec::new(),
             done: false,
         };
@@ -575,7 +618,7 @@ pub(super) fn text_row(row: &mut Row, line: u64, record: ByteRecord, headers: &[
                 .get(e.utf8_error().field())
                 .cloned()
                 .unwrap_or_default();
-            let message = format!("column \"{column}\" is not valid UTF-8");
+            let message = format!("column \"{column}\" {NOT_UTF8}");
             let raw = csv_text(&e.into_byte_record());
             *row = broken_row(line, message, Some(column), &raw);
         }
@@ -608,24 +651,32 @@ fn strip_cr(record: &mut ByteRecord, scratch: &mut Vec<u8>) -> bool {
     true
 }
 
-/// Checks and converts the header row: UTF-8, no empty names, no repeats.
+/// Checks and converts the header row: UTF-8, no empty names but trailing ones (a
+/// spreadsheet's empty columns, whose cells must then be empty: see `record::plan`), no
+/// repeats.
 fn check_headers(record: &ByteRecord) -> Result<Vec<String>, String> {
-    // Excel can write its separator as a first line of its own, `sep=,`.
+    // Excel's separator line is taken off the input when it is well formed (see
+    // `CsvSource::excel_separator`); this is one that is not.
     if record.len() <= 2 && record.get(0).is_some_and(|f| f.starts_with(b"sep=")) {
         return Err(
-            "the first line is Excel's separator hint (sep=...), not a header: delete that line"
+            "the first line is Excel's separator hint but not of one character (sep=;), not a \
+             header: write it as sep= and the character, or delete that line"
                 .to_string(),
         );
     }
+    let named = record
+        .iter()
+        .rposition(|f| !f.is_empty())
+        .map_or(0, |i| i + 1);
     let mut headers: Vec<String> = Vec::with_capacity(record.len());
     for (i, field) in record.iter().enumerate() {
         let Ok(name) = std::str::from_utf8(field) else {
             return Err(format!("column {} is not valid UTF-8", i + 1));
         };
-        if name.is_empty() {
+        if name.is_empty() && i < named {
             return Err(format!("column {} has an empty name", i + 1));
         }
-        if let Some(first) = headers.iter().position(|h| h == name) {
+        if let Some(first) = headers.iter().position(|h| h == name && !name.is_empty()) {
             return Err(format!(
                 "column \"{name}\" appears twice (columns {} and {})",
                 first + 1,
@@ -808,13 +859,29 @@ mod tests {
     }
 
     #[test]
-    fn csv_excel_separator_line_is_named() {
-        let (_dir, path) = file("users.csv", b"sep=,\nid,plan\n1,pro\n");
+    fn csv_excel_separator_line_names_the_delimiter() {
+        for text in [
+            &b"sep=;\nid;plan\n1;pro,x\n"[..],
+            b"\xEF\xBB\xBFsep=;\r\nid;plan\r\n1;pro,x\r\n",
+        ] {
+            let rows = rows_of("users.csv", text);
+            // The line numbers are the file's: Excel's line is line 1.
+            assert_eq!(rows, [csv(3, &["1", "pro,x"])]);
+        }
+        let (_dir, path) = file("users.csv", b"sep=;;\nid,plan\n1,pro\n");
         let input = Input::check(&path, None).unwrap();
         let Err(e) = input.open(Arc::new(AtomicU64::new(0))) else {
             panic!("the sep= line was taken for a header");
         };
         assert!(e.to_string().contains("Excel's separator hint"), "{e}");
+    }
+
+    #[test]
+    fn csv_trailing_empty_header_names_are_kept_as_unnamed_columns() {
+        let rows = rows_of("users.csv", b"id,name,,\n1,Ann,,\n");
+        assert_eq!(rows, [csv(2, &["1", "Ann", "", ""])]);
+        let (_, error) = error_of("users.csv", b",id\n");
+        assert!(error.ends_with("column 1 has an empty name"), "{error}");
     }
 
     #[test]

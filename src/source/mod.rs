@@ -36,6 +36,10 @@ pub const MAX_JSON_DEPTH: usize = 32;
 /// The most of a broken row's text that is kept, so failures files stay small.
 pub const MAX_RAW_BYTES: usize = 2000;
 
+/// What the message of a row that is not UTF-8 says, in both formats: the run tells the
+/// first such row of an input, naming `--encoding`, rather than each.
+pub const NOT_UTF8: &str = "is not valid UTF-8";
+
 /// Read buffer size, for both formats.
 const BUFFER_BYTES: usize = 64 * 1024;
 
@@ -55,6 +59,9 @@ pub struct Input {
     pub gzip: bool,
     /// What separates CSV cells: `,`, or a tab for a `.tsv` file (`--delimiter` overrides).
     pub delimiter: u8,
+    /// `--encoding`: the input's text encoding, decoded into UTF-8 as it is read; None for
+    /// UTF-8.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
     /// Size on disk (compressed size for gzip); None for a stream (stdin, a pipe, a
     /// device), which is read once.
     pub size: Option<u64>,
@@ -124,11 +131,12 @@ pub enum RowData {
     Csv(::csv::StringRecord),
     /// An NDJSON object.
     Json(Map<String, Value>),
-    /// A row that cannot be read as a record; `raw` is its text (lossy UTF-8, truncated).
+    /// A row that cannot be read as a record; `raw` is its bytes as read (truncated), which
+    /// need not be UTF-8.
     Broken {
         message: String,
         column: Option<String>,
-        raw: String,
+        raw: Vec<u8>,
     },
 }
 
@@ -200,19 +208,17 @@ impl Reader {
     }
 }
 
-/// A row's text for `RowData::Broken`: lossy UTF-8, at most `MAX_RAW_BYTES`.
-fn raw_text(bytes: &[u8]) -> String {
+/// A row's bytes for `RowData::Broken`, as they are (the failures file keeps them
+/// losslessly), at most `MAX_RAW_BYTES`.
+fn raw_bytes(bytes: &[u8]) -> Vec<u8> {
     let mut cut = bytes.len().min(MAX_RAW_BYTES);
-    // Back off to the start of a UTF-8 sequence so the cut does not leave a stray U+FFFD.
+    // Back off to the start of a UTF-8 sequence so that the cut leaves text whole.
     let mut backed = 0;
     while cut < bytes.len() && backed < 3 && cut > 0 && bytes[cut] & 0xC0 == 0x80 {
         cut -= 1;
         backed += 1;
     }
-    let mut text = String::from_utf8_lossy(&bytes[..cut]).into_owned();
-    // Each replaced byte grows by two, so the text can still be too long.
-    text.truncate(text.floor_char_boundary(MAX_RAW_BYTES));
-    text
+    bytes[..cut].to_vec()
 }
 
 /// A row that cannot be read as a record, with its text for the failures file.
@@ -222,7 +228,7 @@ fn broken_row(line: u64, message: String, column: Option<String>, raw: &[u8]) ->
         data: RowData::Broken {
             message,
             column,
-            raw: raw_text(raw),
+            raw: raw_bytes(raw),
         },
     }
 }
@@ -238,14 +244,13 @@ mod tests {
     }
 
     #[test]
-    fn raw_text_truncates_at_char_boundary() {
-        assert_eq!(raw_text(b"abc"), "abc");
+    fn raw_bytes_are_kept_as_they_are_and_cut_at_a_char_boundary() {
+        assert_eq!(raw_bytes(b"abc"), b"abc");
         let text = "ü".repeat(MAX_RAW_BYTES);
-        let raw = raw_text(text.as_bytes());
+        let raw = raw_bytes(text.as_bytes());
         assert_eq!(raw.len(), MAX_RAW_BYTES);
-        assert!(!raw.contains('\u{FFFD}'));
-        // Invalid bytes grow into U+FFFD; the result is still bounded.
-        let raw = raw_text(&[0xFF; 3 * MAX_RAW_BYTES]);
-        assert!(raw.len() <= MAX_RAW_BYTES);
+        assert!(std::str::from_utf8(&raw).is_ok());
+        assert_eq!(raw_bytes(b"2,B\xF6b"), b"2,B\xF6b");
+        assert_eq!(raw_bytes(&[0xFF; 3 * MAX_RAW_BYTES]).len(), MAX_RAW_BYTES);
     }
 }

@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::bytes::{ByteSource, read_error};
 use super::{
-    BUFFER_BYTES, MAX_JSON_DEPTH, MAX_RAW_BYTES, MAX_ROW_BYTES, Row, RowData, SourceError,
-    broken_row,
+    BUFFER_BYTES, MAX_JSON_DEPTH, MAX_RAW_BYTES, MAX_ROW_BYTES, NOT_UTF8, Row, RowData,
+    SourceError, broken_row,
 };
 
 /// The rows of an NDJSON input.
@@ -132,7 +132,7 @@ fn read_line(
 fn parse_object(line: &[u8]) -> Result<Map<String, Value>, String> {
     // Checked up front for a plain message; it also lets serde_json skip its own check.
     let text = std::str::from_utf8(line)
-        .map_err(|e| format!("is not valid UTF-8 (byte {})", e.valid_up_to() + 1))?;
+        .map_err(|e| format!("{NOT_UTF8} (byte {})", e.valid_up_to() + 1))?;
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(object)) => {
             if object.values().any(|v| deeper_than(v, MAX_JSON_DEPTH - 1)) {

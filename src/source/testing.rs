@@ -37,7 +37,12 @@ pub(super) fn got(row: &Row) -> Got {
             message,
             column,
             raw,
-        } => Got::Broken(row.line, message.clone(), column.clone(), raw.clone()),
+        } => Got::Broken(
+            row.line,
+            message.clone(),
+            column.clone(),
+            String::from_utf8_lossy(raw).into_owned(),
+        ),
     }
 }
 

@@ -1,0 +1,385 @@
+//! The columns as the user means them: `--rename OLD=NEW`, `--drop COL` and `--flatten KEY`,
+//! and the `*` patterns that name columns in them and in `--type`.
+//!
+//! A CSV header is resolved once into each column's name and fate (see `plan`); an NDJSON
+//! row is reshaped per row, and only when one of these flags was given.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use super::replay::ERROR_KEY;
+use super::value::json_kind;
+use super::{Invalid, Mapper};
+
+/// A column name, or a pattern of them where `*` stands for any text (`*_TIME`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pattern {
+    text: String,
+    /// The text between the stars; one part when there is no star.
+    parts: Vec<String>,
+}
+
+impl Pattern {
+    pub fn new(text: &str) -> Pattern {
+        Pattern {
+            text: text.to_owned(),
+            parts: text.split('*').map(str::to_owned).collect(),
+        }
+    }
+
+    /// As the flag gave it.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn is_exact(&self) -> bool {
+        self.parts.len() == 1
+    }
+
+    fn stars(&self) -> usize {
+        self.parts.len() - 1
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        self.captures(name).is_some()
+    }
+
+    /// What each `*` stood for in `name`, if `name` matches. The text between two stars is
+    /// found leftmost: any match will do, and leftmost always finds one when there is one.
+    fn captures<'a>(&self, name: &'a str) -> Option<Vec<&'a str>> {
+        let (first, rest) = self.parts.split_first()?;
+        let Some((last, middle)) = rest.split_last() else {
+            return (name == first).then(Vec::new);
+        };
+        // Prefix and suffix taken apart, so they cannot overlap (`ab*ba` is not `aba`).
+        let mut at = name
+            .strip_prefix(first.as_str())?
+            .strip_suffix(last.as_str())?;
+        let mut captures = Vec::with_capacity(self.stars());
+        for part in middle {
+            let found = at.find(part.as_str())?;
+            captures.push(&at[..found]);
+            at = &at[found + part.len()..];
+        }
+        captures.push(at);
+        Some(captures)
+    }
+}
+
+/// `--rename OLD=NEW`: OLD may be a pattern; a `*` in NEW is what the `*` of OLD at its
+/// place stood for (`--rename 'Custom *=*'`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rename {
+    pub from: Pattern,
+    pub to: String,
+}
+
+impl Rename {
+    /// The flag as the user wrote it.
+    pub fn flag(&self) -> String {
+        format!("--rename {}={}", self.from.as_str(), self.to)
+    }
+
+    fn apply(&self, name: &str) -> Option<String> {
+        let captures = self.from.captures(name)?;
+        if !self.to.contains('*') {
+            return Some(self.to.clone());
+        }
+        let mut out = String::new();
+        for (i, part) in self.to.split('*').enumerate() {
+            if i > 0 {
+                out.push_str(captures.get(i - 1).copied().unwrap_or_default());
+            }
+            out.push_str(part);
+        }
+        Some(out)
+    }
+}
+
+/// The column flags, checked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Columns {
+    renames: Vec<Rename>,
+    drops: Vec<Pattern>,
+    flatten: Vec<String>,
+}
+
+/// What becomes of a column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fate<'a> {
+    /// Read under this name: its own, or a `--rename`'s.
+    Kept(Cow<'a, str>),
+    /// `--drop`: never sent.
+    Dropped,
+}
+
+impl Columns {
+    /// Checks the flags: a NEW name that is empty, or holds more stars than OLD, and two
+    /// exact renames to one name are refused, each message naming the flag.
+    pub fn new(
+        renames: &[(String, String)],
+        drops: &[String],
+        flatten: &[String],
+    ) -> Result<Columns, String> {
+        let mut checked: Vec<Rename> = Vec::new();
+        for (from, to) in renames {
+            let rename = Rename {
+                from: Pattern::new(from.trim()),
+                to: to.trim().to_owned(),
+            };
+            let stars = rename.to.matches('*').count();
+            if rename.from.as_str().is_empty() || rename.to.is_empty() {
+                return Err(format!(
+                    "{}: both sides must name a column (--rename OLD=NEW)",
+                    rename.flag()
+                ));
+            }
+            if stars > 0 && stars != rename.from.stars() {
+                return Err(format!(
+                    "{}: NEW may hold a * only where OLD has one, as many as OLD has",
+                    rename.flag()
+                ));
+            }
+            if let Some(twin) = checked
+                .iter()
+                .find(|r| r.to == rename.to && r.from.is_exact() && rename.from.is_exact())
+            {
+                return Err(format!(
+                    "{} and {} both name a column {:?}; keep one",
+                    twin.flag(),
+                    rename.flag(),
+                    rename.to
+                ));
+            }
+            checked.push(rename);
+        }
+        Ok(Columns {
+            renames: checked,
+            drops: drops.iter().map(|d| Pattern::new(d.trim())).collect(),
+            flatten: flatten.iter().map(|f| f.trim().to_owned()).collect(),
+        })
+    }
+
+    /// No flag given: every column is read as it is named.
+    pub fn is_empty(&self) -> bool {
+        self.renames.is_empty() && self.drops.is_empty() && self.flatten.is_empty()
+    }
+
+    pub fn renames(&self) -> &[Rename] {
+        &self.renames
+    }
+
+    pub fn drops(&self) -> &[Pattern] {
+        &self.drops
+    }
+
+    pub fn flatten(&self) -> &[String] {
+        &self.flatten
+    }
+
+    /// The rename that applies to `name`: an exact one first, else the first pattern given.
+    pub fn rename_of(&self, name: &str) -> Option<(&Rename, String)> {
+        let exact = self.renames.iter().filter(|r| r.from.is_exact());
+        let patterns = self.renames.iter().filter(|r| !r.from.is_exact());
+        exact
+            .chain(patterns)
+            .find_map(|r| Some((r, r.apply(name)?)))
+    }
+
+    /// What becomes of column `name`: renamed first, then dropped if `--drop` names the
+    /// new name (every flag but `--rename` names a column by its new name).
+    pub fn fate<'a>(&self, name: &'a str) -> Fate<'a> {
+        let name = match self.rename_of(name) {
+            Some((_, to)) => Cow::Owned(to),
+            None => Cow::Borrowed(name),
+        };
+        if self.drops.iter().any(|d| d.matches(&name)) {
+            Fate::Dropped
+        } else {
+            Fate::Kept(name)
+        }
+    }
+
+    /// The words of a command line that give these flags again (for a replay or a resume).
+    pub fn flags(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for r in &self.renames {
+            args.extend([
+                "--rename".to_owned(),
+                format!("{}={}", r.from.as_str(), r.to),
+            ]);
+        }
+        for d in &self.drops {
+            args.extend(["--drop".to_owned(), d.as_str().to_owned()]);
+        }
+        for f in &self.flatten {
+            args.extend(["--flatten".to_owned(), f.clone()]);
+        }
+        args
+    }
+}
+
+impl Mapper {
+    /// An NDJSON row as the column flags make it, or None without any: `--flatten`ed
+    /// objects' keys lifted to the top (their values as they are), then each key renamed,
+    /// or dropped. Two keys that end up with one name make the row invalid, naming both.
+    pub(super) fn reshaped(
+        &self,
+        object: &Map<String, Value>,
+    ) -> Result<Option<Map<String, Value>>, Invalid> {
+        if self.columns.is_empty() {
+            return Ok(None);
+        }
+        let mut out = Map::new();
+        let flattened = self.columns.flatten();
+        for (key, v) in object {
+            if key == ERROR_KEY {
+                continue;
+            }
+            if !flattened.contains(key) {
+                self.place(&mut out, key, v, object)?;
+                continue;
+            }
+            match v {
+                Value::Object(inner) => {
+                    for (k, v) in inner {
+                        self.place(&mut out, k, v, object)?;
+                    }
+                }
+                Value::Null => {}
+                v => {
+                    return Err(Invalid::at(
+                        key,
+                        format!(
+                            "{key:?} is {}, not an object to lift (--flatten {key})",
+                            json_kind(v)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Puts `key` of the row `object` (at its top, or lifted) into `out` under its new
+    /// name, unless dropped; a name `out` has already is a clash.
+    fn place(
+        &self,
+        out: &mut Map<String, Value>,
+        key: &str,
+        v: &Value,
+        object: &Map<String, Value>,
+    ) -> Result<(), Invalid> {
+        let name = match self.columns.fate(key) {
+            Fate::Dropped => return Ok(()),
+            Fate::Kept(name) => name,
+        };
+        if out.contains_key(name.as_ref()) {
+            return Err(self.clash(&name, object));
+        }
+        out.insert(name.into_owned(), v.clone());
+        Ok(())
+    }
+
+    /// The two keys of `object` read as `name`, each as it was written (`properties.plan`)
+    /// and with its rename. Off the row path: a row comes here only once it clashed.
+    #[cold]
+    fn clash(&self, name: &str, object: &Map<String, Value>) -> Invalid {
+        let flattened = self.columns.flatten();
+        let top = object
+            .iter()
+            .filter(|(k, _)| !flattened.contains(k) && k.as_str() != ERROR_KEY)
+            .map(|(k, _)| (k.clone(), k.clone()));
+        let lifted = object
+            .iter()
+            .filter(|(k, _)| flattened.contains(k))
+            .filter_map(|(k, v)| Some((k, v.as_object()?)))
+            .flat_map(|(k, inner)| inner.keys().map(move |i| (i.clone(), format!("{k}.{i}"))));
+        let origins: Vec<String> = top
+            .chain(lifted)
+            .filter(|(key, _)| self.columns.fate(key) == Fate::Kept(name.into()))
+            .map(|(key, written)| match self.columns.rename_of(&key) {
+                Some((rename, _)) => format!("{written:?} ({})", rename.flag()),
+                None => format!("{written:?}"),
+            })
+            .take(2)
+            .collect();
+        Invalid::at(
+            name,
+            format!(
+                "{} are both read as {name:?}; --drop or --rename one of them",
+                origins.join(" and ")
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns(renames: &[(&str, &str)], drops: &[&str]) -> Columns {
+        let renames: Vec<(String, String)> = renames
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let drops: Vec<String> = drops.iter().map(|d| d.to_string()).collect();
+        Columns::new(&renames, &drops, &[]).unwrap()
+    }
+
+    #[test]
+    fn patterns_match_with_stars_anywhere() {
+        let p = Pattern::new("*_TIME");
+        assert!(p.matches("SIGNUP_TIME") && p.matches("_TIME") && !p.matches("TIME"));
+        let p = Pattern::new("a*b*c");
+        assert!(p.matches("abc") && p.matches("axxbyyc") && p.matches("abbc"));
+        assert!(!p.matches("acb") && !p.matches("ab"));
+        assert_eq!(p.captures("a1b2b3c"), Some(vec!["1", "2b3"]));
+        let p = Pattern::new("*");
+        assert!(p.matches("") && p.matches("anything"));
+        assert!(Pattern::new("exact").matches("exact") && !Pattern::new("exact").matches("exac"));
+        // The prefix and the suffix may not overlap.
+        assert!(!Pattern::new("ab*ba").matches("aba"));
+    }
+
+    #[test]
+    fn a_column_is_renamed_by_an_exact_name_before_a_pattern_then_dropped_by_its_new_name() {
+        let c = columns(
+            &[
+                ("Custom *", "*"),
+                ("Custom Email", "email"),
+                ("Old", "gone"),
+            ],
+            &["gone", "MMERGE*"],
+        );
+        assert_eq!(c.fate("Custom Email"), Fate::Kept("email".into()));
+        assert_eq!(c.fate("Custom Plan"), Fate::Kept("Plan".into()));
+        assert_eq!(c.fate("plan"), Fate::Kept("plan".into()));
+        assert_eq!(c.fate("Old"), Fate::Dropped);
+        assert_eq!(c.fate("MMERGE3"), Fate::Dropped);
+    }
+
+    #[test]
+    fn bad_renames_are_refused_naming_the_flag() {
+        let e = |r: &[(&str, &str)]| {
+            let r: Vec<(String, String)> = r
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+            Columns::new(&r, &[], &[]).unwrap_err()
+        };
+        assert_eq!(
+            e(&[("A", "x"), ("B", "x")]),
+            r#"--rename A=x and --rename B=x both name a column "x"; keep one"#
+        );
+        assert_eq!(
+            e(&[("A", "")]),
+            "--rename A=: both sides must name a column (--rename OLD=NEW)"
+        );
+        assert_eq!(
+            e(&[("A", "*")]),
+            "--rename A=*: NEW may hold a * only where OLD has one, as many as OLD has"
+        );
+    }
+}
