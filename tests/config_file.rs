@@ -405,3 +405,103 @@ fn the_readme_shows_the_config_fixture_as_it_is() {
         "README.md's example config file differs from fixtures/nightly.toml"
     );
 }
+
+/// Each export shape of fixtures/ imports through its config file as the README says: what
+/// the sandbox received holds Customer.io's names and the values read as the export wrote
+/// them.
+#[test]
+fn each_export_fixture_imports_through_its_config_file() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let cases: [(&str, usize, &[&str], &[&str]); 6] = [
+        (
+            "hubspot-contacts",
+            3,
+            // 2024-03-05 14:03:00 in New York (EST) is 19:03 UTC.
+            &[
+                r#""id":"1001""#,
+                r#""created_at":1709665380"#,
+                r#""email":"ann.lee@example.com""#,
+                r#""lifecycle_stage":"lead""#,
+            ],
+            &["Contact owner", "Record ID", "Sam Smith"],
+        ),
+        (
+            "mailchimp-members",
+            2,
+            &[
+                r#""email":"ann.lee@example.com""#,
+                r#""OPTIN_TIME":1709647380"#,
+                r#""MEMBER_RATING":2"#,
+            ],
+            &["LEID", "EUID", "NOTES", "met at the fair"],
+        ),
+        (
+            "segment-tracks",
+            3,
+            &[
+                r#""name":"Order Completed""#,
+                r#""id":"u-1001""#,
+                r#""revenue":42.5"#,
+                r#""anonymous_id":"9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d""#,
+                // Its messageId, made a ULID: the same one every night.
+                r#""id":"0T5R2S0TEZXG8R4J05426YAT0P""#,
+            ],
+            &["messageId", "analytics.js", "properties"],
+        ),
+        (
+            "excel-export",
+            2,
+            &[r#""city":"Zürich""#, r#""city":"São Paulo""#],
+            &["sep="],
+        ),
+        (
+            "shopify-customers",
+            3,
+            &[
+                r#""id":"7012345678""#,
+                r#""phone":"+44 20 7946 0958""#,
+                r#""Tags":["vip","wholesale"]"#,
+                r#""Total Spent":1853.93"#,
+                r#""first_name":"Ada""#,
+            ],
+            &["'7012345678", "First Name"],
+        ),
+        (
+            "stripe-payments",
+            3,
+            &[
+                r#""name":"payment""#,
+                r#""timestamp":1681308180"#,
+                r#""Amount":1853.93"#,
+                r#""captured_ms":1681308180"#,
+            ],
+            &[],
+        ),
+    ];
+    for (name, records, has, lacks) in cases {
+        let server = Server::plain();
+        let dir = tempfile::tempdir().unwrap();
+        let config = fixtures.join(format!("{name}.toml"));
+        let out = server
+            .cmd(dir.path())
+            .arg("--config")
+            .arg(&config)
+            // In batches: every kind's body names its identifiers the same way.
+            .args(["--batch", "100"])
+            .output()
+            .unwrap();
+        let said = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{name}: {said}");
+        assert!(
+            said.contains(&format!("{records} records")),
+            "{name}: {said}"
+        );
+        let sent = bodies(&server, 0).join("\n");
+        for text in has {
+            assert!(sent.contains(text), "{name}: no {text} in {sent}");
+        }
+        for text in lacks {
+            assert!(!sent.contains(text), "{name}: {text} in {sent}");
+        }
+    }
+}
