@@ -5,7 +5,9 @@
 //! (c) peak RSS of `--dry-run` over 10M rows (about 750 MB on disk, deleted after);
 //! (d) an import of 150k rows into an unlimited sandbox at `--rate 100000 --concurrency 32
 //!     --batch 1`: the child's CPU time per accepted request and its peak RSS; then (d') 1M rows
-//!     at the default `--batch 100`: CPU time per record and peak RSS.
+//!     at the default `--batch 100`: CPU time per record and peak RSS;
+//! (e) `--dry-run` over 1M rows of an export-shaped file mapped with `--rename`, `--drop`, a
+//!     timestamp format and a list column, beside (a).
 //!
 //! About a minute on 2 cores (plus the build). `SCALE_SKIP=10m,long` skips the slow parts; `SCALE_ROWS=N`
 //! changes the size of (a) and (b).
@@ -29,7 +31,8 @@ fn main() {
 
     let small = dir.path().join("people-1m.csv");
     let bytes = generate(&small, rows);
-    dry_run_and_python(&small, rows, bytes);
+    let plain = dry_run_and_python(&small, rows, bytes);
+    mapped_export(dir.path(), rows, plain);
 
     if !skip.contains("10m") {
         let big = dir.path().join("people-10m.csv");
@@ -83,7 +86,8 @@ fn median(mut secs: Vec<f64>) -> f64 {
     secs[secs.len() / 2]
 }
 
-fn dry_run_and_python(input: &Path, rows: u64, bytes: u64) {
+/// (a) and (b); the dry run's median wall time.
+fn dry_run_and_python(input: &Path, rows: u64, bytes: u64) -> f64 {
     // Reads the file once so both runs start from a warm page cache.
     std::fs::read(input).expect("read the input");
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -128,6 +132,79 @@ fn dry_run_and_python(input: &Path, rows: u64, bytes: u64) {
         ">= 4x",
         py / secs >= 4.0,
     );
+    secs
+}
+
+/// (e): a CRM-shaped export, its columns renamed and one dropped, a US date and a list.
+fn mapped_export(dir: &Path, rows: u64, plain: f64) {
+    let path = dir.join("export-1m.csv");
+    let file = std::fs::File::create(&path).expect("create the export");
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    use std::io::Write as _;
+    writeln!(
+        w,
+        "Customer ID,Email Address,First Name,Signed Up,Tags,Internal Notes"
+    )
+    .unwrap();
+    for id in 1..=rows {
+        let (month, day) = (1 + id % 12, 1 + id % 28);
+        writeln!(
+            w,
+            "{id},user{id}@example.com,Ann,{month:02}/{day:02}/2023,\"vip, plan{}\",call back",
+            id % 4
+        )
+        .unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let mut secs = Vec::new();
+    let mut last = None;
+    for _ in 0..3 {
+        let mut c = bin();
+        c.current_dir(dir).arg(&path).args([
+            "--dry-run",
+            "--rename",
+            "Customer ID=id",
+            "--rename",
+            "Email Address=email",
+            "--rename",
+            "First Name=first_name",
+            "--drop",
+            "Internal Notes",
+            "--type",
+            "Signed Up=timestamp:%m/%d/%Y",
+            "--type",
+            "Tags=list",
+        ]);
+        let run = measure(&mut c);
+        assert!(
+            run.status.success(),
+            "the mapped dry run failed: {}",
+            run.stdout
+        );
+        assert_eq!(field(&run.summary(), "accepted"), rows);
+        secs.push(run.wall.as_secs_f64());
+        last = Some(run);
+    }
+    let run = last.expect("at least one try");
+    let secs = median(secs);
+    println!(
+        "(e) --dry-run with --rename x3, --drop, timestamp:%m/%d/%Y and a list, {rows} rows (median of 3)"
+    );
+    println!(
+        "  {:<40} {:>16}   (CPU {:.2} s)",
+        "wall time",
+        format!("{secs:.2} s"),
+        run.cpu.as_secs_f64()
+    );
+    println!("  {:<40} {:>16.0}", "rows/s", rows as f64 / secs);
+    println!(
+        "  {:<40} {:>16}",
+        "beside (a)",
+        format!("{:.2}x its time", secs / plain)
+    );
+    run.report_rss("peak RSS");
+    std::fs::remove_file(&path).expect("delete the export");
 }
 
 fn dry_run_rss(input: &Path, rows: u64, bytes: u64) {
