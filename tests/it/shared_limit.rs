@@ -1,7 +1,7 @@
 //! `--shared-limit`: importers pacing on one schedule in a real `redis-server`, started here on
 //! a free port of 127.0.0.1 (`.ci/run` installs it when missing).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -10,15 +10,7 @@ use std::process::{Child, Command as Std, Stdio};
 use std::time::{Duration, Instant};
 
 use cio_import::limit::{Ask, Schedule, Scripts, connect};
-use common::{Reply, Scripted, Server, aimed, read_ndjson, write};
-
-/// Held by the tests that count requests in a second: the others, running beside them on
-/// two cores, would add the jitter those counts measure.
-static TIMED: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn timed() -> std::sync::MutexGuard<'static, ()> {
-    TIMED.lock().unwrap_or_else(|e| e.into_inner())
-}
+use common::{Reply, Scripted, Server, aimed, read_ndjson, timed, write};
 
 /// A `redis-server` on a free port with nothing saved; killed when dropped.
 struct Redis {
