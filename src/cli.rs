@@ -12,7 +12,7 @@ use crate::state::{MaxMissing, Missing};
 use crate::track::Region;
 
 /// The examples at the end of `--help` and in the man page: (command, what it does).
-/// tests/readme.rs runs each one.
+/// tests/it/readme.rs runs each one.
 pub const EXAMPLES: [(&str, &str); 8] = [
     (
         "cio-import fixtures/users.csv --sandbox",

@@ -23,7 +23,7 @@
 //! files; [`sandbox`] is the local stand-in of the Track API. At the bottom,
 //! leaves every stage may point down to: [`track`] (Track API facts: regions, hosts, the
 //! key, the documented limits), [`error`] (the fatal errors) and [`exit`] (the exit codes).
-//! No module points back up: `tests/layout.rs` finds any circle.
+//! No module points back up: `tests/it/layout.rs` finds any circle.
 //!
 //! # Vocabulary
 //!

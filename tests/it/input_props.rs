@@ -4,7 +4,7 @@
 //!
 //! `cargo test` runs 256 cases per property (PROPTEST_CASES sets it). The long run, a million
 //! cases per property, took 4 to 5 minutes on a shared 2-core machine:
-//!     PROPTEST_CASES=1000000 cargo test --release --test input_props
+//!     PROPTEST_CASES=1000000 cargo test --release --test it input_props::
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! The backbone, end to end: the binary against the sandbox over loopback HTTP.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

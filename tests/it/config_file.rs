@@ -3,7 +3,7 @@
 //! hold (each named by its line), a printed configuration giving the same run, and a job
 //! that says `--resume=auto` every time.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

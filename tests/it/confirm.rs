@@ -2,7 +2,7 @@
 //! pseudo-terminal asks, and goes on only when the action's name is typed.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};

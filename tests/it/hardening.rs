@@ -1,7 +1,7 @@
 //! Nothing lost, even when attacked: a disk that fills up while a failures line is written,
 //! links planted where the run writes.
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Customer.io's data model end to end, kind by kind: which endpoint each operation reaches
 //! in batches and one a request, what the sandbox keeps, and the order kept where it matters.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

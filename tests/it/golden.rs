@@ -3,11 +3,11 @@
 //! the human summary and `--help`. A refactor must leave every file under tests/golden/ as
 //! it is; a change meant to alter what users see rewrites them with
 //!
-//!     UPDATE_GOLDEN=1 cargo test --test golden
+//!     UPDATE_GOLDEN=1 cargo test --test it golden::
 //!
 //! and the diff of tests/golden/ shows the change for review.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -26,14 +26,14 @@ fn golden(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}; write it with UPDATE_GOLDEN=1 cargo test --test golden",
+            "{}: {e}; write it with UPDATE_GOLDEN=1 cargo test --test it golden::",
             path.display()
         )
     });
     assert!(
         expected == actual,
         "{name} differs from tests/golden/{name}\n--- expected\n{expected}\n--- actual\n{actual}\n\
-         (if the change is meant, rewrite it with UPDATE_GOLDEN=1 cargo test --test golden)"
+         (if the change is meant, rewrite it with UPDATE_GOLDEN=1 cargo test --test it golden::)"
     );
 }
 

@@ -1,7 +1,7 @@
 //! The committed completion scripts and man page in completions/ match what the binary
 //! generates. When the command line changes, regenerate them with:
 //!
-//!     UPDATE_GENERATED=1 cargo test --test generated
+//!     UPDATE_GENERATED=1 cargo test --test it generated::
 
 use std::path::{Path, PathBuf};
 
@@ -49,7 +49,7 @@ fn committed_completions_and_man_page_are_up_to_date() {
     assert!(
         stale.is_empty(),
         "completions/{{{}}} differ from what the command line generates; regenerate them with\n\n    \
-         UPDATE_GENERATED=1 cargo test --test generated\n\nand commit the result",
+         UPDATE_GENERATED=1 cargo test --test it generated::\n\nand commit the result",
         stale.join(",")
     );
 }

@@ -3,7 +3,7 @@
 //! are spelt out in README.md, "How this README is tested"; they are all in this file.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;

@@ -3,7 +3,7 @@
 //! for absurd numbers, an endless line, and the last line saying what to run next.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -640,7 +640,7 @@ fn a_fatal_error_with_the_checkpoint_kept_ends_with_the_command_that_carries_on(
 
 #[test]
 fn the_readme_lists_every_exit_code_as_the_help_does() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let section = readme
         .split("## Exit codes")
         .nth(1)

@@ -2,7 +2,7 @@
 //! milliseconds, grouped numbers and decimal commas, lists, the spreadsheet apostrophe, event
 //! ids that are no ULIDs, events without a time, and values over 1,000 bytes.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Rate-limit discipline, end to end: what each status does to a record, Retry-After, the
 //! retry and dead-endpoint limits, per-person order under misbehaviour, and 429 adaptation.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! leave failures, a checkpoint and a summary, neither the key nor the Authorization value
 //! appears in the output or in any file written.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! a network can: 207s that do not attribute their errors, redirects, proxies in the
 //! environment, huge bodies, a preflight that fails once, 413s, and credentials echoed back.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{Read as _, Write as _};

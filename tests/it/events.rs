@@ -1,7 +1,7 @@
 //! Events and the other actions, end to end: what reaches which endpoint, what the sandbox
 //! holds after, event ids stable across runs, and failures files that replay each action.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

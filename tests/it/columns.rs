@@ -3,7 +3,7 @@
 //! the errors and warnings that name their fix, the plan told before sending, and
 //! `--dry-run --show N`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

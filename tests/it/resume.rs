@@ -1,6 +1,6 @@
 //! Nothing lost: kill -9 and Ctrl-C midway, then --resume; a changed input is refused.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Batch mode: many operations a request through /api/v2/batch.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -11,7 +11,7 @@
 //! with two known loosenings of the file, each a place where it is stricter than Customer.io's
 //! documented behaviour (see [`loosen`]).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

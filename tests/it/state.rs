@@ -3,7 +3,7 @@
 //! again, `--missing delete` exactly who left (and nothing past `--max-missing`), and a run
 //! killed with SIGKILL and resumed leaves the state as the server has it.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

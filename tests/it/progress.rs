@@ -2,7 +2,7 @@
 //! its sandbox, and what the terminal received.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::Read;

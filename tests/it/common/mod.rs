@@ -1,9 +1,8 @@
 //! Shared test plumbing: a sandbox on 127.0.0.1:0 in a runtime of its own, a scripted server
 //! for the answers the sandbox cannot give, and the binary pointed at either.
-#![allow(dead_code)] // each test crate uses its own share of these helpers
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
@@ -248,6 +247,14 @@ async fn answer(
             .insert(name, HeaderValue::from_str(&value).unwrap());
     }
     response
+}
+
+/// Held by the tests whose assertions measure pacing (requests counted in a second, how
+/// stale a checkpoint is at a kill), in whichever module they are: all run in one process
+/// now, and two of them side by side on two cores would add the jitter they measure.
+pub fn timed() -> MutexGuard<'static, ()> {
+    static TIMED: Mutex<()> = Mutex::new(());
+    TIMED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The binary with a clean environment, run in `dir`.

@@ -1,7 +1,7 @@
 //! `--shared-limit`: importers pacing on one schedule in a real `redis-server`, started here on
 //! a free port of 127.0.0.1 (`.ci/run` installs it when missing).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,16 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cio_import::limit::{Accepted, Adaptation, Ask, Commit, Schedule, Scripts, Slot, connect};
-use common::{Reply, Scripted, Server, aimed, read_ndjson, write};
+use common::{Reply, Scripted, Server, aimed, read_ndjson, timed, write};
 use redis::aio::ConnectionManager;
-
-/// Held by the tests that count requests in a second: the others, running beside them on
-/// two cores, would add the jitter those counts measure.
-static TIMED: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn timed() -> std::sync::MutexGuard<'static, ()> {
-    TIMED.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A `redis-server` on a free port with nothing saved; killed when dropped.
 struct Redis {

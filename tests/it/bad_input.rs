@@ -4,7 +4,7 @@
 //! input stops the run before anything is sent; a stream broken part-way ends with an error
 //! after what was read before it is settled.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
