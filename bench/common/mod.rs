@@ -55,7 +55,7 @@ pub fn bin() -> Command {
     c.env_remove("CUSTOMERIO_SITE_ID")
         .env_remove("CUSTOMERIO_TRACK_API_KEY")
         .env("NO_COLOR", "1")
-        .args(["--progress", "never", "--summary", "-"]);
+        .args(["--progress", "never", "--summary", "-", "--quiet"]);
     c
 }
 
