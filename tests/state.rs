@@ -436,3 +436,89 @@ fn a_state_in_use_by_another_run_is_refused_at_once() {
     );
     assert!(took < Duration::from_secs(3), "refused after {took:?}");
 }
+
+/// 100 people (id, email, age), person 7's age `age7` and person 8's id `id8`.
+fn people(dir: &Path, age7: &str, id8: &str) {
+    let mut text = String::from("id,email,age\n");
+    for i in 1..=100 {
+        let id = if i == 8 {
+            id8.to_owned()
+        } else {
+            i.to_string()
+        };
+        let age = if i == 7 {
+            age7.to_owned()
+        } else {
+            (i % 90).to_string()
+        };
+        text.push_str(&format!("{id},p{i}@example.com,{age}\n"));
+    }
+    write(dir, "people.csv", &text);
+}
+
+fn people_in_state(dir: &Path) -> i64 {
+    let db = rusqlite::Connection::open(dir.join("state.db")).unwrap();
+    db.query_row(
+        "SELECT count(*) FROM entities WHERE kind = 'person'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_invalid_row_keeps_its_person_from_missing_and_an_unreadable_one_stops_the_sweep() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        server
+            .cmd(dir.path())
+            .args(["people.csv", "--state", "state.db", "--type", "age=number"])
+            .args(["--summary", "-", "--missing", "delete", "--yes"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    people(dir.path(), "7", "8");
+    assert_eq!(run(&[]).status.code(), Some(0));
+    assert_eq!(server.sandbox.people_count(), 100);
+    let after_first = server.sent().len();
+
+    // Person 7's row is invalid tonight: in the failures file, and still in the export.
+    people(dir.path(), "seven", "8");
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let s = summary(&out);
+    assert_eq!(
+        (s["invalid"].as_u64(), s["missing"].as_u64()),
+        (Some(1), Some(0)),
+        "{s}"
+    );
+    assert_eq!(
+        server.sent().len(),
+        after_first,
+        "nothing deleted: {stderr}"
+    );
+    assert!(server.sandbox.person("7").is_some());
+    assert_eq!(people_in_state(dir.path()), 100);
+    let failures = read_ndjson(&dir.path().join("people.failures.ndjson"));
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0]["id"], "7");
+
+    // Person 8's row has no id at all: it might be anyone, so nobody is removed.
+    people(dir.path(), "7", "");
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "--missing delete: 1 of this run's rows (the first: people.csv line 9) name no \
+             person that can be read"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was removed"), "{stderr}");
+    assert_eq!(server.sent().len(), after_first, "nothing deleted");
+    assert_eq!(server.sandbox.people_count(), 100);
+    assert_eq!(people_in_state(dir.path()), 100);
+}

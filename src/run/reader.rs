@@ -138,7 +138,7 @@ impl Reading {
                     if let Some(state) = &state {
                         input.reader.stop_on(stop.clone());
                         while advance(&mut input.reader, &mut row, &mut errors) {
-                            if let Err(e) = seen(&mut input.mapper, &row, state) {
+                            if let Err(e) = seen(&mut input.mapper, &row, &input.name, state) {
                                 errors.push(e);
                             }
                         }
@@ -165,7 +165,7 @@ impl Reading {
                     break;
                 }
                 if let Some(state) = &state
-                    && let Err(e) = seen(&mut input.mapper, &row, state)
+                    && let Err(e) = seen(&mut input.mapper, &row, &input.name, state)
                 {
                     errors.push(e);
                     return errors;
@@ -195,7 +195,7 @@ impl Reading {
                 if later.peek().is_some_and(|r| r.contains(&index)) {
                     lock(&ledger).settle_earlier(this);
                     if let Some(state) = &state
-                        && let Err(e) = seen(&mut input.mapper, &row, state)
+                        && let Err(e) = seen(&mut input.mapper, &row, &source, state)
                     {
                         errors.push(e);
                         return errors;
@@ -311,6 +311,14 @@ impl Reading {
                         Ok(())
                     }
                     Err(invalid) => {
+                        if let Some(state) = &state
+                            && let Err(e) = seen_invalid(&input.mapper, &row, &source, state)
+                        {
+                            run.flush(&ledger, &counters);
+                            errors.push(e);
+                            stop.cancel();
+                            return errors;
+                        }
                         if !invalid.message.contains(NOT_UTF8) {
                             invalid_told.warn(
                                 &reporter,
@@ -388,14 +396,33 @@ impl Reading {
 }
 
 /// Marks the record in `row` seen by this run, as an earlier part of it read it: so that the
-/// rest of the run finds what an uninterrupted one would have.
-fn seen(mapper: &mut Mapper, row: &Row, state: &Mutex<State>) -> Result<(), Fatal> {
-    let Ok(op) = mapper.map(&row.data, row.line) else {
-        return Ok(());
-    };
-    match Memo::of(&op, &[]) {
-        Some(memo) => lock(state).seen(&memo).map_err(Fatal::State),
-        None => Ok(()),
+/// rest of the run finds what an uninterrupted one would have. Only its key is needed.
+fn seen(mapper: &mut Mapper, row: &Row, source: &str, state: &Mutex<State>) -> Result<(), Fatal> {
+    match mapper.map(&row.data, row.line) {
+        Ok(op) => match Memo::compared_key(&op) {
+            Some(key) => lock(state).seen(key).map_err(Fatal::State),
+            None => Ok(()),
+        },
+        Err(_) => seen_invalid(mapper, row, source, state),
+    }
+}
+
+/// Marks the person an invalid row names as seen: still in the export, if wrong tonight, and
+/// so not removed as missing. A row naming no one that can be read is counted instead: the
+/// sweep refuses to guess.
+fn seen_invalid(
+    mapper: &Mapper,
+    row: &Row,
+    source: &str,
+    state: &Mutex<State>,
+) -> Result<(), Fatal> {
+    let mut state = lock(state);
+    match mapper.person_of(&row.data) {
+        Some(key) => state.seen(key).map_err(Fatal::State),
+        None => {
+            state.unreadable(|| format!("{source} line {}", row.line));
+            Ok(())
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use indicatif::HumanCount;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +50,15 @@ pub(super) struct Removing<'a> {
 impl Sweep {
     /// Removes the missing people, or refuses to when they are more than the cap allows.
     pub(super) fn remove(&self, at: Removing<'_>) -> Result<(), Fatal> {
+        if let Some((rows, first)) = lock(at.state).unreadable_rows() {
+            return Err(Fatal::State(format!(
+                "{}: {} of this run's rows (the first: {first}) name no person that can be \
+                 read, and anyone the state holds may be among them: nothing was removed. Give \
+                 those rows their identifier (the failures file has them) and run again",
+                self.flag,
+                HumanCount(rows)
+            )));
+        }
         let (missing, held) = lock(at.state).missing().map_err(Fatal::State)?;
         self.max
             .allows(missing, held, &self.flag)

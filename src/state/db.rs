@@ -43,6 +43,8 @@ pub struct State {
     writes: bool,
     /// This run's row in `runs`; None in a dry run.
     run: Option<i64>,
+    /// Rows of this run whose person could not be read: how many, and where the first was.
+    unreadable: Option<(u64, String)>,
 }
 
 /// What a finished run leaves in `runs`.
@@ -96,6 +98,7 @@ impl State {
             path: path.to_owned(),
             writes,
             run: None,
+            unreadable: None,
         };
         if writes || !existed {
             state.begin()?;
@@ -213,13 +216,25 @@ impl State {
         }
     }
 
-    /// Marks a record a resume reads past (an earlier part of the run settled it) as seen,
-    /// so that the rest of the run sees what an uninterrupted one would have.
-    pub fn seen(&mut self, memo: &Memo) -> Result<(), String> {
-        if let Memo::Compare { key, .. } = *memo {
-            self.mark(key)?;
+    /// Marks `key` seen by this run: a record a resume reads past (an earlier part of the run
+    /// settled it), so that the rest of the run sees what an uninterrupted one would have; or
+    /// the person an invalid row names, who is still in the export if wrong tonight.
+    pub fn seen(&mut self, key: u64) -> Result<(), String> {
+        self.mark(key).map(drop)
+    }
+
+    /// Counts a row whose person cannot be read at all (`place`: its input and line): it may
+    /// be anyone the state holds, so the `--missing` sweep refuses to run.
+    pub fn unreadable(&mut self, place: impl FnOnce() -> String) {
+        match &mut self.unreadable {
+            Some((n, _)) => *n += 1,
+            None => self.unreadable = Some((1, place())),
         }
-        Ok(())
+    }
+
+    /// How many rows of this run named no person that could be read, and where the first was.
+    pub fn unreadable_rows(&self) -> Option<(u64, &str)> {
+        self.unreadable.as_ref().map(|(n, at)| (*n, at.as_str()))
     }
 
     /// Adds `key` to this run's seen set: false when it was there already. One set for people
