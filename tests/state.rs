@@ -522,3 +522,84 @@ fn an_invalid_row_keeps_its_person_from_missing_and_an_unreadable_one_stops_the_
     assert_eq!(server.sandbox.people_count(), 100);
     assert_eq!(people_in_state(dir.path()), 100);
 }
+
+/// 180 rows alternating ids 1..=90 and 201..=290, `changed`'s email changed.
+fn mixed(dir: &Path, changed: Option<u64>) {
+    let mut text = String::from("id,email\n");
+    for i in 1..=90 {
+        for id in [i, 200 + i] {
+            let mail = if Some(id) == changed { "new" } else { "old" };
+            text.push_str(&format!("{id},{mail}{id}@example.com\n"));
+        }
+    }
+    write(dir, "mix.csv", &text);
+}
+
+#[test]
+fn unchanged_records_between_another_shards_are_settled_as_themselves() {
+    let fast = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    mixed(dir.path(), None);
+    let first = fast
+        .cmd(dir.path())
+        .args(["mix.csv", "--state", "state.db", "--shard", "1/2"])
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(0));
+    // The last row of this shard's, in file order, changes: every record before it is
+    // settled (unchanged, or another shard's) while it waits on a slow answer.
+    let ours: BTreeSet<u64> = received(&fast, 0)
+        .iter()
+        .map(|(_, id)| id.parse().unwrap())
+        .collect();
+    assert!(
+        ours.len() > 2 && ours.len() < 178,
+        "{} of 180 in shard 1/2",
+        ours.len()
+    );
+    let order: Vec<u64> = (1..=90).flat_map(|i| [i, 200 + i]).collect();
+    let (index, &last) = order
+        .iter()
+        .enumerate()
+        .rfind(|(_, id)| ours.contains(id))
+        .unwrap();
+    mixed(dir.path(), Some(last));
+
+    let slow = Server::start(SandboxOptions {
+        limit: None,
+        latency: Duration::from_secs(8),
+        ..SandboxOptions::default()
+    });
+    let child = Command::new(assert_cmd::cargo::cargo_bin("cio-import"))
+        .current_dir(dir.path())
+        .env("CUSTOMERIO_SITE_ID", SITE_ID)
+        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
+        .args([
+            "--endpoint",
+            &slow.sandbox.base_url(),
+            "--progress",
+            "never",
+        ])
+        .args([
+            "mix.csv", "--state", "state.db", "--shard", "1/2", "--batch", "1",
+        ])
+        .args(["--no-preflight", "--stop-timeout", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let checkpoint: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("mix.shard-1-of-2.checkpoint.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        checkpoint["position"]["records"], index as u64,
+        "every record before the one in flight settled: {checkpoint}"
+    );
+}

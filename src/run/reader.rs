@@ -590,10 +590,13 @@ enum End {
 }
 
 impl Run {
-    /// Adds record `seq`, which ends as `end`, to the run (flushed first when full or of
-    /// another end). The record before it was settled or added: runs are contiguous.
+    /// Adds record `seq`, which ends as `end`, to the run (flushed first when full, of
+    /// another end, or not next: the ledger settles a run as numbers from `first`, and records
+    /// between may have been settled apart, another shard's or an earlier part's).
     fn add(&mut self, seq: u64, end: End, ledger: &Mutex<Ledger>, counters: &Counters) {
-        if self.count == RUN || (self.count > 0 && self.end != end) {
+        if self.count == RUN
+            || (self.count > 0 && (self.end != end || seq != self.first + self.count))
+        {
             self.flush(ledger, counters);
         }
         if self.count == 0 {
