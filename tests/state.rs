@@ -603,3 +603,57 @@ fn unchanged_records_between_another_shards_are_settled_as_themselves() {
         "every record before the one in flight settled: {checkpoint}"
     );
 }
+
+#[test]
+fn a_sweep_over_the_cap_says_so_once_and_prints_the_command_that_allows_it() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        server
+            .cmd(dir.path())
+            .args(["people.csv", "--state", "state.db", "--type", "age=number"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    people(dir.path(), "7", "8");
+    assert_eq!(run(&[]).status.code(), Some(0));
+    // People 61..=100 leave: 40%, over the 5% cap.
+    let text = std::fs::read_to_string(dir.path().join("people.csv")).unwrap();
+    let kept: Vec<&str> = text.lines().take(61).collect();
+    write(dir.path(), "people.csv", &(kept.join("\n") + "\n"));
+    let out = run(&["--missing", "delete", "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "cio-import: error: --missing delete: 40 of the 100 people in the state (40.0%)"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(server.sandbox.people_count(), 100);
+    let next = stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "cio-import: if the export is complete and they did leave, to remove them: ",
+            )
+        })
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(!stderr.contains("to carry on:"), "{stderr}");
+    let words: Vec<&str> = next.split_whitespace().collect();
+    assert_eq!(words[0], "cio-import");
+    assert!(next.ends_with("--max-missing 40 --resume"), "{next}");
+
+    // The command it prints removes them.
+    let allowed = common::bin(dir.path())
+        .env("CUSTOMERIO_SITE_ID", SITE_ID)
+        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
+        .args(&words[1..])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&allowed.stderr);
+    assert_eq!(allowed.status.code(), Some(0), "{stderr}");
+    assert_eq!(server.sandbox.people_count(), 60);
+    assert_eq!(people_in_state(dir.path()), 60);
+}

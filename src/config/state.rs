@@ -60,6 +60,10 @@ pub(super) fn state_flags(cli: &Cli) -> Vec<String> {
     }
     if cli.missing != Missing::Ignore {
         words.extend(["--missing".to_owned(), cli_name(cli.missing)]);
+        // Confirmed once for the run: its resume would be refused without it.
+        if cli.yes {
+            words.push("--yes".to_owned());
+        }
     }
     if cli.max_missing != MaxMissing::default() {
         words.extend(["--max-missing".to_owned(), cli.max_missing.to_string()]);

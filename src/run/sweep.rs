@@ -62,7 +62,7 @@ impl Sweep {
         let (missing, held) = lock(at.state).missing().map_err(Fatal::State)?;
         self.max
             .allows(missing, held, &self.flag)
-            .map_err(Fatal::State)?;
+            .map_err(|message| Fatal::TooManyMissing { message, missing })?;
         Counters::add(&at.counters.missing, missing);
         let Some(tx) = at.tx else {
             return Ok(());
