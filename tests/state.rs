@@ -657,3 +657,77 @@ fn a_sweep_over_the_cap_says_so_once_and_prints_the_command_that_allows_it() {
     assert_eq!(server.sandbox.people_count(), 60);
     assert_eq!(people_in_state(dir.path()), 60);
 }
+
+#[test]
+fn removals_are_counted_as_they_are_accepted_apart_from_the_accepted_records() {
+    let answering = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |server: &Server, extra: &[&str]| {
+        server
+            .cmd(dir.path())
+            .args(["people.csv", "--state", "state.db", "--type", "age=number"])
+            .args(["--summary", "-", "--missing", "delete", "--yes"])
+            .args(["--max-missing", "10"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    people(dir.path(), "7", "8");
+    assert_eq!(run(&answering, &[]).status.code(), Some(0));
+    // People 91..=100 leave, and person 1 changes.
+    let text = std::fs::read_to_string(dir.path().join("people.csv")).unwrap();
+    let kept: Vec<String> = text
+        .lines()
+        .take(91)
+        .map(|l| l.replace("p1@example.com", "new1@example.com"))
+        .collect();
+    write(dir.path(), "people.csv", &(kept.join("\n") + "\n"));
+
+    // A workspace refusing every request: nobody is removed, and the summary says so.
+    let refusing = Server::start(SandboxOptions {
+        limit: None,
+        fail_rate: 1.0,
+        ..SandboxOptions::default()
+    });
+    let out = run(&refusing, &["--max-retries", "0", "--no-preflight"]);
+    let s = summary(&out);
+    assert_eq!(out.status.code(), Some(3), "{s}");
+    assert_eq!(
+        (
+            s["missing"].as_u64(),
+            s["failed"].as_u64(),
+            s["accepted"].as_u64()
+        ),
+        (Some(0), Some(11), Some(0)),
+        "{s}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("0 people removed as missing"), "{stderr}");
+    let failures = read_ndjson(&dir.path().join("people.failures.ndjson"));
+    assert_eq!(failures.len(), 11);
+
+    // Answered: the 10 removals are `missing`, the changed person alone `accepted`, and the
+    // state's runs say the same.
+    let out = run(&answering, &[]);
+    let s = summary(&out);
+    assert_eq!(out.status.code(), Some(0), "{s}");
+    assert_eq!(
+        (
+            s["missing"].as_u64(),
+            s["accepted"].as_u64(),
+            s["unchanged"].as_u64()
+        ),
+        (Some(10), Some(1), Some(89)),
+        "{s}"
+    );
+    assert_eq!(answering.sandbox.people_count(), 90);
+    let db = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    let last: (i64, i64) = db
+        .query_row(
+            "SELECT accepted, removed FROM runs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(last, (1, 10));
+}

@@ -63,11 +63,12 @@ impl Sweep {
         self.max
             .allows(missing, held, &self.flag)
             .map_err(|message| Fatal::TooManyMissing { message, missing })?;
-        Counters::add(&at.counters.missing, missing);
+        // A run that sends counts each removal as Customer.io accepts it.
         let Some(tx) = at.tx else {
+            Counters::add(&at.counters.missing, missing);
             return Ok(());
         };
-        lock(at.ledger).begin_input(at.input, at.seq, at.skipped);
+        lock(at.ledger).begin_removals(at.input, at.seq, at.skipped);
         let source: Arc<str> = Arc::from(self.flag.as_str());
         let (mut after, mut seq, mut line) = (i64::MIN, at.seq, at.skipped);
         loop {
