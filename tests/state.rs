@@ -731,3 +731,79 @@ fn removals_are_counted_as_they_are_accepted_apart_from_the_accepted_records() {
         .unwrap();
     assert_eq!(last, (1, 10));
 }
+
+#[test]
+fn a_resumed_sweep_goes_on_past_the_removals_refused_before_the_stop() {
+    let answering = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |server: &Server, extra: &[&str]| {
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("cio-import"));
+        command
+            .current_dir(dir.path())
+            .env("CUSTOMERIO_SITE_ID", SITE_ID)
+            .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
+            .args([
+                "--endpoint",
+                &server.sandbox.base_url(),
+                "--progress",
+                "never",
+            ])
+            .args(["people.csv", "--state", "state.db", "--type", "age=number"])
+            .args(["--batch", "1", "--concurrency", "1", "--no-preflight"])
+            .args(["--missing", "delete", "--yes", "--max-missing", "10"])
+            .args(["--max-retries", "0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    };
+    people(dir.path(), "7", "8");
+    assert_eq!(run(&answering, &[]).status().unwrap().code(), Some(0));
+    let text = std::fs::read_to_string(dir.path().join("people.csv")).unwrap();
+    let kept: Vec<&str> = text.lines().take(91).collect();
+    write(dir.path(), "people.csv", &(kept.join("\n") + "\n"));
+
+    // Every removal refused, slowly: stopped after the first few.
+    let refusing = Server::start(SandboxOptions {
+        limit: None,
+        fail_rate: 1.0,
+        latency: Duration::from_millis(300),
+        ..SandboxOptions::default()
+    });
+    let child = run(&refusing, &[]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while refusing.sent().len() < 3 {
+        assert!(Instant::now() < deadline, "no removal sent");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let before = refusing.sent().len();
+    assert!(before < 10, "stopped mid-sweep: {before} sent");
+
+    let out = run(&refusing, &["--resume"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    // Each of the 10 removals sent once, and in the failures file once.
+    let sent: Vec<String> = refusing
+        .sent()
+        .into_iter()
+        .map(|r| r.identifier.unwrap_or_default())
+        .collect();
+    let distinct: BTreeSet<&String> = sent.iter().collect();
+    assert_eq!((sent.len(), distinct.len()), (10, 10), "{sent:?}");
+    let failures = read_ndjson(&dir.path().join("people.failures.ndjson"));
+    let ids: BTreeSet<String> = failures
+        .iter()
+        .map(|l| l["identifiers"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!((failures.len(), ids.len()), (10, 10), "{failures:?}");
+    assert_eq!(
+        people_in_state(dir.path()),
+        100,
+        "the refused are still held"
+    );
+}

@@ -372,9 +372,9 @@ impl Reading {
         if let Some(sweep) = sweep.as_ref().filter(|_| !stop.is_cancelled())
             && let Some(state) = &state
         {
-            let skipped = match skips.get(inputs) {
-                Some(Skip::Some { first, .. }) => *first,
-                _ => 0,
+            let (skipped, later) = match skips.get(inputs) {
+                Some(Skip::Some { first, later }) => (*first, later.as_slice()),
+                _ => (0, &[][..]),
             };
             let removing = Removing {
                 state,
@@ -386,6 +386,7 @@ impl Reading {
                 input: inputs,
                 seq,
                 skipped,
+                later,
             };
             if let Err(e) = sweep.remove(removing) {
                 errors.push(e);

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS runs (
     unchanged INTEGER,
     failed INTEGER,
     removed INTEGER
-);";
+);
+CREATE TABLE IF NOT EXISTS sweep (pos INTEGER PRIMARY KEY, name TEXT NOT NULL);";
 
 /// An open state, for one run.
 pub struct State {
@@ -174,6 +175,10 @@ impl State {
         if let Some(id) = open.filter(|_| resume) {
             return Ok(id);
         }
+        // The sweep list of a run that will not be carried on.
+        self.conn
+            .execute("DELETE FROM sweep", [])
+            .map_err(|e| self.err(e))?;
         self.conn
             .execute("INSERT INTO runs (started) VALUES (?1)", [now()])
             .map_err(|e| self.err(e))?;
@@ -328,17 +333,39 @@ impl State {
         ))
     }
 
-    /// Up to `n` of the people this run has not seen, after the key `after`, in key order:
-    /// their keys and names (`{"id":"42"}`).
-    pub fn missing_after(&self, after: i64, n: usize) -> Result<Vec<(i64, String)>, String> {
+    /// How long this run's `--missing` sweep list is, once made; None before.
+    pub fn sweep_len(&self) -> Result<Option<u64>, String> {
         self.conn
-            .prepare_cached(
-                "SELECT key, name FROM entities WHERE key > ?1 AND kind = 'person' AND key NOT IN \
-                 (SELECT key FROM temp.seen) ORDER BY key LIMIT ?2",
+            .query_row("SELECT count(*) FROM sweep", [], |r| r.get::<_, i64>(0))
+            .map(|n| (n > 0).then_some(n as u64))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Makes this run's `--missing` sweep list: the people it has not seen, in key order.
+    /// Kept (and committed with the checkpoints) so that a resume goes on through the same
+    /// list past what its earlier part settled: made again, it would differ (an accepted
+    /// removal leaves the state, a refused one stays).
+    pub fn make_sweep(&mut self) -> Result<(), String> {
+        self.conn
+            .execute(
+                "INSERT INTO sweep (pos, name) SELECT row_number() OVER (ORDER BY key) - 1, name \
+                 FROM entities WHERE kind = 'person' AND key NOT IN (SELECT key FROM temp.seen)",
+                [],
             )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Up to `n` of the sweep list's people from place `from`: their places and names
+    /// (`{"id":"42"}`).
+    pub fn sweep_page(&self, from: u64, n: usize) -> Result<Vec<(u64, String)>, String> {
+        self.conn
+            .prepare_cached("SELECT pos, name FROM sweep WHERE pos >= ?1 ORDER BY pos LIMIT ?2")
             .and_then(|mut s| {
-                s.query_map(params![after, n as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect()
+                s.query_map(params![from as i64, n as i64], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+                })?
+                .collect()
             })
             .map_err(|e| self.err(e))
     }
@@ -362,6 +389,9 @@ impl State {
                     run
                 ],
             )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute("DELETE FROM sweep", [])
             .map_err(|e| self.err(e))?;
         self.commit()
     }
@@ -505,15 +535,16 @@ mod tests {
         assert!(!unchanged(&mut state, &identify("a")));
         assert!(!unchanged(&mut state, &identify("c")));
         assert_eq!(state.missing().unwrap(), (0, 1), "c was seen; b is gone");
-        let names = state.missing_after(i64::MIN, 10).unwrap();
-        assert!(names.is_empty());
+        state.make_sweep().unwrap();
+        assert_eq!(state.sweep_len().unwrap(), None);
         drop(state);
 
         // A new run that meets nobody finds c missing, by its name.
-        let state = State::open(&path, "the sandbox", false, false).unwrap();
-        let missing = state.missing_after(i64::MIN, 10).unwrap();
-        assert_eq!(missing.len(), 1);
-        assert_eq!(missing[0].1, r#"{"id":"c"}"#);
+        let mut state = State::open(&path, "the sandbox", false, false).unwrap();
+        state.make_sweep().unwrap();
+        assert_eq!(state.sweep_len().unwrap(), Some(1));
+        let missing = state.sweep_page(0, 10).unwrap();
+        assert_eq!(missing, [(0, r#"{"id":"c"}"#.to_owned())]);
     }
 
     #[test]
