@@ -390,6 +390,11 @@ fn missing_goes_only_with_yes_and_a_full_export_of_people() {
         "--missing delete needs the whole export, and --shard sends a share of it",
     );
     refused(
+        &["--only-existing"],
+        "--state state.db with --only-existing: Customer.io accepts an identify of someone who \
+         does not exist without creating them",
+    );
+    refused(
         &["--state", "users.csv"],
         "--state users.csv is also an input",
     );
