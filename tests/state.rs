@@ -812,3 +812,43 @@ fn a_resumed_sweep_goes_on_past_the_removals_refused_before_the_stop() {
         "the refused are still held"
     );
 }
+
+#[test]
+fn another_applications_sqlite_file_is_refused_and_left_as_it_was() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    people(dir.path(), "7", "8");
+    let path = dir.path().join("app.db");
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch("CREATE TABLE users (id INTEGER); CREATE TABLE meta (k TEXT);")
+        .unwrap();
+    drop(db);
+    let before = std::fs::read(&path).unwrap();
+    let out = server
+        .cmd(dir.path())
+        .args(["people.csv", "--state", "app.db"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "--state app.db: not a cio-import state (it holds the tables meta, users): choose \
+             another --state path"
+        ),
+        "{stderr}"
+    );
+    assert!(server.sent().is_empty());
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the file is as it was"
+    );
+    assert!(!dir.path().join("app.db-wal").exists());
+    let shown = common::bin(dir.path())
+        .args(["--show-state", "app.db"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&shown.stderr);
+    assert!(stderr.contains("not a cio-import state"), "{stderr}");
+}

@@ -81,6 +81,9 @@ impl State {
         .map_err(said)?;
         // A state another run holds is refused at once, not waited for.
         conn.busy_timeout(std::time::Duration::ZERO).map_err(said)?;
+        if existed {
+            ours(&conn, path)?;
+        }
         let writes = !dry_run;
         if writes {
             // One run at a time: the lock is held from the first write to the end. The write
@@ -404,6 +407,29 @@ fn now() -> String {
         .map_or_else(|_| String::new(), |t| t.to_string())
 }
 
+/// Refuses a SQLite file another application wrote, before anything is written to it: only
+/// an empty one or one holding our `meta` format is a state.
+fn ours(conn: &Connection, path: &Path) -> Result<(), String> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| say(path, e))?;
+    let format = || {
+        conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+            r.get::<_, String>(0)
+        })
+    };
+    if tables.is_empty() || (tables.iter().any(|t| t == "meta") && format().is_ok()) {
+        return Ok(());
+    }
+    Err(format!(
+        "--state {}: not a cio-import state (it holds the tables {}): choose another --state \
+         path",
+        path.display(),
+        tables.join(", ")
+    ))
+}
+
 fn say(path: &Path, e: rusqlite::Error) -> String {
     let why = match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
@@ -424,6 +450,7 @@ pub fn describe(path: &Path) -> Result<String, String> {
     }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| say(path, e))?;
+    ours(&conn, path)?;
     let err = |e: rusqlite::Error| say(path, e);
     let target: String = conn
         .query_row("SELECT value FROM meta WHERE key = 'target'", [], |r| {
