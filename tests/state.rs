@@ -852,3 +852,28 @@ fn another_applications_sqlite_file_is_refused_and_left_as_it_was() {
     let stderr = String::from_utf8_lossy(&shown.stderr);
     assert!(stderr.contains("not a cio-import state"), "{stderr}");
 }
+
+#[test]
+fn a_dry_run_says_which_workspace_its_state_counts_are_against() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    people(dir.path(), "7", "8");
+    let first = server
+        .cmd(dir.path())
+        .args(["people.csv", "--state", "state.db"])
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(0));
+    let dry = common::bin(dir.path())
+        .args(["people.csv", "--state", "state.db", "--dry-run"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&dry.stderr);
+    assert_eq!(dry.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "--dry-run --state state.db: compared with what was sent to workspace test-site (us)"
+        ),
+        "{stderr}"
+    );
+}

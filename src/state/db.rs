@@ -46,6 +46,8 @@ pub struct State {
     run: Option<i64>,
     /// Rows of this run whose person could not be read: how many, and where the first was.
     unreadable: Option<(u64, String)>,
+    /// In a dry run, the workspace the state holds what was sent to (not checked).
+    said_target: Option<String>,
 }
 
 /// What a finished run leaves in `runs`.
@@ -103,6 +105,7 @@ impl State {
             writes,
             run: None,
             unreadable: None,
+            said_target: None,
         };
         if writes || !existed {
             state.begin()?;
@@ -126,7 +129,7 @@ impl State {
     }
 
     /// The file is a state of this format, written for `target` (a new one is made so).
-    fn check(&self, target: &str, dry_run: bool) -> Result<(), String> {
+    fn check(&mut self, target: &str, dry_run: bool) -> Result<(), String> {
         let meta = |key: &str| {
             self.conn
                 .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
@@ -153,6 +156,10 @@ impl State {
             Some(_) => {}
         }
         let theirs = meta("target")?.unwrap_or_default();
+        if dry_run && !theirs.is_empty() {
+            // A dry run names no workspace: it compares with whichever the state was for.
+            self.said_target = Some(theirs.clone());
+        }
         if !dry_run && !theirs.is_empty() && theirs != target {
             return Err(format!(
                 "--state {}: it holds what was sent to {theirs}, not {target}: its records \
@@ -238,6 +245,12 @@ impl State {
             Some((n, _)) => *n += 1,
             None => self.unreadable = Some((1, place())),
         }
+    }
+
+    /// In a dry run, the workspace the state was written for: a dry run names none, so the
+    /// counts it gives are against that one, unchecked.
+    pub fn unchecked_target(&self) -> Option<&str> {
+        self.said_target.as_deref()
     }
 
     /// How many rows of this run named no person that could be read, and where the first was.
