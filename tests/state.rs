@@ -599,6 +599,8 @@ fn unchanged_records_between_another_shards_are_settled_as_themselves() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let next = stderr.lines().find(|l| l.contains("to carry on:")).unwrap();
+    assert!(next.contains(" --shard 1/2 "), "{next}");
     let checkpoint: Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("mix.shard-1-of-2.checkpoint.json")).unwrap(),
     )

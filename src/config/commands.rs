@@ -103,6 +103,10 @@ impl Config {
 
     fn resume_args(&self, run_flags: impl IntoIterator<Item = String>) -> Vec<String> {
         let mut args = self.command_for(self.inputs.iter().map(|i| i.path.as_path()));
+        // The checkpoint holds one shard's positions: a resume without it is refused.
+        if let Some(shard) = self.shard {
+            args.extend(["--shard".to_owned(), shard.to_string()]);
+        }
         let mut file = |flag: &str, path: &Path| {
             args.extend([flag.to_owned(), path.display().to_string()]);
         };
