@@ -48,6 +48,9 @@ pub enum Fatal {
     /// `--max-missing` allows.
     #[error("{0}")]
     State(String),
+    /// `--missing` would remove `missing` people, more than `--max-missing` allows.
+    #[error("{message}")]
+    TooManyMissing { message: String, missing: u64 },
     /// A thread or the runtime the run needs cannot start.
     #[error("cannot start the {what}: {error}")]
     Start {
@@ -94,6 +97,7 @@ impl Fatal {
             | Fatal::Fingerprint { .. }
             | Fatal::Sandbox(_)
             | Fatal::State(_)
+            | Fatal::TooManyMissing { .. }
             | Fatal::Start { .. }
             | Fatal::Output(_)
             | Fatal::Task(_)
@@ -101,6 +105,15 @@ impl Fatal {
             Fatal::Stopped(signal) => Exit::Stopped(*signal),
             Fatal::SharedLimitLost(_) => Exit::SharedLimitLost,
             Fatal::Then { first, .. } => first.exit(),
+        }
+    }
+
+    /// How many people `--missing` would have removed, if that is what stopped the run.
+    pub fn too_many_missing(&self) -> Option<u64> {
+        match self {
+            Fatal::TooManyMissing { missing, .. } => Some(*missing),
+            Fatal::Then { first, then } => first.too_many_missing().or(then.too_many_missing()),
+            _ => None,
         }
     }
 

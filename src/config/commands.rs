@@ -82,7 +82,31 @@ impl Config {
     /// The command that carries this run on from its checkpoint: the same inputs, mapping
     /// flags, target, files and run flags, with `--resume`, quoted for a shell.
     pub fn resume_command(&self) -> String {
+        shell_line(self.resume_args(self.run_flags.iter().cloned()))
+    }
+
+    /// [`Config::resume_command`] with `--max-missing` raised to `missing`: the command that
+    /// lets the `--missing` sweep the cap refused remove them.
+    pub fn resume_allowing(&self, missing: u64) -> String {
+        let mut flags = Vec::new();
+        let mut given = self.run_flags.iter().cloned();
+        while let Some(flag) = given.next() {
+            if flag == "--max-missing" {
+                given.next();
+            } else {
+                flags.push(flag);
+            }
+        }
+        flags.extend(["--max-missing".to_owned(), missing.to_string()]);
+        shell_line(self.resume_args(flags))
+    }
+
+    fn resume_args(&self, run_flags: impl IntoIterator<Item = String>) -> Vec<String> {
         let mut args = self.command_for(self.inputs.iter().map(|i| i.path.as_path()));
+        // The checkpoint holds one shard's positions: a resume without it is refused.
+        if let Some(shard) = self.shard {
+            args.extend(["--shard".to_owned(), shard.to_string()]);
+        }
         let mut file = |flag: &str, path: &Path| {
             args.extend([flag.to_owned(), path.display().to_string()]);
         };
@@ -95,9 +119,9 @@ impl Config {
         {
             file("--checkpoint", path);
         }
-        args.extend(self.run_flags.iter().cloned());
+        args.extend(run_flags);
         args.push("--resume".to_owned());
-        shell_line(args)
+        args
     }
 
     /// `cio-import`, `inputs`, the mapping flags and the target: what a command that goes on

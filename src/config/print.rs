@@ -45,6 +45,12 @@ impl Args {
                 Some(ValueSource::CommandLine) => {
                     let value = given(m, arg);
                     match value.as_str().and_then(super::masked_password) {
+                        // A flag with no variable (--endpoint) is given on the command line.
+                        Some(shown) if env.is_empty() => writeln!(
+                            out,
+                            "# {key} = {shown:?}: holds a password, so give it on the command \
+                             line, not in the file"
+                        ),
                         Some(shown) => writeln!(
                             out,
                             "# {key} = {:?}: holds a password, so give it through ${env}",

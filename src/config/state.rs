@@ -20,6 +20,16 @@ pub(super) fn state_config(cli: &Cli) -> Result<Option<StateConfig>, ConfigError
     let Some(path) = &cli.state else {
         return Ok(None);
     };
+    if cli.only_existing {
+        // Customer.io accepts such an identify whether or not the person exists: the state
+        // would hold people who were never created, and skip them next time.
+        return Err(bad(format!(
+            "--state {} with --only-existing: Customer.io accepts an identify of someone who \
+             does not exist without creating them, so the state cannot tell who was updated; \
+             drop one",
+            path.display()
+        )));
+    }
     if let Some(flag) = cli.missing.flag() {
         if cli.action != Action::Identify || cli.entity != Entity::Person {
             return Err(bad(format!(
@@ -60,6 +70,10 @@ pub(super) fn state_flags(cli: &Cli) -> Vec<String> {
     }
     if cli.missing != Missing::Ignore {
         words.extend(["--missing".to_owned(), cli_name(cli.missing)]);
+        // Confirmed once for the run: its resume would be refused without it.
+        if cli.yes {
+            words.push("--yes".to_owned());
+        }
     }
     if cli.max_missing != MaxMissing::default() {
         words.extend(["--max-missing".to_owned(), cli.max_missing.to_string()]);

@@ -14,6 +14,7 @@ mod event_id;
 mod exported;
 mod hash;
 mod identifier;
+mod key;
 mod notes;
 mod operation;
 mod order;

@@ -511,7 +511,7 @@ fn all_of<'a>(mut errors: impl Iterator<Item = (&'a str, String)>) -> Invalid {
 }
 
 /// An identifier (or anonymous id) from JSON, as trimmed text: numbers become their string form.
-fn identifier_text<'a>(column: &str, v: &'a Value) -> Result<Cow<'a, str>, Invalid> {
+pub(super) fn identifier_text<'a>(column: &str, v: &'a Value) -> Result<Cow<'a, str>, Invalid> {
     match v {
         Value::String(s) => Ok(Cow::Borrowed(s.trim())),
         // Only an integer keeps its digits: a float (which any integer past u64 becomes in

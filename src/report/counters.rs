@@ -15,6 +15,9 @@ pub struct Tally {
     /// Skipped as unchanged since the last run (`--state`); left out when none were.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unchanged: u64,
+    /// People removed as missing (`--missing`), accepted; left out when none were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub removed: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -31,8 +34,9 @@ pub struct Counters {
     pub invalid: AtomicU64,
     /// Not sent: the same as what the state holds as accepted (`--state`).
     pub unchanged: AtomicU64,
-    /// People the state holds that the inputs no longer have, to remove (`--missing`); in a
-    /// dry run, those that would be.
+    /// People the state held that the inputs no longer have, removed (`--missing`): counted
+    /// as Customer.io accepts each removal, apart from `accepted`; in a dry run, those that
+    /// would be.
     pub missing: AtomicU64,
     pub requests: AtomicU64,
     pub retries: AtomicU64,
@@ -58,6 +62,7 @@ impl Counters {
             + Self::get(&self.failed)
             + Self::get(&self.invalid)
             + Self::get(&self.unchanged)
+            + Self::get(&self.missing)
     }
 
     pub fn tally(&self) -> Tally {
@@ -66,6 +71,7 @@ impl Counters {
             failed: Self::get(&self.failed),
             invalid: Self::get(&self.invalid),
             unchanged: Self::get(&self.unchanged),
+            removed: Self::get(&self.missing),
         }
     }
 
@@ -75,9 +81,14 @@ impl Counters {
         Self::add(&self.failed, earlier.failed);
         Self::add(&self.invalid, earlier.invalid);
         Self::add(&self.unchanged, earlier.unchanged);
+        Self::add(&self.missing, earlier.removed);
         Self::add(
             &self.records,
-            earlier.accepted + earlier.failed + earlier.invalid + earlier.unchanged,
+            earlier.accepted
+                + earlier.failed
+                + earlier.invalid
+                + earlier.unchanged
+                + earlier.removed,
         );
     }
 }

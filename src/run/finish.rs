@@ -105,7 +105,7 @@ pub(super) async fn finish(ending: Ending<'_>) -> Exit {
     if let Some(e) = &fatal {
         say::error(e);
     }
-    if !finished && let Some(next) = next_step(config, &summary) {
+    if !finished && let Some(next) = next_step(config, &summary, fatal.as_ref()) {
         say::say(next);
     }
     fatal.map_or(exit, |e| e.exit())
@@ -123,9 +123,17 @@ fn exit_code(fatal: Option<&Fatal>, signal: Option<Signal>, not_accepted: u64) -
 
 /// What to run after a run that did not finish: the same command with --resume while the
 /// checkpoint is kept, or, for a stream, which cannot be resumed, the whole run again.
-fn next_step(config: &Config, summary: &Summary) -> Option<String> {
+/// After `--max-missing` refused the sweep, the same resume would be refused again: the
+/// command that allows it is told instead.
+fn next_step(config: &Config, summary: &Summary, fatal: Option<&Fatal>) -> Option<String> {
     if summary.checkpoint_path.is_some() {
-        return Some(format!("to carry on: {}", config.resume_command()));
+        return Some(match fatal.and_then(Fatal::too_many_missing) {
+            Some(missing) => format!(
+                "if the export is complete and they did leave, to remove them: {}",
+                config.resume_allowing(missing)
+            ),
+            None => format!("to carry on: {}", config.resume_command()),
+        });
     }
     let stream = config.inputs.iter().find(|i| i.is_stream())?;
     (!summary.dry_run).then(|| {

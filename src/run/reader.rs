@@ -138,7 +138,7 @@ impl Reading {
                     if let Some(state) = &state {
                         input.reader.stop_on(stop.clone());
                         while advance(&mut input.reader, &mut row, &mut errors) {
-                            if let Err(e) = seen(&mut input.mapper, &row, state) {
+                            if let Err(e) = seen(&mut input.mapper, &row, &input.name, state) {
                                 errors.push(e);
                             }
                         }
@@ -165,7 +165,7 @@ impl Reading {
                     break;
                 }
                 if let Some(state) = &state
-                    && let Err(e) = seen(&mut input.mapper, &row, state)
+                    && let Err(e) = seen(&mut input.mapper, &row, &input.name, state)
                 {
                     errors.push(e);
                     return errors;
@@ -195,7 +195,7 @@ impl Reading {
                 if later.peek().is_some_and(|r| r.contains(&index)) {
                     lock(&ledger).settle_earlier(this);
                     if let Some(state) = &state
-                        && let Err(e) = seen(&mut input.mapper, &row, state)
+                        && let Err(e) = seen(&mut input.mapper, &row, &source, state)
                     {
                         errors.push(e);
                         return errors;
@@ -311,6 +311,14 @@ impl Reading {
                         Ok(())
                     }
                     Err(invalid) => {
+                        if let Some(state) = &state
+                            && let Err(e) = seen_invalid(&input.mapper, &row, &source, state)
+                        {
+                            run.flush(&ledger, &counters);
+                            errors.push(e);
+                            stop.cancel();
+                            return errors;
+                        }
                         if !invalid.message.contains(NOT_UTF8) {
                             invalid_told.warn(
                                 &reporter,
@@ -364,9 +372,9 @@ impl Reading {
         if let Some(sweep) = sweep.as_ref().filter(|_| !stop.is_cancelled())
             && let Some(state) = &state
         {
-            let skipped = match skips.get(inputs) {
-                Some(Skip::Some { first, .. }) => *first,
-                _ => 0,
+            let (skipped, later) = match skips.get(inputs) {
+                Some(Skip::Some { first, later }) => (*first, later.as_slice()),
+                _ => (0, &[][..]),
             };
             let removing = Removing {
                 state,
@@ -378,6 +386,7 @@ impl Reading {
                 input: inputs,
                 seq,
                 skipped,
+                later,
             };
             if let Err(e) = sweep.remove(removing) {
                 errors.push(e);
@@ -388,14 +397,33 @@ impl Reading {
 }
 
 /// Marks the record in `row` seen by this run, as an earlier part of it read it: so that the
-/// rest of the run finds what an uninterrupted one would have.
-fn seen(mapper: &mut Mapper, row: &Row, state: &Mutex<State>) -> Result<(), Fatal> {
-    let Ok(op) = mapper.map(&row.data, row.line) else {
-        return Ok(());
-    };
-    match Memo::of(&op, &[]) {
-        Some(memo) => lock(state).seen(&memo).map_err(Fatal::State),
-        None => Ok(()),
+/// rest of the run finds what an uninterrupted one would have. Only its key is needed.
+fn seen(mapper: &mut Mapper, row: &Row, source: &str, state: &Mutex<State>) -> Result<(), Fatal> {
+    match mapper.map(&row.data, row.line) {
+        Ok(op) => match Memo::compared_key(&op) {
+            Some(key) => lock(state).seen(key).map_err(Fatal::State),
+            None => Ok(()),
+        },
+        Err(_) => seen_invalid(mapper, row, source, state),
+    }
+}
+
+/// Marks the person an invalid row names as seen: still in the export, if wrong tonight, and
+/// so not removed as missing. A row naming no one that can be read is counted instead: the
+/// sweep refuses to guess.
+fn seen_invalid(
+    mapper: &Mapper,
+    row: &Row,
+    source: &str,
+    state: &Mutex<State>,
+) -> Result<(), Fatal> {
+    let mut state = lock(state);
+    match mapper.person_of(&row.data) {
+        Some(key) => state.seen(key).map_err(Fatal::State),
+        None => {
+            state.unreadable(|| format!("{source} line {}", row.line));
+            Ok(())
+        }
     }
 }
 
@@ -563,10 +591,13 @@ enum End {
 }
 
 impl Run {
-    /// Adds record `seq`, which ends as `end`, to the run (flushed first when full or of
-    /// another end). The record before it was settled or added: runs are contiguous.
+    /// Adds record `seq`, which ends as `end`, to the run (flushed first when full, of
+    /// another end, or not next: the ledger settles a run as numbers from `first`, and records
+    /// between may have been settled apart, another shard's or an earlier part's).
     fn add(&mut self, seq: u64, end: End, ledger: &Mutex<Ledger>, counters: &Counters) {
-        if self.count == RUN || (self.count > 0 && self.end != end) {
+        if self.count == RUN
+            || (self.count > 0 && (self.end != end || seq != self.first + self.count))
+        {
             self.flush(ledger, counters);
         }
         if self.count == 0 {

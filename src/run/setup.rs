@@ -108,6 +108,15 @@ pub(super) async fn prepare(
             .map_err(Fatal::State)?,
         ),
     };
+    if let (Some(state), Some(flags)) = (&state, &config.state)
+        && let Some(theirs) = state.unchecked_target()
+    {
+        say::warning(format_args!(
+            "--dry-run --state {}: compared with what was sent to {theirs}; a dry run names \
+             no workspace, so it does not check that this is the one you mean",
+            flags.path.display()
+        ));
+    }
 
     let (client, sandbox) = connect(config, policy).await?;
     match checkpoint.as_ref() {

@@ -3,8 +3,10 @@
 //! dispatcher, pacer, ledger and failures file as any; the `--max-missing` cap is checked
 //! before the first.
 
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
+use indicatif::HumanCount;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -38,50 +40,74 @@ pub(super) struct Removing<'a> {
     pub tx: Option<&'a mpsc::Sender<Work>>,
     pub stop: &'a CancellationToken,
     pub batch: bool,
-    /// The sweep's place after the inputs, the record number it starts at, and how many
-    /// removals an earlier part of the run settled (a resume recounts who is missing: those
-    /// already removed are no longer in the state).
+    /// The sweep's place after the inputs, the record number it starts at, how many of its
+    /// list's removals an earlier part of the run settled, and which later ones.
     pub input: usize,
     pub seq: u64,
     pub skipped: u64,
+    pub later: &'a [Range<u64>],
 }
 
 impl Sweep {
     /// Removes the missing people, or refuses to when they are more than the cap allows.
     pub(super) fn remove(&self, at: Removing<'_>) -> Result<(), Fatal> {
-        let (missing, held) = lock(at.state).missing().map_err(Fatal::State)?;
-        self.max
-            .allows(missing, held, &self.flag)
-            .map_err(Fatal::State)?;
-        Counters::add(&at.counters.missing, missing);
+        if let Some((rows, first)) = lock(at.state).unreadable_rows() {
+            return Err(Fatal::State(format!(
+                "{}: {} of this run's rows (the first: {first}) name no person that can be \
+                 read, and anyone the state holds may be among them: nothing was removed. Give \
+                 those rows their identifier (the failures file has them) and run again",
+                self.flag,
+                HumanCount(rows)
+            )));
+        }
+        // A resume goes on through the list its earlier part made (and the cap allowed).
+        if lock(at.state).sweep_len().map_err(Fatal::State)?.is_none() {
+            let (missing, held) = lock(at.state).missing().map_err(Fatal::State)?;
+            self.max
+                .allows(missing, held, &self.flag)
+                .map_err(|message| Fatal::TooManyMissing { message, missing })?;
+            // A run that sends counts each removal as Customer.io accepts it.
+            if at.tx.is_none() {
+                Counters::add(&at.counters.missing, missing);
+                return Ok(());
+            }
+            lock(at.state).make_sweep().map_err(Fatal::State)?;
+        }
         let Some(tx) = at.tx else {
             return Ok(());
         };
-        lock(at.ledger).begin_input(at.input, at.seq, at.skipped);
+        lock(at.ledger).begin_removals(at.input, at.seq, at.skipped);
         let source: Arc<str> = Arc::from(self.flag.as_str());
-        let (mut after, mut seq, mut line) = (i64::MIN, at.seq, at.skipped);
+        let (mut from, mut seq) = (at.skipped, at.seq);
+        let mut later = at.later.iter().peekable();
         loop {
             let page = lock(at.state)
-                .missing_after(after, PAGE)
+                .sweep_page(from, PAGE)
                 .map_err(Fatal::State)?;
             let Some(&(last, _)) = page.last() else {
                 return Ok(());
             };
-            after = last;
-            for (_, name) in page {
+            from = last + 1;
+            for (pos, name) in page {
                 if at.stop.is_cancelled() {
                     return Ok(());
                 }
+                let this = seq;
+                seq += 1;
+                // Settled by the earlier part of the run while one before it waited.
+                while later.next_if(|r| r.end <= pos).is_some() {}
+                if later.peek().is_some_and(|r| r.contains(&pos)) {
+                    lock(at.ledger).settle_earlier(this);
+                    continue;
+                }
                 let out = self.operation(&name, at.batch)?;
-                line += 1;
                 let work = Work {
-                    seq,
+                    seq: this,
                     source: source.clone(),
-                    line,
+                    line: pos + 1,
                     memo: Memo::of(&out.op, &out.encoded),
                     out,
                 };
-                seq += 1;
                 Counters::add(&at.counters.records, 1);
                 if tx.blocking_send(work).is_err() {
                     // The dispatcher has stopped.

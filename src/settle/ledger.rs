@@ -48,6 +48,9 @@ pub struct Ledger {
     ahead: BTreeSet<u64>,
     /// Per input: its first record number, and how many of its records a resume skipped.
     starts: Vec<(u64, u64)>,
+    /// The number of the `--missing` sweep's first removal, once it has begun: the records
+    /// from it on are removals, counted apart from `accepted`.
+    removals: Option<u64>,
 }
 
 impl Ledger {
@@ -58,6 +61,7 @@ impl Ledger {
             next_unsettled: 0,
             ahead: BTreeSet::new(),
             starts: Vec::new(),
+            removals: None,
         }
     }
 
@@ -68,7 +72,20 @@ impl Ledger {
         self.starts.push((first, skipped));
     }
 
+    /// Begins the `--missing` sweep, as [`Ledger::begin_input`] an input after the last.
+    pub fn begin_removals(&mut self, input: usize, first: u64, skipped: u64) {
+        self.begin_input(input, first, skipped);
+        self.removals = Some(first);
+    }
+
     pub fn settle(&mut self, seq: u64, outcome: Outcome) -> std::io::Result<()> {
+        if let Outcome::Accepted = outcome
+            && self.removals.is_some_and(|first| seq >= first)
+        {
+            Counters::add(&self.counters.missing, 1);
+            self.mark(seq, 1);
+            return Ok(());
+        }
         self.settle_outcome(outcome)?;
         self.mark(seq, 1);
         Ok(())

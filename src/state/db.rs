@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS runs (
     unchanged INTEGER,
     failed INTEGER,
     removed INTEGER
-);";
+);
+CREATE TABLE IF NOT EXISTS sweep (pos INTEGER PRIMARY KEY, name TEXT NOT NULL);";
 
 /// An open state, for one run.
 pub struct State {
@@ -43,6 +44,10 @@ pub struct State {
     writes: bool,
     /// This run's row in `runs`; None in a dry run.
     run: Option<i64>,
+    /// Rows of this run whose person could not be read: how many, and where the first was.
+    unreadable: Option<(u64, String)>,
+    /// In a dry run, the workspace the state holds what was sent to (not checked).
+    said_target: Option<String>,
 }
 
 /// What a finished run leaves in `runs`.
@@ -78,6 +83,9 @@ impl State {
         .map_err(said)?;
         // A state another run holds is refused at once, not waited for.
         conn.busy_timeout(std::time::Duration::ZERO).map_err(said)?;
+        if existed {
+            ours(&conn, path)?;
+        }
         let writes = !dry_run;
         if writes {
             // One run at a time: the lock is held from the first write to the end. The write
@@ -96,6 +104,8 @@ impl State {
             path: path.to_owned(),
             writes,
             run: None,
+            unreadable: None,
+            said_target: None,
         };
         if writes || !existed {
             state.begin()?;
@@ -119,7 +129,7 @@ impl State {
     }
 
     /// The file is a state of this format, written for `target` (a new one is made so).
-    fn check(&self, target: &str, dry_run: bool) -> Result<(), String> {
+    fn check(&mut self, target: &str, dry_run: bool) -> Result<(), String> {
         let meta = |key: &str| {
             self.conn
                 .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
@@ -146,6 +156,10 @@ impl State {
             Some(_) => {}
         }
         let theirs = meta("target")?.unwrap_or_default();
+        if dry_run && !theirs.is_empty() {
+            // A dry run names no workspace: it compares with whichever the state was for.
+            self.said_target = Some(theirs.clone());
+        }
         if !dry_run && !theirs.is_empty() && theirs != target {
             return Err(format!(
                 "--state {}: it holds what was sent to {theirs}, not {target}: its records \
@@ -171,6 +185,10 @@ impl State {
         if let Some(id) = open.filter(|_| resume) {
             return Ok(id);
         }
+        // The sweep list of a run that will not be carried on.
+        self.conn
+            .execute("DELETE FROM sweep", [])
+            .map_err(|e| self.err(e))?;
         self.conn
             .execute("INSERT INTO runs (started) VALUES (?1)", [now()])
             .map_err(|e| self.err(e))?;
@@ -213,13 +231,31 @@ impl State {
         }
     }
 
-    /// Marks a record a resume reads past (an earlier part of the run settled it) as seen,
-    /// so that the rest of the run sees what an uninterrupted one would have.
-    pub fn seen(&mut self, memo: &Memo) -> Result<(), String> {
-        if let Memo::Compare { key, .. } = *memo {
-            self.mark(key)?;
+    /// Marks `key` seen by this run: a record a resume reads past (an earlier part of the run
+    /// settled it), so that the rest of the run sees what an uninterrupted one would have; or
+    /// the person an invalid row names, who is still in the export if wrong tonight.
+    pub fn seen(&mut self, key: u64) -> Result<(), String> {
+        self.mark(key).map(drop)
+    }
+
+    /// Counts a row whose person cannot be read at all (`place`: its input and line): it may
+    /// be anyone the state holds, so the `--missing` sweep refuses to run.
+    pub fn unreadable(&mut self, place: impl FnOnce() -> String) {
+        match &mut self.unreadable {
+            Some((n, _)) => *n += 1,
+            None => self.unreadable = Some((1, place())),
         }
-        Ok(())
+    }
+
+    /// In a dry run, the workspace the state was written for: a dry run names none, so the
+    /// counts it gives are against that one, unchecked.
+    pub fn unchecked_target(&self) -> Option<&str> {
+        self.said_target.as_deref()
+    }
+
+    /// How many rows of this run named no person that could be read, and where the first was.
+    pub fn unreadable_rows(&self) -> Option<(u64, &str)> {
+        self.unreadable.as_ref().map(|(n, at)| (*n, at.as_str()))
     }
 
     /// Adds `key` to this run's seen set: false when it was there already. One set for people
@@ -313,17 +349,39 @@ impl State {
         ))
     }
 
-    /// Up to `n` of the people this run has not seen, after the key `after`, in key order:
-    /// their keys and names (`{"id":"42"}`).
-    pub fn missing_after(&self, after: i64, n: usize) -> Result<Vec<(i64, String)>, String> {
+    /// How long this run's `--missing` sweep list is, once made; None before.
+    pub fn sweep_len(&self) -> Result<Option<u64>, String> {
         self.conn
-            .prepare_cached(
-                "SELECT key, name FROM entities WHERE key > ?1 AND kind = 'person' AND key NOT IN \
-                 (SELECT key FROM temp.seen) ORDER BY key LIMIT ?2",
+            .query_row("SELECT count(*) FROM sweep", [], |r| r.get::<_, i64>(0))
+            .map(|n| (n > 0).then_some(n as u64))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Makes this run's `--missing` sweep list: the people it has not seen, in key order.
+    /// Kept (and committed with the checkpoints) so that a resume goes on through the same
+    /// list past what its earlier part settled: made again, it would differ (an accepted
+    /// removal leaves the state, a refused one stays).
+    pub fn make_sweep(&mut self) -> Result<(), String> {
+        self.conn
+            .execute(
+                "INSERT INTO sweep (pos, name) SELECT row_number() OVER (ORDER BY key) - 1, name \
+                 FROM entities WHERE kind = 'person' AND key NOT IN (SELECT key FROM temp.seen)",
+                [],
             )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Up to `n` of the sweep list's people from place `from`: their places and names
+    /// (`{"id":"42"}`).
+    pub fn sweep_page(&self, from: u64, n: usize) -> Result<Vec<(u64, String)>, String> {
+        self.conn
+            .prepare_cached("SELECT pos, name FROM sweep WHERE pos >= ?1 ORDER BY pos LIMIT ?2")
             .and_then(|mut s| {
-                s.query_map(params![after, n as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect()
+                s.query_map(params![from as i64, n as i64], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+                })?
+                .collect()
             })
             .map_err(|e| self.err(e))
     }
@@ -348,6 +406,9 @@ impl State {
                 ],
             )
             .map_err(|e| self.err(e))?;
+        self.conn
+            .execute("DELETE FROM sweep", [])
+            .map_err(|e| self.err(e))?;
         self.commit()
     }
 }
@@ -357,6 +418,29 @@ fn now() -> String {
     jiff::Timestamp::now()
         .round(jiff::Unit::Second)
         .map_or_else(|_| String::new(), |t| t.to_string())
+}
+
+/// Refuses a SQLite file another application wrote, before anything is written to it: only
+/// an empty one or one holding our `meta` format is a state.
+fn ours(conn: &Connection, path: &Path) -> Result<(), String> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| say(path, e))?;
+    let format = || {
+        conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+            r.get::<_, String>(0)
+        })
+    };
+    if tables.is_empty() || (tables.iter().any(|t| t == "meta") && format().is_ok()) {
+        return Ok(());
+    }
+    Err(format!(
+        "--state {}: not a cio-import state (it holds the tables {}): choose another --state \
+         path",
+        path.display(),
+        tables.join(", ")
+    ))
 }
 
 fn say(path: &Path, e: rusqlite::Error) -> String {
@@ -379,6 +463,7 @@ pub fn describe(path: &Path) -> Result<String, String> {
     }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| say(path, e))?;
+    ours(&conn, path)?;
     let err = |e: rusqlite::Error| say(path, e);
     let target: String = conn
         .query_row("SELECT value FROM meta WHERE key = 'target'", [], |r| {
@@ -490,15 +575,16 @@ mod tests {
         assert!(!unchanged(&mut state, &identify("a")));
         assert!(!unchanged(&mut state, &identify("c")));
         assert_eq!(state.missing().unwrap(), (0, 1), "c was seen; b is gone");
-        let names = state.missing_after(i64::MIN, 10).unwrap();
-        assert!(names.is_empty());
+        state.make_sweep().unwrap();
+        assert_eq!(state.sweep_len().unwrap(), None);
         drop(state);
 
         // A new run that meets nobody finds c missing, by its name.
-        let state = State::open(&path, "the sandbox", false, false).unwrap();
-        let missing = state.missing_after(i64::MIN, 10).unwrap();
-        assert_eq!(missing.len(), 1);
-        assert_eq!(missing[0].1, r#"{"id":"c"}"#);
+        let mut state = State::open(&path, "the sandbox", false, false).unwrap();
+        state.make_sweep().unwrap();
+        assert_eq!(state.sweep_len().unwrap(), Some(1));
+        let missing = state.sweep_page(0, 10).unwrap();
+        assert_eq!(missing, [(0, r#"{"id":"c"}"#.to_owned())]);
     }
 
     #[test]

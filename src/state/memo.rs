@@ -40,6 +40,17 @@ pub enum Memo {
 }
 
 impl Memo {
+    /// The key [`Memo::of`] compares for `op` (an identify's), without its digest: what a
+    /// resume marks seen for a record it reads past.
+    pub fn compared_key(op: &Operation) -> Option<u64> {
+        match op {
+            Operation::Identify { .. } | Operation::IdentifyObject { .. } => {
+                Some(op.order().keys()[0])
+            }
+            _ => None,
+        }
+    }
+
     /// What the state does with `op`; None for the kinds it does not remember (unsuppress,
     /// devices, relationships), which are always sent. `encoded` is its batch encoding, if
     /// made.

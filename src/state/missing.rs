@@ -68,8 +68,9 @@ impl fmt::Display for MaxMissing {
 
 impl MaxMissing {
     /// Whether `missing` of the `held` people may go; else the message that says how many
-    /// would have, and how to allow it.
-    pub fn allows(self, missing: u64, held: u64, missing_flag: &str) -> Result<(), String> {
+    /// would have, and how to allow it. `flag` is the removal as the command line says it
+    /// (`--missing delete`).
+    pub fn allows(self, missing: u64, held: u64, flag: &str) -> Result<(), String> {
         let cap = match self {
             MaxMissing::Count(n) => n,
             MaxMissing::Percent(p) => (held as f64 * p / 100.0).floor() as u64,
@@ -83,7 +84,7 @@ impl MaxMissing {
             0.0
         };
         Err(format!(
-            "--missing {missing_flag}: {} of the {} people in the state ({share:.1}%) are not in \
+            "{flag}: {} of the {} people in the state ({share:.1}%) are not in \
              this run's inputs, more than --max-missing {self} allows: nothing was removed. If \
              the export is complete and they did leave, run again with --max-missing {} (or \
              {:.0}%)",
@@ -106,14 +107,18 @@ mod tests {
         assert!("-3".parse::<MaxMissing>().is_err());
         assert!("120%".parse::<MaxMissing>().is_err());
         let five = MaxMissing::default();
-        assert!(five.allows(500, 10_000, "delete").is_ok());
-        let refused = five.allows(4_000, 10_000, "delete").unwrap_err();
+        assert!(five.allows(500, 10_000, "--missing delete").is_ok());
+        let refused = five.allows(4_000, 10_000, "--missing delete").unwrap_err();
         assert_eq!(
             refused,
             "--missing delete: 4,000 of the 10,000 people in the state (40.0%) are not in this \
              run's inputs, more than --max-missing 5% allows: nothing was removed. If the export \
              is complete and they did leave, run again with --max-missing 4000 (or 40%)"
         );
-        assert!(MaxMissing::Count(0).allows(1, 1, "delete").is_err());
+        assert!(
+            MaxMissing::Count(0)
+                .allows(1, 1, "--missing delete")
+                .is_err()
+        );
     }
 }

@@ -505,3 +505,21 @@ fn each_export_fixture_imports_through_its_config_file() {
         }
     }
 }
+
+#[test]
+fn a_password_in_an_endpoint_is_masked_and_told_to_stay_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin(dir.path())
+        .args(["users.csv", "--print-config"])
+        .args(["--endpoint", "https://user:hunter2@proxy.example.com"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(!printed.contains("through $"), "{printed}");
+    assert!(
+        printed.contains("holds a password, so give it on the command line"),
+        "{printed}"
+    );
+}

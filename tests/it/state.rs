@@ -390,6 +390,11 @@ fn missing_goes_only_with_yes_and_a_full_export_of_people() {
         "--missing delete needs the whole export, and --shard sends a share of it",
     );
     refused(
+        &["--only-existing"],
+        "--state state.db with --only-existing: Customer.io accepts an identify of someone who \
+         does not exist without creating them",
+    );
+    refused(
         &["--state", "users.csv"],
         "--state users.csv is also an input",
     );
@@ -435,4 +440,442 @@ fn a_state_in_use_by_another_run_is_refused_at_once() {
         "{stderr}"
     );
     assert!(took < Duration::from_secs(3), "refused after {took:?}");
+}
+
+/// 100 people (id, email, age), person 7's age `age7` and person 8's id `id8`.
+fn people(dir: &Path, age7: &str, id8: &str) {
+    let mut text = String::from("id,email,age\n");
+    for i in 1..=100 {
+        let id = if i == 8 {
+            id8.to_owned()
+        } else {
+            i.to_string()
+        };
+        let age = if i == 7 {
+            age7.to_owned()
+        } else {
+            (i % 90).to_string()
+        };
+        text.push_str(&format!("{id},p{i}@example.com,{age}\n"));
+    }
+    write(dir, "people.csv", &text);
+}
+
+fn people_in_state(dir: &Path) -> i64 {
+    let db = rusqlite::Connection::open(dir.join("state.db")).unwrap();
+    db.query_row(
+        "SELECT count(*) FROM entities WHERE kind = 'person'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_invalid_row_keeps_its_person_from_missing_and_an_unreadable_one_stops_the_sweep() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        server
+            .cmd(dir.path())
+            .args(["people.csv", "--state", "state.db", "--type", "age=number"])
+            .args(["--summary", "-", "--missing", "delete", "--yes"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    people(dir.path(), "7", "8");
+    assert_eq!(run(&[]).status.code(), Some(0));
+    assert_eq!(server.sandbox.people_count(), 100);
+    let after_first = server.sent().len();
+
+    // Person 7's row is invalid tonight: in the failures file, and still in the export.
+    people(dir.path(), "seven", "8");
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let s = summary(&out);
+    assert_eq!(
+        (s["invalid"].as_u64(), s["missing"].as_u64()),
+        (Some(1), Some(0)),
+        "{s}"
+    );
+    assert_eq!(
+        server.sent().len(),
+        after_first,
+        "nothing deleted: {stderr}"
+    );
+    assert!(server.sandbox.person("7").is_some());
+    assert_eq!(people_in_state(dir.path()), 100);
+    let failures = read_ndjson(&dir.path().join("people.failures.ndjson"));
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0]["id"], "7");
+
+    // Person 8's row has no id at all: it might be anyone, so nobody is removed.
+    people(dir.path(), "7", "");
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "--missing delete: 1 of this run's rows (the first: people.csv line 9) name no \
+             person that can be read"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was removed"), "{stderr}");
+    assert_eq!(server.sent().len(), after_first, "nothing deleted");
+    assert_eq!(server.sandbox.people_count(), 100);
+    assert_eq!(people_in_state(dir.path()), 100);
+}
+
+/// 180 rows alternating ids 1..=90 and 201..=290, `changed`'s email changed.
+fn mixed(dir: &Path, changed: Option<u64>) {
+    let mut text = String::from("id,email\n");
+    for i in 1..=90 {
+        for id in [i, 200 + i] {
+            let mail = if Some(id) == changed { "new" } else { "old" };
+            text.push_str(&format!("{id},{mail}{id}@example.com\n"));
+        }
+    }
+    write(dir, "mix.csv", &text);
+}
+
+#[test]
+fn unchanged_records_between_another_shards_are_settled_as_themselves() {
+    let fast = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    mixed(dir.path(), None);
+    let first = fast
+        .cmd(dir.path())
+        .args(["mix.csv", "--state", "state.db", "--shard", "1/2"])
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(0));
+    // The last row of this shard's, in file order, changes: every record before it is
+    // settled (unchanged, or another shard's) while it waits on a slow answer.
+    let ours: BTreeSet<u64> = received(&fast, 0)
+        .iter()
+        .map(|(_, id)| id.parse().unwrap())
+        .collect();
+    assert!(
+        ours.len() > 2 && ours.len() < 178,
+        "{} of 180 in shard 1/2",
+        ours.len()
+    );
+    let order: Vec<u64> = (1..=90).flat_map(|i| [i, 200 + i]).collect();
+    let (index, &last) = order
+        .iter()
+        .enumerate()
+        .rfind(|(_, id)| ours.contains(id))
+        .unwrap();
+    mixed(dir.path(), Some(last));
+
+    let slow = Server::start(SandboxOptions {
+        limit: None,
+        latency: Duration::from_secs(8),
+        ..SandboxOptions::default()
+    });
+    let child = Command::new(assert_cmd::cargo::cargo_bin("cio-import"))
+        .current_dir(dir.path())
+        .env("CUSTOMERIO_SITE_ID", SITE_ID)
+        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
+        .args([
+            "--endpoint",
+            &slow.sandbox.base_url(),
+            "--progress",
+            "never",
+        ])
+        .args([
+            "mix.csv", "--state", "state.db", "--shard", "1/2", "--batch", "1",
+        ])
+        .args(["--no-preflight", "--stop-timeout", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let next = stderr.lines().find(|l| l.contains("to carry on:")).unwrap();
+    assert!(next.contains(" --shard 1/2 "), "{next}");
+    let checkpoint: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("mix.shard-1-of-2.checkpoint.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        checkpoint["position"]["records"], index as u64,
+        "every record before the one in flight settled: {checkpoint}"
+    );
+}
+
+#[test]
+fn a_sweep_over_the_cap_says_so_once_and_prints_the_command_that_allows_it() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        server
+            .cmd(dir.path())
+            .args(["people.csv", "--state", "state.db", "--type", "age=number"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    people(dir.path(), "7", "8");
+    assert_eq!(run(&[]).status.code(), Some(0));
+    // People 61..=100 leave: 40%, over the 5% cap.
+    let text = std::fs::read_to_string(dir.path().join("people.csv")).unwrap();
+    let kept: Vec<&str> = text.lines().take(61).collect();
+    write(dir.path(), "people.csv", &(kept.join("\n") + "\n"));
+    let out = run(&["--missing", "delete", "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "cio-import: error: --missing delete: 40 of the 100 people in the state (40.0%)"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(server.sandbox.people_count(), 100);
+    let next = stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "cio-import: if the export is complete and they did leave, to remove them: ",
+            )
+        })
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(!stderr.contains("to carry on:"), "{stderr}");
+    let words: Vec<&str> = next.split_whitespace().collect();
+    assert_eq!(words[0], "cio-import");
+    assert!(next.ends_with("--max-missing 40 --resume"), "{next}");
+
+    // The command it prints removes them.
+    let allowed = common::bin(dir.path())
+        .env("CUSTOMERIO_SITE_ID", SITE_ID)
+        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
+        .args(&words[1..])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&allowed.stderr);
+    assert_eq!(allowed.status.code(), Some(0), "{stderr}");
+    assert_eq!(server.sandbox.people_count(), 60);
+    assert_eq!(people_in_state(dir.path()), 60);
+}
+
+#[test]
+fn removals_are_counted_as_they_are_accepted_apart_from_the_accepted_records() {
+    let answering = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |server: &Server, extra: &[&str]| {
+        server
+            .cmd(dir.path())
+            .args(["people.csv", "--state", "state.db", "--type", "age=number"])
+            .args(["--summary", "-", "--missing", "delete", "--yes"])
+            .args(["--max-missing", "10"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    people(dir.path(), "7", "8");
+    assert_eq!(run(&answering, &[]).status.code(), Some(0));
+    // People 91..=100 leave, and person 1 changes.
+    let text = std::fs::read_to_string(dir.path().join("people.csv")).unwrap();
+    let kept: Vec<String> = text
+        .lines()
+        .take(91)
+        .map(|l| l.replace("p1@example.com", "new1@example.com"))
+        .collect();
+    write(dir.path(), "people.csv", &(kept.join("\n") + "\n"));
+
+    // A workspace refusing every request: nobody is removed, and the summary says so.
+    let refusing = Server::start(SandboxOptions {
+        limit: None,
+        fail_rate: 1.0,
+        ..SandboxOptions::default()
+    });
+    let out = run(&refusing, &["--max-retries", "0", "--no-preflight"]);
+    let s = summary(&out);
+    assert_eq!(out.status.code(), Some(3), "{s}");
+    assert_eq!(
+        (
+            s["missing"].as_u64(),
+            s["failed"].as_u64(),
+            s["accepted"].as_u64()
+        ),
+        (Some(0), Some(11), Some(0)),
+        "{s}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("0 people removed as missing"), "{stderr}");
+    let failures = read_ndjson(&dir.path().join("people.failures.ndjson"));
+    assert_eq!(failures.len(), 11);
+
+    // Answered: the 10 removals are `missing`, the changed person alone `accepted`, and the
+    // state's runs say the same.
+    let out = run(&answering, &[]);
+    let s = summary(&out);
+    assert_eq!(out.status.code(), Some(0), "{s}");
+    assert_eq!(
+        (
+            s["missing"].as_u64(),
+            s["accepted"].as_u64(),
+            s["unchanged"].as_u64()
+        ),
+        (Some(10), Some(1), Some(89)),
+        "{s}"
+    );
+    assert_eq!(answering.sandbox.people_count(), 90);
+    let db = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    let last: (i64, i64) = db
+        .query_row(
+            "SELECT accepted, removed FROM runs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(last, (1, 10));
+}
+
+#[test]
+fn a_resumed_sweep_goes_on_past_the_removals_refused_before_the_stop() {
+    let answering = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |server: &Server, extra: &[&str]| {
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("cio-import"));
+        command
+            .current_dir(dir.path())
+            .env("CUSTOMERIO_SITE_ID", SITE_ID)
+            .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
+            .args([
+                "--endpoint",
+                &server.sandbox.base_url(),
+                "--progress",
+                "never",
+            ])
+            .args(["people.csv", "--state", "state.db", "--type", "age=number"])
+            .args(["--batch", "1", "--concurrency", "1", "--no-preflight"])
+            .args(["--missing", "delete", "--yes", "--max-missing", "10"])
+            .args(["--max-retries", "0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    };
+    people(dir.path(), "7", "8");
+    assert_eq!(run(&answering, &[]).status().unwrap().code(), Some(0));
+    let text = std::fs::read_to_string(dir.path().join("people.csv")).unwrap();
+    let kept: Vec<&str> = text.lines().take(91).collect();
+    write(dir.path(), "people.csv", &(kept.join("\n") + "\n"));
+
+    // Every removal refused, slowly: stopped after the first few.
+    let refusing = Server::start(SandboxOptions {
+        limit: None,
+        fail_rate: 1.0,
+        latency: Duration::from_millis(300),
+        ..SandboxOptions::default()
+    });
+    let child = run(&refusing, &[]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while refusing.sent().len() < 3 {
+        assert!(Instant::now() < deadline, "no removal sent");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let before = refusing.sent().len();
+    assert!(before < 10, "stopped mid-sweep: {before} sent");
+
+    let out = run(&refusing, &["--resume"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    // Each of the 10 removals sent once, and in the failures file once.
+    let sent: Vec<String> = refusing
+        .sent()
+        .into_iter()
+        .map(|r| r.identifier.unwrap_or_default())
+        .collect();
+    let distinct: BTreeSet<&String> = sent.iter().collect();
+    assert_eq!((sent.len(), distinct.len()), (10, 10), "{sent:?}");
+    let failures = read_ndjson(&dir.path().join("people.failures.ndjson"));
+    let ids: BTreeSet<String> = failures
+        .iter()
+        .map(|l| l["identifiers"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!((failures.len(), ids.len()), (10, 10), "{failures:?}");
+    assert_eq!(
+        people_in_state(dir.path()),
+        100,
+        "the refused are still held"
+    );
+}
+
+#[test]
+fn another_applications_sqlite_file_is_refused_and_left_as_it_was() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    people(dir.path(), "7", "8");
+    let path = dir.path().join("app.db");
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch("CREATE TABLE users (id INTEGER); CREATE TABLE meta (k TEXT);")
+        .unwrap();
+    drop(db);
+    let before = std::fs::read(&path).unwrap();
+    let out = server
+        .cmd(dir.path())
+        .args(["people.csv", "--state", "app.db"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "--state app.db: not a cio-import state (it holds the tables meta, users): choose \
+             another --state path"
+        ),
+        "{stderr}"
+    );
+    assert!(server.sent().is_empty());
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the file is as it was"
+    );
+    assert!(!dir.path().join("app.db-wal").exists());
+    let shown = common::bin(dir.path())
+        .args(["--show-state", "app.db"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&shown.stderr);
+    assert!(stderr.contains("not a cio-import state"), "{stderr}");
+}
+
+#[test]
+fn a_dry_run_says_which_workspace_its_state_counts_are_against() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    people(dir.path(), "7", "8");
+    let first = server
+        .cmd(dir.path())
+        .args(["people.csv", "--state", "state.db"])
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(0));
+    let dry = common::bin(dir.path())
+        .args(["people.csv", "--state", "state.db", "--dry-run"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&dry.stderr);
+    assert_eq!(dry.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "--dry-run --state state.db: compared with what was sent to workspace test-site (us)"
+        ),
+        "{stderr}"
+    );
 }
