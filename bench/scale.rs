@@ -113,13 +113,7 @@ fn dry_run_and_python(input: &Path, rows: u64, bytes: u64) -> f64 {
         "(a) cio-import --dry-run --type score=number, {rows} rows, {:.1} MB (median of {TRIES})",
         bytes as f64 / 1e6
     );
-    println!(
-        "  {:<40} {:>16}   (CPU {:.2} s)",
-        "wall time",
-        format!("{secs:.2} s"),
-        run.cpu.as_secs_f64()
-    );
-    println!("  {:<40} {:>16.0}", "rows/s", rows as f64 / secs);
+    wall_and_rows(secs, run.cpu, rows);
     println!("  {:<40} {:>16.1}", "MB/s", bytes as f64 / 1e6 / secs);
     run.report_rss("peak RSS");
 
@@ -133,6 +127,17 @@ fn dry_run_and_python(input: &Path, rows: u64, bytes: u64) -> f64 {
         py / secs >= 4.0,
     );
     secs
+}
+
+/// A dry run's median wall time beside its CPU time, and its rows a second.
+fn wall_and_rows(secs: f64, cpu: Duration, rows: u64) {
+    println!(
+        "  {:<40} {:>16}   (CPU {:.2} s)",
+        "wall time",
+        format!("{secs:.2} s"),
+        cpu.as_secs_f64()
+    );
+    println!("  {:<40} {:>16.0}", "rows/s", rows as f64 / secs);
 }
 
 /// (e): a CRM-shaped export, its columns renamed and one dropped, a US date and a list.
@@ -191,13 +196,7 @@ fn mapped_export(dir: &Path, rows: u64, plain: f64) {
     println!(
         "(e) --dry-run with --rename x3, --drop, timestamp:%m/%d/%Y and a list, {rows} rows (median of 3)"
     );
-    println!(
-        "  {:<40} {:>16}   (CPU {:.2} s)",
-        "wall time",
-        format!("{secs:.2} s"),
-        run.cpu.as_secs_f64()
-    );
-    println!("  {:<40} {:>16.0}", "rows/s", rows as f64 / secs);
+    wall_and_rows(secs, run.cpu, rows);
     println!(
         "  {:<40} {:>16}",
         "beside (a)",
