@@ -35,7 +35,8 @@ pub(super) fn grouped_number(s: &str, decimal_comma: bool) -> Option<Number> {
         Some(sep) => {
             let mut groups = whole.split(sep);
             let first = groups.next()?;
-            if first.is_empty() || first.len() > 3 {
+            // `0,123` is no thousands: a decimal comma (or a list), so refused for its hint.
+            if first.is_empty() || first.len() > 3 || first.starts_with('0') {
                 return None;
             }
             plain.push_str(first);
@@ -123,6 +124,9 @@ mod tests {
             ("abc", true),
             ("-", false),
             ("1,,853", false),
+            ("0,123", false),
+            ("-0,500", false),
+            ("0.123", true),
         ] {
             assert_eq!(n(bad, comma), None, "{bad} {comma}");
         }

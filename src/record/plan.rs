@@ -54,7 +54,10 @@ pub struct MapSpec {
 pub struct MapError(pub String);
 
 /// What a column is for. Worked out once per CSV header, per key for NDJSON.
+// A tag of its own (see `Cell`): with the time format's pointer as its niche, every cell's
+// `match` decoded the variant arithmetically, a tenth more instructions in the dry run's loop.
 #[derive(Debug, Clone, PartialEq)]
+#[repr(u8)]
 pub(super) enum Role {
     Identifier(IdKind),
     AnonymousId,

@@ -168,11 +168,17 @@ impl Mapper {
                         _ => fields.timestamp = time,
                     }
                 }
-                Role::ObjectId => fields.tied().object = Some((column, cell.trim().into())),
-                Role::ObjectTypeId => {
-                    fields.tied().object_type = Some((column, cell.trim().into()));
+                Role::ObjectId => {
+                    let id = self.conventions.unquoted(cell.trim());
+                    fields.tied().object = Some((column, id.into()));
                 }
-                Role::DeviceId => fields.tied().device = Some((column, cell)),
+                Role::ObjectTypeId => {
+                    let id = self.conventions.unquoted(cell.trim());
+                    fields.tied().object_type = Some((column, id.into()));
+                }
+                Role::DeviceId => {
+                    fields.tied().device = Some((column, self.conventions.unquoted(cell)));
+                }
                 Role::Platform => fields.tied().platform = Some((column, cell)),
                 &(Role::Primary(kind) | Role::Secondary(kind)) => {
                     let found = Some((
@@ -268,12 +274,17 @@ impl Mapper {
                     }
                 }
                 Role::ObjectId => {
-                    fields.tied().object = Some((column, identifier_text(column, v)?));
+                    let id = self.unquoted(identifier_text(column, v)?);
+                    fields.tied().object = Some((column, id));
                 }
                 Role::ObjectTypeId => {
-                    fields.tied().object_type = Some((column, identifier_text(column, v)?));
+                    let id = self.unquoted(identifier_text(column, v)?);
+                    fields.tied().object_type = Some((column, id));
                 }
-                Role::DeviceId => fields.tied().device = json_text(column, v)?.map(|t| (column, t)),
+                Role::DeviceId => {
+                    let token = json_text(column, v)?.map(|t| self.conventions.unquoted(t));
+                    fields.tied().device = token.map(|t| (column, t));
+                }
                 Role::Platform => {
                     fields.tied().platform = json_text(column, v)?.map(|t| (column, t));
                 }
@@ -418,10 +429,13 @@ impl Mapper {
     }
 
     /// Notes once per column a timestamp attribute whose cell `s`, a bare number, reads as a
-    /// time before 2001 or after 2100: most likely misread.
+    /// time before 2001 or after 2100: most likely misread. Not where a format the user gave
+    /// read it (`%Y%m%d` reads `19850412` as they mean).
     #[inline(always)]
     fn check_plausible(&self, typed: &Typed, column: &str, s: &str, v: &Option<Cell<'_>>) {
-        if let (Some(format), Some(secs)) = (typed.time_format(), v.as_ref().and_then(Cell::as_i64))
+        if let Some(format) = typed.time_format()
+            && !matches!(format, TimeFormat::Pattern(_))
+            && let Some(secs) = v.as_ref().and_then(Cell::as_i64)
             && time::implausible(secs, s)
         {
             self.note_implausible(column, s, secs, format);

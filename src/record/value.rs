@@ -15,7 +15,9 @@ use super::exported::{grouped_number, list, without_apostrophe};
 use super::time::{MAX_UNIX_SECONDS, TimeFormat, TimestampError};
 
 /// A column's type, as `--type COLUMN=TYPE` spells it.
+// A tag of its own, for the reason `Role` has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[repr(u8)]
 pub enum ValueType {
     String,
     Number,
@@ -304,8 +306,9 @@ fn convert_typed<'a>(
 /// a decimal comma when `decimal_comma` (where a plain `1.5` is no number: the dot groups).
 fn number(t: &str, decimal_comma: bool) -> Option<Number> {
     if decimal_comma {
+        // Without a dot or a comma, `1e3` is plain; `1 853` is grouped.
         if !t.contains(['.', ',']) {
-            return parse_number(t);
+            return parse_number(t).or_else(|| grouped_number(t, true));
         }
         return grouped_number(t, true);
     }
@@ -390,6 +393,7 @@ fn milliseconds(column: &str, shown: &str) -> String {
 }
 
 /// An integer if the value is integral (so "1e3" is 1000), else a finite float.
+#[inline]
 pub(crate) fn parse_number(s: &str) -> Option<Number> {
     if let Ok(i) = s.parse::<i64>() {
         return Some(i.into());
@@ -556,6 +560,8 @@ mod tests {
             Ok(Some(json!(1853.93)))
         );
         assert_eq!(with(ValueType::Number, "'42"), Ok(Some(json!(42))));
+        assert_eq!(with(ValueType::Number, "1 853"), Ok(Some(json!(1853))));
+        assert_eq!(with(ValueType::Number, "1e3"), Ok(Some(json!(1000))));
         assert!(with(ValueType::Number, "1.5").is_err());
         assert_eq!(with(ValueType::String, "'00123"), Ok(Some(json!("00123"))));
         assert_eq!(
