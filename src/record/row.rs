@@ -473,17 +473,36 @@ impl Mapper {
         match row {
             RowData::Csv(record) => {
                 let headers = self.csv.as_ref().map_or(&[][..], |p| &p.original[..]);
-                record
-                    .iter()
-                    .enumerate()
-                    .map(|(i, cell)| {
-                        let name = headers
-                            .get(i)
-                            .cloned()
-                            .unwrap_or_else(|| format!("column_{}", i + 1));
-                        (name, Value::String(cell.to_owned()))
-                    })
-                    .collect()
+                let mut line = Map::new();
+                // Columns without a name (Excel's trailing empty header cells) carry nothing
+                // when empty; the values some do hold share the one key "" (a list when
+                // several), which a replay refuses as the run did.
+                let mut unnamed = Vec::new();
+                for (i, cell) in record.iter().enumerate() {
+                    match headers.get(i) {
+                        Some(name) if name.is_empty() => {
+                            if !cell.is_empty() {
+                                unnamed.push(Value::String(cell.to_owned()));
+                            }
+                        }
+                        Some(name) => {
+                            line.insert(name.clone(), Value::String(cell.to_owned()));
+                        }
+                        None => {
+                            let name = format!("column_{}", i + 1);
+                            line.insert(name, Value::String(cell.to_owned()));
+                        }
+                    }
+                }
+                let value = match unnamed.len() {
+                    0 => None,
+                    1 => unnamed.pop(),
+                    _ => Some(Value::Array(unnamed)),
+                };
+                if let Some(value) = value {
+                    line.insert(String::new(), value);
+                }
+                line
             }
             RowData::Json(object) => object.clone(),
             // Text as it is; other bytes (a file in another encoding) in base64, so that the
