@@ -169,7 +169,8 @@ fn check_attribute(name: &str, v: &Cell<'_>, bound: usize) -> Result<(), Invalid
         return Err(Invalid::at(
             name,
             format!(
-                "column {name:?} is {} bytes; Customer.io allows at most {}",
+                "column {name:?} is {} bytes; Customer.io allows at most {} (--oversize \
+                 truncate cuts such values to fit, --oversize drop leaves them out)",
                 thousands(v.size()),
                 thousands(MAX_ATTRIBUTE_VALUE_BYTES)
             ),
@@ -194,7 +195,8 @@ mod tests {
         assert_eq!(e.column.as_deref(), Some("bio"));
         assert_eq!(
             e.message,
-            r#"column "bio" is 1,001 bytes; Customer.io allows at most 1,000"#
+            "column \"bio\" is 1,001 bytes; Customer.io allows at most 1,000 (--oversize \
+             truncate cuts such values to fit, --oversize drop leaves them out)"
         );
         // Non-strings are measured as serialised JSON: ["…"] is the string plus 4 bytes.
         let mut m = json_mapper(&spec(Action::Identify));

@@ -117,6 +117,50 @@ pub(crate) enum TimestampError {
     Milliseconds,
 }
 
+/// How exports write times that the default forms do not read: tried on a cell that failed,
+/// to name the `--type` that reads it.
+const COMMON_FORMATS: [&str; 14] = [
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%d.%m.%Y",
+    "%Y/%m/%d",
+    "%d-%m-%Y",
+    "%m/%d/%Y %H:%M",
+    "%d/%m/%Y %H:%M",
+    "%d.%m.%Y %H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %H:%M:%S",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %I:%M %p",
+    "%b %d, %Y",
+    "%d %b %Y",
+];
+
+/// For a cell `s` that the default forms do not read: the `--type` of the common formats that
+/// read it, as a clause for the message (else how to give one). Two that both do
+/// (`05/04/2023`) are both named: only the user knows which the file means.
+pub(super) fn format_advice(column: &str, s: &str) -> String {
+    let reading: Vec<&str> = COMMON_FORMATS
+        .into_iter()
+        .filter(|f| {
+            TimeFormat::Pattern((*f).into())
+                .read(s, &TimeZone::UTC)
+                .is_ok()
+        })
+        .collect();
+    match reading[..] {
+        [] => format!("; --type {column}=timestamp:FORMAT reads another form (e.g. %d.%m.%Y)"),
+        [one] => format!("; --type {column}=timestamp:{one} reads it"),
+        [one, ref others @ ..] => {
+            let others: Vec<String> = others.iter().map(|f| format!("timestamp:{f}")).collect();
+            format!(
+                "; --type {column}=timestamp:{one} or {} reads it, as the file means",
+                others.join(" or ")
+            )
+        }
+    }
+}
+
 /// 2001-01-01T00:00:00Z and 2100-01-01T00:00:00Z: a bare number read as a time outside
 /// them is most likely misread (`20230412` as seconds is a day in 1970).
 const PLAUSIBLE: std::ops::Range<i64> = 978_307_200..4_102_444_800;
@@ -236,6 +280,23 @@ fn utc_seconds(s: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_cell_in_a_common_form_is_told_the_format_that_reads_it() {
+        assert_eq!(
+            format_advice("d", "11/22/2023"),
+            "; --type d=timestamp:%m/%d/%Y reads it"
+        );
+        assert_eq!(
+            format_advice("d", "05/04/2023"),
+            "; --type d=timestamp:%m/%d/%Y or timestamp:%d/%m/%Y reads it, as the file means"
+        );
+        assert_eq!(
+            format_advice("d", "2023-04-12 14:03"),
+            "; --type d=timestamp:%Y-%m-%d %H:%M reads it"
+        );
+        assert!(format_advice("d", "last tuesday").contains("timestamp:FORMAT"));
+    }
+
     use super::*;
 
     fn utc(s: &str) -> Result<i64, TimestampError> {

@@ -12,7 +12,7 @@ use jiff::tz::TimeZone;
 use serde_json::{Number, Value};
 
 use super::exported::{grouped_number, list, without_apostrophe};
-use super::time::{MAX_UNIX_SECONDS, TimeFormat, TimestampError};
+use super::time::{self, MAX_UNIX_SECONDS, TimeFormat, TimestampError};
 
 /// A column's type, as `--type COLUMN=TYPE` spells it.
 // A tag of its own, for the reason `Role` has one.
@@ -274,20 +274,18 @@ fn convert_typed<'a>(
         ValueType::String => Ok(Some(Cell::Text(s))),
         ValueType::Number => number(t, conv.decimal_comma)
             .map(|n| Some(Cell::Owned(Value::Number(n))))
-            .ok_or_else(|| {
-                let hint = if !conv.decimal_comma && t.contains(',') {
-                    "a number (a decimal comma? pass --decimal-comma)"
-                } else {
-                    "a number"
-                };
-                bad(hint)
-            }),
+            .ok_or_else(|| bad(not_a_number(t, conv.decimal_comma))),
         ValueType::Bool => parse_bool(t)
             .map(|b| Some(Cell::Owned(Value::Bool(b))))
             .ok_or_else(|| bad("a bool (true/false, yes/no, 1/0, t/f, y/n)")),
         ValueType::Timestamp(format) => match format.read(t, &conv.zone) {
             Ok(secs) => Ok(Some(Cell::Owned(secs.into()))),
             Err(TimestampError::Milliseconds) => Err(milliseconds(column, t)),
+            Err(TimestampError::Invalid) if *format == TimeFormat::Auto => Err(bad(&format!(
+                "{}{}",
+                format.expected(),
+                time::format_advice(column, t)
+            ))),
             Err(TimestampError::Invalid) => Err(bad(&format.expected())),
         },
         ValueType::Json => match serde_json::from_str::<Value>(t) {
@@ -313,6 +311,24 @@ fn number(t: &str, decimal_comma: bool) -> Option<Number> {
         return grouped_number(t, true);
     }
     parse_number(t).or_else(|| grouped_number(t, false))
+}
+
+/// What a number cell that is none should be, with the flag it may need: a decimal comma
+/// (`0,34`) without `--decimal-comma`, a decimal point (`1.5`) with it.
+fn not_a_number(t: &str, decimal_comma: bool) -> &'static str {
+    let decimal = |point: char| {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let t = t.strip_prefix('-').unwrap_or(t);
+        t.split_once(point)
+            .is_some_and(|(w, f)| digits(w) && digits(f))
+    };
+    if !decimal_comma && decimal(',') {
+        "a number (a decimal comma? pass --decimal-comma)"
+    } else if decimal_comma && decimal('.') {
+        "a number (with --decimal-comma, a dot groups thousands: 1.853,93)"
+    } else {
+        "a number"
+    }
 }
 
 /// Converts an NDJSON value. `typed` is None when the user gave no type for the key: values
@@ -562,7 +578,18 @@ mod tests {
         assert_eq!(with(ValueType::Number, "'42"), Ok(Some(json!(42))));
         assert_eq!(with(ValueType::Number, "1 853"), Ok(Some(json!(1853))));
         assert_eq!(with(ValueType::Number, "1e3"), Ok(Some(json!(1000))));
-        assert!(with(ValueType::Number, "1.5").is_err());
+        let e = with(ValueType::Number, "1.5").unwrap_err();
+        assert!(
+            e.contains("(with --decimal-comma, a dot groups thousands: 1.853,93)"),
+            "{e}"
+        );
+        let plain = |s: &str| cell(ValueType::Number, s).unwrap_err();
+        assert!(plain("0,34").contains("(a decimal comma? pass --decimal-comma)"));
+        assert!(
+            plain("$1,853.93").ends_with("is not a number (--type c=number)"),
+            "{}",
+            plain("$1,853.93")
+        );
         assert_eq!(with(ValueType::String, "'00123"), Ok(Some(json!("00123"))));
         assert_eq!(
             with(ValueType::List(';'), "a; b;"),
