@@ -67,8 +67,9 @@ pub(super) struct Tally {
     /// At least the attributes' length as a JSON object, less its braces.
     json_bound: usize,
     /// The person-attribute limit broken by the attribute whose name sorts first: the
-    /// attributes are checked as a map, in name order.
-    broken: Option<Invalid>,
+    /// attributes are checked as a map, in name order. Boxed: rare, and every row's tally
+    /// is moved about with the row's fields.
+    broken: Option<Box<Invalid>>,
     /// The first attribute whose value is not text, if one is.
     not_text: Option<String>,
     /// Whether a value is over Customer.io's 1,000 bytes (which `--oversize` may resize).
@@ -99,7 +100,7 @@ impl Tally {
                 .as_ref()
                 .is_none_or(|b| b.column.as_deref().is_some_and(|c| name < c))
             {
-                self.broken = Some(e);
+                self.broken = Some(Box::new(e));
             }
         }
     }
@@ -112,7 +113,7 @@ impl Tally {
     /// A person's attributes: name and value sizes, and how many.
     pub fn check_person(&self) -> Result<(), Invalid> {
         if let Some(broken) = &self.broken {
-            return Err(broken.clone());
+            return Err((**broken).clone());
         }
         if self.count > MAX_ATTRIBUTES {
             return Err(Invalid::row(format!(

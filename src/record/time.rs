@@ -51,7 +51,8 @@ impl TimeFormat {
 
     /// A cell as Unix seconds; `zone` is where a time without an offset was written.
     /// Fractions of a second are dropped.
-    #[inline]
+    // Inlined into the typed-cell conversion, as `parse_number` is.
+    #[inline(always)]
     pub(super) fn read(&self, s: &str, zone: &TimeZone) -> Result<i64, TimestampError> {
         match self {
             TimeFormat::Auto => parse_timestamp(s, zone),
