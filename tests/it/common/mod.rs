@@ -2,6 +2,7 @@
 //! for the answers the sandbox cannot give, and the binary pointed at either.
 
 mod received;
+pub mod redis_server;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
