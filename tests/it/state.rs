@@ -561,6 +561,34 @@ fn unchanged_records_between_another_shards_are_settled_as_themselves() {
 }
 
 #[test]
+fn missing_suppress_suppresses_who_left_instead_of_deleting_them() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    people(dir.path(), "7", "8");
+    let first = sync(&server, dir.path(), "people.csv", &[]);
+    assert_eq!(first.status.code(), Some(0));
+    let after_first = server.sent().len();
+    // People 91..=100 leave.
+    let text = std::fs::read_to_string(dir.path().join("people.csv")).unwrap();
+    let kept: Vec<&str> = text.lines().take(91).collect();
+    write(dir.path(), "people.csv", &(kept.join("\n") + "\n"));
+    let flags = ["--missing", "suppress", "--yes", "--max-missing", "10"];
+    let out = sync(&server, dir.path(), "people.csv", &flags);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert_eq!(summary(&out)["missing"], 10);
+    let sent: BTreeSet<String> = server.sent()[after_first..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    let expected: BTreeSet<String> = (91..=100)
+        .map(|i| format!("POST /api/v1/customers/{i}/suppress"))
+        .collect();
+    assert_eq!(server.sent().len() - after_first, 10, "{sent:?}");
+    assert_eq!(sent, expected);
+    assert!((91..=100).all(|i| server.sandbox.is_suppressed(&i.to_string())));
+}
+
+#[test]
 fn a_sweep_over_the_cap_says_so_once_and_prints_the_command_that_allows_it() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
