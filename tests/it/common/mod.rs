@@ -1,5 +1,6 @@
 //! Shared test plumbing: a sandbox on 127.0.0.1:0 in a runtime of its own, a scripted server
-//! for the answers the sandbox cannot give, and the binary pointed at either.
+//! for the answers the sandbox cannot give, and the binary pointed at either; what a sandbox
+//! received read as operations (`received`), and a `redis-server` (`redis_server`).
 
 mod received;
 pub mod redis_server;
