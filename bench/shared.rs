@@ -7,13 +7,15 @@
 //! `SHARED_RECORDS=N` changes the size. Needs `redis-server` (`apt-get install redis-server`).
 
 mod common;
+// The tests' own, so that both start Redis one way.
+#[path = "../tests/it/common/redis_server.rs"]
+mod redis_server;
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cio_import::sandbox::SandboxOptions;
 use common::{Server, field, measure, report, write_people};
+use redis_server::Redis;
 
 /// User + system CPU time of process `pid` so far, from /proc.
 fn cpu_of(pid: u32) -> Duration {
@@ -36,21 +38,7 @@ fn main() {
     let input = dir.path().join("people.csv");
     write_people(&input, rows);
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut redis = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed: apt-get install -y redis-server");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let redis = Redis::start();
 
     let per_request = |shared: bool| {
         let server = Server::start(SandboxOptions {
@@ -63,11 +51,11 @@ fn main() {
             .args(["--rate", "2000", "--batch", "1"])
             .arg(&input);
         if shared {
-            cmd.args(["--shared-limit", &format!("redis://127.0.0.1:{port}")]);
+            cmd.args(["--shared-limit", &redis.url()]);
         }
-        let redis_before = cpu_of(redis.id());
+        let redis_before = cpu_of(redis.child.id());
         let run = measure(&mut cmd);
-        let redis_cpu = cpu_of(redis.id()) - redis_before;
+        let redis_cpu = cpu_of(redis.child.id()) - redis_before;
         let summary = run.summary();
         assert!(run.status.success(), "the import failed: {summary}");
         let requests = field(&summary, "requests");
@@ -88,8 +76,7 @@ fn main() {
     };
     let (alone, _) = per_request(false);
     let (shared, in_redis) = per_request(true);
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
 
     println!();
     // The importer's own CPU at this pace is mostly its timer's wake-ups; the figure that

@@ -264,6 +264,8 @@ pub struct Cli {
     /// Share --rate with every importer naming this Redis and the same workspace: one
     /// schedule kept in Redis paces them all (redis://[:PASSWORD@]HOST[:PORT][/DB], or
     /// rediss:// for TLS). Give a URL holding a password through the environment.
+    // The doc comment is the help text, brackets and all: no links.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(
         long,
         value_name = "URL",
@@ -296,6 +298,8 @@ pub struct Cli {
 
     /// Read, map and validate every row; send nothing. Needs no credentials; invalid rows
     /// go to <stem>.dry-run.failures.ndjson (--failures to choose).
+    // The doc comment is the help text: `<stem>` is a placeholder, not HTML.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, help_heading = "Run")]
     pub dry_run: bool,
 

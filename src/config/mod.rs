@@ -23,7 +23,7 @@ mod state;
 pub use file::{Args, ArgsError};
 
 use ranges::check_ranges;
-pub use state::StateConfig;
+pub use state::{StateConfig, removal_flag};
 
 /// Where requests go.
 #[derive(Debug, Clone)]

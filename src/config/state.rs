@@ -5,14 +5,20 @@ use std::path::PathBuf;
 use super::{ConfigError, bad, cli_name};
 use crate::cli::Cli;
 use crate::record::{Action, Entity};
-use crate::state::{MaxMissing, Missing};
+use crate::state::{MaxMissing, Missing, Removal};
 
 /// `--state` and what the run does with it.
 #[derive(Debug, Clone)]
 pub struct StateConfig {
     pub path: PathBuf,
-    pub missing: Missing,
+    /// `--missing delete|suppress`; None for `ignore`.
+    pub removal: Option<Removal>,
     pub max_missing: MaxMissing,
+}
+
+/// `removal` as the command line says it: `--missing delete`.
+pub fn removal_flag(removal: Removal) -> String {
+    format!("--missing {}", cli_name(Missing::from(removal)))
 }
 
 /// Checks the incremental-sync flags; None without `--state`. Its path is checked with the run's other files (`Config::from_cli`).
@@ -30,7 +36,7 @@ pub(super) fn state_config(cli: &Cli) -> Result<Option<StateConfig>, ConfigError
             path.display()
         )));
     }
-    if let Some(flag) = cli.missing.flag() {
+    if let Some(flag) = cli.missing.removal().map(removal_flag) {
         if cli.action != Action::Identify || cli.entity != Entity::Person {
             return Err(bad(format!(
                 "{flag} removes the people a full export of people no longer has: it goes with \
@@ -57,7 +63,7 @@ pub(super) fn state_config(cli: &Cli) -> Result<Option<StateConfig>, ConfigError
     }
     Ok(Some(StateConfig {
         path: path.clone(),
-        missing: cli.missing,
+        removal: cli.missing.removal(),
         max_missing: cli.max_missing,
     }))
 }

@@ -56,9 +56,9 @@ pub(super) const TROUBLE_STREAK: u32 = 5;
 /// What the server accepted lately, as the pacer counted it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Accepted {
-    /// Requests accepted in the last [`ACCEPT_WINDOW`].
+    /// Requests accepted in the last `ACCEPT_WINDOW`.
     pub last_second: u32,
-    /// Requests accepted in the last [`EVIDENCE_WINDOW`].
+    /// Requests accepted in the last `EVIDENCE_WINDOW`.
     pub lately: u32,
 }
 
@@ -213,7 +213,7 @@ impl Adaptation {
     /// and when the 429 is evidence of a limit the pace drops to what the server accepted.
     ///
     /// Evidence is a 429 after a full second of sending (no pause within it); one when the
-    /// server accepted under half the pace over [`EVIDENCE_WINDOW`]; or one right after a
+    /// server accepted under half the pace over `EVIDENCE_WINDOW`; or one right after a
     /// pause when the server stopped at the count it stopped at before. Any other 429 costs
     /// the pause alone, and one after a full second of sending under the limit learned
     /// shows that limit was none (unless it was learned twice).
@@ -284,8 +284,8 @@ impl Adaptation {
     }
 
     /// Climbs back toward `--rate` while no 429 comes: quickly far below the learned limit,
-    /// slowly near it, and not past [`UNDER_CEILING`] of it for [`PROBE_AFTER`] after the 429,
-    /// so a server with a fixed limit sees few 429s. At most once every [`CLIMB_EVERY`].
+    /// slowly near it, and not past `UNDER_CEILING` of it for `PROBE_AFTER` after the 429,
+    /// so a server with a fixed limit sees few 429s. At most once every `CLIMB_EVERY`.
     pub fn climb(&mut self, now: Duration) -> Option<f64> {
         if self.rate >= self.max_rate
             || now.saturating_sub(self.last_change) < CLIMB_EVERY

@@ -5,7 +5,7 @@
 //! Each turn is one round trip: a script reads Redis's own clock (`TIME`, so machines with
 //! skewed clocks agree), reserves the next slot on the schedule and says when it is. Within
 //! the process, turns are still taken in arrival order. The adaptation's state is kept in
-//! Redis beside the schedule (`schedule`) and follows [`Adaptation`]'s rules, computed here
+//! Redis beside the schedule (`schedule`) and follows [`Adaptation`](super::Adaptation)'s rules, computed here
 //! on this importer's copy (`replica`): a 429 seen by one importer pauses them all and
 //! lowers the shared pace once per burst, and the climb back is shared. The lowest `--rate`
 //! among them wins.

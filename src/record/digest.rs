@@ -4,6 +4,8 @@
 //! Over the v2 shape whatever `--batch` is, so that changing `--batch` between runs sends
 //! nothing again; pinned (see `hash.rs`), so that a new build does not send everything again.
 
+use std::io::Write as _;
+
 use super::Operation;
 use super::hash::Fnv128;
 
@@ -12,11 +14,11 @@ impl Operation {
     /// reader made one (the same bytes), to spare a second serialisation.
     pub fn digest(&self, encoded: &[u8]) -> u128 {
         let mut h = Fnv128::default();
+        // No error to keep: writing to a hasher cannot fail, and an operation always serialises.
         if encoded.is_empty() {
-            // Writing to a hasher cannot fail, and an operation always serialises.
             let _ = serde_json::to_writer(&mut h, self);
         } else {
-            std::io::Write::write_all(&mut h, encoded).unwrap_or_default();
+            let _ = h.write_all(encoded);
         }
         h.hash
     }

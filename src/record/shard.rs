@@ -1,8 +1,7 @@
 //! `--shard K/N`: which records one of N importers takes, by the pinned person key.
 
 /// `--shard K/N`: this run takes the records whose person key falls in the K-th of N equal
-/// ranges. The key is
-/// pinned ([`super::Operation::person_key`]), so a row lands in the same shard on
+/// ranges. The key is pinned (`operation::person_key`), so a row lands in the same shard on
 /// every machine and release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {

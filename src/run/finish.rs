@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::config::{Config, Target};
+use crate::config::{Config, Target, removal_flag};
 use crate::error::Fatal;
 use crate::exit::{Exit, Signal};
 use crate::report::{Counters, Summary, say};
@@ -88,7 +88,9 @@ pub(super) async fn finish(ending: Ending<'_>) -> Exit {
         dry_run: matches!(config.target, Target::DryRun),
         exit_code: exit.code(),
         incremental: config.state.is_some(),
-        removal: config.state.as_ref().and_then(|s| s.missing.flag()),
+        removal: (config.state.as_ref())
+            .and_then(|s| s.removal)
+            .map(removal_flag),
     };
     say::say(summary.human());
     if let Some(sb) = sandbox {

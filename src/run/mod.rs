@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::Skip;
-use crate::config::Config;
+use crate::config::{Config, removal_flag};
 use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::limit::{Link, LocalPacer, Pacer, Schedule, SharedPacer, connect};
@@ -167,11 +167,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
         },
         state: state.clone(),
         sweep: config.state.as_ref().and_then(|s| {
-            let flag = s.missing.flag()?;
+            let removal = s.removal?;
             Some(Sweep {
-                missing: s.missing,
+                removal,
                 max: s.max_missing,
-                flag,
+                flag: removal_flag(removal),
             })
         }),
     }

@@ -17,7 +17,7 @@ use crate::record::{Identifier, Operation};
 use crate::report::Counters;
 use crate::send::Outgoing;
 use crate::settle::Ledger;
-use crate::state::{MaxMissing, Memo, Missing, State};
+use crate::state::{MaxMissing, Memo, Removal, State};
 
 /// People read from the state at a time: the state is not held while they are sent.
 const PAGE: usize = 1000;
@@ -25,7 +25,7 @@ const PAGE: usize = 1000;
 /// `--missing delete|suppress` and its cap.
 #[derive(Debug, Clone)]
 pub(super) struct Sweep {
-    pub missing: Missing,
+    pub removal: Removal,
     pub max: MaxMissing,
     /// `--missing delete`, as messages and the failures file name it.
     pub flag: String,
@@ -126,9 +126,9 @@ impl Sweep {
             ))
         };
         let person: Identifier = serde_json::from_str(name).map_err(|e| broken(e.to_string()))?;
-        let op = match self.missing {
-            Missing::Suppress => Operation::Suppress(person),
-            Missing::Delete | Missing::Ignore => Operation::Delete(person),
+        let op = match self.removal {
+            Removal::Delete => Operation::Delete(person),
+            Removal::Suppress => Operation::Suppress(person),
         };
         let encoded = if batch {
             op.encode_for_batch().map_err(|e| broken(e.message))?

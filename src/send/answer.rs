@@ -48,7 +48,7 @@ pub struct BatchError {
 }
 
 /// What of an answer was read: its status line and headers, and its body up to
-/// [`body_cap`].
+/// `body_cap`.
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
@@ -62,7 +62,7 @@ pub struct Reply {
 #[derive(Debug, Default)]
 pub struct Body {
     pub text: String,
-    /// The body went on past [`body_cap`].
+    /// The body went on past `body_cap`.
     pub cut: bool,
 }
 

@@ -33,11 +33,31 @@ impl Default for MaxMissing {
     }
 }
 
+/// How the people who left the export are removed: a [`Missing`] that is not `ignore`, all a
+/// sweep can be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Delete,
+    Suppress,
+}
+
 impl Missing {
-    /// As the command line says it: `--missing delete`; None for `ignore`.
-    pub fn flag(self) -> Option<String> {
-        let name = clap::ValueEnum::to_possible_value(&self)?;
-        (self != Missing::Ignore).then(|| format!("--missing {}", name.get_name()))
+    /// The removal it asks for; None for `ignore`.
+    pub fn removal(self) -> Option<Removal> {
+        match self {
+            Missing::Ignore => None,
+            Missing::Delete => Some(Removal::Delete),
+            Missing::Suppress => Some(Removal::Suppress),
+        }
+    }
+}
+
+impl From<Removal> for Missing {
+    fn from(removal: Removal) -> Missing {
+        match removal {
+            Removal::Delete => Missing::Delete,
+            Removal::Suppress => Missing::Suppress,
+        }
     }
 }
 

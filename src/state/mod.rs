@@ -11,4 +11,4 @@ mod missing;
 
 pub use db::{Figures, State, describe};
 pub use memo::{Kind, Memo};
-pub use missing::{MaxMissing, Missing};
+pub use missing::{MaxMissing, Missing, Removal};

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{API_KEY, Hit, Reply, SITE_ID, Scripted, aimed, read_ndjson, write};
+use common::{API_KEY, Hit, Reply, SITE_ID, Scripted, aimed, read_ndjson, stderr, summary, write};
 use serde_json::{Value, json};
 
 /// `id,plan` rows for `ids`.
@@ -80,14 +80,6 @@ fn import_failing(server: &Scripted, dir: &Path, ids: &[String], batch: &str) ->
         s["accepted"].as_u64().unwrap(),
         s["failed"].as_u64().unwrap(),
     )
-}
-
-fn summary(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use cio_import::sandbox::SandboxOptions;
-use common::{API_KEY, SITE_ID, Server, bin, read_ndjson, write};
+use common::{Server, aimed, bin, read_ndjson, write};
 use serde_json::{Value, json};
 
 /// The batch requests the sandbox received, as (body size, operations).
@@ -178,20 +178,9 @@ fn import_16_with(server: &Refuser, odd: &str) -> Vec<Value> {
         text.push_str(&format!("{id},{i}\n"));
     }
     let input = write(dir.path(), "users.csv", &text);
-    bin(dir.path())
-        .env("CUSTOMERIO_SITE_ID", SITE_ID)
-        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
+    aimed(dir.path(), &server.base, 1000)
         .arg(&input)
-        .args([
-            "--endpoint",
-            &server.base,
-            "--batch",
-            "16",
-            "--rate",
-            "1000",
-            "--progress",
-            "never",
-        ])
+        .args(["--batch", "16"])
         .assert()
         .code(3);
     let mut accepted = server.accepted.lock().unwrap().clone();

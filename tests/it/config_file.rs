@@ -6,10 +6,10 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{API_KEY, SITE_ID, Server, bin, write};
+use common::{API_KEY, SITE_ID, Server, bin, stderr, write};
 
 const PEOPLE: &str = "email,age,vip\nana@example.com,42,true\nbo@example.com,7,false\n";
 
@@ -30,10 +30,6 @@ fn credentialed(dir: &Path) -> assert_cmd::Command {
     c.env("CUSTOMERIO_SITE_ID", SITE_ID)
         .env("CUSTOMERIO_TRACK_API_KEY", API_KEY);
     c
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Runs `command`, which must end with `code` and say `says`; what it said.
@@ -283,12 +279,8 @@ const N: usize = 300;
 
 /// The binary importing users.csv with `--resume=auto` against `server`, in the background.
 fn auto(server: &Server, dir: &Path, extra: &[&str]) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("cio-import"))
-        .current_dir(dir)
-        .env("CUSTOMERIO_SITE_ID", SITE_ID)
-        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
-        .args(["users.csv", "--endpoint", &server.sandbox.base_url()])
-        .args(["--rate", "100", "--batch", "1", "--progress", "never"])
+    common::killable(dir, &server.sandbox.base_url())
+        .args(["users.csv", "--rate", "100", "--batch", "1"])
         .arg("--resume=auto")
         .args(extra)
         .stderr(Stdio::piped())

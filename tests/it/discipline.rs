@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use cio_import::sandbox::SandboxOptions;
-use common::{Reply, Scripted, Server, aimed, bin, read_ndjson, write};
+use common::{Reply, Scripted, Server, aimed, bin, read_ndjson, stderr, summary, write};
 use serde_json::Value;
 
 /// `id,plan` rows for `ids`.
@@ -23,14 +23,6 @@ fn numbered(n: usize) -> Vec<String> {
 
 fn refs(ids: &[String]) -> Vec<&str> {
     ids.iter().map(String::as_str).collect()
-}
-
-fn summary(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The requests each identifier received.

@@ -26,14 +26,9 @@ fn people_csv(dir: &Path) {
 
 /// The binary importing `inputs` in `dir` into `endpoint`, one record a request, at `rate`.
 fn importing(dir: &Path, endpoint: &str, rate: u32, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cio-import"));
-    c.current_dir(dir)
-        .env("CUSTOMERIO_SITE_ID", SITE_ID)
-        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
-        .env("NO_COLOR", "1")
-        .args(args)
-        .args(["--endpoint", endpoint, "--rate", &rate.to_string()])
-        .args(["--batch", "1", "--progress", "never"])
+    let mut c = common::killable(dir, endpoint);
+    c.args(args)
+        .args(["--rate", &rate.to_string(), "--batch", "1"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

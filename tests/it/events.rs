@@ -5,8 +5,8 @@ use crate::common;
 
 use std::path::Path;
 
-use cio_import::sandbox::{Received, SandboxOptions};
-use common::{Server, read_ndjson, write};
+use cio_import::sandbox::Received;
+use common::{Server, read_ndjson, refused_into_one, write};
 use serde_json::{Value, json};
 use ulid::Ulid;
 
@@ -273,49 +273,31 @@ fn an_event_that_repeats_an_earlier_one_is_told() {
 #[test]
 fn a_failures_file_of_mixed_actions_replays_each_with_its_own_action() {
     let dir = tempfile::tempdir().unwrap();
-    let broken = Server::start(SandboxOptions {
-        limit: None,
-        fail_rate: 1.0,
-        ..SandboxOptions::default()
-    });
     // Each action's run fails every record into its own failures file.
-    let inputs = [
+    let runs = [
         (
             "people.csv",
-            "id,plan\n1,pro\n2,free\n3,pro\n",
-            &["--action", "identify"][..],
+            "id,plan\n1,pro\n2,free\n3,pro\n".into(),
+            vec!["--action", "identify"],
         ),
         (
             "events.csv",
-            "id,name,timestamp,anonymous_id\n1,signed_up,1709632800,\n,viewed,1709632801,anon-9\n",
-            &["--action", "event"][..],
+            "id,name,timestamp,anonymous_id\n1,signed_up,1709632800,\n,viewed,1709632801,anon-9\n"
+                .into(),
+            vec!["--action", "event"],
         ),
         (
             "delete.csv",
-            "id\n2\n",
-            &["--action", "delete", "--yes"][..],
+            "id\n2\n".into(),
+            vec!["--action", "delete", "--yes"],
         ),
         (
             "suppress.csv",
-            "id\n3\n",
-            &["--action", "suppress", "--yes"][..],
+            "id\n3\n".into(),
+            vec!["--action", "suppress", "--yes"],
         ),
     ];
-    let mut mixed = String::new();
-    for (name, text, args) in inputs {
-        let input = write(dir.path(), name, text);
-        let failures = dir.path().join(format!("{name}.failures.ndjson"));
-        broken
-            .cmd(dir.path())
-            .arg(&input)
-            .args(args)
-            .args(["--max-retries", "0", "--no-preflight", "--failures"])
-            .arg(&failures)
-            .assert()
-            .code(3);
-        mixed.push_str(&std::fs::read_to_string(&failures).unwrap());
-    }
-    let mixed = write(dir.path(), "mixed.ndjson", &mixed);
+    let mixed = refused_into_one(dir.path(), &runs);
     let lines = read_ndjson(&mixed);
     assert_eq!(lines.len(), 3 + 2 + 1 + 1);
     let event_ids: Vec<String> = lines

@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::Command;
 
-use common::{API_KEY, SITE_ID, Server, read_ndjson, write};
+use common::{Server, read_ndjson, write};
 
 /// `n` people whose `age` is not a number, each with about a kilobyte of attributes: every
 /// row is invalid and makes a failures line of more than a kilobyte.
@@ -27,13 +27,8 @@ fn import(server: &Server, dir: &Path) -> Command {
 
 /// The binary importing `input` into `server`.
 fn import_from(server: &Server, dir: &Path, input: &std::ffi::OsStr) -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("cio-import"));
-    c.current_dir(dir)
-        .env("CUSTOMERIO_SITE_ID", SITE_ID)
-        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
-        .arg(input)
-        .args(["--endpoint", &server.sandbox.base_url()])
-        .args(["--progress", "never"]);
+    let mut c = common::killable(dir, &server.sandbox.base_url());
+    c.arg(input);
     c
 }
 

@@ -4,7 +4,6 @@ use crate::common;
 
 use std::collections::HashMap;
 
-use cio_import::sandbox::SandboxOptions;
 use common::{Server, bin, read_ndjson, write};
 use serde_json::{Value, json};
 
@@ -129,11 +128,7 @@ fn the_failures_file_replays_into_the_same_people() {
         "id,email,score,created_at\n1,a@x.io,5,2024-03-05\n2,b@x.io,7,1709632800\n3,c@x.io,9,\n",
     );
     // A server that fails every request: all three end in the failures file.
-    let broken = Server::start(SandboxOptions {
-        limit: None,
-        fail_rate: 1.0,
-        ..SandboxOptions::default()
-    });
+    let broken = Server::refusing();
     broken
         .cmd(dir.path())
         .arg(&input)

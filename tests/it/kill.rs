@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cio_import::sandbox::SandboxOptions;
-use common::{API_KEY, SITE_ID, Server, timed, write};
+use common::{Server, accepted, summary, timed, write};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use serde_json::Value;
 
@@ -49,14 +49,10 @@ fn users_csv(dir: &Path) {
 
 fn import(server: &Server, dir: &Path, batch: u64, resume: bool) -> Command {
     let rate = RECORDS_PER_SECOND / batch;
-    let mut command = Command::new(assert_cmd::cargo::cargo_bin("cio-import"));
+    let mut command = common::killable(dir, &server.sandbox.base_url());
     command
-        .current_dir(dir)
-        .env("CUSTOMERIO_SITE_ID", SITE_ID)
-        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
         .arg("users.csv")
-        .args(["--endpoint", &server.sandbox.base_url()])
-        .args(["--type", "age=number", "--progress", "never"])
+        .args(["--type", "age=number"])
         .args(["--rate", &rate.to_string()])
         .args(["--concurrency", &CONCURRENCY.to_string()])
         .args(["--batch", &batch.to_string(), "--summary", "-"])
@@ -64,28 +60,6 @@ fn import(server: &Server, dir: &Path, batch: u64, resume: bool) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     command
-}
-
-/// How many times the server accepted a record for each person, one a request or many in a
-/// batch.
-fn accepted(server: &Server) -> BTreeMap<String, u64> {
-    let mut times = BTreeMap::new();
-    for request in server.sandbox.requests() {
-        let ids = match (request.status, request.method.as_str(), &request.body) {
-            (Some(200), "PUT", _) => request.identifier.into_iter().collect(),
-            (Some(200), "POST", Some(body)) => body["batch"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|op| op["identifiers"]["id"].as_str().unwrap().to_string())
-                .collect(),
-            _ => Vec::new(),
-        };
-        for id in ids {
-            *times.entry(id).or_default() += 1;
-        }
-    }
-    times
 }
 
 /// Kills `child` once the server holds `people` people; what it printed if it ended first.
@@ -107,7 +81,7 @@ fn kill_at(mut child: Child, server: &Server, people: usize) -> Option<Output> {
 fn ended(out: &Output, valid: usize, what: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{what}: {stderr}");
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = summary(out);
     assert_eq!(summary["records"], ROWS, "{what}: {summary}");
     assert_eq!(summary["accepted"], valid, "{what}: {summary}");
     assert_eq!(summary["invalid"], ROWS - valid as u64, "{what}: {summary}");
@@ -159,7 +133,7 @@ fn killed_at_random_moments_and_resumed_nothing_is_lost_or_written_twice() {
         }
         assert!(!checkpoint.exists(), "{what}");
 
-        let times = accepted(&server);
+        let times = accepted(&server, "identify");
         for i in 0..ROWS {
             let person = server.sandbox.person(&i.to_string());
             if invalid(i) {

@@ -5,8 +5,8 @@ use crate::common;
 
 use std::path::Path;
 
-use cio_import::sandbox::{Received, Sandbox, SandboxOptions};
-use common::{Server, every_kind, fixture, read_ndjson, write};
+use cio_import::sandbox::{Received, Sandbox};
+use common::{Server, every_kind, fixture, read_ndjson, refused_into_one, write};
 
 /// Imports `text` from the file `name` in `dir` with `args`, expecting success.
 fn import(server: &Server, dir: &Path, name: &str, text: &str, args: &[&str]) {
@@ -184,15 +184,6 @@ fn page_and_screen_views_reach_their_endpoints_in_batches_and_one_a_request() {
     }
 }
 
-/// A sandbox that answers every request 503.
-fn broken() -> Server {
-    Server::start(SandboxOptions {
-        limit: None,
-        fail_rate: 1.0,
-        ..SandboxOptions::default()
-    })
-}
-
 /// What the sandbox holds after the runs of `every_kind`, none of their operations refused.
 fn holds_every_kind(sb: &Sandbox, at: &str) {
     let stats = sb.stats();
@@ -266,7 +257,6 @@ fn every_kind_reaches_the_sandbox_in_batches_and_one_a_request() {
 fn a_failures_file_of_every_kind_replays_to_the_same_sandbox_state() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let broken = broken();
     let mut runs = every_kind();
     runs.extend([
         ("pages.csv", fixture("pages.csv"), vec!["--action", "page"]),
@@ -276,21 +266,7 @@ fn a_failures_file_of_every_kind_replays_to_the_same_sandbox_state() {
             vec!["--action", "screen"],
         ),
     ]);
-    let mut mixed = String::new();
-    for (name, text, args) in &runs {
-        let input = write(d, name, text);
-        let failures = d.join(format!("{name}.failures.ndjson"));
-        broken
-            .cmd(d)
-            .arg(&input)
-            .args(args)
-            .args(["--max-retries", "0", "--no-preflight", "--failures"])
-            .arg(&failures)
-            .assert()
-            .code(3);
-        mixed.push_str(&std::fs::read_to_string(&failures).unwrap());
-    }
-    let mixed = write(d, "mixed.ndjson", &mixed);
+    let mixed = refused_into_one(d, &runs);
     let lines = read_ndjson(&mixed);
     assert!(lines.iter().all(|l| l["_error"]["stage"] == "send"));
 
@@ -401,7 +377,7 @@ fn the_summary_counts_the_events_that_can_still_trigger_campaigns() {
 fn a_replayed_line_that_cannot_be_undone_waits_for_yes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let broken = broken();
+    let broken = Server::refusing();
     let input = write(d, "gone.csv", "id\n1\n");
     broken
         .cmd(d)

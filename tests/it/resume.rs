@@ -5,7 +5,7 @@ use crate::common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{API_KEY, Reply, SITE_ID, Scripted, Server, write};
+use common::{Reply, Scripted, Server, write};
 
 const N: usize = 300;
 
@@ -28,22 +28,10 @@ fn spawn_inputs(endpoint: &str, dir: &std::path::Path, inputs: &[&str], extra: &
 
 /// The command [`spawn_inputs`] runs, before it starts.
 fn importing(endpoint: &str, dir: &std::path::Path, inputs: &[&str], extra: &[&str]) -> Command {
-    let mut command = Command::new(assert_cmd::cargo::cargo_bin("cio-import"));
+    let mut command = common::killable(dir, endpoint);
     command
-        .current_dir(dir)
-        .env("CUSTOMERIO_SITE_ID", SITE_ID)
-        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
         .args(inputs)
-        .args(["--endpoint", endpoint])
-        .args([
-            "--rate",
-            "100",
-            "--concurrency",
-            "10",
-            "--progress",
-            "never",
-        ])
-        .args(["--batch", "1"])
+        .args(["--rate", "100", "--concurrency", "10", "--batch", "1"])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -7,7 +7,6 @@ use crate::common;
 use std::path::Path;
 
 use base64::Engine as _;
-use cio_import::sandbox::SandboxOptions;
 use common::{API_KEY, SITE_ID, Server, write};
 
 /// What must never be shown: the key, and the Basic credentials carrying it.
@@ -68,11 +67,7 @@ fn refused_credentials_at_the_most_verbose_show_neither_key_nor_authorization() 
 
 #[test]
 fn failures_checkpoint_and_summary_of_a_verbose_run_hold_no_secret() {
-    let server = Server::start(SandboxOptions {
-        limit: None,
-        fail_rate: 1.0,
-        ..SandboxOptions::default()
-    });
+    let server = Server::refusing();
     let dir = tempfile::tempdir().unwrap();
     // An invalid row, then records that fail until the endpoint is declared dead: the run
     // leaves a failures file, a checkpoint and a summary.

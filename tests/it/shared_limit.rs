@@ -3,111 +3,45 @@
 
 use crate::common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command as Std, Stdio};
+use std::process::Command as Std;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cio_import::limit::{Accepted, Adaptation, Ask, Commit, Schedule, Scripts, Slot, connect};
+use common::redis_server::{Redis, free_port};
 use common::{Reply, Scripted, Server, aimed, read_ndjson, timed, write};
 use redis::aio::ConnectionManager;
 
-/// A `redis-server` on a free port with nothing saved; killed when dropped.
-struct Redis {
-    port: u16,
-    child: Child,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        Redis::on(free_port())
-    }
-
-    fn on(port: u16) -> Redis {
-        let child = Std::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed: apt-get install -y redis-server");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                let mut buf = [0u8; 7];
-                if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { port, child }
-    }
-
-    /// A `redis-server` serving TLS only, with a self-signed certificate for 127.0.0.1 made
-    /// in `dir` (`cert.pem`, which clients must be told to trust).
-    fn tls(dir: &Path) -> Redis {
-        let made = Std::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-            .args([
-                "-keyout",
-                "key.pem",
-                "-out",
-                "cert.pem",
-                "-subj",
-                "/CN=127.0.0.1",
-            ])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-            .current_dir(dir)
-            .output()
-            .expect("openssl must be installed to make a certificate");
-        assert!(made.status.success(), "{made:?}");
-        let port = free_port();
-        let child = Std::new("redis-server")
-            .args(["--port", "0", "--tls-port", &port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--tls-cert-file", "cert.pem", "--tls-key-file", "key.pem"])
-            .args(["--tls-ca-cert-file", "cert.pem", "--tls-auth-clients", "no"])
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed: apt-get install -y redis-server");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { port, child }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Redis {
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// A `redis-server` serving TLS only, with a self-signed certificate for 127.0.0.1 made in
+/// `dir` (`cert.pem`, which clients must be told to trust).
+fn tls_only(dir: &Path) -> Redis {
+    let made = Std::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args([
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl must be installed to make a certificate");
+    assert!(made.status.success(), "{made:?}");
+    let port = free_port();
+    let mut server = Redis::command();
+    server
+        .args(["--port", "0", "--tls-port", &port.to_string()])
+        .args(["--tls-cert-file", "cert.pem", "--tls-key-file", "key.pem"])
+        .args(["--tls-ca-cert-file", "cert.pem", "--tls-auth-clients", "no"])
+        .current_dir(dir);
+    // A plain PING gets no answer from a TLS port: that it takes the connection will do.
+    Redis::started(port, server, |_| true)
 }
 
 /// `n` people with ids `{prefix}0`, `{prefix}1`, ...
@@ -543,7 +477,7 @@ fn rediss_paces_through_tls_and_a_plain_redis_for_it_is_a_clear_exit_4() {
     let n = 30;
     let dir = tempfile::tempdir().unwrap();
     let input = people(dir.path(), "p.csv", "p", n);
-    let redis = Redis::tls(dir.path());
+    let redis = tls_only(dir.path());
     let server = Server::plain();
     let tls = format!("rediss://127.0.0.1:{}", redis.port);
     let mut c = server.cmd_at(dir.path(), 60);

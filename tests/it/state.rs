@@ -5,13 +5,13 @@
 
 use crate::common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cio_import::sandbox::SandboxOptions;
-use common::{API_KEY, SITE_ID, Server, read_ndjson, write};
+use common::{API_KEY, SITE_ID, Server, accepted, operations, read_ndjson, summary, write};
 use serde_json::Value;
 
 const ROWS: u64 = 10_000;
@@ -32,45 +32,32 @@ fn every(step: u64, from: u64) -> BTreeSet<u64> {
     (from..ROWS).step_by(step as usize).collect()
 }
 
-/// An import of users.csv with the state, in batches of 100, its summary on stdout.
-fn import(server: &Server, dir: &Path, extra: &[&str]) -> Output {
+/// A run of `input` in `dir` with the state state.db (ages as numbers), its summary on
+/// stdout, then `flags`.
+fn sync(server: &Server, dir: &Path, input: &str, flags: &[&str]) -> Output {
     server
         .cmd(dir)
-        .args(["users.csv", "--state", "state.db", "--type", "age=number"])
-        .args(["--batch", "100", "--summary", "-"])
-        .args(extra)
+        .args([input, "--state", "state.db", "--type", "age=number"])
+        .args(["--summary", "-"])
+        .args(flags)
         .output()
         .unwrap()
 }
 
-fn summary(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+/// A sync of users.csv in batches of 100.
+fn import(server: &Server, dir: &Path, extra: &[&str]) -> Output {
+    let flags = [&["--batch", "100"], extra].concat();
+    sync(server, dir, "users.csv", &flags)
 }
+
+/// Removes who left, confirmed.
+const DELETE_MISSING: &[&str] = &["--missing", "delete", "--yes"];
 
 /// What the server received after its first `from` requests: (action, person id) of every
 /// operation, one a request or many in a batch.
 fn received(server: &Server, from: usize) -> Vec<(String, String)> {
-    let mut ops = Vec::new();
-    for request in server.sent().into_iter().skip(from) {
-        match (request.method.as_str(), &request.body) {
-            ("POST", Some(body)) if body.get("batch").is_some() => {
-                for op in body["batch"].as_array().unwrap() {
-                    let id = op["identifiers"]["id"].as_str().unwrap();
-                    ops.push((op["action"].as_str().unwrap().to_owned(), id.to_owned()));
-                }
-            }
-            (method, _) => {
-                let action = if method == "DELETE" {
-                    "delete"
-                } else {
-                    "identify"
-                };
-                ops.push((action.to_owned(), request.identifier.unwrap_or_default()));
-            }
-        }
-    }
-    ops
+    let sent = server.sent().into_iter().skip(from);
+    sent.flat_map(|request| operations(&request)).collect()
 }
 
 fn ids(ops: &[(String, String)], action: &str) -> BTreeSet<u64> {
@@ -186,7 +173,7 @@ fn people_who_left_the_export_are_deleted_and_a_truncated_export_deletes_nobody(
         &every(5, 0).into_iter().chain(every(5, 1)).collect(),
         &BTreeSet::new(),
     );
-    let truncated = import(&server, dir.path(), &["--missing", "delete", "--yes"]);
+    let truncated = import(&server, dir.path(), DELETE_MISSING);
     let stderr = String::from_utf8_lossy(&truncated.stderr);
     assert_eq!(truncated.status.code(), Some(1), "{stderr}");
     assert!(
@@ -210,7 +197,7 @@ fn people_who_left_the_export_are_deleted_and_a_truncated_export_deletes_nobody(
         .chain(every(100, 77))
         .collect();
     export(dir.path(), &left, &BTreeSet::new());
-    let out = import(&server, dir.path(), &["--missing", "delete", "--yes"]);
+    let out = import(&server, dir.path(), DELETE_MISSING);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -228,7 +215,7 @@ fn people_who_left_the_export_are_deleted_and_a_truncated_export_deletes_nobody(
     );
 
     // The state forgot them: a run after sends nothing and removes nobody.
-    let again = import(&server, dir.path(), &["--missing", "delete", "--yes"]);
+    let again = import(&server, dir.path(), DELETE_MISSING);
     assert_eq!(again.status.code(), Some(0));
     assert_eq!(summary(&again)["missing"], 0);
     assert_eq!(received(&server, after_first).len(), 300);
@@ -255,38 +242,17 @@ fn a_state_written_for_another_workspace_is_refused() {
 /// People in the killed import: one a request, paced so that a kill lands mid-way.
 const KILLED_ROWS: u64 = 2_000;
 
-fn killable(server: &Server, dir: &Path, resume: bool) -> Command {
-    let mut command = Command::new(assert_cmd::cargo::cargo_bin("cio-import"));
+/// The import killed: users.csv one a request at 400/s, its summary on stdout.
+fn killed_import(server: &Server, dir: &Path, resume: bool) -> Command {
+    let mut command = common::killable(dir, &server.sandbox.base_url());
     command
-        .current_dir(dir)
-        .env("CUSTOMERIO_SITE_ID", SITE_ID)
-        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
         .args(["users.csv", "--state", "state.db", "--type", "age=number"])
-        .args([
-            "--endpoint",
-            &server.sandbox.base_url(),
-            "--progress",
-            "never",
-        ])
         .args(["--rate", "400", "--concurrency", "4", "--batch", "1"])
         .args(["--summary", "-"])
         .args(resume.then_some("--resume"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     command
-}
-
-/// How many times the server accepted an identify for each person.
-fn accepted(server: &Server) -> BTreeMap<String, u64> {
-    let mut times = BTreeMap::new();
-    for request in server.sent() {
-        if request.status == Some(200) {
-            *times
-                .entry(request.identifier.unwrap_or_default())
-                .or_default() += 1;
-        }
-    }
-    times
 }
 
 #[test]
@@ -299,7 +265,7 @@ fn killed_and_resumed_the_state_matches_the_server_and_a_third_run_sends_nothing
     }
     write(dir.path(), "users.csv", &text);
 
-    let mut child = killable(&server, dir.path(), false).spawn().unwrap();
+    let mut child = killed_import(&server, dir.path(), false).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while server.sandbox.people_count() < 500 {
         assert!(
@@ -314,7 +280,7 @@ fn killed_and_resumed_the_state_matches_the_server_and_a_third_run_sends_nothing
     let at_kill = server.sandbox.people_count();
     assert!(at_kill < KILLED_ROWS as usize, "killed mid-way");
 
-    let resumed = killable(&server, dir.path(), true).output().unwrap();
+    let resumed = killed_import(&server, dir.path(), true).output().unwrap();
     assert_eq!(
         resumed.status.code(),
         Some(0),
@@ -331,10 +297,10 @@ fn killed_and_resumed_the_state_matches_the_server_and_a_third_run_sends_nothing
 
     // Nothing lost: every person is there, once in the state with the digest of what the
     // server holds; a third run finds all of them unchanged and sends nothing.
-    let times = accepted(&server);
+    let times = accepted(&server, "identify");
     assert_eq!(times.len(), KILLED_ROWS as usize);
     let before_third = server.sent().len();
-    let third = killable(&server, dir.path(), false).output().unwrap();
+    let third = killed_import(&server, dir.path(), false).output().unwrap();
     assert_eq!(third.status.code(), Some(0));
     assert_eq!(summary(&third)["unchanged"], KILLED_ROWS);
     assert_eq!(
@@ -415,7 +381,7 @@ fn a_state_in_use_by_another_run_is_refused_at_once() {
     write(dir.path(), "users.csv", &text);
     write(dir.path(), "other.csv", "id,plan\n1,x\n");
     // Slow enough to be still going: 2,000 records at 100 a second.
-    let mut first = killable(&server, dir.path(), false)
+    let mut first = killed_import(&server, dir.path(), false)
         .args(["--rate", "100"])
         .spawn()
         .unwrap();
@@ -475,23 +441,15 @@ fn people_in_state(dir: &Path) -> i64 {
 fn an_invalid_row_keeps_its_person_from_missing_and_an_unreadable_one_stops_the_sweep() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
-    let run = |extra: &[&str]| {
-        server
-            .cmd(dir.path())
-            .args(["people.csv", "--state", "state.db", "--type", "age=number"])
-            .args(["--summary", "-", "--missing", "delete", "--yes"])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let run = || sync(&server, dir.path(), "people.csv", DELETE_MISSING);
     people(dir.path(), "7", "8");
-    assert_eq!(run(&[]).status.code(), Some(0));
+    assert_eq!(run().status.code(), Some(0));
     assert_eq!(server.sandbox.people_count(), 100);
     let after_first = server.sent().len();
 
     // Person 7's row is invalid tonight: in the failures file, and still in the export.
     people(dir.path(), "seven", "8");
-    let out = run(&[]);
+    let out = run();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let s = summary(&out);
     assert_eq!(
@@ -512,7 +470,7 @@ fn an_invalid_row_keeps_its_person_from_missing_and_an_unreadable_one_stops_the_
 
     // Person 8's row has no id at all: it might be anyone, so nobody is removed.
     people(dir.path(), "7", "");
-    let out = run(&[]);
+    let out = run();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -575,16 +533,7 @@ fn unchanged_records_between_another_shards_are_settled_as_themselves() {
         latency: Duration::from_secs(8),
         ..SandboxOptions::default()
     });
-    let child = Command::new(assert_cmd::cargo::cargo_bin("cio-import"))
-        .current_dir(dir.path())
-        .env("CUSTOMERIO_SITE_ID", SITE_ID)
-        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
-        .args([
-            "--endpoint",
-            &slow.sandbox.base_url(),
-            "--progress",
-            "never",
-        ])
+    let child = common::killable(dir.path(), &slow.sandbox.base_url())
         .args([
             "mix.csv", "--state", "state.db", "--shard", "1/2", "--batch", "1",
         ])
@@ -612,24 +561,47 @@ fn unchanged_records_between_another_shards_are_settled_as_themselves() {
 }
 
 #[test]
+fn missing_suppress_suppresses_who_left_instead_of_deleting_them() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    people(dir.path(), "7", "8");
+    let first = sync(&server, dir.path(), "people.csv", &[]);
+    assert_eq!(first.status.code(), Some(0));
+    let after_first = server.sent().len();
+    // People 91..=100 leave.
+    let text = std::fs::read_to_string(dir.path().join("people.csv")).unwrap();
+    let kept: Vec<&str> = text.lines().take(91).collect();
+    write(dir.path(), "people.csv", &(kept.join("\n") + "\n"));
+    let flags = ["--missing", "suppress", "--yes", "--max-missing", "10"];
+    let out = sync(&server, dir.path(), "people.csv", &flags);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert_eq!(summary(&out)["missing"], 10);
+    let sent: BTreeSet<String> = server.sent()[after_first..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    let expected: BTreeSet<String> = (91..=100)
+        .map(|i| format!("POST /api/v1/customers/{i}/suppress"))
+        .collect();
+    assert_eq!(server.sent().len() - after_first, 10, "{sent:?}");
+    assert_eq!(sent, expected);
+    assert!((91..=100).all(|i| server.sandbox.is_suppressed(&i.to_string())));
+}
+
+#[test]
 fn a_sweep_over_the_cap_says_so_once_and_prints_the_command_that_allows_it() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
-    let run = |extra: &[&str]| {
-        server
-            .cmd(dir.path())
-            .args(["people.csv", "--state", "state.db", "--type", "age=number"])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
     people(dir.path(), "7", "8");
-    assert_eq!(run(&[]).status.code(), Some(0));
+    assert_eq!(
+        sync(&server, dir.path(), "people.csv", &[]).status.code(),
+        Some(0)
+    );
     // People 61..=100 leave: 40%, over the 5% cap.
     let text = std::fs::read_to_string(dir.path().join("people.csv")).unwrap();
     let kept: Vec<&str> = text.lines().take(61).collect();
     write(dir.path(), "people.csv", &(kept.join("\n") + "\n"));
-    let out = run(&["--missing", "delete", "--yes"]);
+    let out = sync(&server, dir.path(), "people.csv", DELETE_MISSING);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -670,14 +642,8 @@ fn removals_are_counted_as_they_are_accepted_apart_from_the_accepted_records() {
     let answering = Server::plain();
     let dir = tempfile::tempdir().unwrap();
     let run = |server: &Server, extra: &[&str]| {
-        server
-            .cmd(dir.path())
-            .args(["people.csv", "--state", "state.db", "--type", "age=number"])
-            .args(["--summary", "-", "--missing", "delete", "--yes"])
-            .args(["--max-missing", "10"])
-            .args(extra)
-            .output()
-            .unwrap()
+        let flags = [DELETE_MISSING, &["--max-missing", "10"], extra].concat();
+        sync(server, dir.path(), "people.csv", &flags)
     };
     people(dir.path(), "7", "8");
     assert_eq!(run(&answering, &[]).status.code(), Some(0));
@@ -691,11 +657,7 @@ fn removals_are_counted_as_they_are_accepted_apart_from_the_accepted_records() {
     write(dir.path(), "people.csv", &(kept.join("\n") + "\n"));
 
     // A workspace refusing every request: nobody is removed, and the summary says so.
-    let refusing = Server::start(SandboxOptions {
-        limit: None,
-        fail_rate: 1.0,
-        ..SandboxOptions::default()
-    });
+    let refusing = Server::refusing();
     let out = run(&refusing, &["--max-retries", "0", "--no-preflight"]);
     let s = summary(&out);
     assert_eq!(out.status.code(), Some(3), "{s}");
@@ -744,20 +706,12 @@ fn a_resumed_sweep_goes_on_past_the_removals_refused_before_the_stop() {
     let answering = Server::plain();
     let dir = tempfile::tempdir().unwrap();
     let run = |server: &Server, extra: &[&str]| {
-        let mut command = Command::new(assert_cmd::cargo::cargo_bin("cio-import"));
+        let mut command = common::killable(dir.path(), &server.sandbox.base_url());
         command
-            .current_dir(dir.path())
-            .env("CUSTOMERIO_SITE_ID", SITE_ID)
-            .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
-            .args([
-                "--endpoint",
-                &server.sandbox.base_url(),
-                "--progress",
-                "never",
-            ])
             .args(["people.csv", "--state", "state.db", "--type", "age=number"])
             .args(["--batch", "1", "--concurrency", "1", "--no-preflight"])
-            .args(["--missing", "delete", "--yes", "--max-missing", "10"])
+            .args(DELETE_MISSING)
+            .args(["--max-missing", "10"])
             .args(["--max-retries", "0"])
             .args(extra)
             .stdout(Stdio::null())

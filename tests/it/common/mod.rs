@@ -1,7 +1,12 @@
 //! Shared test plumbing: a sandbox on 127.0.0.1:0 in a runtime of its own, a scripted server
-//! for the answers the sandbox cannot give, and the binary pointed at either.
+//! for the answers the sandbox cannot give, and the binary pointed at either; what a sandbox
+//! received read as operations (`received`), and a `redis-server` (`redis_server`).
+
+mod received;
+pub mod redis_server;
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -10,6 +15,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header::RETRY_AFTER};
 use axum::response::{IntoResponse, Response};
 use cio_import::sandbox::{Sandbox, SandboxOptions};
+
+pub use received::{accepted, operations};
 
 pub const SITE_ID: &str = "test-site";
 pub const API_KEY: &str = "sk-test-9f8e7d6c5b4a";
@@ -61,6 +68,15 @@ impl Server {
         })
     }
 
+    /// A sandbox with no rate limit answering every request 503.
+    pub fn refusing() -> Server {
+        Server::start(SandboxOptions {
+            limit: None,
+            fail_rate: 1.0,
+            ..SandboxOptions::default()
+        })
+    }
+
     /// Every request the sandbox received but the preflight's GET, in arrival order.
     pub fn sent(&self) -> Vec<cio_import::sandbox::Received> {
         let requests = self.sandbox.requests().into_iter();
@@ -81,13 +97,21 @@ impl Server {
 /// The binary with credentials in its environment, aimed at `base_url` at `rate` requests per
 /// second, run in `dir`.
 pub fn aimed(dir: &Path, base_url: &str, rate: u32) -> Command {
-    let mut c = bin(dir);
-    c.env("CUSTOMERIO_SITE_ID", SITE_ID)
-        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
-        .args(["--endpoint", base_url])
-        .args(["--rate", &rate.to_string(), "--progress", "never"])
+    let mut c = bounded(killable(dir, base_url));
+    c.args(["--rate", &rate.to_string()])
         // One record a request, so tests see v1 requests; batch tests pass their own --batch.
         .args(["--batch", "1"]);
+    c
+}
+
+/// The binary as a std Command, one a test can spawn, signal and kill: credentials in its
+/// environment, aimed at `endpoint` without the progress display, run in `dir`. Its rate,
+/// batch and stdio are the caller's.
+pub fn killable(dir: &Path, endpoint: &str) -> std::process::Command {
+    let mut c = clean(dir);
+    c.env("CUSTOMERIO_SITE_ID", SITE_ID)
+        .env("CUSTOMERIO_TRACK_API_KEY", API_KEY)
+        .args(["--endpoint", endpoint, "--progress", "never"]);
     c
 }
 
@@ -259,13 +283,36 @@ pub fn timed() -> MutexGuard<'static, ()> {
 
 /// The binary with a clean environment, run in `dir`.
 pub fn bin(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("cio-import").unwrap();
+    bounded(clean(dir))
+}
+
+/// `command` as an assert_cmd Command that a hung run cannot keep past two minutes.
+fn bounded(command: std::process::Command) -> Command {
+    let mut c = Command::from_std(command);
+    c.timeout(Duration::from_secs(120));
+    c
+}
+
+/// The binary with none of the credentials of the environment the tests run in, and no
+/// colour, run in `dir`.
+fn clean(dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cio-import"));
     c.current_dir(dir)
         .env_remove("CUSTOMERIO_SITE_ID")
         .env_remove("CUSTOMERIO_TRACK_API_KEY")
-        .env("NO_COLOR", "1")
-        .timeout(std::time::Duration::from_secs(120));
+        .env("NO_COLOR", "1");
     c
+}
+
+/// A run's `--summary -` as JSON; a run that printed none panics with its stderr.
+pub fn summary(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no summary ({e}): {}", stderr(out)))
+}
+
+/// What a run printed on stderr.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Writes `text` to `dir/name` and returns the path.
@@ -294,6 +341,27 @@ pub fn fixture(name: &str) -> String {
 
 /// A run of the binary: the name of its input, the input's text, and its flags.
 pub type Run = (&'static str, String, Vec<&'static str>);
+
+/// Each of `runs` in `dir` against a sandbox refusing every request, never retried, its
+/// failures file gathered into one, `dir/mixed.ndjson`: its path.
+pub fn refused_into_one(dir: &Path, runs: &[Run]) -> PathBuf {
+    let refusing = Server::refusing();
+    let mut mixed = String::new();
+    for (name, text, args) in runs {
+        let input = write(dir, name, text);
+        let failures = dir.join(format!("{name}.failures.ndjson"));
+        refusing
+            .cmd(dir)
+            .arg(&input)
+            .args(args)
+            .args(["--max-retries", "0", "--no-preflight", "--failures"])
+            .arg(&failures)
+            .assert()
+            .code(3);
+        mixed.push_str(&std::fs::read_to_string(&failures).unwrap());
+    }
+    write(dir, "mixed.ndjson", &mixed)
+}
 
 /// The runs that take a sandbox through every kind but events, in an order it accepts whole
 /// (people first: merges need their primaries).
