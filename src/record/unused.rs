@@ -2,6 +2,7 @@
 //! that no line of any input had, told once at the end of the input with the nearest key
 //! seen (a CSV header refuses such a typo before the run; NDJSON's keys vary by line).
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -60,10 +61,10 @@ impl FlagUse {
             *used |= rename.from.matches(key);
         }
         let name = match columns.fate(key) {
-            Fate::Kept(name) => name.into_owned(),
+            Fate::Kept(name) => name,
             Fate::Dropped => columns
                 .rename_of(key)
-                .map_or_else(|| key.to_owned(), |r| r.1),
+                .map_or(Cow::Borrowed(key), |(_, to)| Cow::Owned(to)),
         };
         for (used, drop) in self.drops.iter_mut().zip(columns.drops()) {
             *used |= drop.matches(&name);
