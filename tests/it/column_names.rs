@@ -23,11 +23,20 @@ fn run(server: &Server, dir: &Path, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap(), stderr)
 }
 
-fn warnings(stderr: &str) -> Vec<&str> {
-    stderr
-        .lines()
-        .filter(|l| l.contains(": warning: "))
-        .collect()
+/// A Segment export's event and person, as Customer.io names them.
+const SEGMENT: [&str; 6] = [
+    "--action",
+    "event",
+    "--rename",
+    "userId=id",
+    "--rename",
+    "event=name",
+];
+
+/// The warnings on `stderr` that hold `about`.
+fn warnings<'a>(stderr: &'a str, about: &str) -> Vec<&'a str> {
+    let warning = |l: &&str| l.contains(": warning: ") && l.contains(about);
+    stderr.lines().filter(warning).collect()
 }
 
 #[test]
@@ -50,7 +59,7 @@ fn a_renamed_column_is_named_as_the_file_has_it_and_its_failures_line_replays() 
     let (code, stderr) = run(&server, d, &args);
     assert_eq!(code, 3, "{stderr}");
     assert_eq!(
-        warnings(&stderr),
+        warnings(&stderr, ""),
         [
             "cio-import: warning: u.csv line 2: column \"Customer ID\" (--rename \"Customer \
              ID=id\") is empty; every row needs an identifier",
@@ -94,26 +103,15 @@ fn an_ndjson_key_renamed_or_lifted_is_named_as_the_line_has_it() {
     let (code, stderr) = dry(
         d,
         &[
-            "e.ndjson",
-            "--action",
-            "event",
-            "--rename",
-            "userId=id",
-            "--rename",
-            "event=name",
-            "--flatten",
-            "properties",
-            "--type",
-            "amount=number",
-        ],
+            &["e.ndjson"][..],
+            &SEGMENT,
+            &["--flatten", "properties", "--type", "amount=number"],
+        ]
+        .concat(),
     );
     assert_eq!(code, 3, "{stderr}");
-    let told: Vec<&str> = warnings(&stderr)
-        .into_iter()
-        .filter(|w| w.contains("line "))
-        .collect();
     assert_eq!(
-        told,
+        warnings(&stderr, " line "),
         [
             "cio-import: warning: e.ndjson line 1: column \"userId\" (--rename userId=id) is \
              empty; every row needs an identifier",
@@ -284,18 +282,7 @@ fn the_email_advice_changes_the_rename_that_made_the_id() {
         "ue.ndjson",
         "{\"userId\":\"a@x.io\",\"event\":\"e\"}\n{\"userId\":\"b@x.io\",\"event\":\"e\"}\n",
     );
-    let (code, stderr) = dry(
-        d,
-        &[
-            "ue.ndjson",
-            "--action",
-            "event",
-            "--rename",
-            "userId=id",
-            "--rename",
-            "event=name",
-        ],
-    );
+    let (code, stderr) = dry(d, &[&["ue.ndjson"][..], &SEGMENT].concat());
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains(
@@ -343,34 +330,27 @@ fn an_ndjson_flag_no_line_used_is_warned_at_the_end_with_the_nearest_key() {
         &server,
         d,
         &[
-            "a.ndjson",
-            "b.ndjson",
-            "--action",
-            "event",
-            "--rename",
-            "userId=id",
-            "--rename",
-            "event=name",
-            "--flatten",
-            "propertes",
-            "--drop",
-            "contxt",
-            "--rename",
-            "messageID=event_id",
-            // Only the second input has it: no warning.
-            "--drop",
-            "seats",
-            "--drop",
-            "zz*",
-        ],
+            &["a.ndjson", "b.ndjson"][..],
+            &SEGMENT,
+            &[
+                "--flatten",
+                "propertes",
+                "--drop",
+                "contxt",
+                "--rename",
+                "messageID=event_id",
+                // Only the second input has it: no warning.
+                "--drop",
+                "seats",
+                "--drop",
+                "zz*",
+            ],
+        ]
+        .concat(),
     );
     assert_eq!(code, 0, "{stderr}");
-    let told: Vec<&str> = warnings(&stderr)
-        .into_iter()
-        .filter(|w| w.contains("no line") || w.contains("no key"))
-        .collect();
     assert_eq!(
-        told,
+        warnings(&stderr, "warning: --"),
         [
             "cio-import: warning: --flatten propertes: no line had that key; did you mean \
              properties?",
