@@ -296,11 +296,15 @@ impl Mapper {
             }
             (None, Entity::Object, _) => "the object_id key of each line".to_owned(),
             (None, _, Action::Merge) => "each line's primary_* and secondary_* keys".to_owned(),
+            // A kind a rename gives says so: `id` may be a line's `userId`.
             (None, ..) => format!(
                 "the first of {} each line has",
                 IdKind::detected()
                     .iter()
-                    .map(|k| k.name())
+                    .map(|k| match self.columns.renamed_onto(k.name()) {
+                        Some(r) => format!("{} ({:?}, {})", k.name(), r.from.as_str(), r.flag()),
+                        None => k.name().to_owned(),
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             ),

@@ -285,6 +285,13 @@ fn the_email_advice_changes_the_rename_that_made_the_id() {
     let (code, stderr) = dry(d, &[&["ue.ndjson"][..], &SEGMENT].concat());
     assert_eq!(code, 0, "{stderr}");
     assert!(
+        stderr.starts_with(
+            "cio-import: ue.ndjson: the plan: the identifier is the first of id (\"userId\", \
+             --rename userId=id), email, cio_id each line has\n"
+        ),
+        "{stderr}"
+    );
+    assert!(
         stderr.contains(
             "ue.ndjson: the identifier column \"userId\" (--rename userId=id) is sent as id, \
              but 2 of its first 2 values look like email addresses"
