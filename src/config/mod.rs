@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, Resume};
 use crate::error::Fatal;
-use crate::record::{Action, Columns, Conventions, Entity, MapSpec, Shard};
+use crate::record::{Action, Columns, Conventions, Entity, MapSpec, Shard, check_type_flags};
 use crate::report::ProgressMode;
 use crate::sandbox::SandboxOptions;
 use crate::source::{Input, SourceError};
@@ -383,6 +383,7 @@ impl Config {
                 )));
             }
         }
+        check_type_flags(&cli.types).map_err(bad)?;
         Ok(Config {
             state,
             shared_limit,

@@ -9,8 +9,9 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::replay::ERROR_KEY;
-use super::value::json_kind;
+use super::value::{ValueType, json_kind};
 use super::{Invalid, Mapper};
+use crate::source::RowData;
 
 /// A column name, or a pattern of them where `*` stands for any text (`*_TIME`).
 #[derive(Debug, Clone, PartialEq)]
@@ -76,9 +77,12 @@ pub struct Rename {
 }
 
 impl Rename {
-    /// The flag as the user wrote it.
+    /// The flag as the user wrote it, quoted when a shell would split it.
     pub fn flag(&self) -> String {
-        format!("--rename {}={}", self.from.as_str(), self.to)
+        format!(
+            "--rename {}",
+            shell_word(&format!("{}={}", self.from.as_str(), self.to))
+        )
     }
 
     fn apply(&self, name: &str) -> Option<String> {
@@ -141,6 +145,15 @@ impl Columns {
                     rename.flag()
                 ));
             }
+            // The later one would be silently ignored (the first that applies wins).
+            if let Some(twin) = checked.iter().find(|r| r.from == rename.from) {
+                return Err(format!(
+                    "{} and {} both rename {:?}; keep one",
+                    twin.flag(),
+                    rename.flag(),
+                    rename.from.as_str()
+                ));
+            }
             if let Some(twin) = checked
                 .iter()
                 .find(|r| r.to == rename.to && r.from.is_exact() && rename.from.is_exact())
@@ -187,6 +200,29 @@ impl Columns {
             .find_map(|r| Some((r, r.apply(name)?)))
     }
 
+    /// The rename that takes the name `name` away (to another), if one does.
+    pub fn renamed_away(&self, name: &str) -> Option<(&Rename, String)> {
+        self.rename_of(name).filter(|(_, to)| to != name)
+    }
+
+    /// The exact rename whose NEW is `name`: a flag naming `name` may mean that column.
+    pub fn renamed_onto(&self, name: &str) -> Option<&Rename> {
+        self.renames.iter().find(|r| r.to == name)
+    }
+
+    /// Why a flag other than `--rename` that names `name` finds no column, when `name` is
+    /// one the header has but a rename takes away (every such flag names the new name),
+    /// and that new name.
+    pub fn by_new_name(&self, name: &str) -> Option<(String, String)> {
+        let (rename, to) = self.renamed_away(name)?;
+        let why = format!(
+            "{} renames {name:?} to {to:?}, and every flag but --rename names a column by its \
+             new name",
+            rename.flag()
+        );
+        Some((why, shell_word(&to)))
+    }
+
     /// What becomes of column `name`: renamed first, then dropped if `--drop` names the
     /// new name (every flag but `--rename` names a column by its new name).
     pub fn fate<'a>(&self, name: &'a str) -> Fate<'a> {
@@ -220,6 +256,29 @@ impl Columns {
     }
 }
 
+/// `--type COLUMN=TYPE` given twice for one column with two types: the later one would be
+/// silently ignored, so both are refused, naming each.
+pub fn check_type_flags(types: &[(String, ValueType)]) -> Result<(), String> {
+    for (i, (column, ty)) in types.iter().enumerate() {
+        if let Some((_, other)) = types[..i].iter().find(|(c, t)| c == column && t != ty) {
+            return Err(format!(
+                "--type {column}={other} and --type {column}={ty} both give {column:?} a type; \
+                 keep one"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `name` as a word of a command line: quoted when a shell would split it.
+fn shell_word(name: &str) -> String {
+    if name.contains(|c: char| c.is_whitespace() || "\"'$`\\;&|<>()!#*".contains(c)) {
+        format!("{name:?}")
+    } else {
+        name.to_owned()
+    }
+}
+
 impl Mapper {
     /// An NDJSON row as the column flags make it, or None without any: `--flatten`ed
     /// objects' keys lifted to the top (their values as they are), then each key renamed,
@@ -231,6 +290,7 @@ impl Mapper {
         if self.columns.is_empty() {
             return Ok(None);
         }
+        self.watch_line(object);
         let mut out = Map::new();
         let flattened = self.columns.flatten();
         for (key, v) in object {
@@ -286,20 +346,10 @@ impl Mapper {
     /// and with its rename. Off the row path: a row comes here only once it clashed.
     #[cold]
     fn clash(&self, name: &str, object: &Map<String, Value>) -> Invalid {
-        let flattened = self.columns.flatten();
-        let top = object
-            .iter()
-            .filter(|(k, _)| !flattened.contains(k) && k.as_str() != ERROR_KEY)
-            .map(|(k, _)| (k.clone(), k.clone()));
-        let lifted = object
-            .iter()
-            .filter(|(k, _)| flattened.contains(k))
-            .filter_map(|(k, v)| Some((k, v.as_object()?)))
-            .flat_map(|(k, inner)| inner.keys().map(move |i| (i.clone(), format!("{k}.{i}"))));
-        let origins: Vec<String> = top
-            .chain(lifted)
-            .filter(|(key, _)| self.columns.fate(key) == Fate::Kept(name.into()))
-            .map(|(key, written)| match self.columns.rename_of(&key) {
+        let origins: Vec<String> = self
+            .keys_of(object)
+            .filter(|(key, _, _)| self.columns.fate(key) == Fate::Kept(name.into()))
+            .map(|(key, written, _)| match self.columns.rename_of(&key) {
                 Some((rename, _)) => format!("{written:?} ({})", rename.flag()),
                 None => format!("{written:?}"),
             })
@@ -313,6 +363,143 @@ impl Mapper {
             ),
         )
     }
+
+    /// Every key of an NDJSON row before renames: (the key, as the row writes it, the
+    /// `--flatten` that lifted it), top-level keys first, then the lifted ones
+    /// (`properties.plan`).
+    fn keys_of<'a>(
+        &'a self,
+        object: &'a Map<String, Value>,
+    ) -> impl Iterator<Item = (String, String, Option<&'a str>)> + 'a {
+        let flattened = self.columns.flatten();
+        let top = object
+            .keys()
+            .filter(|k| !flattened.contains(k) && k.as_str() != ERROR_KEY)
+            .map(|k| (k.clone(), k.clone(), None));
+        let lifted = object
+            .iter()
+            .filter(|(k, _)| flattened.contains(k))
+            .filter_map(|(k, v)| Some((k, v.as_object()?)))
+            .flat_map(|(k, inner)| {
+                inner
+                    .keys()
+                    .map(move |i| (i.clone(), format!("{k}.{i}"), Some(k.as_str())))
+            });
+        top.chain(lifted)
+    }
+
+    /// `invalid` told by the names the input has: a column the flags renamed (or lifted)
+    /// is named as the row writes it, with the flags (`column "Customer ID" (--rename
+    /// "Customer ID=id") is empty`), and its `column` is a key the failures line holds (which
+    /// a replay with the same flags maps the same way). Off the row path: only an invalid
+    /// row comes here.
+    #[cold]
+    pub fn as_written(&self, mut invalid: Invalid, row: &RowData) -> Invalid {
+        let object = match row {
+            RowData::Json(object) => Some(object),
+            _ => None,
+        };
+        let names = self.written_names(object);
+        if names.is_empty() {
+            return invalid;
+        }
+        if let Some(column) = &mut invalid.column
+            && let Some(named) = names.iter().find(|n| n.mapped == *column)
+        {
+            column.clone_from(&named.written);
+        }
+        invalid.message = told_as_written(&invalid.message, &names);
+        invalid
+    }
+
+    /// Each column that messages would name otherwise than the input does. An NDJSON row's
+    /// from its keys; without the row, from the exact renames.
+    pub(super) fn written_names(&self, object: Option<&Map<String, Value>>) -> Vec<Written> {
+        if self.columns.is_empty() {
+            return Vec::new();
+        }
+        let flags = |key: &str, lifted: Option<&str>| {
+            let rename = self.columns.renamed_away(key).map(|(r, _)| r.flag());
+            let flatten = lifted.map(|outer| format!("--flatten {outer}"));
+            flatten
+                .into_iter()
+                .chain(rename)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some(plan) = &self.csv {
+            return (0..plan.headers.len())
+                .filter(|&i| !plan.dropped[i] && plan.original[i] != plan.headers[i])
+                .map(|i| Written {
+                    mapped: plan.headers[i].clone(),
+                    written: plan.original[i].clone(),
+                    flags: flags(&plan.original[i], None),
+                })
+                .collect();
+        }
+        let Some(object) = object else {
+            let exact = self.columns.renames().iter();
+            let exact = exact.filter(|r| r.from.is_exact() && r.from.as_str() != r.to);
+            return exact
+                .map(|r| Written {
+                    mapped: r.to.clone(),
+                    written: r.from.as_str().to_owned(),
+                    flags: r.flag(),
+                })
+                .collect();
+        };
+        self.keys_of(object)
+            .filter_map(|(key, written, lifted)| {
+                let Fate::Kept(name) = self.columns.fate(&key) else {
+                    return None;
+                };
+                (name != written).then(|| Written {
+                    mapped: name.into_owned(),
+                    flags: flags(&key, lifted),
+                    written,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A column as messages name it (after the flags) and as the input writes it.
+pub(super) struct Written {
+    pub mapped: String,
+    pub written: String,
+    /// The flags between the two (`--rename "Customer ID=id"`).
+    flags: String,
+}
+
+/// `message` with each `column "NAME"` of a column in `names` told as the input writes it,
+/// in one pass (a written name may be another column's mapped one).
+pub(super) fn told_as_written(message: &str, names: &[Written]) -> String {
+    const COLUMN: &str = "column ";
+    let mut out = String::with_capacity(message.len() + 40);
+    let mut rest = message;
+    while let Some(at) = rest.find("column \"") {
+        // A word of its own: not the end of `--id-column "id"`.
+        let before = match at {
+            0 => out.chars().next_back(),
+            _ => rest[..at].chars().next_back(),
+        };
+        let word = before.is_none_or(char::is_whitespace);
+        out.push_str(&rest[..at + COLUMN.len()]);
+        rest = &rest[at + COLUMN.len()..];
+        if !word {
+            continue;
+        }
+        let found = names.iter().find_map(|n| {
+            let quoted = format!("{:?}", n.mapped);
+            rest.starts_with(&quoted).then_some((quoted.len(), n))
+        });
+        if let Some((len, n)) = found {
+            out.push_str(&format!("{:?} ({})", n.written, n.flags));
+            rest = &rest[len..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -379,7 +566,29 @@ mod tests {
         );
         assert_eq!(
             e(&[("A", "*")]),
-            "--rename A=*: NEW may hold a * only where OLD has one, as many as OLD has"
+            "--rename \"A=*\": NEW may hold a * only where OLD has one, as many as OLD has"
         );
+        assert_eq!(
+            e(&[("A", "x"), ("A", "y")]),
+            r#"--rename A=x and --rename A=y both rename "A"; keep one"#
+        );
+    }
+
+    #[test]
+    fn a_message_names_each_renamed_column_as_written_in_one_pass() {
+        let written = |mapped: &str, written: &str| Written {
+            mapped: mapped.into(),
+            written: written.into(),
+            flags: format!("--rename {written}={mapped}"),
+        };
+        // `B` was A's new name and `A` is Z's: neither rewrite is rewritten again.
+        let names = [written("B", "A"), written("A", "Z")];
+        assert_eq!(
+            told_as_written(r#"column "B": bad; column "A" is empty"#, &names),
+            r#"column "A" (--rename A=B): bad; column "Z" (--rename Z=A) is empty"#
+        );
+        // Only a word of its own: not a flag's end, nor a longer name.
+        let told = r#"--id-column "B" or column "BB""#;
+        assert_eq!(told_as_written(told, &names), told);
     }
 }

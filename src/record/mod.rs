@@ -28,13 +28,14 @@ mod shard;
 mod tally;
 mod ties;
 mod time;
+mod unused;
 mod v1;
 mod value;
 
 #[cfg(test)]
 mod testkit;
 
-pub use columns::{Columns, Pattern};
+pub use columns::{Columns, Pattern, Rename, check_type_flags};
 pub use entity::{Device, Entity, ObjectId, Platform};
 pub use identifier::{IdKind, Identifier};
 pub use notes::{Oversize, Resized};
@@ -45,6 +46,7 @@ pub use preview::SAMPLE_ROWS;
 pub use recent::TRIGGER_WINDOW_SECS;
 pub use shard::Shard;
 pub use time::{TimeFormat, parse_zone};
+pub use unused::FlagUse;
 pub use v1::{ENTITY_PATH, EventBody, Method, OneBody, OneRequest, V1Device};
 pub(crate) use value::json_size;
 pub use value::{Conventions, ValueType};

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use super::columns::{Columns, Fate, Pattern};
+use super::columns::{Columns, Fate, Pattern, Rename, told_as_written};
 use super::entity::{DEVICE_ID, Entity, LAST_USED, OBJECT_ID, OBJECT_TYPE_ID, PLATFORM};
 use super::notes::{Notes, Oversize, Resized};
 use super::operation::ANONYMOUS_ID;
@@ -14,6 +14,7 @@ use super::preview::{IdSample, folded};
 use super::recent::Recent;
 use super::rules::Source;
 use super::tally::name_too_long;
+use super::unused::Watch;
 use super::value::{Conventions, Origin, Typed, thousands};
 use super::{Action, EmptyPolicy, IdKind, ValueType};
 use crate::track::{MAX_ATTRIBUTE_NAME_BYTES, MAX_EVENT_NAME_BYTES};
@@ -126,6 +127,8 @@ pub struct Mapper {
     pub(super) recent: Option<Recent>,
     /// The first rows' `id` identifiers, looked at for email addresses.
     pub(super) sample: Option<IdSample>,
+    /// The column flags checked against NDJSON keys as lines are read.
+    pub(super) watch: Option<Watch>,
 }
 
 impl Mapper {
@@ -171,6 +174,7 @@ impl Mapper {
             csv: None,
             recent: None,
             sample: None,
+            watch: None,
         };
         if let Some(name) = &mapper.event_name
             && name.len() > MAX_EVENT_NAME_BYTES
@@ -189,10 +193,20 @@ impl Mapper {
                 drop.as_str()
             )));
         }
+        // Every flag but --rename names the new name: the old one is no column any more.
+        if let Some(col) = &mapper.id_column
+            && mapper.columns.renamed_onto(col).is_none()
+            && let Some((why, to)) = mapper.columns.by_new_name(col)
+        {
+            return Err(MapError(format!(
+                "--id-column {col:?}: no such column; {why}: did you mean --id-column {to}?"
+            )));
+        }
         // An empty CSV has no header (and no rows): nothing to check, nothing to map.
         if let Some(headers) = headers.filter(|h| !h.is_empty()) {
             mapper.csv = Some(mapper.plan(headers)?);
         }
+        mapper.check_fixed_types(spec)?;
         mapper.start_sample();
         Ok(mapper)
     }
@@ -272,7 +286,7 @@ impl Mapper {
                         format!(" (separated by {c:?}? pass --delimiter {flag})")
                     })
                     .unwrap_or_default(),
-                _ => self.near_identifier(&original, &headers),
+                _ => self.near_identifier(&original, &headers, &dropped),
             };
             return Err(MapError(format!(
                 "no identifier column: expected one of {expected}; the header has: {}{hint}",
@@ -349,13 +363,27 @@ impl Mapper {
         })
     }
 
-    /// A hint for a header without an identifier: the first column named like one but for
-    /// case, spaces or underscores (`Email`), and the rename that makes it one.
-    fn near_identifier(&self, original: &[String], names: &[String]) -> String {
-        let near = IdKind::detected().iter().find_map(|kind| {
-            let i = names
-                .iter()
-                .position(|n| folded(n) == folded(kind.name()))?;
+    /// A hint for a header without an identifier: an identifier `--drop` took, naming that
+    /// flag, or else the first column named like one but for case, spaces or underscores
+    /// (`Email`), and the rename that makes it one.
+    fn near_identifier(&self, original: &[String], names: &[String], dropped: &[bool]) -> String {
+        let kinds = IdKind::detected();
+        let taken = (0..names.len()).find(|&i| {
+            dropped[i] && !names[i].is_empty() && kinds.iter().any(|k| k.name() == names[i])
+        });
+        if let Some(i) = taken
+            && let Some(drop) = self.columns.drops().iter().find(|d| d.matches(&names[i]))
+        {
+            return format!(
+                " ({:?} is dropped by --drop {}: drop fewer columns, or name the identifier \
+                 with --id-column)",
+                names[i],
+                drop.as_str()
+            );
+        }
+        let near = kinds.iter().find_map(|kind| {
+            let i = (0..names.len())
+                .find(|&i| !dropped[i] && folded(&names[i]) == folded(kind.name()))?;
             Some((&original[i], kind.name()))
         });
         match near {
@@ -364,6 +392,50 @@ impl Mapper {
             }
             None => String::new(),
         }
+    }
+
+    /// A `--type` on a column whose role fixes how it is sent would be silently ignored:
+    /// refused, naming what works. A time (an event's, a device's last use) takes a
+    /// timestamp format; every other role is text. NDJSON's identifier is taken to be the
+    /// first kind it may be (`id`), or the `--id-column`.
+    fn check_fixed_types(&self, spec: &MapSpec) -> Result<(), MapError> {
+        for (column, ty) in spec.types.iter().filter(|(c, _)| !c.contains('*')) {
+            let role = match &self.csv {
+                Some(plan) => {
+                    let named = |i: &usize| plan.headers[*i] == *column && !plan.dropped[*i];
+                    match (0..plan.headers.len()).find(named) {
+                        Some(i) => plan.roles[i].clone(),
+                        None => continue,
+                    }
+                }
+                None => {
+                    let id_key = self.id_column.as_deref().or(self.id_key(|_| true));
+                    self.role(column, id_key)
+                }
+            };
+            let fix = match role {
+                Role::Attribute(_) | Role::Unnamed | Role::Ignored => continue,
+                Role::EventTimestamp | Role::LastUsed => {
+                    if matches!(ty, ValueType::Timestamp(_)) {
+                        continue;
+                    }
+                    format!(
+                        "it is always read as a timestamp: give its format with --type \
+                         {column}=timestamp:FORMAT (or timestamp:ms), or --rename the column to \
+                         send it as data"
+                    )
+                }
+                _ if *ty == ValueType::String => continue,
+                _ => "it is sent as text: leave this --type out, or --rename the column to \
+                      send it as data"
+                    .to_owned(),
+            };
+            return Err(MapError(format!(
+                "--type {column}={ty}: {column:?} is {}; {fix}",
+                self.role_text(&role, column)
+            )));
+        }
+        Ok(())
     }
 
     /// Each column's name after `--rename`, and whether `--drop` drops it. Refuses a rename
@@ -377,7 +449,11 @@ impl Mapper {
             let (named, drop) = match self.columns.fate(name) {
                 _ if name.is_empty() => (String::new(), false),
                 Fate::Kept(named) => (named.into_owned(), false),
-                Fate::Dropped => (name.clone(), true),
+                // By its new name too, so that a drop taking two columns is found below.
+                Fate::Dropped => match self.columns.rename_of(name) {
+                    Some((_, to)) => (to, true),
+                    None => (name.clone(), true),
+                },
             };
             names.push(named);
             dropped.push(drop);
@@ -386,11 +462,16 @@ impl Mapper {
             let Some((rename, _)) = self.columns.rename_of(&original[i]) else {
                 continue;
             };
-            let clash = |j: usize| j != i && names[j] == *name && !(dropped[i] && dropped[j]);
+            let clash = |j: usize| j != i && names[j] == *name;
             let Some(j) = (0..names.len()).find(|&j| clash(j)) else {
                 continue;
             };
-            let message = match self.columns.rename_of(&original[j]) {
+            let other = self.columns.rename_of(&original[j]);
+            // One flag that renames both onto a name --drop takes drops both, as meant.
+            if dropped[i] && other.as_ref().is_some_and(|(other, _)| *other == rename) {
+                continue;
+            }
+            let message = match other {
                 Some((other, _)) if other == rename => format!(
                     "{}: renames both {:?} and {:?} to {name:?}; rename them apart",
                     rename.flag(),
@@ -401,6 +482,24 @@ impl Mapper {
                     "{} and {} both rename a column to {name:?}; keep one",
                     other.flag(),
                     rename.flag()
+                ),
+                None if dropped[i] => format!(
+                    "{} and --drop {}: the drop takes both {:?} and {:?}, since --drop names a \
+                     column by its new name; to keep the renamed one, rename the other apart \
+                     ({} --drop {name}_old)",
+                    rename.flag(),
+                    self.columns
+                        .drops()
+                        .iter()
+                        .find(|d| d.matches(name))
+                        .map_or(name.as_str(), Pattern::as_str),
+                    original[i],
+                    original[j],
+                    Rename {
+                        from: Pattern::new(&original[j]),
+                        to: format!("{name}_old"),
+                    }
+                    .flag(),
                 ),
                 None => format!(
                     "{}: the header has a column {name:?} already; rename that one too \
@@ -516,10 +615,23 @@ impl Mapper {
         if notes.warnings.is_empty() && notes.resized.is_empty() {
             return None;
         }
-        Some((
+        let (mut warnings, mut resized) = (
             std::mem::take(&mut notes.warnings),
             std::mem::take(&mut notes.resized),
-        ))
+        );
+        // Told by the names the input has, as a row's verdict is.
+        let names = self.written_names(None);
+        if !names.is_empty() {
+            for warning in &mut warnings {
+                *warning = told_as_written(warning, &names);
+            }
+            for r in &mut resized {
+                if let Some(n) = names.iter().find(|n| n.mapped == r.column) {
+                    r.column.clone_from(&n.written);
+                }
+            }
+        }
+        Some((warnings, resized))
     }
 
     /// A CSV input's column names as mapped (trimmed, without a byte order mark); None for

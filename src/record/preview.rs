@@ -5,12 +5,12 @@
 
 use std::cell::Cell;
 
-use super::columns::Fate;
+use super::columns::{Fate, Rename, told_as_written};
 use super::entity::Entity;
 use super::plan::{CsvPlan, Role};
 use super::replay::ERROR_KEY;
-use super::value::Origin;
-use super::{Action, IdKind, Identifier, Mapper};
+use super::value::{Origin, Typed};
+use super::{Action, IdKind, Identifier, Mapper, ValueType};
 use crate::source::RowData;
 
 /// The rows of an input whose identifiers are looked at for email addresses.
@@ -113,18 +113,50 @@ impl Mapper {
             return None;
         }
         let column = sample.column.into_inner();
+        let id_type = format!("--id-column {column:?} --id-type email");
         let fix = match &self.id_column {
             Some(_) => format!("--id-type email (with --id-column {column:?})"),
-            None => {
-                let original = self.original_name(&column);
-                format!("--rename \"{original}=email\" (or --id-column {column:?} --id-type email)")
-            }
+            None => match self.renamed_to(&column) {
+                // The rename that made it `id` changed to make it `email`.
+                Ok(Some(rename)) if !rename.to.contains('*') => {
+                    let to_email = Rename {
+                        from: rename.from.clone(),
+                        to: "email".to_owned(),
+                    };
+                    format!(
+                        "{} in place of {} (or {id_type})",
+                        to_email.flag(),
+                        rename.flag()
+                    )
+                }
+                Ok(_) => {
+                    let original = self.original_name(&column);
+                    format!("--rename \"{original}=email\" (or {id_type})")
+                }
+                // A key a pattern renamed: which one is not known here.
+                Err(()) => id_type,
+            },
         };
-        Some(format!(
+        let advice = format!(
             "the identifier column {column:?} is sent as id, but {emails} of its first {seen} \
              values look like email addresses: Customer.io would make people whose id is an \
              address and who have no email. If they are emails, pass {fix}"
-        ))
+        );
+        Some(told_as_written(&advice, &self.written_names(None)))
+    }
+
+    /// The rename that gave the column `name` its name, if one did: known for a CSV header;
+    /// for NDJSON, from an exact NEW, unless a pattern's may have given it (Err).
+    fn renamed_to(&self, name: &str) -> Result<Option<&Rename>, ()> {
+        if self.csv.is_some() {
+            let original = self.original_name(name);
+            return Ok(self.columns.renamed_away(&original).map(|(r, _)| r));
+        }
+        match self.columns.renamed_onto(name) {
+            Some(rename) => Ok(Some(rename)),
+            None if self.columns.renames().iter().any(|r| r.to.contains('*')) => Err(()),
+            None => Ok(None),
+        }
     }
 
     /// The header's name of the column now called `name` (before `--rename`).
@@ -232,18 +264,26 @@ impl Mapper {
         let mut lines = vec!["the plan, column by column:".to_owned()];
         for (i, role) in plan.roles.iter().enumerate() {
             let (original, name) = (&plan.original[i], &plan.headers[i]);
+            // The flags that made it so, in one parenthesis.
+            let mut by = Vec::new();
+            if original != name {
+                by.push("--rename");
+            }
             let what = if plan.dropped[i] {
-                "dropped (--drop)".to_owned()
+                by.push("--drop");
+                "dropped".to_owned()
             } else {
+                if self.typed_by_flag(role) {
+                    by.push("--type");
+                }
                 self.role_text(role, name)
             };
-            let renamed = if original != name {
-                " (--rename)".to_owned()
-            } else {
-                String::new()
+            let by = match by.is_empty() {
+                true => String::new(),
+                false => format!(" ({})", by.join(", ")),
             };
             let shown = format!("{original:?}");
-            lines.push(format!("  {shown:width$}  {what}{renamed}"));
+            lines.push(format!("  {shown:width$}  {what}{by}"));
         }
         lines
     }
@@ -256,11 +296,15 @@ impl Mapper {
             }
             (None, Entity::Object, _) => "the object_id key of each line".to_owned(),
             (None, _, Action::Merge) => "each line's primary_* and secondary_* keys".to_owned(),
+            // A kind a rename gives says so: `id` may be a line's `userId`.
             (None, ..) => format!(
                 "the first of {} each line has",
                 IdKind::detected()
                     .iter()
-                    .map(|k| k.name())
+                    .map(|k| match self.columns.renamed_onto(k.name()) {
+                        Some(r) => format!("{} ({:?}, {})", k.name(), r.from.as_str(), r.flag()),
+                        None => k.name().to_owned(),
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -284,8 +328,18 @@ impl Mapper {
         lines
     }
 
+    /// Whether a `--type` gave the column of `role` its type (or its time's format).
+    fn typed_by_flag(&self, role: &Role) -> bool {
+        match role {
+            Role::Attribute(Some(typed)) => typed.origin == Origin::Flag,
+            Role::EventTimestamp => self.event_time.ty != ValueType::TIMESTAMP,
+            Role::LastUsed => self.last_used.ty != ValueType::TIMESTAMP,
+            _ => false,
+        }
+    }
+
     /// What a column of role `role`, named `name`, becomes.
-    fn role_text(&self, role: &Role, name: &str) -> String {
+    pub(super) fn role_text(&self, role: &Role, name: &str) -> String {
         let data = match (self.entity, self.action) {
             (_, action) if action.event_kind().is_some() => "event data",
             (Entity::Object, _) => "object attribute",
@@ -297,26 +351,31 @@ impl Mapper {
             Role::Identifier(kind) => format!("the identifier, as {}", kind.name()),
             Role::AnonymousId => "the anonymous id".to_owned(),
             Role::EventName => "the event name".to_owned(),
-            Role::EventTimestamp => "the event's time".to_owned(),
+            Role::EventTimestamp => format!("the event's time{}", format_of(&self.event_time)),
             Role::EventId => "the event id".to_owned(),
             Role::ObjectId => "the object id".to_owned(),
             Role::ObjectTypeId => "the object type id".to_owned(),
             Role::DeviceId => "the device token".to_owned(),
             Role::Platform => "the device platform".to_owned(),
-            Role::LastUsed => "when the device was last used".to_owned(),
+            Role::LastUsed => format!(
+                "when the device was last used{}",
+                format_of(&self.last_used)
+            ),
             Role::Primary(kind) => format!("the primary person, as {}", kind.name()),
             Role::Secondary(kind) => format!("the secondary person, as {}", kind.name()),
             Role::Attribute(None) => format!("{data} {name:?}, text"),
-            Role::Attribute(Some(typed)) => {
-                let by = match typed.origin {
-                    Origin::Flag => " (--type)",
-                    _ => "",
-                };
-                format!("{data} {name:?}, {}{by}", typed.ty)
-            }
+            Role::Attribute(Some(typed)) => format!("{data} {name:?}, {}", typed.ty),
             Role::Unnamed => "no name: must stay empty".to_owned(),
             Role::Ignored => format!("not sent (--action {})", self.action.flag_name()),
         }
+    }
+}
+
+/// A time column's format, told when a `--type` gave one: `, timestamp:%m/%d/%Y`.
+fn format_of(typed: &Typed) -> String {
+    match typed.ty == ValueType::TIMESTAMP {
+        true => String::new(),
+        false => format!(", {}", typed.ty),
     }
 }
 

@@ -311,6 +311,7 @@ impl Reading {
                         Ok(())
                     }
                     Err(invalid) => {
+                        let invalid = input.mapper.as_written(invalid, &row.data);
                         if let Some(state) = &state
                             && let Err(e) = seen_invalid(&input.mapper, &row, &source, state)
                         {
@@ -367,6 +368,9 @@ impl Reading {
                 // later input's records would move the checkpoint past the rest of this one,
                 // which a resume would then skip.
                 return errors;
+            }
+            for warning in input.mapper.unused_flags() {
+                reporter.warn(warning);
             }
         }
         if let Some(sweep) = sweep.as_ref().filter(|_| !stop.is_cancelled())

@@ -4,12 +4,13 @@
 //! the sandbox), and an earlier run's files.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::checkpoint::Checkpoint;
 use crate::config::{Config, Target};
 use crate::error::Fatal;
 use crate::lock::RunLock;
-use crate::record::{Mapper, Pattern};
+use crate::record::{Columns, FlagUse, Mapper, Pattern, Rename};
 use crate::report::{Counters, say};
 use crate::sandbox::Sandbox;
 use crate::send::{Client, RetryPolicy};
@@ -74,7 +75,7 @@ pub(super) async fn prepare(
     }
 
     // Every input is opened and its header checked before the first request.
-    let opened = config
+    let mut opened = config
         .inputs
         .iter()
         .map(|input| open(input, config, counters))
@@ -94,6 +95,11 @@ pub(super) async fn prepare(
             (Some((path.clone(), cp)), resumed)
         }
     };
+
+    // A resume does not read its inputs' first lines again: what they used is not known.
+    if !resumed {
+        watch_flags(&mut opened, &config.map.columns);
+    }
 
     // Before the network too: a state of another workspace is refused at once.
     let state = match &config.state {
@@ -194,7 +200,7 @@ fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
         .iter()
         .filter_map(|o| Some((o.name.as_str(), o.mapper.columns()?, o.mapper.header()?)))
         .collect();
-    let Some(&(name, _, first)) = columns.first() else {
+    let Some(&(name, mapped, first)) = columns.first() else {
         return Ok(());
     };
     let any = |pattern: &Pattern, original: bool| {
@@ -203,35 +209,89 @@ fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
             names.iter().any(|c| pattern.matches(c))
         })
     };
-    let types = config
-        .map
-        .types
-        .iter()
-        .map(|(c, ty)| (Pattern::new(c), false, format!("--type {c}={ty}")));
-    let renames = config.map.columns.renames().iter();
-    let renames = renames.map(|r| (r.from.clone(), true, r.flag()));
-    let drops = config.map.columns.drops().iter();
-    let drops = drops.map(|d| (d.clone(), false, format!("--drop {}", d.as_str())));
-    match types
+    let flags = &config.map.columns;
+    let types = config.map.types.iter().map(|(c, ty)| {
+        let flag = format!("--type {c}={ty}");
+        (Pattern::new(c), None, flag, format!("={ty}"))
+    });
+    let renames = flags.renames().iter();
+    let renames = renames.map(|r| (r.from.clone(), Some(r), r.flag(), String::new()));
+    let drops = flags.drops().iter();
+    let drops = drops.map(|d| {
+        (
+            d.clone(),
+            None,
+            format!("--drop {}", d.as_str()),
+            String::new(),
+        )
+    });
+    let Some((pattern, rename, flag, tail)) = types
         .chain(renames)
         .chain(drops)
-        .find(|(p, original, _)| !any(p, *original))
-    {
-        Some((pattern, _, flag)) => {
-            let what = if pattern.is_exact() {
-                format!("no input has a column {:?}", pattern.as_str())
-            } else {
+        .find(|(p, rename, ..)| !any(p, rename.is_some()))
+    else {
+        return Ok(());
+    };
+    let what = if pattern.is_exact() {
+        format!("no input has a column {:?}", pattern.as_str())
+    } else {
+        format!(
+            "the pattern {:?} matches no column of any input",
+            pattern.as_str()
+        )
+    };
+    // The header's column an exact name meant, before a rename took it away.
+    let renamed = columns
+        .iter()
+        .find_map(|(_, _, header)| header.iter().find(|h| pattern.matches(h)))
+        .filter(|_| pattern.is_exact());
+    // Renames do not chain, and other flags name a renamed column by its new name.
+    let why = match rename {
+        Some(rename) => flags
+            .renamed_onto(pattern.as_str())
+            .filter(|_| pattern.is_exact())
+            .map(|earlier| {
+                let direct = Rename {
+                    from: earlier.from.clone(),
+                    to: rename.to.clone(),
+                };
                 format!(
-                    "the pattern {:?} matches no column of any input",
-                    pattern.as_str()
+                    "; {:?} is the new name {} gives, and renames do not chain: each OLD names \
+                     a column as the input has it ({})",
+                    pattern.as_str(),
+                    earlier.flag(),
+                    direct.flag()
                 )
-            };
-            Err(Fatal::Setup(format!(
-                "{flag}: {what}; {name}'s header has: {}",
-                first.join(", ")
-            )))
-        }
-        None => Ok(()),
+            }),
+        None => renamed.and_then(|h| flags.by_new_name(h)).map(|(why, to)| {
+            let verb = flag.split_whitespace().next().unwrap_or_default();
+            format!("; {why}: did you mean {verb} {to}{tail}?")
+        }),
+    };
+    let listed = match (why, rename.is_none() && !flags.renames().is_empty()) {
+        (Some(why), _) => why,
+        (None, true) => format!(
+            "; {name}'s columns after --rename are: {}",
+            mapped.join(", ")
+        ),
+        (None, false) => format!("; {name}'s header has: {}", first.join(", ")),
+    };
+    Err(Fatal::Setup(format!("{flag}: {what}{listed}")))
+}
+
+/// With an NDJSON input, whose keys are known only as its lines are read, every input notes
+/// which column flags its keys use, and the last NDJSON input read tells, at its end, of
+/// each flag none used (CSV headers are checked by [`check_types`] before the run).
+fn watch_flags(opened: &mut [Opened], columns: &Columns) {
+    let Some(last) = opened.iter().rposition(|o| o.reader.headers().is_none()) else {
+        return;
+    };
+    if columns.is_empty() {
+        return;
+    }
+    let all = Arc::new(Mutex::new(FlagUse::new(columns)));
+    for (i, o) in opened.iter_mut().enumerate() {
+        o.mapper.watch_flags(all.clone(), i == last);
     }
 }
 

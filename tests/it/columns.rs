@@ -244,7 +244,7 @@ fn mistaken_column_flags_are_refused_naming_the_flag() {
         (
             &["--rename", "*mail=contact"],
             1,
-            "u.csv: --rename *mail=contact: renames both \"Email\" and \"email\" to \
+            "u.csv: --rename \"*mail=contact\": renames both \"Email\" and \"email\" to \
              \"contact\"; rename them apart",
         ),
         (
@@ -356,10 +356,12 @@ fn an_id_identifier_holding_email_addresses_is_warned_once_with_the_fix() {
     assert_eq!(
         warnings,
         [
-            "cio-import: warning: u.csv: the identifier column \"id\" is sent as id, but 100 of \
+            "cio-import: warning: u.csv: the identifier column \"Email Address\" (--rename \
+          \"Email Address=id\") is sent as id, but 100 of \
           its first 100 values look like email addresses: Customer.io would make people whose \
           id is an address and who have no email. If they are emails, pass --rename \
-          \"Email Address=email\" (or --id-column \"id\" --id-type email)"
+          \"Email Address=email\" in place of --rename \"Email Address=id\" (or --id-column \
+          \"id\" --id-type email)"
         ]
     );
     // A file shorter than the sample is judged at its end; --id-column names its own fix.

@@ -11,6 +11,7 @@ mod common;
 mod answers;
 mod bad_input;
 mod batch;
+mod column_names;
 mod columns;
 mod config_file;
 mod confirm;
