@@ -122,9 +122,17 @@ impl Input {
         } else {
             Box::new(counted)
         };
+        // A failures file is ours, so UTF-8 whatever `--encoding` says: decoding it again would
+        // turn "Zürich" into "ZÃ¼rich".
+        let (decoded, ours) = match (self.format, self.encoding) {
+            (Format::Ndjson, Some(_)) => {
+                failures_file(decoded).map_err(|e| read_error(name, self.gzip, e, 0))?
+            }
+            _ => (decoded, false),
+        };
         // Into UTF-8 before anything reads it, so rows, cells and line numbers are the same
         // as in a UTF-8 file; a byte order mark says which UTF-16 it is.
-        let decoded: Box<dyn Read + Send> = match self.encoding {
+        let decoded: Box<dyn Read + Send> = match self.encoding.filter(|_| !ours) {
             Some(encoding) => Box::new(
                 encoding_rs_io::DecodeReaderBytesBuilder::new()
                     .encoding(Some(encoding))
@@ -152,6 +160,41 @@ impl Input {
         }
         Ok(bytes)
     }
+}
+
+/// Whether an NDJSON input is a failures file of ours: its first line (read ahead, then put
+/// back) is an object with an `_error` key, as every line we write is. A line in another
+/// encoding is not JSON, as JSON is UTF-8, so this cannot take such a file for ours.
+fn failures_file(mut inner: Box<dyn Read + Send>) -> io::Result<(Box<dyn Read + Send>, bool)> {
+    /// Just the key that marks our lines; the rest of the line is skipped unread.
+    #[derive(serde::Deserialize)]
+    struct Ours {
+        #[serde(rename = "_error")]
+        _error: serde::de::IgnoredAny,
+    }
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 8192];
+    // Up to the end of the first line that is not blank; a longer line is not one of ours.
+    let end = loop {
+        let from = head.len();
+        let n = match inner.read(&mut chunk) {
+            Ok(0) => break head.len(),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        head.extend_from_slice(&chunk[..n]);
+        let text = head.iter().position(|b| !b.is_ascii_whitespace());
+        let newline = text.and_then(|at| memchr::memchr(b'\n', &head[at.max(from)..]));
+        if let (Some(at), Some(newline)) = (text, newline) {
+            break at.max(from) + newline;
+        }
+        if head.len() > super::MAX_ROW_BYTES {
+            break 0;
+        }
+    };
+    let ours = serde_json::from_slice::<Ours>(&head[..end]).is_ok();
+    Ok((Box::new(io::Cursor::new(head).chain(inner)), ours))
 }
 
 /// What the input's file name says: its format, if known, whether it is gzipped, and the CSV

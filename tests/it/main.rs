@@ -28,6 +28,7 @@ mod kinds;
 mod layout;
 mod progress;
 mod readme;
+mod reading;
 mod resume;
 mod secrets;
 mod shared_limit;

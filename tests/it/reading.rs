@@ -1,0 +1,69 @@
+//! The reader as a data engineer meets it, end to end against the sandbox: a failures file
+//! replayed with the job's `--encoding`, old Mac line ends, Excel's `sep=` line, and `_raw`
+//! giving back a row's bytes as they were in the file.
+
+use crate::common;
+
+use std::path::Path;
+
+use common::{Server, read_ndjson};
+use serde_json::{Value, json};
+
+/// Every person's attributes the sandbox received, in order.
+fn attributes(server: &Server) -> Vec<Value> {
+    let mut ops = Vec::new();
+    for r in server.sent() {
+        let body = r.body.unwrap();
+        match body.get("batch") {
+            Some(batch) => ops.extend(batch.as_array().unwrap().iter().cloned()),
+            None => ops.push(body),
+        }
+    }
+    ops.into_iter()
+        .map(|op| op.get("attributes").cloned().unwrap_or(op))
+        .collect()
+}
+
+/// Runs the binary against `server` in `dir` with `args`: its exit code and stderr.
+fn run(server: &Server, dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = server
+        .cmd(dir)
+        .args(["--batch", "100"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap(), stderr)
+}
+
+#[test]
+fn a_failures_file_replayed_with_the_jobs_encoding_is_read_as_the_utf8_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("x3.csv"),
+        b"sep=;\r\nemail;city;age\r\nann@example.com;Z\xfcrich;thirty\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("x3.toml"),
+        "inputs = [\"x3.csv\"]\nencoding = \"windows-1252\"\ntype = [\"age=number\"]\n",
+    )
+    .unwrap();
+    let flags = ["--encoding", "windows-1252", "--type", "age=number"];
+    let server = Server::plain();
+    let (code, stderr) = run(&server, d, &[&["x3.csv"][..], &flags].concat());
+    assert_eq!(code, 3, "{stderr}");
+    let mut line = read_ndjson(&d.join("x3.failures.ndjson")).remove(0);
+    assert_eq!(line["city"], "Zürich");
+    line["age"] = json!("30");
+    std::fs::write(d.join("fixed.ndjson"), format!("{line}\n")).unwrap();
+
+    // With the flags on the command line, and from the job's config file.
+    let (code, stderr) = run(&server, d, &[&["fixed.ndjson"][..], &flags].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = run(&server, d, &["--config", "x3.toml", "fixed.ndjson"]);
+    assert_eq!(code, 0, "{stderr}");
+    let cities: Vec<Value> = attributes(&server).iter().map(|a| a["city"].clone()).collect();
+    assert_eq!(cities, ["Zürich", "Zürich"]);
+}
