@@ -1,6 +1,6 @@
 //! CSV (and TSV) reading: the parser set up, the header checked (Excel's `sep=` line named),
 //! records with exact line numbers and the wrong field count or non-UTF-8 cells as broken
-//! rows, CRLF and blank lines, and the size limit per row: a record over it is read through
+//! rows, CRLF, old Mac CR and blank lines, and the size limit per row: a record over it is read through
 //! to its end, keeping only its start, and is one broken row.
 
 use std::io::{self, Read};
@@ -57,6 +57,8 @@ struct CsvSource {
     sentinel_sent: usize,
     /// The record being parsed is over the limit and being ended.
     oversize: Option<Oversize>,
+    /// The input's lines end in a bare `\r`: each is read as `\n` (see `CsvSource::start`).
+    cr_lines: bool,
 }
 
 /// A record over the limit, being ended. The parser's state (inside a quoted cell or not)
@@ -179,6 +181,7 @@ impl CsvSource {
             real_len: None,
             sentinel_sent: 0,
             oversize: None,
+            cr_lines: false,
         }
     }
 
@@ -194,52 +197,75 @@ impl CsvSource {
         if self.inner_done {
             return Ok(0);
         }
-        let n = self.inner.read(buf)?;
+        let n = self.read_inner(buf)?;
         self.inner_done = n == 0;
         Ok(n)
     }
 
-    /// Excel's first line naming the separator (`sep=;`): taken off the input, and its
-    /// separator given. Called first: the line is looked for in the first bytes alone.
-    fn excel_separator(&mut self) -> io::Result<Option<u8>> {
-        // `sep=;\r\n` and one byte more; a pipe may give fewer bytes a read.
-        let mut head = [0u8; 8];
+    /// Reads from `inner`, every `\r` a `\n` in an input of old Mac line ends.
+    fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.cr_lines {
+            for b in &mut buf[..n] {
+                if *b == b'\r' {
+                    *b = b'\n';
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Looks at the first line before the parser does. One that ends in a bare `\r` (old
+    /// Mac Excel, whose every line does) makes every `\r` a line end from here on, as Excel
+    /// reads it: the parser and the line count know only `\n`. Excel's line naming the
+    /// separator (`sep=;`, or `"sep=;"` as some tools write it) is taken off the input, and
+    /// its separator given. Called first.
+    fn start(&mut self) -> io::Result<Option<u8>> {
         let mut n = 0;
-        while n < head.len() {
-            match self.inner.read(&mut head[n..]) {
+        self.cr_lines = loop {
+            if let Some(bare) = ends_in_bare_cr(&self.pending[..n]) {
+                break bare;
+            }
+            if n == BUFFER_BYTES {
+                break false;
+            }
+            // A pipe may give a few bytes a read.
+            self.pending.resize(BUFFER_BYTES, 0);
+            match self.inner.read(&mut self.pending[n..]) {
                 Ok(0) => {
                     self.inner_done = true;
-                    break;
+                    break false;
                 }
                 Ok(k) => n += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-        }
-        self.pending = head[..n].to_vec();
+        };
+        self.pending.truncate(n);
         self.pending_at = 0;
-        let Some(rest) = self.pending.strip_prefix(b"sep=") else {
-            return Ok(None);
-        };
-        let (sep, len) = match rest {
-            [sep, b'\r', b'\n', ..] => (*sep, 3),
-            [sep, b'\n', ..] => (*sep, 2),
-            _ => return Ok(None),
-        };
-        if matches!(sep, b'"' | b'\r' | b'\n') {
-            return Ok(None);
+        if self.cr_lines {
+            for b in &mut self.pending {
+                if *b == b'\r' {
+                    *b = b'\n';
+                }
+            }
         }
-        self.pending_at = 4 + len;
+        let Some((sep, len)) = excel_separator(&self.pending) else {
+            return Ok(None);
+        };
+        self.pending_at = len;
         Ok(Some(sep))
     }
 
     /// Makes `pending` hold input, unless the input has ended: false then.
     fn fill_pending(&mut self) -> io::Result<bool> {
         if self.pending_at == self.pending.len() && !self.inner_done {
-            self.pending.resize(BUFFER_BYTES, 0);
+            let mut pending = std::mem::take(&mut self.pending);
+            pending.resize(BUFFER_BYTES, 0);
             self.pending_at = 0;
-            let read = self.inner.read(&mut self.pending);
-            self.pending.truncate(*read.as_ref().unwrap_or(&0));
+            let read = self.read_inner(&mut pending);
+            pending.truncate(*read.as_ref().unwrap_or(&0));
+            self.pending = pending;
             self.inner_done = read? == 0;
         }
         Ok(self.pending_at < self.pending.len())
@@ -315,6 +341,47 @@ impl CsvSource {
     }
 }
 
+/// Whether the first line of `head` ends in a bare `\r`, or in `\n` or `\r\n`; None while
+/// `head` does not show it. A line break inside quotes ends no line.
+fn ends_in_bare_cr(head: &[u8]) -> Option<bool> {
+    let mut quoted = false;
+    for (i, &b) in head.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => return Some(false),
+            b'\r' if !quoted => return head.get(i + 1).map(|&next| next != b'\n'),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Excel's separator line at the start of `head`, `sep=;` or `"sep=;"`: the separator, and
+/// the line's length with its line break.
+fn excel_separator(head: &[u8]) -> Option<(u8, usize)> {
+    let (quoted, rest) = match head.strip_prefix(b"\"sep=") {
+        Some(rest) => (true, rest),
+        None => (false, head.strip_prefix(b"sep=")?),
+    };
+    let (&sep, rest) = rest.split_first()?;
+    let rest = if quoted {
+        rest.strip_prefix(b"\"")?
+    } else {
+        rest
+    };
+    let line_break = if rest.starts_with(b"\r\n") {
+        2
+    } else if rest.starts_with(b"\n") {
+        1
+    } else {
+        return None;
+    };
+    if matches!(sep, b'"' | b'\r' | b'\n') {
+        return None;
+    }
+    Some((sep, head.len() - rest.len() + line_break))
+}
+
 /// The rows of a CSV input.
 pub(super) struct CsvRows {
     rdr: csv::Reader<CsvSource>,
@@ -347,9 +414,7 @@ impl CsvRows {
         delimiter: u8,
     ) -> Result<CsvRows, SourceError> {
         let mut source = CsvSource::new(bytes, delimiter);
-        let excel = source
-            .excel_separator()
-            .map_err(|e| read_error(name, gzip, e, 0))?;
+        let excel = source.start().map_err(|e| read_error(name, gzip, e, 0))?;
         let delimiter = excel.unwrap_or(delimiter);
         source.delimiter = delimiter;
         let rdr = csv::ReaderBuilder::new()
@@ -656,7 +721,7 @@ fn strip_cr(record: &mut ByteRecord, scratch: &mut Vec<u8>) -> bool {
 /// repeats.
 fn check_headers(record: &ByteRecord) -> Result<Vec<String>, String> {
     // Excel's separator line is taken off the input when it is well formed (see
-    // `CsvSource::excel_separator`); this is one that is not.
+    // `excel_separator`); this is one that is not.
     if record.len() <= 2 && record.get(0).is_some_and(|f| f.starts_with(b"sep=")) {
         return Err(
             "the first line is Excel's separator hint but not of one character (sep=;), not a \
@@ -874,6 +939,48 @@ mod tests {
             panic!("the sep= line was taken for a header");
         };
         assert!(e.to_string().contains("Excel's separator hint"), "{e}");
+    }
+
+    #[test]
+    fn csv_excel_separator_line_quoted_is_the_separator_line() {
+        for text in [
+            &b"\"sep=;\"\r\nid;plan\r\n1;pro,x\r\n"[..],
+            b"\"sep=;\"\nid;plan\n1;pro,x",
+        ] {
+            assert_eq!(rows_of("users.csv", text), [csv(3, &["1", "pro,x"])]);
+        }
+    }
+
+    #[test]
+    fn csv_old_mac_line_ends_are_line_ends() {
+        // Every bare `\r` ends a line, as Excel reads it: blank lines skipped, a quoted one
+        // a line break in the cell, and the lines numbered as the file's.
+        let rows = rows_of(
+            "users.csv",
+            b"id,city\r1,Paris\r\r2,\"Rome\rItaly\"\r3,x,extra\r4,Oslo",
+        );
+        assert_eq!(
+            rows,
+            [
+                csv(2, &["1", "Paris"]),
+                csv(4, &["2", "Rome\nItaly"]),
+                Got::Broken(
+                    6,
+                    "has 3 fields, the header has 2".to_string(),
+                    None,
+                    "3,x,extra".to_string()
+                ),
+                csv(7, &["4", "Oslo"]),
+            ]
+        );
+        // With Excel's separator line, and a header whose quoted cell holds a `\r`.
+        let rows = rows_of("users.csv", b"sep=;\rid;city\r1;Paris\r");
+        assert_eq!(rows, [csv(3, &["1", "Paris"])]);
+        let rows = rows_of("users.csv", b"id,\"a\rb\"\r1,Paris\r");
+        assert_eq!(rows, [csv(3, &["1", "Paris"])]);
+        // A file of CRLF lines keeps a bare `\r` inside a quoted cell as it is.
+        let rows = rows_of("users.csv", b"id,note\r\n1,\"a\rb\r\nc\"\r\n2,d\r\n");
+        assert_eq!(rows, [csv(2, &["1", "a\rb\r\nc"]), csv(4, &["2", "d"])]);
     }
 
     #[test]

@@ -64,6 +64,40 @@ fn a_failures_file_replayed_with_the_jobs_encoding_is_read_as_the_utf8_it_is() {
     assert_eq!(code, 0, "{stderr}");
     let (code, stderr) = run(&server, d, &["--config", "x3.toml", "fixed.ndjson"]);
     assert_eq!(code, 0, "{stderr}");
-    let cities: Vec<Value> = attributes(&server).iter().map(|a| a["city"].clone()).collect();
+    let cities: Vec<Value> = attributes(&server)
+        .iter()
+        .map(|a| a["city"].clone())
+        .collect();
     assert_eq!(cities, ["Zürich", "Zürich"]);
+}
+
+#[test]
+fn an_old_mac_csv_of_bare_cr_line_ends_sends_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("mac.csv"), b"id,city\r1,Paris\r2,Rome\r").unwrap();
+    std::fs::write(d.join("sep.csv"), b"sep=;\rid;city\r3;Oslo\r4;\"Lima\"\r").unwrap();
+    let server = Server::plain();
+    let (code, stderr) = run(&server, d, &["mac.csv", "sep.csv"]);
+    assert_eq!(code, 0, "{stderr}");
+    let cities: Vec<Value> = attributes(&server)
+        .iter()
+        .map(|a| a["city"].clone())
+        .collect();
+    assert_eq!(cities, ["Paris", "Rome", "Oslo", "Lima"]);
+}
+
+#[test]
+fn an_excel_separator_line_in_quotes_names_the_separator() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("q.csv"),
+        b"\"sep=;\"\r\nid;city\r\n1;Z\xc3\xbcrich\r\n",
+    )
+    .unwrap();
+    let server = Server::plain();
+    let (code, stderr) = run(&server, d, &["q.csv"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(attributes(&server), [json!({"city": "Zürich"})]);
 }
