@@ -142,20 +142,32 @@ impl Input {
             None => decoded,
         };
         let (bytes, head) = strip_bom(decoded).map_err(|e| read_error(name, self.gzip, e, 0))?;
-        // Two encodings that would otherwise read as "not valid UTF-8" at line 1.
+        // Encodings that would otherwise read as "not valid UTF-8" at line 1, or as a header
+        // full of NULs: text has none, so a NUL among the first bytes is UTF-16 without a
+        // byte order mark, the zero high byte of an ASCII character second or first.
+        const SAVE: &str = "or save it as UTF-8 (in Excel: CSV UTF-8)";
+        let no_mark = |label: &str| {
+            format!(
+                "is UTF-16 text without a byte order mark (a NUL byte every other byte): pass \
+                 --encoding {label}, {SAVE}"
+            )
+        };
         let unreadable = match head.as_slice() {
-            [0x1f, 0x8b, ..] => {
-                Some("starts like a gzip file: name it .gz (or, on stdin, pipe it through gunzip)")
-            }
-            [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => Some(
-                "is UTF-16 text: pass --encoding utf-16le (its byte order mark tells which), or save it as UTF-8 (in Excel: CSV UTF-8)",
+            [_, 0, _] if self.encoding.is_none() => Some(no_mark("utf-16le")),
+            [0, _, 0] if self.encoding.is_none() => Some(no_mark("utf-16be")),
+            [0x1f, 0x8b, ..] => Some(
+                "starts like a gzip file: name it .gz (or, on stdin, pipe it through gunzip)"
+                    .to_string(),
             ),
+            [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => Some(format!(
+                "is UTF-16 text: pass --encoding utf-16le (its byte order mark tells which), {SAVE}"
+            )),
             _ => None,
         };
         if let Some(message) = unreadable {
             return Err(SourceError::Input {
                 path: name.to_string(),
-                message: message.to_string(),
+                message,
             });
         }
         Ok(bytes)

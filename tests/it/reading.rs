@@ -101,3 +101,33 @@ fn an_excel_separator_line_in_quotes_names_the_separator() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(attributes(&server), [json!({"city": "Zürich"})]);
 }
+
+#[test]
+fn utf16_without_a_byte_order_mark_is_named_with_its_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = "id\tcity\r\n1\tZürich\r\n";
+    let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    std::fs::write(d.join("le.tsv"), le).unwrap();
+    std::fs::write(d.join("be.tsv"), be).unwrap();
+    for (name, label) in [("le.tsv", "utf-16le"), ("be.tsv", "utf-16be")] {
+        let out = common::bin(d).args([name, "--dry-run"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{name}: is UTF-16 text without a byte order mark (a NUL byte every other \
+                 byte): pass --encoding {label}, or save it as UTF-8"
+            )),
+            "{stderr}"
+        );
+        let out = common::bin(d)
+            .args([name, "--dry-run", "--show", "1", "--encoding", label])
+            .output()
+            .unwrap();
+        let op: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(op["attributes"]["city"], "Zürich");
+    }
+}
