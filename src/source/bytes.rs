@@ -13,7 +13,7 @@ use flate2::read::MultiGzDecoder;
 
 use super::{Format, Input, SourceError};
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(super) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl Input {
     pub fn check(path: &Path, format: Option<Format>) -> Result<Input, SourceError> {

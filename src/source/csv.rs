@@ -4,15 +4,15 @@
 //! to its end, keeping only its start, and is one broken row.
 
 use std::io::{self, Read};
+use std::path::Path;
 
 use csv::{ByteRecord, StringRecord};
 use csv_core::ReadRecordResult;
 use serde_json::Map;
 
 use super::bytes::{ByteSource, read_error};
-use super::{
-    BUFFER_BYTES, MAX_RAW_BYTES, MAX_ROW_BYTES, NOT_UTF8, Row, RowData, SourceError, broken_row,
-};
+use super::raw::{RawBytes, Span};
+use super::{BUFFER_BYTES, MAX_ROW_BYTES, NOT_UTF8, Row, RowData, SourceError, broken_row};
 
 /// Fed to the CSV parser after the real input ends; see `CsvSource`.
 const SENTINEL: &[u8] = b"\n\"";
@@ -394,15 +394,36 @@ pub(super) struct CsvRows {
     /// Reused when a trailing `\r` is cut from a record's last field.
     scratch: Vec<u8>,
     done: bool,
+    /// A broken row's bytes, found again by its span.
+    raw: RawBytes,
+    /// What to add to the parser's byte offsets for the input's: Excel's line, which the
+    /// parser is not handed, and the bytes of records over the limit that it was not handed,
+    /// less those of the probes it was.
+    byte_shift: i64,
+}
+
+/// A record `CsvRows::read_record` read and checked.
+pub(super) enum Checked {
+    /// Within the size limit, with the header's field count: the line it starts on, and
+    /// where it is.
+    Fits {
+        line: u64,
+        span: Span,
+    },
+    Broken(Row),
 }
 
 /// What `CsvRows::next_record` read.
 enum Found {
-    /// A record, and the line it starts on.
-    Record(u64),
-    /// A record over the size limit, read through to its end: the line it starts on, and
-    /// what is wrong with it. The record holds its start.
-    TooLong { line: u64, message: String },
+    /// A record, the line it starts on, and where it is.
+    Record { line: u64, span: Span },
+    /// A record over the size limit, read through to its end: the line it starts on, what
+    /// is wrong with it, and where it is. The record holds its start.
+    TooLong {
+        line: u64,
+        message: String,
+        span: Span,
+    },
 }
 
 impl CsvRows {
@@ -412,9 +433,11 @@ impl CsvRows {
         name: &str,
         gzip: bool,
         delimiter: u8,
+        file: Option<&Path>,
     ) -> Result<CsvRows, SourceError> {
         let mut source = CsvSource::new(bytes, delimiter);
         let excel = source.start().map_err(|e| read_error(name, gzip, e, 0))?;
+        let excel_len = source.pending_at as i64;
         let delimiter = excel.unwrap_or(delimiter);
         source.delimiter = delimiter;
         let rdr = csv::ReaderBuilder::new()
@@ -435,6 +458,8 @@ impl CsvRows {
             line_shift: i64::from(excel.is_some()),
             scratch: Vec::new(),
             done: false,
+            raw: RawBytes::new(file, delimiter),
+            byte_shift: excel_len,
         };
         let mut record = ByteRecord::new();
         let header = |message: String| SourceError::Input {
@@ -442,7 +467,7 @@ impl CsvRows {
             message: format!("header row: {message}"),
         };
         match rows.next_record(&mut record, name, gzip)? {
-            Some(Found::Record(_)) => rows.headers = check_headers(&record).map_err(header)?,
+            Some(Found::Record { .. }) => rows.headers = check_headers(&record).map_err(header)?,
             Some(Found::TooLong { message, .. }) => return Err(header(message)),
             // No header at all is an empty input: a run with nothing to do.
             None => {}
@@ -455,6 +480,11 @@ impl CsvRows {
         &self.headers
     }
 
+    /// How a broken row's bytes are found again.
+    pub(super) fn raw(&self) -> &RawBytes {
+        &self.raw
+    }
+
     pub(super) fn read(
         &mut self,
         row: &mut Row,
@@ -464,11 +494,11 @@ impl CsvRows {
         let mut record = take_record(&mut row.data);
         Ok(match self.read_record(&mut record, name, gzip)? {
             None => false,
-            Some(Ok(line)) => {
-                text_row(row, line, record, &self.headers);
+            Some(Checked::Fits { line, span }) => {
+                text_row(row, line, span, record, &self.headers, &self.raw);
                 true
             }
-            Some(Err(broken)) => {
+            Some(Checked::Broken(broken)) => {
                 *row = broken;
                 true
             }
@@ -476,24 +506,24 @@ impl CsvRows {
     }
 
     /// Reads the next record into `record` and checks its size and field count: the line
-    /// it starts on, or the row as broken; None at the end of the input. Its cells are not
-    /// checked as UTF-8 yet (see [`text_row`]).
+    /// it starts on and where it is, or the row as broken; None at the end of the input. Its
+    /// cells are not checked as UTF-8 yet (see [`text_row`]).
     pub(super) fn read_record(
         &mut self,
         record: &mut ByteRecord,
         name: &str,
         gzip: bool,
-    ) -> Result<Option<Result<u64, Row>>, SourceError> {
-        let line = match self.next_record(record, name, gzip)? {
+    ) -> Result<Option<Checked>, SourceError> {
+        let (line, span) = match self.next_record(record, name, gzip)? {
             None => return Ok(None),
-            Some(Found::Record(line)) => line,
-            Some(Found::TooLong { line, message }) => {
-                return Ok(Some(Err(broken_row(
-                    line,
-                    message,
-                    None,
-                    &csv_text(record),
-                ))));
+            Some(Found::Record { line, span }) => (line, span),
+            Some(Found::TooLong {
+                line,
+                message,
+                span,
+            }) => {
+                let raw = self.raw.of(span, record);
+                return Ok(Some(Checked::Broken(broken_row(line, message, None, &raw))));
             }
         };
         if record.len() != self.headers.len() {
@@ -503,14 +533,19 @@ impl CsvRows {
                 if record.len() == 1 { "" } else { "s" },
                 self.headers.len()
             );
-            return Ok(Some(Err(broken_row(
-                line,
-                message,
-                None,
-                &csv_text(record),
-            ))));
+            let raw = self.raw.of(span, record);
+            return Ok(Some(Checked::Broken(broken_row(line, message, None, &raw))));
         }
-        Ok(Some(Ok(line)))
+        Ok(Some(Checked::Fits { line, span }))
+    }
+
+    /// Where the parser's bytes from `start` to `end` are in the input.
+    fn span(&self, start: u64, end: u64) -> Span {
+        let at = |offset: u64| offset.saturating_add_signed(self.byte_shift);
+        Span {
+            start: at(start),
+            end: at(end),
+        }
     }
 
     /// Reads the next record into `record`; None at the end of the input. Skips blank
@@ -585,13 +620,19 @@ impl CsvRows {
             self.lines_done = line_end.saturating_sub(1);
             if end - start > MAX_ROW_BYTES as u64 {
                 let message = too_long(end - start, line, self.lines_done);
-                return Ok(Some(Found::TooLong { line, message }));
+                let span = self.span(start, end);
+                return Ok(Some(Found::TooLong {
+                    line,
+                    message,
+                    span,
+                }));
             }
             if strip_cr(record, &mut self.scratch) && record.len() == 1 && record[0].is_empty() {
                 // A blank CRLF line: the parser only skips blank lines it sees as blank.
                 continue;
             }
-            return Ok(Some(Found::Record(line)));
+            let span = self.span(start, end);
+            return Ok(Some(Found::Record { line, span }));
         }
     }
 
@@ -615,10 +656,14 @@ impl CsvRows {
             .get_mut()
             .read_past(&over)
             .map_err(|e| read_error(name, gzip, e, self.lines_done))?;
+        // Neither are its bytes, nor those of the record it did not hand the parser.
+        let span = self.span(start, over.probe_at);
+        self.byte_shift -= over.sent as i64;
         let Some(past) = past else {
             self.lines_done = self.line().saturating_sub(1);
             return Ok(None);
         };
+        self.byte_shift += past.bytes as i64;
         self.line_shift += past.newlines as i64;
         if past.end == PastEnd::OpenQuote {
             return Err(SourceError::UnterminatedQuote {
@@ -632,7 +677,11 @@ impl CsvRows {
         // The probe's own bytes are not the record's.
         let len = over.probe_at - start + past.bytes;
         let message = too_long(len, line, last);
-        Ok(Some(Found::TooLong { line, message }))
+        Ok(Some(Found::TooLong {
+            line,
+            message,
+            span,
+        }))
     }
 
     /// The input's line the parser is on: 1 + the line breaks read so far.
@@ -673,7 +722,14 @@ fn too_long(len: u64, line: u64, last: u64) -> String {
 
 /// The row of a record with the right field count: its cells as text, or broken, naming the
 /// column that is not UTF-8.
-pub(super) fn text_row(row: &mut Row, line: u64, record: ByteRecord, headers: &[String]) {
+pub(super) fn text_row(
+    row: &mut Row,
+    line: u64,
+    span: Span,
+    record: ByteRecord,
+    headers: &[String],
+    raw: &RawBytes,
+) {
     row.line = line;
     // Checks the whole record at once when it is ASCII, as exports mostly are.
     match StringRecord::from_byte_record(record) {
@@ -684,7 +740,7 @@ pub(super) fn text_row(row: &mut Row, line: u64, record: ByteRecord, headers: &[
                 .cloned()
                 .unwrap_or_default();
             let message = format!("column \"{column}\" {NOT_UTF8}");
-            let raw = csv_text(&e.into_byte_record());
+            let raw = raw.of(span, &e.into_byte_record());
             *row = broken_row(line, message, Some(column), &raw);
         }
     }
@@ -753,42 +809,13 @@ fn check_headers(record: &ByteRecord) -> Result<Vec<String>, String> {
     Ok(headers)
 }
 
-/// A record written back as CSV text, for a broken row's `raw`; stops once long enough.
-fn csv_text(record: &ByteRecord) -> Vec<u8> {
-    let mut text = Vec::new();
-    for (i, field) in record.iter().enumerate() {
-        if text.len() > MAX_RAW_BYTES {
-            break;
-        }
-        if i > 0 {
-            text.push(b',');
-        }
-        if field
-            .iter()
-            .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
-        {
-            text.push(b'"');
-            for &b in field {
-                if b == b'"' {
-                    text.push(b'"');
-                }
-                text.push(b);
-            }
-            text.push(b'"');
-        } else {
-            text.extend_from_slice(field);
-        }
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::AtomicU64;
 
-    use super::super::Input;
     use super::super::testing::*;
+    use super::super::{Input, MAX_RAW_BYTES};
     use super::*;
 
     #[test]
@@ -921,6 +948,65 @@ mod tests {
         };
         assert!(raw.starts_with("\"q,\"\"r\",xxx"), "{raw}");
         assert_eq!(raw.len(), MAX_RAW_BYTES);
+    }
+
+    /// The `_raw` of each broken row.
+    fn raws(rows: &[Got]) -> Vec<&str> {
+        rows.iter()
+            .filter_map(|row| match row {
+                Got::Broken(.., raw) => Some(raw.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn csv_broken_row_raw_is_the_files_bytes() {
+        // Quotes, the file's delimiter, blank lines before, a byte order mark and Excel's line
+        // before, CR line ends, and the last row without a line break.
+        let cases: [(&str, &[u8], &[&str]); 5] = [
+            (
+                "q.csv",
+                b"id,city,note\r\n1,\"Z\xfcrich\",\"say \"\"hi\"\", ok\"\r\n2,\"Paris\",plain\r\n",
+                &["1,\"Z\u{FFFD}rich\",\"say \"\"hi\"\", ok\""],
+            ),
+            (
+                "q2.csv",
+                b"\xEF\xBB\xBFsep=;\r\nid;city;note\r\n\r\n\r\n1;Z\xfcrich;a,b\r\n2;x;y;z",
+                &["1;Z\u{FFFD}rich;a,b", "2;x;y;z"],
+            ),
+            (
+                "q3.tsv",
+                b"id\tcity\tnote\n1\tZ\xfcrich\ta,b\n",
+                &["1\tZ\u{FFFD}rich\ta,b"],
+            ),
+            (
+                "mac.csv",
+                b"id,city\r1,\"a\rb\",x\r\r2,ok\r",
+                &["1,\"a\rb\",x"],
+            ),
+            (
+                "big.csv",
+                format!("id,note\n1,{}\n2,\"x\"\"\",y\n", "x".repeat(3_000_000))
+                    .leak()
+                    .as_bytes(),
+                &["1,xx", "2,\"x\"\"\",y"],
+            ),
+        ];
+        for (name, text, want) in cases {
+            let rows = rows_of(name, text);
+            let got: Vec<&str> = raws(&rows)
+                .into_iter()
+                .map(|raw| {
+                    if raw.len() == MAX_RAW_BYTES {
+                        &raw[..4]
+                    } else {
+                        raw
+                    }
+                })
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     #[test]
@@ -1332,6 +1418,7 @@ mod tests {
             "users.csv",
             false,
             b',',
+            None,
         )
         .unwrap();
         let mut row = new_row();

@@ -131,3 +131,40 @@ fn utf16_without_a_byte_order_mark_is_named_with_its_encoding() {
         assert_eq!(op["attributes"]["city"], "Zürich");
     }
 }
+
+#[test]
+fn a_broken_rows_raw_is_its_line_as_it_is_in_the_file() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let q: &[u8] = b"1,\"Z\xfcrich\",\"say \"\"hi\"\", ok\"";
+    let q2: &[u8] = b"1;Z\xfcrich;a,b";
+    let q3: &[u8] = b"1\tZ\xfcrich\ta,b";
+    let files: [(&str, Vec<u8>, &[u8]); 3] = [
+        (
+            "q.csv",
+            [b"id,city,note\r\n", q, b"\r\n2,\"Paris\",plain\r\n"].concat(),
+            q,
+        ),
+        (
+            "q2.csv",
+            [b"sep=;\r\nid;city;note\r\n", q2, b"\r\n"].concat(),
+            q2,
+        ),
+        ("q3.tsv", [b"id\tcity\tnote\n", q3, b"\n"].concat(), q3),
+    ];
+    for (name, text, line) in files {
+        std::fs::write(d.join(name), text).unwrap();
+        let out = common::bin(d)
+            .args([name, "--dry-run", "--failures", "f.ndjson"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{name}");
+        let failures = read_ndjson(&d.join("f.ndjson"));
+        let raw = failures[0]["_raw_base64"].as_str().unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .unwrap();
+        assert_eq!(raw, line, "{name}: {}", String::from_utf8_lossy(&raw));
+    }
+}
