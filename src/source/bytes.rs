@@ -143,8 +143,8 @@ impl Input {
         };
         let (bytes, head) = strip_bom(decoded).map_err(|e| read_error(name, self.gzip, e, 0))?;
         // Encodings that would otherwise read as "not valid UTF-8" at line 1, or as a header
-        // full of NULs: text has none, so a NUL among the first bytes is UTF-16 without a
-        // byte order mark, the zero high byte of an ASCII character second or first.
+        // full of NULs: text has none, so a NUL every other byte is UTF-16 without a byte
+        // order mark, the zero high byte of an ASCII character second or first.
         const SAVE: &str = "or save it as UTF-8 (in Excel: CSV UTF-8)";
         let no_mark = |label: &str| {
             format!(
@@ -153,8 +153,8 @@ impl Input {
             )
         };
         let unreadable = match head.as_slice() {
-            [_, 0, _] if self.encoding.is_none() => Some(no_mark("utf-16le")),
-            [0, _, 0] if self.encoding.is_none() => Some(no_mark("utf-16be")),
+            [1..=255, 0, _] if self.encoding.is_none() => Some(no_mark("utf-16le")),
+            [0, 1..=255, 0] if self.encoding.is_none() => Some(no_mark("utf-16be")),
             [0x1f, 0x8b, ..] => Some(
                 "starts like a gzip file: name it .gz (or, on stdin, pipe it through gunzip)"
                     .to_string(),

@@ -1,7 +1,7 @@
 //! CSV (and TSV) reading: the parser set up, the header checked (Excel's `sep=` line named),
 //! records with exact line numbers and the wrong field count or non-UTF-8 cells as broken
-//! rows, CRLF, old Mac CR and blank lines, and the size limit per row: a record over it is read through
-//! to its end, keeping only its start, and is one broken row.
+//! rows, CRLF, old Mac CR and blank lines, and the size limit per row: a record over it is
+//! read through to its end, keeping only its start, and is one broken row.
 
 use std::io::{self, Read};
 use std::path::Path;
@@ -446,7 +446,8 @@ impl CsvRows {
             // Field counts are checked here so that a bad row is a broken row, not an error.
             .flexible(true)
             // Only `\n` ends a record, and it is consumed with it, which keeps line numbers
-            // exact (see `next_record`); a `\r` before it is cut off there.
+            // exact (see `next_record`); a `\r` before it is cut off there. (In an input of
+            // old Mac line ends, every `\r` reaches the parser as `\n`: see `CsvSource::start`.)
             .terminator(csv::Terminator::Any(b'\n'))
             .buffer_capacity(BUFFER_BYTES)
             .from_reader(source);
