@@ -383,7 +383,8 @@ pub struct Cli {
     pub flatten: Vec<String>,
 
     /// The inputs' text encoding: windows-1252, latin1 (iso-8859-1), utf-16le, utf-16be, or
-    /// any WHATWG label; a byte order mark overrides it [default: utf-8].
+    /// any WHATWG label; a byte order mark overrides it, and a failures file (NDJSON whose
+    /// first line holds `_error`) is read as the UTF-8 it was written in [default: utf-8].
     #[arg(long, value_name = "LABEL", value_parser = parse_encoding, help_heading = "Input")]
     pub encoding: Option<&'static encoding_rs::Encoding>,
 

@@ -6,7 +6,8 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use csv::ByteRecord;
 
-use super::csv::{take_record, text_row};
+use super::csv::{Checked, take_record, text_row};
+use super::raw::{RawBytes, Span};
 use super::{Reader, Row, Rows, SourceError};
 
 /// Rows a read-ahead thread hands over at once, and how many such chunks it may be ahead: few
@@ -18,6 +19,8 @@ const AHEAD_CHUNKS: usize = 4;
 /// the input, if any; the sender closes at the end.
 pub(super) struct Ahead {
     headers: Option<Vec<String>>,
+    /// A broken CSV row's bytes, found again.
+    raw: RawBytes,
     chunks: Receiver<Result<Vec<Parsed>, SourceError>>,
     /// Chunks handed back, so their rows' buffers are read into again.
     spent: SyncSender<Vec<Parsed>>,
@@ -28,7 +31,11 @@ pub(super) struct Ahead {
 /// A row as the read-ahead thread hands it over. A CSV record's cells are checked as UTF-8 by
 /// the receiving thread, which has the lighter load of the two.
 enum Parsed {
-    Csv { line: u64, record: ByteRecord },
+    Csv {
+        line: u64,
+        span: Span,
+        record: ByteRecord,
+    },
     Row(Row),
 }
 
@@ -46,10 +53,10 @@ impl Ahead {
                 // again.
                 match ahead {
                     Parsed::Row(ahead) => std::mem::swap(row, ahead),
-                    Parsed::Csv { line, record } => {
+                    Parsed::Csv { line, span, record } => {
                         let record = std::mem::replace(record, take_record(&mut row.data));
                         let headers = self.headers.as_deref().unwrap_or_default();
-                        text_row(row, *line, record, headers);
+                        text_row(row, *line, *span, record, headers, &self.raw);
                     }
                 }
                 return Ok(true);
@@ -79,6 +86,7 @@ fn read_ahead(
         let mut chunk = spent.try_recv().unwrap_or_default();
         chunk.resize_with(AHEAD_ROWS, || Parsed::Csv {
             line: 0,
+            span: Span::default(),
             record: ByteRecord::new(),
         });
         let mut filled = 0;
@@ -116,8 +124,8 @@ impl Reader {
             };
             *slot = match csv.read_record(&mut record, &self.name, self.gzip)? {
                 None => return Ok(false),
-                Some(Ok(line)) => Parsed::Csv { line, record },
-                Some(Err(broken)) => Parsed::Row(broken),
+                Some(Checked::Fits { line, span }) => Parsed::Csv { line, span, record },
+                Some(Checked::Broken(broken)) => Parsed::Row(broken),
             };
             return Ok(true);
         }
@@ -135,6 +143,11 @@ impl Reader {
     pub fn read_ahead(self) -> Reader {
         let (name, gzip) = (self.name.clone(), self.gzip);
         let headers = self.headers().map(<[String]>::to_vec);
+        let raw = match &self.rows {
+            Rows::Csv(csv) => csv.raw().clone(),
+            // NDJSON hands over no CSV records, so this is never asked.
+            _ => RawBytes::new(None, b','),
+        };
         let (chunks_tx, chunks) = sync_channel(AHEAD_CHUNKS);
         let (spent, spent_rx) = sync_channel(AHEAD_CHUNKS + 2);
         // The reader comes back if the thread cannot start.
@@ -155,6 +168,7 @@ impl Reader {
             gzip,
             rows: Rows::Ahead(Ahead {
                 headers,
+                raw,
                 chunks,
                 spent,
                 chunk: Vec::new(),

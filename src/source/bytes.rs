@@ -13,7 +13,7 @@ use flate2::read::MultiGzDecoder;
 
 use super::{Format, Input, SourceError};
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(super) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl Input {
     pub fn check(path: &Path, format: Option<Format>) -> Result<Input, SourceError> {
@@ -122,9 +122,17 @@ impl Input {
         } else {
             Box::new(counted)
         };
+        // A failures file is ours, so UTF-8 whatever `--encoding` says: decoding it again would
+        // turn "Zürich" into "ZÃ¼rich".
+        let (decoded, ours) = match (self.format, self.encoding) {
+            (Format::Ndjson, Some(_)) => {
+                failures_file(decoded).map_err(|e| read_error(name, self.gzip, e, 0))?
+            }
+            _ => (decoded, false),
+        };
         // Into UTF-8 before anything reads it, so rows, cells and line numbers are the same
         // as in a UTF-8 file; a byte order mark says which UTF-16 it is.
-        let decoded: Box<dyn Read + Send> = match self.encoding {
+        let decoded: Box<dyn Read + Send> = match self.encoding.filter(|_| !ours) {
             Some(encoding) => Box::new(
                 encoding_rs_io::DecodeReaderBytesBuilder::new()
                     .encoding(Some(encoding))
@@ -134,24 +142,71 @@ impl Input {
             None => decoded,
         };
         let (bytes, head) = strip_bom(decoded).map_err(|e| read_error(name, self.gzip, e, 0))?;
-        // Two encodings that would otherwise read as "not valid UTF-8" at line 1.
+        // Encodings that would otherwise read as "not valid UTF-8" at line 1, or as a header
+        // full of NULs: text has none, so a NUL every other byte is UTF-16 without a byte
+        // order mark, the zero high byte of an ASCII character second or first.
+        const SAVE: &str = "or save it as UTF-8 (in Excel: CSV UTF-8)";
+        let no_mark = |label: &str| {
+            format!(
+                "is UTF-16 text without a byte order mark (a NUL byte every other byte): pass \
+                 --encoding {label}, {SAVE}"
+            )
+        };
         let unreadable = match head.as_slice() {
-            [0x1f, 0x8b, ..] => {
-                Some("starts like a gzip file: name it .gz (or, on stdin, pipe it through gunzip)")
-            }
-            [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => Some(
-                "is UTF-16 text: pass --encoding utf-16le (its byte order mark tells which), or save it as UTF-8 (in Excel: CSV UTF-8)",
+            [1..=255, 0, _] if self.encoding.is_none() => Some(no_mark("utf-16le")),
+            [0, 1..=255, 0] if self.encoding.is_none() => Some(no_mark("utf-16be")),
+            [0x1f, 0x8b, ..] => Some(
+                "starts like a gzip file: name it .gz (or, on stdin, pipe it through gunzip)"
+                    .to_string(),
             ),
+            [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => Some(format!(
+                "is UTF-16 text: pass --encoding utf-16le (its byte order mark tells which), {SAVE}"
+            )),
             _ => None,
         };
         if let Some(message) = unreadable {
             return Err(SourceError::Input {
                 path: name.to_string(),
-                message: message.to_string(),
+                message,
             });
         }
         Ok(bytes)
     }
+}
+
+/// Whether an NDJSON input is a failures file of ours: its first line (read ahead, then put
+/// back) is an object with an `_error` key, as every line we write is. A line in another
+/// encoding is not JSON, as JSON is UTF-8, so this cannot take such a file for ours.
+fn failures_file(mut inner: Box<dyn Read + Send>) -> io::Result<(Box<dyn Read + Send>, bool)> {
+    /// Just the key that marks our lines; the rest of the line is skipped unread.
+    #[derive(serde::Deserialize)]
+    struct Ours {
+        #[serde(rename = "_error")]
+        _error: serde::de::IgnoredAny,
+    }
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 8192];
+    // Up to the end of the first line that is not blank; a longer line is not one of ours.
+    let end = loop {
+        let from = head.len();
+        let n = match inner.read(&mut chunk) {
+            Ok(0) => break head.len(),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        head.extend_from_slice(&chunk[..n]);
+        let text = head.iter().position(|b| !b.is_ascii_whitespace());
+        let newline = text.and_then(|at| memchr::memchr(b'\n', &head[at.max(from)..]));
+        if let (Some(at), Some(newline)) = (text, newline) {
+            break at.max(from) + newline;
+        }
+        if head.len() > super::MAX_ROW_BYTES {
+            break 0;
+        }
+    };
+    let ours = serde_json::from_slice::<Ours>(&head[..end]).is_ok();
+    Ok((Box::new(io::Cursor::new(head).chain(inner)), ours))
 }
 
 /// What the input's file name says: its format, if known, whether it is gzipped, and the CSV

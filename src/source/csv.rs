@@ -1,18 +1,18 @@
 //! CSV (and TSV) reading: the parser set up, the header checked (Excel's `sep=` line named),
 //! records with exact line numbers and the wrong field count or non-UTF-8 cells as broken
-//! rows, CRLF and blank lines, and the size limit per row: a record over it is read through
-//! to its end, keeping only its start, and is one broken row.
+//! rows, CRLF, old Mac CR and blank lines, and the size limit per row: a record over it is
+//! read through to its end, keeping only its start, and is one broken row.
 
 use std::io::{self, Read};
+use std::path::Path;
 
 use csv::{ByteRecord, StringRecord};
 use csv_core::ReadRecordResult;
 use serde_json::Map;
 
 use super::bytes::{ByteSource, read_error};
-use super::{
-    BUFFER_BYTES, MAX_RAW_BYTES, MAX_ROW_BYTES, NOT_UTF8, Row, RowData, SourceError, broken_row,
-};
+use super::raw::{RawBytes, Span};
+use super::{BUFFER_BYTES, MAX_ROW_BYTES, NOT_UTF8, Row, RowData, SourceError, broken_row};
 
 /// Fed to the CSV parser after the real input ends; see `CsvSource`.
 const SENTINEL: &[u8] = b"\n\"";
@@ -57,6 +57,8 @@ struct CsvSource {
     sentinel_sent: usize,
     /// The record being parsed is over the limit and being ended.
     oversize: Option<Oversize>,
+    /// The input's lines end in a bare `\r`: each is read as `\n` (see `CsvSource::start`).
+    cr_lines: bool,
 }
 
 /// A record over the limit, being ended. The parser's state (inside a quoted cell or not)
@@ -179,6 +181,7 @@ impl CsvSource {
             real_len: None,
             sentinel_sent: 0,
             oversize: None,
+            cr_lines: false,
         }
     }
 
@@ -194,52 +197,75 @@ impl CsvSource {
         if self.inner_done {
             return Ok(0);
         }
-        let n = self.inner.read(buf)?;
+        let n = self.read_inner(buf)?;
         self.inner_done = n == 0;
         Ok(n)
     }
 
-    /// Excel's first line naming the separator (`sep=;`): taken off the input, and its
-    /// separator given. Called first: the line is looked for in the first bytes alone.
-    fn excel_separator(&mut self) -> io::Result<Option<u8>> {
-        // `sep=;\r\n` and one byte more; a pipe may give fewer bytes a read.
-        let mut head = [0u8; 8];
+    /// Reads from `inner`, every `\r` a `\n` in an input of old Mac line ends.
+    fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.cr_lines {
+            for b in &mut buf[..n] {
+                if *b == b'\r' {
+                    *b = b'\n';
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Looks at the first line before the parser does. One that ends in a bare `\r` (old
+    /// Mac Excel, whose every line does) makes every `\r` a line end from here on, as Excel
+    /// reads it: the parser and the line count know only `\n`. Excel's line naming the
+    /// separator (`sep=;`, or `"sep=;"` as some tools write it) is taken off the input, and
+    /// its separator given. Called first.
+    fn start(&mut self) -> io::Result<Option<u8>> {
         let mut n = 0;
-        while n < head.len() {
-            match self.inner.read(&mut head[n..]) {
+        self.cr_lines = loop {
+            if let Some(bare) = ends_in_bare_cr(&self.pending[..n]) {
+                break bare;
+            }
+            if n == BUFFER_BYTES {
+                break false;
+            }
+            // A pipe may give a few bytes a read.
+            self.pending.resize(BUFFER_BYTES, 0);
+            match self.inner.read(&mut self.pending[n..]) {
                 Ok(0) => {
                     self.inner_done = true;
-                    break;
+                    break false;
                 }
                 Ok(k) => n += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-        }
-        self.pending = head[..n].to_vec();
+        };
+        self.pending.truncate(n);
         self.pending_at = 0;
-        let Some(rest) = self.pending.strip_prefix(b"sep=") else {
-            return Ok(None);
-        };
-        let (sep, len) = match rest {
-            [sep, b'\r', b'\n', ..] => (*sep, 3),
-            [sep, b'\n', ..] => (*sep, 2),
-            _ => return Ok(None),
-        };
-        if matches!(sep, b'"' | b'\r' | b'\n') {
-            return Ok(None);
+        if self.cr_lines {
+            for b in &mut self.pending {
+                if *b == b'\r' {
+                    *b = b'\n';
+                }
+            }
         }
-        self.pending_at = 4 + len;
+        let Some((sep, len)) = excel_separator(&self.pending) else {
+            return Ok(None);
+        };
+        self.pending_at = len;
         Ok(Some(sep))
     }
 
     /// Makes `pending` hold input, unless the input has ended: false then.
     fn fill_pending(&mut self) -> io::Result<bool> {
         if self.pending_at == self.pending.len() && !self.inner_done {
-            self.pending.resize(BUFFER_BYTES, 0);
+            let mut pending = std::mem::take(&mut self.pending);
+            pending.resize(BUFFER_BYTES, 0);
             self.pending_at = 0;
-            let read = self.inner.read(&mut self.pending);
-            self.pending.truncate(*read.as_ref().unwrap_or(&0));
+            let read = self.read_inner(&mut pending);
+            pending.truncate(*read.as_ref().unwrap_or(&0));
+            self.pending = pending;
             self.inner_done = read? == 0;
         }
         Ok(self.pending_at < self.pending.len())
@@ -315,6 +341,47 @@ impl CsvSource {
     }
 }
 
+/// Whether the first line of `head` ends in a bare `\r`, or in `\n` or `\r\n`; None while
+/// `head` does not show it. A line break inside quotes ends no line.
+fn ends_in_bare_cr(head: &[u8]) -> Option<bool> {
+    let mut quoted = false;
+    for (i, &b) in head.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => return Some(false),
+            b'\r' if !quoted => return head.get(i + 1).map(|&next| next != b'\n'),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Excel's separator line at the start of `head`, `sep=;` or `"sep=;"`: the separator, and
+/// the line's length with its line break.
+fn excel_separator(head: &[u8]) -> Option<(u8, usize)> {
+    let (quoted, rest) = match head.strip_prefix(b"\"sep=") {
+        Some(rest) => (true, rest),
+        None => (false, head.strip_prefix(b"sep=")?),
+    };
+    let (&sep, rest) = rest.split_first()?;
+    let rest = if quoted {
+        rest.strip_prefix(b"\"")?
+    } else {
+        rest
+    };
+    let line_break = if rest.starts_with(b"\r\n") {
+        2
+    } else if rest.starts_with(b"\n") {
+        1
+    } else {
+        return None;
+    };
+    if matches!(sep, b'"' | b'\r' | b'\n') {
+        return None;
+    }
+    Some((sep, head.len() - rest.len() + line_break))
+}
+
 /// The rows of a CSV input.
 pub(super) struct CsvRows {
     rdr: csv::Reader<CsvSource>,
@@ -327,15 +394,36 @@ pub(super) struct CsvRows {
     /// Reused when a trailing `\r` is cut from a record's last field.
     scratch: Vec<u8>,
     done: bool,
+    /// A broken row's bytes, found again by its span.
+    raw: RawBytes,
+    /// What to add to the parser's byte offsets for the input's: Excel's line, which the
+    /// parser is not handed, and the bytes of records over the limit that it was not handed,
+    /// less those of the probes it was.
+    byte_shift: i64,
+}
+
+/// A record `CsvRows::read_record` read and checked.
+pub(super) enum Checked {
+    /// Within the size limit, with the header's field count: the line it starts on, and
+    /// where it is.
+    Fits {
+        line: u64,
+        span: Span,
+    },
+    Broken(Row),
 }
 
 /// What `CsvRows::next_record` read.
 enum Found {
-    /// A record, and the line it starts on.
-    Record(u64),
-    /// A record over the size limit, read through to its end: the line it starts on, and
-    /// what is wrong with it. The record holds its start.
-    TooLong { line: u64, message: String },
+    /// A record, the line it starts on, and where it is.
+    Record { line: u64, span: Span },
+    /// A record over the size limit, read through to its end: the line it starts on, what
+    /// is wrong with it, and where it is. The record holds its start.
+    TooLong {
+        line: u64,
+        message: String,
+        span: Span,
+    },
 }
 
 impl CsvRows {
@@ -345,11 +433,11 @@ impl CsvRows {
         name: &str,
         gzip: bool,
         delimiter: u8,
+        file: Option<&Path>,
     ) -> Result<CsvRows, SourceError> {
         let mut source = CsvSource::new(bytes, delimiter);
-        let excel = source
-            .excel_separator()
-            .map_err(|e| read_error(name, gzip, e, 0))?;
+        let excel = source.start().map_err(|e| read_error(name, gzip, e, 0))?;
+        let excel_len = source.pending_at as i64;
         let delimiter = excel.unwrap_or(delimiter);
         source.delimiter = delimiter;
         let rdr = csv::ReaderBuilder::new()
@@ -358,7 +446,8 @@ impl CsvRows {
             // Field counts are checked here so that a bad row is a broken row, not an error.
             .flexible(true)
             // Only `\n` ends a record, and it is consumed with it, which keeps line numbers
-            // exact (see `next_record`); a `\r` before it is cut off there.
+            // exact (see `next_record`); a `\r` before it is cut off there. (In an input of
+            // old Mac line ends, every `\r` reaches the parser as `\n`: see `CsvSource::start`.)
             .terminator(csv::Terminator::Any(b'\n'))
             .buffer_capacity(BUFFER_BYTES)
             .from_reader(source);
@@ -370,6 +459,8 @@ impl CsvRows {
             line_shift: i64::from(excel.is_some()),
             scratch: Vec::new(),
             done: false,
+            raw: RawBytes::new(file, delimiter),
+            byte_shift: excel_len,
         };
         let mut record = ByteRecord::new();
         let header = |message: String| SourceError::Input {
@@ -377,7 +468,7 @@ impl CsvRows {
             message: format!("header row: {message}"),
         };
         match rows.next_record(&mut record, name, gzip)? {
-            Some(Found::Record(_)) => rows.headers = check_headers(&record).map_err(header)?,
+            Some(Found::Record { .. }) => rows.headers = check_headers(&record).map_err(header)?,
             Some(Found::TooLong { message, .. }) => return Err(header(message)),
             // No header at all is an empty input: a run with nothing to do.
             None => {}
@@ -390,6 +481,11 @@ impl CsvRows {
         &self.headers
     }
 
+    /// How a broken row's bytes are found again.
+    pub(super) fn raw(&self) -> &RawBytes {
+        &self.raw
+    }
+
     pub(super) fn read(
         &mut self,
         row: &mut Row,
@@ -399,11 +495,11 @@ impl CsvRows {
         let mut record = take_record(&mut row.data);
         Ok(match self.read_record(&mut record, name, gzip)? {
             None => false,
-            Some(Ok(line)) => {
-                text_row(row, line, record, &self.headers);
+            Some(Checked::Fits { line, span }) => {
+                text_row(row, line, span, record, &self.headers, &self.raw);
                 true
             }
-            Some(Err(broken)) => {
+            Some(Checked::Broken(broken)) => {
                 *row = broken;
                 true
             }
@@ -411,24 +507,24 @@ impl CsvRows {
     }
 
     /// Reads the next record into `record` and checks its size and field count: the line
-    /// it starts on, or the row as broken; None at the end of the input. Its cells are not
-    /// checked as UTF-8 yet (see [`text_row`]).
+    /// it starts on and where it is, or the row as broken; None at the end of the input. Its
+    /// cells are not checked as UTF-8 yet (see [`text_row`]).
     pub(super) fn read_record(
         &mut self,
         record: &mut ByteRecord,
         name: &str,
         gzip: bool,
-    ) -> Result<Option<Result<u64, Row>>, SourceError> {
-        let line = match self.next_record(record, name, gzip)? {
+    ) -> Result<Option<Checked>, SourceError> {
+        let (line, span) = match self.next_record(record, name, gzip)? {
             None => return Ok(None),
-            Some(Found::Record(line)) => line,
-            Some(Found::TooLong { line, message }) => {
-                return Ok(Some(Err(broken_row(
-                    line,
-                    message,
-                    None,
-                    &csv_text(record),
-                ))));
+            Some(Found::Record { line, span }) => (line, span),
+            Some(Found::TooLong {
+                line,
+                message,
+                span,
+            }) => {
+                let raw = self.raw.of(span, record);
+                return Ok(Some(Checked::Broken(broken_row(line, message, None, &raw))));
             }
         };
         if record.len() != self.headers.len() {
@@ -438,14 +534,19 @@ impl CsvRows {
                 if record.len() == 1 { "" } else { "s" },
                 self.headers.len()
             );
-            return Ok(Some(Err(broken_row(
-                line,
-                message,
-                None,
-                &csv_text(record),
-            ))));
+            let raw = self.raw.of(span, record);
+            return Ok(Some(Checked::Broken(broken_row(line, message, None, &raw))));
         }
-        Ok(Some(Ok(line)))
+        Ok(Some(Checked::Fits { line, span }))
+    }
+
+    /// Where the parser's bytes from `start` to `end` are in the input.
+    fn span(&self, start: u64, end: u64) -> Span {
+        let at = |offset: u64| offset.saturating_add_signed(self.byte_shift);
+        Span {
+            start: at(start),
+            end: at(end),
+        }
     }
 
     /// Reads the next record into `record`; None at the end of the input. Skips blank
@@ -520,13 +621,19 @@ impl CsvRows {
             self.lines_done = line_end.saturating_sub(1);
             if end - start > MAX_ROW_BYTES as u64 {
                 let message = too_long(end - start, line, self.lines_done);
-                return Ok(Some(Found::TooLong { line, message }));
+                let span = self.span(start, end);
+                return Ok(Some(Found::TooLong {
+                    line,
+                    message,
+                    span,
+                }));
             }
             if strip_cr(record, &mut self.scratch) && record.len() == 1 && record[0].is_empty() {
                 // A blank CRLF line: the parser only skips blank lines it sees as blank.
                 continue;
             }
-            return Ok(Some(Found::Record(line)));
+            let span = self.span(start, end);
+            return Ok(Some(Found::Record { line, span }));
         }
     }
 
@@ -550,10 +657,14 @@ impl CsvRows {
             .get_mut()
             .read_past(&over)
             .map_err(|e| read_error(name, gzip, e, self.lines_done))?;
+        // Neither are its bytes, nor those of the record it did not hand the parser.
+        let span = self.span(start, over.probe_at);
+        self.byte_shift -= over.sent as i64;
         let Some(past) = past else {
             self.lines_done = self.line().saturating_sub(1);
             return Ok(None);
         };
+        self.byte_shift += past.bytes as i64;
         self.line_shift += past.newlines as i64;
         if past.end == PastEnd::OpenQuote {
             return Err(SourceError::UnterminatedQuote {
@@ -567,7 +678,11 @@ impl CsvRows {
         // The probe's own bytes are not the record's.
         let len = over.probe_at - start + past.bytes;
         let message = too_long(len, line, last);
-        Ok(Some(Found::TooLong { line, message }))
+        Ok(Some(Found::TooLong {
+            line,
+            message,
+            span,
+        }))
     }
 
     /// The input's line the parser is on: 1 + the line breaks read so far.
@@ -608,7 +723,14 @@ fn too_long(len: u64, line: u64, last: u64) -> String {
 
 /// The row of a record with the right field count: its cells as text, or broken, naming the
 /// column that is not UTF-8.
-pub(super) fn text_row(row: &mut Row, line: u64, record: ByteRecord, headers: &[String]) {
+pub(super) fn text_row(
+    row: &mut Row,
+    line: u64,
+    span: Span,
+    record: ByteRecord,
+    headers: &[String],
+    raw: &RawBytes,
+) {
     row.line = line;
     // Checks the whole record at once when it is ASCII, as exports mostly are.
     match StringRecord::from_byte_record(record) {
@@ -619,7 +741,7 @@ pub(super) fn text_row(row: &mut Row, line: u64, record: ByteRecord, headers: &[
                 .cloned()
                 .unwrap_or_default();
             let message = format!("column \"{column}\" {NOT_UTF8}");
-            let raw = csv_text(&e.into_byte_record());
+            let raw = raw.of(span, &e.into_byte_record());
             *row = broken_row(line, message, Some(column), &raw);
         }
     }
@@ -656,7 +778,7 @@ fn strip_cr(record: &mut ByteRecord, scratch: &mut Vec<u8>) -> bool {
 /// repeats.
 fn check_headers(record: &ByteRecord) -> Result<Vec<String>, String> {
     // Excel's separator line is taken off the input when it is well formed (see
-    // `CsvSource::excel_separator`); this is one that is not.
+    // `excel_separator`); this is one that is not.
     if record.len() <= 2 && record.get(0).is_some_and(|f| f.starts_with(b"sep=")) {
         return Err(
             "the first line is Excel's separator hint but not of one character (sep=;), not a \
@@ -688,42 +810,13 @@ fn check_headers(record: &ByteRecord) -> Result<Vec<String>, String> {
     Ok(headers)
 }
 
-/// A record written back as CSV text, for a broken row's `raw`; stops once long enough.
-fn csv_text(record: &ByteRecord) -> Vec<u8> {
-    let mut text = Vec::new();
-    for (i, field) in record.iter().enumerate() {
-        if text.len() > MAX_RAW_BYTES {
-            break;
-        }
-        if i > 0 {
-            text.push(b',');
-        }
-        if field
-            .iter()
-            .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
-        {
-            text.push(b'"');
-            for &b in field {
-                if b == b'"' {
-                    text.push(b'"');
-                }
-                text.push(b);
-            }
-            text.push(b'"');
-        } else {
-            text.extend_from_slice(field);
-        }
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::AtomicU64;
 
-    use super::super::Input;
     use super::super::testing::*;
+    use super::super::{Input, MAX_RAW_BYTES};
     use super::*;
 
     #[test]
@@ -858,6 +951,65 @@ mod tests {
         assert_eq!(raw.len(), MAX_RAW_BYTES);
     }
 
+    /// The `_raw` of each broken row.
+    fn raws(rows: &[Got]) -> Vec<&str> {
+        rows.iter()
+            .filter_map(|row| match row {
+                Got::Broken(.., raw) => Some(raw.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn csv_broken_row_raw_is_the_files_bytes() {
+        // Quotes, the file's delimiter, blank lines before, a byte order mark and Excel's line
+        // before, CR line ends, and the last row without a line break.
+        let cases: [(&str, &[u8], &[&str]); 5] = [
+            (
+                "q.csv",
+                b"id,city,note\r\n1,\"Z\xfcrich\",\"say \"\"hi\"\", ok\"\r\n2,\"Paris\",plain\r\n",
+                &["1,\"Z\u{FFFD}rich\",\"say \"\"hi\"\", ok\""],
+            ),
+            (
+                "q2.csv",
+                b"\xEF\xBB\xBFsep=;\r\nid;city;note\r\n\r\n\r\n1;Z\xfcrich;a,b\r\n2;x;y;z",
+                &["1;Z\u{FFFD}rich;a,b", "2;x;y;z"],
+            ),
+            (
+                "q3.tsv",
+                b"id\tcity\tnote\n1\tZ\xfcrich\ta,b\n",
+                &["1\tZ\u{FFFD}rich\ta,b"],
+            ),
+            (
+                "mac.csv",
+                b"id,city\r1,\"a\rb\",x\r\r2,ok\r",
+                &["1,\"a\rb\",x"],
+            ),
+            (
+                "big.csv",
+                format!("id,note\n1,{}\n2,\"x\"\"\",y\n", "x".repeat(3_000_000))
+                    .leak()
+                    .as_bytes(),
+                &["1,xx", "2,\"x\"\"\",y"],
+            ),
+        ];
+        for (name, text, want) in cases {
+            let rows = rows_of(name, text);
+            let got: Vec<&str> = raws(&rows)
+                .into_iter()
+                .map(|raw| {
+                    if raw.len() == MAX_RAW_BYTES {
+                        &raw[..4]
+                    } else {
+                        raw
+                    }
+                })
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
     #[test]
     fn csv_excel_separator_line_names_the_delimiter() {
         for text in [
@@ -874,6 +1026,48 @@ mod tests {
             panic!("the sep= line was taken for a header");
         };
         assert!(e.to_string().contains("Excel's separator hint"), "{e}");
+    }
+
+    #[test]
+    fn csv_excel_separator_line_quoted_is_the_separator_line() {
+        for text in [
+            &b"\"sep=;\"\r\nid;plan\r\n1;pro,x\r\n"[..],
+            b"\"sep=;\"\nid;plan\n1;pro,x",
+        ] {
+            assert_eq!(rows_of("users.csv", text), [csv(3, &["1", "pro,x"])]);
+        }
+    }
+
+    #[test]
+    fn csv_old_mac_line_ends_are_line_ends() {
+        // Every bare `\r` ends a line, as Excel reads it: blank lines skipped, a quoted one
+        // a line break in the cell, and the lines numbered as the file's.
+        let rows = rows_of(
+            "users.csv",
+            b"id,city\r1,Paris\r\r2,\"Rome\rItaly\"\r3,x,extra\r4,Oslo",
+        );
+        assert_eq!(
+            rows,
+            [
+                csv(2, &["1", "Paris"]),
+                csv(4, &["2", "Rome\nItaly"]),
+                Got::Broken(
+                    6,
+                    "has 3 fields, the header has 2".to_string(),
+                    None,
+                    "3,x,extra".to_string()
+                ),
+                csv(7, &["4", "Oslo"]),
+            ]
+        );
+        // With Excel's separator line, and a header whose quoted cell holds a `\r`.
+        let rows = rows_of("users.csv", b"sep=;\rid;city\r1;Paris\r");
+        assert_eq!(rows, [csv(3, &["1", "Paris"])]);
+        let rows = rows_of("users.csv", b"id,\"a\rb\"\r1,Paris\r");
+        assert_eq!(rows, [csv(3, &["1", "Paris"])]);
+        // A file of CRLF lines keeps a bare `\r` inside a quoted cell as it is.
+        let rows = rows_of("users.csv", b"id,note\r\n1,\"a\rb\r\nc\"\r\n2,d\r\n");
+        assert_eq!(rows, [csv(2, &["1", "a\rb\r\nc"]), csv(4, &["2", "d"])]);
     }
 
     #[test]
@@ -1225,6 +1419,7 @@ mod tests {
             "users.csv",
             false,
             b',',
+            None,
         )
         .unwrap();
         let mut row = new_row();

@@ -7,12 +7,14 @@
 //! problems with the input as a whole come back as `SourceError`.
 //!
 //! Its parts: `bytes` (from a path to the decoded bytes), `csv` and `ndjson` (from bytes to
-//! rows), `ahead` (the rows read on a thread of their own). The types they share are here.
+//! rows), `raw` (a broken CSV row's bytes as they are in the file), `ahead` (the rows read
+//! on a thread of their own). The types they share are here.
 
 mod ahead;
 mod bytes;
 mod csv;
 mod ndjson;
+mod raw;
 #[cfg(test)]
 mod testing;
 
@@ -147,12 +149,17 @@ impl Input {
         let bytes = self.bytes(&name, consumed)?;
         let rows = match self.format {
             Format::Ndjson => Rows::Ndjson(NdjsonRows::new(bytes)),
-            Format::Csv => Rows::Csv(Box::new(CsvRows::open(
-                bytes,
-                &name,
-                self.gzip,
-                self.delimiter,
-            )?)),
+            Format::Csv => {
+                // The parser's bytes are the file's, so a broken row's can be read again.
+                let direct = !self.gzip && self.encoding.is_none() && !self.is_stream();
+                Rows::Csv(Box::new(CsvRows::open(
+                    bytes,
+                    &name,
+                    self.gzip,
+                    self.delimiter,
+                    direct.then_some(self.path.as_path()),
+                )?))
+            }
         };
         Ok(Reader {
             name,

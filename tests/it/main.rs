@@ -28,6 +28,7 @@ mod kill;
 mod kinds;
 mod layout;
 mod progress;
+mod reading;
 mod readme;
 mod resume;
 mod secrets;
