@@ -17,7 +17,7 @@ use super::rules::{Checked, Fields};
 use super::tally::{Attributes, Collect, Tally};
 use super::time::{self, TimeFormat};
 use super::value::{self, Cell, Typed, json_kind, json_size};
-use super::{EmptyPolicy, Identifier, Invalid, Mapper, Operation};
+use super::{Action, EmptyPolicy, Identifier, Invalid, Mapper, Operation};
 use crate::source::RowData;
 use crate::track::MAX_ATTRIBUTE_VALUE_BYTES;
 use base64::Engine as _;
@@ -144,7 +144,10 @@ impl Mapper {
                 plan.headers.len()
             )));
         }
-        let mut fields = Fields::default();
+        let mut fields = Fields::<A>::default();
+        if self.action == Action::AddDevice {
+            fields.attributes.only_text();
+        }
         for (i, (role, cell)) in plan.roles.iter().zip(record).enumerate() {
             let column = plan.headers[i].as_str();
             match role {
@@ -246,7 +249,10 @@ impl Mapper {
             Some(col) => Some(col.as_str()),
             None => self.id_key(|k| object.get(k).is_some_and(|v| !v.is_null())),
         };
-        let mut fields = Fields::default();
+        let mut fields = Fields::<A>::default();
+        if self.action == Action::AddDevice {
+            fields.attributes.only_text();
+        }
         for (key, v) in object {
             let column = key.as_str();
             if column == ERROR_KEY {

@@ -13,6 +13,9 @@ use crate::track::{MAX_ATTRIBUTE_NAME_BYTES, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTR
 pub(super) trait Attributes: Default {
     fn put(&mut self, column: &str, v: Cell<'_>);
     fn tally(&self) -> &Tally;
+    /// Makes the tally name the first value that is not text (a device's attributes must
+    /// be); other rows never pay for the name.
+    fn only_text(&mut self);
 }
 
 /// An operation's attribute map being built, and its tally.
@@ -29,7 +32,9 @@ pub(super) const UPDATE_ONLY: &str = "_update";
 impl Collect {
     /// Attributes that come whole (a failures-file line's).
     pub fn of(map: Map<String, Value>) -> Collect {
+        // Which kind the line is is not known here: it is told the first value not text.
         let mut tally = Tally::default();
+        tally.only_text();
         for (name, v) in map.iter().filter(|(name, _)| *name != UPDATE_ONLY) {
             tally.add(name, &Cell::Json(v));
         }
@@ -46,6 +51,10 @@ impl Attributes for Collect {
     fn tally(&self) -> &Tally {
         &self.tally
     }
+
+    fn only_text(&mut self) {
+        self.tally.only_text();
+    }
 }
 
 impl Attributes for Tally {
@@ -57,6 +66,10 @@ impl Attributes for Tally {
 
     fn tally(&self) -> &Tally {
         self
+    }
+
+    fn only_text(&mut self) {
+        self.only_text = true;
     }
 }
 
@@ -70,8 +83,10 @@ pub(super) struct Tally {
     /// attributes are checked as a map, in name order. Boxed: rare, and every row's tally
     /// is moved about with the row's fields.
     broken: Option<Box<Invalid>>,
-    /// The first attribute whose value is not text, if one is.
+    /// The first attribute whose value is not text, if one is and [`Attributes::only_text`]
+    /// asked.
     not_text: Option<String>,
+    only_text: bool,
     /// Whether a value is over Customer.io's 1,000 bytes (which `--oversize` may resize).
     oversized: bool,
 }
@@ -90,7 +105,7 @@ impl Tally {
             Cell::Json(v) => v.is_string(),
             Cell::Owned(v) => v.is_string(),
         };
-        if !text && self.not_text.is_none() {
+        if !text && self.only_text && self.not_text.is_none() {
             self.not_text = Some(name.to_owned());
         }
         if let Err(e) = check_attribute(name, v, bound) {
