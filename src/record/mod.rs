@@ -36,6 +36,7 @@ mod testkit;
 
 pub use columns::{Columns, Pattern};
 pub use entity::{Device, Entity, ObjectId, Platform};
+pub use event_id::input_path;
 pub use identifier::{IdKind, Identifier};
 pub use notes::{Oversize, Resized};
 pub use operation::{Event, EventKind, Operation, Who};

@@ -342,6 +342,9 @@ impl Reading {
                             error.insert("column".into(), c.into());
                         }
                         error.insert("message".into(), invalid.message.into());
+                        if let Some(path) = &input.path {
+                            error.insert("path".into(), path.as_str().into());
+                        }
                         let line =
                             failure_line(input.mapper.raw(&row.data), &source, row.line, error);
                         run.flush(&ledger, &counters);
