@@ -63,7 +63,7 @@ Register-ArgumentCompleter -Native -CommandName 'cio-import' -ScriptBlock {
             [CompletionResult]::new('--drop', '--drop', [CompletionResultType]::ParameterName, 'Never send the column COL (its name after --rename; `*` patterns too)')
             [CompletionResult]::new('--flatten', '--flatten', [CompletionResultType]::ParameterName, 'NDJSON: lift the keys of the nested object KEY to the top level (`--flatten properties`)')
             [CompletionResult]::new('--encoding', '--encoding', [CompletionResultType]::ParameterName, 'The inputs'' text encoding: windows-1252, latin1 (iso-8859-1), utf-16le, utf-16be, or any WHATWG label; a byte order mark overrides it [default: utf-8]')
-            [CompletionResult]::new('--show', '--show', [CompletionResultType]::ParameterName, 'With --dry-run: write the first N operations to stdout, one JSON request body a line, exactly as they would be sent')
+            [CompletionResult]::new('--show', '--show', [CompletionResultType]::ParameterName, 'With --dry-run: write the first N operations to stdout, one a line, exactly as they would be sent: a batch''s JSON operation, or (one a request) the method, path and body')
             [CompletionResult]::new('--sandbox-limit', '--sandbox-limit', [CompletionResultType]::ParameterName, 'The sandbox''s limit, in requests per second over a sliding second (429 beyond it); 0 for none')
             [CompletionResult]::new('--sandbox-fail-rate', '--sandbox-fail-rate', [CompletionResultType]::ParameterName, 'Share of sandbox requests answered 503, from 0 to 1')
             [CompletionResult]::new('--sandbox-drop-rate', '--sandbox-drop-rate', [CompletionResultType]::ParameterName, 'Share of sandbox requests whose connection is dropped unanswered, from 0 to 1')

@@ -383,8 +383,8 @@ pub struct Cli {
     #[arg(long, value_name = "LABEL", value_parser = parse_encoding, help_heading = "Input")]
     pub encoding: Option<&'static encoding_rs::Encoding>,
 
-    /// With --dry-run: write the first N operations to stdout, one JSON request body a
-    /// line, exactly as they would be sent.
+    /// With --dry-run: write the first N operations to stdout, one a line, exactly as they
+    /// would be sent: a batch's JSON operation, or (one a request) the method, path and body.
     #[arg(long, value_name = "N", requires = "dry_run", help_heading = "Run")]
     pub show: Option<u64>,
 
