@@ -296,7 +296,7 @@ pub struct Cli {
 
     /// Read, map and validate every row; send nothing. Needs no credentials; invalid rows
     /// go to <stem>.dry-run.failures.ndjson (--failures to choose).
-    #[arg(long, help_heading = "Run")]
+    #[arg(long, conflicts_with_all = ["sandbox", "shard"], help_heading = "Run")]
     pub dry_run: bool,
 
     /// Go on without asking with an action that cannot be undone (delete, suppress, merge);

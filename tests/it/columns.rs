@@ -581,3 +581,19 @@ fn a_file_not_in_utf8_is_told_once_naming_encoding_and_its_rows_keep_their_bytes
         .unwrap();
     assert_eq!(raw, b"0,Z\xfcrich");
 }
+
+#[test]
+fn show_and_a_summary_on_stdout_are_refused_together() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "u.csv", "id\n1\n");
+    let (code, stdout, stderr) = dry(dir.path(), &["u.csv", "--show", "1", "--summary", "-"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains(
+            "--show and --summary - both write to stdout, where they would mix: give --summary \
+             a file (--summary PATH)"
+        ),
+        "{stderr}"
+    );
+}
