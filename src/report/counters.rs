@@ -48,6 +48,8 @@ pub struct Counters {
     pub recent_events: Arc<AtomicU64>,
     /// Attribute values over 1,000 bytes that `--oversize` dropped or cut.
     pub oversized: AtomicU64,
+    /// Of those, the ones cut (`--oversize truncate`; the rest were left out).
+    pub oversized_cut: AtomicU64,
 }
 
 impl Counters {

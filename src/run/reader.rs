@@ -234,6 +234,8 @@ impl Reading {
                         reporter.warn(format!("{source} line {}: {warning}", row.line));
                     }
                     Counters::add(&counters.oversized, resized.len() as u64);
+                    let cut = resized.iter().filter(|r| r.cut).count();
+                    Counters::add(&counters.oversized_cut, cut as u64);
                     for r in resized {
                         oversize_told.warn(
                             &reporter,

@@ -390,7 +390,7 @@ fn oversize_drop_and_truncate_count_and_tell_what_they_did() {
         "{e}"
     );
     assert!(
-        e.contains("1 attribute value over 1,000 bytes cut to fit (or left out, if JSON) (--oversize truncate)"),
+        e.contains("1 attribute value over 1,000 bytes cut to fit (--oversize truncate)"),
         "{e}"
     );
     let summary: Value =
@@ -617,4 +617,30 @@ fn an_event_without_a_time_has_one_id_however_its_file_is_named_and_two_files_tw
     let months = ids(sent);
     assert_eq!(months.len(), 2);
     assert_ne!(months[0], months[1]);
+}
+
+#[test]
+fn the_summary_counts_values_cut_apart_from_json_left_out() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(1200);
+    let line = json!({"id": "1", "note": long, "blob": {"text": long}});
+    let out = import(
+        &server,
+        dir.path(),
+        "people.ndjson",
+        &format!("{line}\n"),
+        &["--oversize", "truncate"],
+    )
+    .success();
+    let e = stderr(&out);
+    assert!(
+        e.contains(
+            "2 attribute values over 1,000 bytes: 1 cut to fit, 1 left out (JSON, which cannot \
+             be cut) (--oversize truncate)"
+        ),
+        "{e}"
+    );
+    assert_eq!(attribute(&server, "1", "note"), json!("x".repeat(1000)));
+    assert_eq!(attribute(&server, "1", "blob"), Value::Null);
 }
