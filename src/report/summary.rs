@@ -19,6 +19,9 @@ pub struct Summary {
     pub accepted: u64,
     pub failed: u64,
     pub invalid: u64,
+    /// Of those, rows that could not be read (`_raw` lines, which a replay cannot map).
+    #[serde(skip)]
+    pub unreadable: u64,
     /// Not sent: unchanged since the last accepted one (`--state`).
     pub unchanged: u64,
     /// People the state held that the inputs no longer had, removed (`--missing`); in a dry
@@ -180,7 +183,23 @@ impl Summary {
             if self.dry_run {
                 s.push_str("\n  fix these rows in the input before the real run");
             } else if let Some(command) = &self.replay {
-                s.push_str(&format!("\n  fix and replay: {command}"));
+                let unreadable = match self.unreadable {
+                    1 => "1 row could not be read",
+                    _ => "these rows could not be read",
+                };
+                let fix = "(_raw lines, which a replay cannot map): fix them in the original \
+                           input and import those rows again";
+                if self.unreadable == self.failed + self.invalid {
+                    s.push_str(&format!("\n  {unreadable} {fix}"));
+                } else {
+                    s.push_str(&format!("\n  fix and replay: {command}"));
+                    if self.unreadable > 0 {
+                        s.push_str(&format!(
+                            "\n  {} of them could not be read {fix}",
+                            HumanCount(self.unreadable)
+                        ));
+                    }
+                }
             }
         }
         if let Some(p) = &self.checkpoint_path {

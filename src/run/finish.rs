@@ -66,6 +66,7 @@ pub(super) async fn finish(ending: Ending<'_>) -> Exit {
         accepted,
         failed,
         invalid,
+        unreadable: Counters::get(&counters.unreadable),
         unchanged: Counters::get(&counters.unchanged),
         missing: Counters::get(&counters.missing),
         unsent: records - counters.settled(),

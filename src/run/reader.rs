@@ -20,7 +20,7 @@ use crate::record::{Invalid, Mapper, Operation, Oversize, Resized, SAMPLE_ROWS, 
 use crate::report::{Counters, Reporter, say};
 use crate::send::Outgoing;
 use crate::settle::{Ledger, Outcome, failure_line};
-use crate::source::{NOT_UTF8, Reader, Row};
+use crate::source::{NOT_UTF8, Reader, Row, RowData};
 use crate::state::{Memo, State};
 use crate::track::MAX_OPERATION_BYTES;
 
@@ -346,6 +346,9 @@ impl Reading {
                         error.insert("message".into(), invalid.message.into());
                         if let Some(path) = &input.path {
                             error.insert("path".into(), path.as_str().into());
+                        }
+                        if matches!(row.data, RowData::Broken { .. }) {
+                            Counters::add(&counters.unreadable, 1);
                         }
                         let line =
                             failure_line(input.mapper.raw(&row.data), &source, row.line, error);
