@@ -60,7 +60,7 @@ set edit:completion:arg-completer[cio-import] = {|@words|
             cand --drop 'Never send the column COL (its name after --rename; `*` patterns too)'
             cand --flatten 'NDJSON: lift the keys of the nested object KEY to the top level (`--flatten properties`)'
             cand --encoding 'The inputs'' text encoding: windows-1252, latin1 (iso-8859-1), utf-16le, utf-16be, or any WHATWG label; a byte order mark overrides it, and a failures file (NDJSON whose first line holds `_error`) is read as the UTF-8 it was written in [default: utf-8]'
-            cand --show 'With --dry-run: write the first N operations to stdout, one JSON request body a line, exactly as they would be sent'
+            cand --show 'With --dry-run: write the first N operations to stdout, one a line, exactly as they would be sent: a batch''s JSON operation, or (one a request) the method, path and body'
             cand --sandbox-limit 'The sandbox''s limit, in requests per second over a sliding second (429 beyond it); 0 for none'
             cand --sandbox-fail-rate 'Share of sandbox requests answered 503, from 0 to 1'
             cand --sandbox-drop-rate 'Share of sandbox requests whose connection is dropped unanswered, from 0 to 1'

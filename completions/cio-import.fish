@@ -65,7 +65,7 @@ complete -c cio-import -l rename -d 'Read column OLD as NEW everywhere: every ot
 complete -c cio-import -l drop -d 'Never send the column COL (its name after --rename; `*` patterns too)' -r
 complete -c cio-import -l flatten -d 'NDJSON: lift the keys of the nested object KEY to the top level (`--flatten properties`)' -r
 complete -c cio-import -l encoding -d 'The inputs\' text encoding: windows-1252, latin1 (iso-8859-1), utf-16le, utf-16be, or any WHATWG label; a byte order mark overrides it, and a failures file (NDJSON whose first line holds `_error`) is read as the UTF-8 it was written in [default: utf-8]' -r
-complete -c cio-import -l show -d 'With --dry-run: write the first N operations to stdout, one JSON request body a line, exactly as they would be sent' -r
+complete -c cio-import -l show -d 'With --dry-run: write the first N operations to stdout, one a line, exactly as they would be sent: a batch\'s JSON operation, or (one a request) the method, path and body' -r
 complete -c cio-import -l sandbox-limit -d 'The sandbox\'s limit, in requests per second over a sliding second (429 beyond it); 0 for none' -r
 complete -c cio-import -l sandbox-fail-rate -d 'Share of sandbox requests answered 503, from 0 to 1' -r
 complete -c cio-import -l sandbox-drop-rate -d 'Share of sandbox requests whose connection is dropped unanswered, from 0 to 1' -r

@@ -300,7 +300,7 @@ pub struct Cli {
     /// go to <stem>.dry-run.failures.ndjson (--failures to choose).
     // The doc comment is the help text: `<stem>` is a placeholder, not HTML.
     #[allow(rustdoc::invalid_html_tags)]
-    #[arg(long, help_heading = "Run")]
+    #[arg(long, conflicts_with_all = ["sandbox", "shard"], help_heading = "Run")]
     pub dry_run: bool,
 
     /// Go on without asking with an action that cannot be undone (delete, suppress, merge);
@@ -388,8 +388,8 @@ pub struct Cli {
     #[arg(long, value_name = "LABEL", value_parser = parse_encoding, help_heading = "Input")]
     pub encoding: Option<&'static encoding_rs::Encoding>,
 
-    /// With --dry-run: write the first N operations to stdout, one JSON request body a
-    /// line, exactly as they would be sent.
+    /// With --dry-run: write the first N operations to stdout, one a line, exactly as they
+    /// would be sent: a batch's JSON operation, or (one a request) the method, path and body.
     #[arg(long, value_name = "N", requires = "dry_run", help_heading = "Run")]
     pub show: Option<u64>,
 

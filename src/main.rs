@@ -32,6 +32,7 @@ fn import() -> Result<Exit, Fatal> {
         say::print(|out| out.write_all(text.as_bytes())).map_err(Fatal::Output)?;
         return Ok(Exit::Success);
     }
+    let from_file = args.from_file;
     let cli = args.cli;
     if let Some(shell) = cli.completions {
         say::print(|out| cli::write_completions(shell, out)).map_err(Fatal::Output)?;
@@ -46,7 +47,9 @@ fn import() -> Result<Exit, Fatal> {
         say::print(|out| out.write_all(shown.as_bytes())).map_err(Fatal::Output)?;
         return Ok(Exit::Success);
     }
-    let config = Config::from_cli(cli, std::env::var("CUSTOMERIO_TRACK_API_KEY").ok())?;
+    // A check of a value the --config file gave names the file's line too.
+    let config = Config::from_cli(cli, std::env::var("CUSTOMERIO_TRACK_API_KEY").ok())
+        .map_err(|e| from_file.place(e.into()))?;
     // One thread for all the network work: thousands of requests a second, far above any
     // Track API limit, for about a quarter less CPU per request than a work-stealing pool
     // (measured by bench/scale.rs). Reading and mapping have a thread of their own.
@@ -65,5 +68,5 @@ fn import() -> Result<Exit, Fatal> {
     // Everything the run waited for is done; what may still run is a read of stdin the run
     // stopped waiting for, which the exit ends.
     runtime.shutdown_background();
-    ended
+    ended.map_err(|e| from_file.place(e))
 }

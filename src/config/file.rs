@@ -31,6 +31,38 @@ pub struct Args {
     pub(super) matches: ArgMatches,
     /// The `--config` file, if one was given.
     pub(super) file: Option<PathBuf>,
+    /// The flags the file gave, each with its line.
+    pub from_file: FromFile,
+}
+
+/// The flags a `--config` file gave (those the command line did not set aside), each by its
+/// long name, with `FILE line N`: so that a later check of a value the file gave names the
+/// file's line, not only the flag.
+#[derive(Debug, Clone, Default)]
+pub struct FromFile(Vec<(String, String)>);
+
+impl FromFile {
+    /// `e`, naming the file's line when its message is about a flag the file gave (such a
+    /// message starts with the flag: `--rate must be ...`, `--type age=number: ...`).
+    pub fn place(&self, e: Fatal) -> Fatal {
+        let about = |message: &str| {
+            self.0.iter().find_map(|(long, line)| {
+                let rest = message.strip_prefix("--")?.strip_prefix(long.as_str())?;
+                matches!(rest.chars().next(), None | Some(' ' | '=' | ':')).then_some(line)
+            })
+        };
+        match e {
+            Fatal::Usage(m) => match about(&m) {
+                Some(line) => Fatal::Usage(format!("{line}: {m}")),
+                None => Fatal::Usage(m),
+            },
+            Fatal::Setup(m) => match about(&m) {
+                Some(line) => Fatal::Setup(format!("{line}: {m}")),
+                None => Fatal::Setup(m),
+            },
+            e => e,
+        }
+    }
 }
 
 /// Why the command line cannot be taken.
@@ -50,6 +82,8 @@ impl From<Fatal> for ArgsError {
 
 /// One entry of the file: where it is, for the messages, and the words it adds.
 struct Entry {
+    /// `FILE line N`.
+    line: String,
     /// `FILE line N: key = value`.
     at: String,
     long: String,
@@ -102,12 +136,20 @@ impl Args {
             };
             Fatal::Usage(format!("{at}: {}", message(&e))).into()
         })?;
-        Args::from_matches(matches, Some(path))
+        let mut args = Args::from_matches(matches, Some(path))?;
+        let given = flags.iter().map(|e| (e.long.clone(), e.line.clone()));
+        args.from_file = FromFile(given.collect());
+        Ok(args)
     }
 
     fn from_matches(matches: ArgMatches, file: Option<PathBuf>) -> Result<Args, ArgsError> {
         let cli = Cli::from_arg_matches(&matches).map_err(ArgsError::Clap)?;
-        Ok(Args { cli, matches, file })
+        Ok(Args {
+            cli,
+            matches,
+            file,
+            from_file: FromFile::default(),
+        })
     }
 }
 
@@ -152,7 +194,8 @@ fn entries(
                  give it through {via}"
             )));
         }
-        let at = format!("{at}: {key} = {value}");
+        let line = at;
+        let at = format!("{line}: {key} = {value}");
         let words =
             words(arg, &value, folder).map_err(|why| Fatal::Usage(format!("{at}: {why}")))?;
         // The command line wins, and so does the environment (clap's `env`); a flag on the
@@ -167,7 +210,12 @@ fn entries(
             .any(|other| conflict(command, arg, other));
         if !set_aside {
             let long = arg.get_long().unwrap_or_default().to_owned();
-            entries.push(Entry { at, long, words });
+            entries.push(Entry {
+                line,
+                at,
+                long,
+                words,
+            });
         }
     }
     Ok(entries)

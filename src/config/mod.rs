@@ -20,7 +20,7 @@ mod print;
 mod ranges;
 mod state;
 
-pub use file::{Args, ArgsError};
+pub use file::{Args, ArgsError, FromFile};
 
 use ranges::check_ranges;
 pub use state::{StateConfig, removal_flag};
@@ -208,12 +208,10 @@ impl Config {
         let burst = NonZeroU32::new(cli.burst).unwrap_or(NonZeroU32::MIN);
         let timeout = Duration::from_secs_f64(cli.timeout);
         let max_retry_after = Duration::from_secs_f64(cli.max_retry_after);
-        if cli.dry_run && cli.sandbox {
-            return Err(bad("--dry-run and --sandbox exclude each other: pick one"));
-        }
-        if cli.dry_run && cli.shard.is_some() {
+        if cli.show.is_some() && cli.summary.as_deref() == Some(Path::new("-")) {
             return Err(bad(
-                "--dry-run checks every row; --shard splits a run that sends: drop one",
+                "--show and --summary - both write to stdout, where they would mix: give \
+                 --summary a file (--summary PATH)",
             ));
         }
         // `--resume=auto` means "when there is something to resume": a dry run, or stdin,

@@ -7,8 +7,10 @@
 //! drops the copy when a batch is retried, a failures file is replayed, or the whole import is
 //! run again. (Two identical rows with a time are one event by this rule.) An event without a
 //! time has nothing to tell two identical rows apart but where they are: its hash takes the
-//! input's name and the row's line too, which a resume reads again and a failures-file line
-//! keeps (`_error.source`, `_error.line`).
+//! input's full path (one file, however the command line names it) and the row's line too,
+//! which a resume reads again and a failures-file line keeps (`_error.path`, `_error.line`).
+
+use std::path::Path;
 
 use serde_json::{Map, Value};
 use ulid::Ulid;
@@ -18,14 +20,26 @@ use super::value::thousands;
 use super::{EventKind, Invalid, Who};
 use crate::track::MAX_EVENT_DATA_BYTES;
 
-/// Where a row is: its input's name (as the run names it) and its line.
+/// Where a row is: its input (by [`input_path`]) and its line.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Place<'a> {
     pub input: &'a str,
     pub line: u64,
 }
 
-/// An input's name as an event id takes it: `./a.csv` and `a.csv` are one file.
+/// The input as its events without a time name it: the file's full path, links resolved, so
+/// that `renew.csv` run from its folder, its absolute path and a `--config` file's path to it
+/// (relative to that file) are one input, while `jan/renew.csv` and `feb/renew.csv` are two.
+/// A stream (stdin, a pipe) has no lasting path: it keeps `name`, the run's name for it.
+pub fn input_path(path: &Path, stream: bool, name: &str) -> String {
+    match path.canonicalize() {
+        Ok(full) if !stream => full.to_string_lossy().into_owned(),
+        _ => name.to_owned(),
+    }
+}
+
+/// An input's name as an event id takes it. A name [`input_path`] gave is whole already; a
+/// failures line of an earlier release has the name as given, where `./a.csv` was `a.csv`.
 pub(super) fn input_name(name: &str) -> &str {
     let mut name = name;
     while let Some(rest) = name.strip_prefix("./") {
@@ -212,6 +226,8 @@ mod tests {
         assert_ne!(jan, at("renew_jan.csv", 3));
         assert_eq!(jan, at("renew_jan.csv", 2));
         assert_eq!(jan, at("./renew_jan.csv", 2));
+        // If this changes, re-runs after an upgrade send events without a time again.
+        assert_eq!(at("/exports/renew.csv", 2), "0000000000H2H2TFGYNEVE0PS0");
         // With a time, where the row is does not count: a re-sent copy is the same event.
         let mut m = csv_mapper(&spec, &["id", "plan", "timestamp"]);
         let timed = |m: &mut Mapper, line| {
@@ -220,6 +236,23 @@ mod tests {
         let first = timed(&mut m, 2);
         m.set_input("other.csv");
         assert_eq!(timed(&mut m, 9), first);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_input_is_its_full_path_through_any_name_or_link_and_a_stream_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let full = dir.path().canonicalize().unwrap().join("renew.csv");
+        std::fs::write(&full, "id\n").unwrap();
+        let link = dir.path().join("latest.csv");
+        std::os::unix::fs::symlink(&full, &link).unwrap();
+        let roundabout = dir.path().join(".").join("renew.csv");
+        let want = full.to_str().unwrap();
+        for path in [&full, &link, &roundabout] {
+            assert_eq!(input_path(path, false, "given"), want, "{path:?}");
+        }
+        assert_eq!(input_path(Path::new("-"), true, "stdin"), "stdin");
+        assert_eq!(input_path(&full, true, "a pipe"), "a pipe");
     }
 
     #[test]

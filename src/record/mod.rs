@@ -37,6 +37,7 @@ mod testkit;
 
 pub use columns::{Columns, Pattern, Rename, check_type_flags};
 pub use entity::{Device, Entity, ObjectId, Platform};
+pub use event_id::input_path;
 pub use identifier::{IdKind, Identifier};
 pub use notes::{Oversize, Resized};
 pub use operation::{Event, EventKind, Operation, Who};

@@ -23,10 +23,13 @@ impl Mapper {
             Some("person" | "object")
         );
         let is_operation = typed && object.contains_key("action");
-        // Where the line's row was, so an event without a time keeps its id (see `event_id`).
+        // Where the line's row was, so an event without a time keeps its id (see `event_id`):
+        // its input's full path, or where a line has none (the name said it, or an earlier
+        // release wrote the line), its name.
         let error = object.get(ERROR_KEY);
+        let text = |key| error.and_then(|e| e.get(key)).and_then(Value::as_str);
         let place = match (
-            error.and_then(|e| e.get("source")).and_then(Value::as_str),
+            text("path").or_else(|| text("source")),
             error.and_then(|e| e.get("line")).and_then(Value::as_u64),
         ) {
             (Some(input), Some(line)) => Some(Place { input, line }),

@@ -28,6 +28,17 @@ pub enum Method {
     Delete,
 }
 
+impl Method {
+    /// As HTTP writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Put => "PUT",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
 /// One request: method, path (below the host) and JSON body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OneRequest<'a> {

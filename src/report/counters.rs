@@ -18,6 +18,9 @@ pub struct Tally {
     /// People removed as missing (`--missing`), accepted; left out when none were.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub removed: u64,
+    /// Of the invalid, rows that could not be read (`_raw` lines); left out when none were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unreadable: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -32,6 +35,9 @@ pub struct Counters {
     pub accepted: AtomicU64,
     pub failed: AtomicU64,
     pub invalid: AtomicU64,
+    /// Of those, rows that could not be read: their failures lines are `_raw`, which a replay
+    /// cannot map.
+    pub unreadable: AtomicU64,
     /// Not sent: the same as what the state holds as accepted (`--state`).
     pub unchanged: AtomicU64,
     /// People the state held that the inputs no longer have, removed (`--missing`): counted
@@ -48,6 +54,8 @@ pub struct Counters {
     pub recent_events: Arc<AtomicU64>,
     /// Attribute values over 1,000 bytes that `--oversize` dropped or cut.
     pub oversized: AtomicU64,
+    /// Of those, the ones cut (`--oversize truncate`; the rest were left out).
+    pub oversized_cut: AtomicU64,
 }
 
 impl Counters {
@@ -72,6 +80,7 @@ impl Counters {
             invalid: Self::get(&self.invalid),
             unchanged: Self::get(&self.unchanged),
             removed: Self::get(&self.missing),
+            unreadable: Self::get(&self.unreadable),
         }
     }
 
@@ -82,6 +91,7 @@ impl Counters {
         Self::add(&self.invalid, earlier.invalid);
         Self::add(&self.unchanged, earlier.unchanged);
         Self::add(&self.missing, earlier.removed);
+        Self::add(&self.unreadable, earlier.unreadable);
         Self::add(
             &self.records,
             earlier.accepted

@@ -19,6 +19,9 @@ pub struct Summary {
     pub accepted: u64,
     pub failed: u64,
     pub invalid: u64,
+    /// Of those, rows that could not be read (`_raw` lines, which a replay cannot map).
+    #[serde(skip)]
+    pub unreadable: u64,
     /// Not sent: unchanged since the last accepted one (`--state`).
     pub unchanged: u64,
     /// People the state held that the inputs no longer had, removed (`--missing`); in a dry
@@ -35,6 +38,9 @@ pub struct Summary {
     /// left out of the JSON when none was.
     #[serde(skip_serializing_if = "is_zero")]
     pub oversized: u64,
+    /// Of those, the ones cut to fit (the rest were left out).
+    #[serde(skip)]
+    pub oversized_cut: u64,
     #[serde(skip_serializing_if = "Oversize::is_reject")]
     pub oversize: Oversize,
     pub elapsed_s: f64,
@@ -50,6 +56,10 @@ pub struct Summary {
     pub checkpoint_path: Option<PathBuf>,
     pub dry_run: bool,
     pub exit_code: u8,
+    /// Whether the run carried on from a checkpoint (`--resume`): some counts are this
+    /// part's only.
+    #[serde(skip)]
+    pub resumed: bool,
     /// Whether the run had a `--state` (for people: the line of what it sent and skipped).
     #[serde(skip)]
     pub incremental: bool,
@@ -112,24 +122,38 @@ impl Summary {
             }
         }
         if self.recent_events > 0 {
-            let (are, can) = if self.dry_run {
-                ("are", "would be able to")
+            let one = self.recent_events == 1;
+            let (are, they) = match (self.dry_run, one) {
+                (true, true) => ("is", "it would be able to"),
+                (true, false) => ("are", "they would be able to"),
+                (false, true) => ("was", "it can"),
+                (false, false) => ("were", "they can"),
+            };
+            // The events an earlier part of the run read are not read again to be counted.
+            let part = if self.resumed {
+                " (of the records this --resume read)"
             } else {
-                ("were", "can")
+                ""
             };
             s.push_str(&format!(
-                "\n  {} {are} from the last 72 hours or without a time: they {can} trigger \
-                 campaigns and messages (older events do not)",
+                "\n  {}{part} {are} from the last 72 hours or without a time: {they} \
+                 trigger campaigns and messages (older events do not)",
                 counted(self.recent_events, "event")
             ));
         }
         if self.oversized > 0 {
-            let done = match self.oversize {
-                Oversize::Truncate => "cut to fit (or left out, if JSON)",
-                _ => "left out",
+            let left = self.oversized - self.oversized_cut;
+            let done = match (self.oversized_cut, left) {
+                (0, _) => " left out".to_owned(),
+                (_, 0) => " cut to fit".to_owned(),
+                (cut, left) => format!(
+                    ": {} cut to fit, {} left out (JSON, which cannot be cut)",
+                    HumanCount(cut),
+                    HumanCount(left)
+                ),
             };
             s.push_str(&format!(
-                "\n  {} over 1,000 bytes {done} (--oversize {})",
+                "\n  {} over 1,000 bytes{done} (--oversize {})",
                 counted(self.oversized, "attribute value"),
                 self.oversize.flag_name()
             ));
@@ -159,7 +183,23 @@ impl Summary {
             if self.dry_run {
                 s.push_str("\n  fix these rows in the input before the real run");
             } else if let Some(command) = &self.replay {
-                s.push_str(&format!("\n  fix and replay: {command}"));
+                let unreadable = match self.unreadable {
+                    1 => "1 row could not be read",
+                    _ => "these rows could not be read",
+                };
+                let fix = "(_raw lines, which a replay cannot map): fix them in the original \
+                           input and import those rows again";
+                if self.unreadable == self.failed + self.invalid {
+                    s.push_str(&format!("\n  {unreadable} {fix}"));
+                } else {
+                    s.push_str(&format!("\n  fix and replay: {command}"));
+                    if self.unreadable > 0 {
+                        s.push_str(&format!(
+                            "\n  {} of them could not be read {fix}",
+                            HumanCount(self.unreadable)
+                        ));
+                    }
+                }
             }
         }
         if let Some(p) = &self.checkpoint_path {

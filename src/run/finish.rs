@@ -27,6 +27,8 @@ pub(super) struct Ending<'a> {
     /// The pacer's rate at the end; None in a dry run.
     pub final_rate: Option<f64>,
     pub sandbox: Option<Sandbox>,
+    /// Whether the run carried on from a checkpoint.
+    pub resumed: bool,
 }
 
 /// Ends the run: tells the summary, then the error that made the run fatal, if one did, then
@@ -42,6 +44,7 @@ pub(super) async fn finish(ending: Ending<'_>) -> Exit {
         checkpoint,
         final_rate,
         sandbox,
+        resumed,
     } = ending;
     let mut fatal = Fatal::all(fatal);
     let failed = Counters::get(&counters.failed);
@@ -63,6 +66,7 @@ pub(super) async fn finish(ending: Ending<'_>) -> Exit {
         accepted,
         failed,
         invalid,
+        unreadable: Counters::get(&counters.unreadable),
         unchanged: Counters::get(&counters.unchanged),
         missing: Counters::get(&counters.missing),
         unsent: records - counters.settled(),
@@ -71,6 +75,7 @@ pub(super) async fn finish(ending: Ending<'_>) -> Exit {
         rate_limited: Counters::get(&counters.rate_limited),
         recent_events: Counters::get(&counters.recent_events),
         oversized: Counters::get(&counters.oversized),
+        oversized_cut: Counters::get(&counters.oversized_cut),
         oversize: config.map.oversize,
         elapsed_s: (elapsed * 1000.0).round() / 1000.0,
         accepted_per_s: if elapsed > 0.0 {
@@ -87,6 +92,7 @@ pub(super) async fn finish(ending: Ending<'_>) -> Exit {
         checkpoint_path,
         dry_run: matches!(config.target, Target::DryRun),
         exit_code: exit.code(),
+        resumed,
         incremental: config.state.is_some(),
         removal: (config.state.as_ref())
             .and_then(|s| s.removal)

@@ -264,6 +264,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
         checkpoint,
         final_rate: sender.as_ref().map(|_| pacer.rate()),
         sandbox,
+        resumed,
     };
     Ok(finish(ending).await)
 }

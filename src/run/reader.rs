@@ -20,7 +20,7 @@ use crate::record::{Invalid, Mapper, Operation, Oversize, Resized, SAMPLE_ROWS, 
 use crate::report::{Counters, Reporter, say};
 use crate::send::Outgoing;
 use crate::settle::{Ledger, Outcome, failure_line};
-use crate::source::{NOT_UTF8, Reader, Row};
+use crate::source::{NOT_UTF8, Reader, Row, RowData};
 use crate::state::{Memo, State};
 use crate::track::MAX_OPERATION_BYTES;
 
@@ -202,8 +202,11 @@ impl Reading {
                     }
                     continue;
                 }
+                // `--show N`: a dry run's first N valid records are written as they would go,
+                // once the state has had its say.
+                let show = tx.is_none() && shown < rules.show;
                 // A state compares what the operation sends, so even a dry run builds it.
-                let mapped = match tx.is_some() || state.is_some() {
+                let mapped = match tx.is_some() || state.is_some() || show {
                     true => input.mapper.map(&row.data, row.line).and_then(|op| {
                         // Only a batch needs the encoding, and only a batch limits an
                         // operation's size.
@@ -212,17 +215,10 @@ impl Reading {
                         } else {
                             Vec::new()
                         };
-                        Ok(Some(Outgoing { op, encoded }))
+                        let out = Outgoing { op, encoded };
+                        let shown = show.then(|| shown_request(&out)).transpose()?;
+                        Ok(Some((out, shown)))
                     }),
-                    // `--show N`: the first valid ones built, and written as they would go.
-                    false if shown < rules.show => {
-                        input.mapper.map(&row.data, row.line).and_then(|op| {
-                            let body = shown_body(&op, rules.batch)?;
-                            shown += 1;
-                            say::to_stdout(&body);
-                            Ok(None)
-                        })
-                    }
                     // A dry run builds nothing: it checks the row, and holds the operation to
                     // the batch limit by a bound of its size, encoding it only when the bound
                     // is over the limit.
@@ -238,6 +234,8 @@ impl Reading {
                         reporter.warn(format!("{source} line {}: {warning}", row.line));
                     }
                     Counters::add(&counters.oversized, resized.len() as u64);
+                    let cut = resized.iter().filter(|r| r.cut).count();
+                    Counters::add(&counters.oversized_cut, cut as u64);
                     for r in resized {
                         oversize_told.warn(
                             &reporter,
@@ -255,7 +253,7 @@ impl Reading {
                     advise(&mut input.mapper, &reporter, &source);
                 }
                 let ours = |shard: Shard| match &mapped {
-                    Ok(Some(out)) => shard.takes(out.op.order().keys()[0]),
+                    Ok(Some((out, _))) => shard.takes(out.op.order().keys()[0]),
                     _ => shard.is_first(),
                 };
                 if rules.shard.is_some_and(|shard| !ours(shard)) {
@@ -265,7 +263,7 @@ impl Reading {
                 }
                 run.read += 1;
                 let memo = match (&state, &mapped) {
-                    (Some(_), Ok(Some(out))) => Memo::of(&out.op, &out.encoded),
+                    (Some(_), Ok(Some((out, _)))) => Memo::of(&out.op, &out.encoded),
                     _ => None,
                 };
                 if let (Some(state), Some(memo)) = (&state, &memo) {
@@ -286,7 +284,7 @@ impl Reading {
                     }
                 }
                 let result = match mapped {
-                    Ok(Some(out)) if tx.is_some() => {
+                    Ok(Some((out, _))) if tx.is_some() => {
                         if let Some(earlier) = recent.repeat(&out.op, &source, row.line) {
                             recent.warn(&reporter, &source, row.line, earlier);
                         }
@@ -306,7 +304,11 @@ impl Reading {
                         Ok(())
                     }
                     // A dry run's valid record: what a run would send.
-                    Ok(_) => {
+                    Ok(out) => {
+                        if let Some((_, Some(request))) = out {
+                            shown += 1;
+                            say::to_stdout(&request);
+                        }
                         run.add(this, End::Accepted, &ledger, &counters);
                         Ok(())
                     }
@@ -343,6 +345,12 @@ impl Reading {
                             error.insert("column".into(), c.into());
                         }
                         error.insert("message".into(), invalid.message.into());
+                        if let Some(path) = &input.path {
+                            error.insert("path".into(), path.as_str().into());
+                        }
+                        if matches!(row.data, RowData::Broken { .. }) {
+                            Counters::add(&counters.unreadable, 1);
+                        }
                         let line =
                             failure_line(input.mapper.raw(&row.data), &source, row.line, error);
                         run.flush(&ledger, &counters);
@@ -439,21 +447,23 @@ fn advise(mapper: &mut Mapper, reporter: &Reporter, source: &str) {
 }
 
 /// An operation as `--show` writes it: as it goes in a batch, or, one a request (and for
-/// what a batch cannot carry: anonymous events), the body of its own request (`null` for
-/// one without a body).
-fn shown_body(op: &Operation, batch: bool) -> Result<String, Invalid> {
-    let encoded = if batch {
-        op.encode_for_batch()?
-    } else {
-        Vec::new()
-    };
-    if !encoded.is_empty() {
-        return Ok(String::from_utf8_lossy(&encoded).into_owned());
+/// what a batch cannot carry: anonymous events), its own request's method, path and body
+/// (none for one without a body).
+fn shown_request(out: &Outgoing) -> Result<String, Invalid> {
+    if !out.encoded.is_empty() {
+        return Ok(String::from_utf8_lossy(&out.encoded).into_owned());
     }
-    serde_json::to_string(&op.one_request().body).map_err(|e| Invalid {
-        column: None,
-        message: format!("cannot encode the operation: {e}"),
-    })
+    let request = out.op.one_request();
+    let mut line = format!("{} {}", request.method.as_str(), request.path);
+    if let Some(body) = &request.body {
+        let body = serde_json::to_string(body).map_err(|e| Invalid {
+            column: None,
+            message: format!("cannot encode the operation: {e}"),
+        })?;
+        line.push(' ');
+        line.push_str(&body);
+    }
+    Ok(line)
 }
 
 impl ReaderThread {

@@ -10,7 +10,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{Config, Target};
 use crate::error::Fatal;
 use crate::lock::RunLock;
-use crate::record::{Columns, FlagUse, Mapper, Pattern, Rename};
+use crate::record::{Columns, FlagUse, Mapper, Pattern, Rename, input_path};
 use crate::report::{Counters, say};
 use crate::sandbox::Sandbox;
 use crate::send::{Client, RetryPolicy};
@@ -22,6 +22,9 @@ use crate::track::Secret;
 /// One input, opened and checked before anything is sent.
 pub(super) struct Opened {
     pub name: String,
+    /// The input's full path, which the ids of its events without a time take, when `name`
+    /// does not say it: their failures lines keep it, so that a replay gives the same ids.
+    pub path: Option<String>,
     pub reader: Reader,
     pub mapper: Mapper,
 }
@@ -147,7 +150,9 @@ fn open(input: &Input, config: &Config, counters: &Counters) -> Result<Opened, F
         .map_err(|e| Fatal::Input(e.to_string()))?;
     let mut mapper = Mapper::new(&config.map, reader.headers())
         .map_err(|e| Fatal::Setup(format!("{name}: {e}")))?;
-    mapper.set_input(&name);
+    let path = input_path(&input.path, input.is_stream(), &name);
+    mapper.set_input(&path);
+    let path = (config.map.action.event_kind().is_some() && path != name).then_some(path);
     if let Some(note) = mapper.untimed_note()
         && !config.quiet
     {
@@ -158,6 +163,7 @@ fn open(input: &Input, config: &Config, counters: &Counters) -> Result<Opened, F
 
     Ok(Opened {
         name,
+        path,
         reader,
         mapper,
     })

@@ -622,3 +622,33 @@ fn as_many_invalid_rows_as_max_invalid_goes_on() {
         ],
     );
 }
+
+#[test]
+fn rows_that_could_not_be_read_are_not_offered_for_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let said = |name: &str, bytes: &[u8]| {
+        std::fs::write(d.join(name), bytes).unwrap();
+        let out = common::bin(d).args([name, "--sandbox"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let only = said("w.csv", b"id,city\n1,Z\xfcrich\n2,Rome\n");
+    assert!(
+        only.contains(
+            "1 row could not be read (_raw lines, which a replay cannot map): fix them in the \
+             original input and import those rows again"
+        ),
+        "{only}"
+    );
+    assert!(!only.contains("fix and replay"), "{only}");
+    let mixed = said("m.csv", b"id,city\n1,Z\xfcrich\n,Rome\n");
+    assert!(
+        mixed.contains("fix and replay: cio-import m.failures.ndjson"),
+        "{mixed}"
+    );
+    assert!(
+        mixed.contains("1 of them could not be read (_raw lines, which a replay cannot map)"),
+        "{mixed}"
+    );
+}

@@ -480,11 +480,23 @@ fn show_writes_the_first_operations_exactly_as_a_real_run_sends_them() {
     let (code, stderr) = run(&server, d, &args);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(shown, operations(&server)[..2]);
-    // One a request, what is shown is each request's body.
+    // One a request, what is shown is each request: its method and path (which name the
+    // person), then its body.
     let (_, stdout, _) = dry(d, &[&args[..], &["--batch", "1", "--show", "1"]].concat());
-    let body: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let body = stdout.trim().strip_prefix("PUT /api/v1/customers/1001 ");
+    let body: Value = serde_json::from_str(body.unwrap_or_else(|| panic!("{stdout}"))).unwrap();
     assert_eq!(body["email"], "ann.lee@example.com");
     assert_eq!(body.get("identifiers"), None);
+    // A request without a body is its method and path.
+    let (_, stdout, _) = dry(
+        d,
+        &[
+            &args[..],
+            &["--batch", "1", "--show", "1", "--action", "delete", "--yes"],
+        ]
+        .concat(),
+    );
+    assert_eq!(stdout, "DELETE /api/v1/customers/1001\n");
 }
 
 #[test]
@@ -584,4 +596,20 @@ fn a_file_not_in_utf8_is_told_once_naming_encoding_and_its_rows_keep_their_bytes
         .decode(failures[0]["_raw_base64"].as_str().unwrap())
         .unwrap();
     assert_eq!(raw, b"0,Z\xfcrich");
+}
+
+#[test]
+fn show_and_a_summary_on_stdout_are_refused_together() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "u.csv", "id\n1\n");
+    let (code, stdout, stderr) = dry(dir.path(), &["u.csv", "--show", "1", "--summary", "-"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains(
+            "--show and --summary - both write to stdout, where they would mix: give --summary \
+             a file (--summary PATH)"
+        ),
+        "{stderr}"
+    );
 }

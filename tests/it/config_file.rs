@@ -162,10 +162,12 @@ fn a_file_mistake_is_refused_naming_its_line_and_the_fix_before_anything_is_touc
         &sandbox,
         "job.toml line 1: print-config cannot be set in a config file",
     );
-    // What clap finds wrong once the file's flags are in is the file's doing.
+    // What clap finds wrong once the file's flags are in is the file's doing. (With
+    // --dry-run on the command line, which excludes --sandbox, the file's sandbox-limit would
+    // be set aside.)
     refused(
         "sandbox-limit = 5\n",
-        &["--dry-run"],
+        &["--rate", "20"],
         "job.toml: the following required arguments were not provided: --sandbox",
     );
 }
@@ -513,5 +515,38 @@ fn a_password_in_an_endpoint_is_masked_and_told_to_stay_on_the_command_line() {
     assert!(
         printed.contains("holds a password, so give it on the command line"),
         "{printed}"
+    );
+}
+
+#[test]
+fn the_command_line_sets_aside_a_file_flag_it_excludes_and_a_file_value_is_named_by_its_line() {
+    // The file's --dry-run gives way to --sandbox, and its --sandbox to --dry-run.
+    let dir = job("inputs = [\"people.csv\"]\ndry-run = true\n");
+    let mut sandbox = bin(dir.path());
+    sandbox.args(["--config", "job/job.toml", "--sandbox"]);
+    ends(sandbox, 0, "cio-import: sandbox: 2 people stored");
+    let dir = job("inputs = [\"people.csv\"]\nsandbox = true\n");
+    let mut dry = bin(dir.path());
+    dry.args(["--config", "job/job.toml", "--dry-run"]);
+    ends(dry, 0, "2 records in");
+
+    // A value the file gave, refused by a later check, is named by the file's line.
+    let dir = job("inputs = [\"people.csv\"]\nid-column = \"email\"\nrate = 1e-20\n");
+    let mut rate = bin(dir.path());
+    rate.args(["--config", "job/job.toml", "--dry-run"]);
+    let toml = Path::new("job").join("job.toml");
+    let toml = toml.display();
+    ends(
+        rate,
+        2,
+        &format!("error: {toml} line 3: --rate must be from 0.01 to 100000"),
+    );
+    let dir = job("inputs = [\"people.csv\"]\ntype = [\"vip=bool\", \"agee=number\"]\n");
+    let mut typed = bin(dir.path());
+    typed.args(["--config", "job/job.toml", "--dry-run"]);
+    ends(
+        typed,
+        1,
+        &format!("error: {toml} line 2: --type agee=number: no input has a column \"agee\""),
     );
 }

@@ -444,3 +444,23 @@ fn the_data_model_flags_are_checked_before_anything_runs() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn one_recent_event_is_told_in_the_singular() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "one.csv", "id,name\n1,untimed\n");
+    let out = common::bin(d)
+        .args(["one.csv", "--action", "event", "--dry-run"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "1 event is from the last 72 hours or without a time: it would be able to trigger \
+             campaigns"
+        ),
+        "{stderr}"
+    );
+}

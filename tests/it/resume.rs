@@ -290,3 +290,36 @@ fn resume_refuses_an_input_that_changed_and_stdin() {
         .code(2)
         .stderr(predicates::str::contains("stdin"));
 }
+
+#[test]
+fn a_resumed_summary_says_its_recent_events_are_of_the_part_it_read() {
+    let server = Server::slow();
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("id,name\n");
+    for i in 0..N {
+        text.push_str(&format!("{i},untimed\n"));
+    }
+    write(dir.path(), "events.csv", &text);
+    let endpoint = server.sandbox.base_url();
+    let event = ["--action", "event"];
+    let child = spawn_inputs(&endpoint, dir.path(), &["events.csv"], &event);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.sandbox.events().len() < 50 {
+        assert!(Instant::now() < deadline, "the import made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    interrupt(child);
+    let resumed = importing(&endpoint, dir.path(), &["events.csv"], &event)
+        .arg("--resume")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "events (of the records this --resume read) were from the last 72 hours or \
+             without a time"
+        ),
+        "{stderr}"
+    );
+}

@@ -809,17 +809,22 @@ fn another_applications_sqlite_file_is_refused_and_left_as_it_was() {
     assert!(stderr.contains("not a cio-import state"), "{stderr}");
 }
 
-#[test]
-fn a_dry_run_says_which_workspace_its_state_counts_are_against() {
-    let server = Server::plain();
-    let dir = tempfile::tempdir().unwrap();
-    people(dir.path(), "7", "8");
+/// [`people`] imported once with state.db.
+fn people_imported(server: &Server, dir: &Path) {
+    people(dir, "7", "8");
     let first = server
-        .cmd(dir.path())
+        .cmd(dir)
         .args(["people.csv", "--state", "state.db"])
         .output()
         .unwrap();
     assert_eq!(first.status.code(), Some(0));
+}
+
+#[test]
+fn a_dry_run_says_which_workspace_its_state_counts_are_against() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    people_imported(&server, dir.path());
     let dry = common::bin(dir.path())
         .args(["people.csv", "--state", "state.db", "--dry-run"])
         .output()
@@ -832,4 +837,33 @@ fn a_dry_run_says_which_workspace_its_state_counts_are_against() {
         ),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_dry_run_with_a_state_shows_what_would_be_sent_and_not_what_is_unchanged() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    people_imported(&server, dir.path());
+    // Person 7 changed, and 808 is new: the two the dry run would send.
+    people(dir.path(), "70", "808");
+    let dry = common::bin(dir.path())
+        .args([
+            "people.csv",
+            "--state",
+            "state.db",
+            "--dry-run",
+            "--show",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&dry.stderr);
+    assert_eq!(dry.status.code(), Some(0), "{stderr}");
+    let shown: Vec<Value> = String::from_utf8_lossy(&dry.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let who: Vec<&Value> = shown.iter().map(|op| &op["identifiers"]["id"]).collect();
+    assert_eq!(who, ["7", "808"], "{shown:?}");
+    assert_eq!(shown[0]["attributes"]["age"], "70");
 }

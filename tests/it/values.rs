@@ -425,7 +425,7 @@ fn oversize_drop_and_truncate_count_and_tell_what_they_did() {
         "{e}"
     );
     assert!(
-        e.contains("1 attribute value over 1,000 bytes cut to fit (or left out, if JSON) (--oversize truncate)"),
+        e.contains("1 attribute value over 1,000 bytes cut to fit (--oversize truncate)"),
         "{e}"
     );
     let summary: Value =
@@ -575,4 +575,111 @@ fn the_stripe_fixture_imports_as_the_readme_says() {
     assert!(first.data.get("event_id").is_none());
     let ids: std::collections::HashSet<_> = events.iter().map(|e| e.id.clone()).collect();
     assert_eq!(ids.len(), 3);
+}
+
+#[test]
+fn an_event_without_a_time_has_one_id_however_its_file_is_named_and_two_files_two() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let job = d.join("job");
+    let elsewhere = d.join("elsewhere");
+    for folder in [&job, &elsewhere, &d.join("jan"), &d.join("feb")] {
+        std::fs::create_dir(folder).unwrap();
+    }
+    let csv = "id,name,seats\nu1,renewed,2\nu2,renewed,x\n";
+    let file = write(&job, "renew.csv", csv);
+    write(
+        &job,
+        "renew.toml",
+        "inputs = [\"renew.csv\"]\naction = \"event\"\ntype = [\"seats=number\"]\n",
+    );
+    let flags = ["--action", "event", "--type", "seats=number"];
+    // The ids the sandbox received since `from`, in order.
+    let ids = |from: usize| -> Vec<String> {
+        let sent = server.sent().into_iter().skip(from);
+        sent.map(|r| r.body.unwrap()["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let absolute = file.to_str().unwrap();
+    let runs: [(&Path, Vec<&str>); 3] = [
+        (&job, [&["renew.csv"][..], &flags].concat()),
+        (d, [&[absolute][..], &flags].concat()),
+        (&elsewhere, vec!["--config", "../job/renew.toml"]),
+    ];
+    for (cwd, args) in runs {
+        server.cmd(cwd).args(args).assert().code(3);
+    }
+    let first = ids(0);
+    assert_eq!(first.len(), 3, "{first:?}");
+    assert!(first.iter().all(|id| *id == first[0]), "{first:?}");
+
+    // The invalid row's failures line keeps the full path, so that its replay from another
+    // folder gives the id the fixed row gives in its file.
+    let mut line = read_ndjson(&job.join("renew.failures.ndjson")).remove(0);
+    let full = file.canonicalize().unwrap();
+    assert_eq!(line["_error"]["path"], json!(full.to_str().unwrap()));
+    assert_eq!(line["_error"]["source"], json!("renew.csv"));
+    line["seats"] = json!("3");
+    write(&elsewhere, "fixed.ndjson", &format!("{line}\n"));
+    let sent = server.sent().len();
+    server
+        .cmd(&elsewhere)
+        .arg("fixed.ndjson")
+        .args(flags)
+        .assert()
+        .success();
+    write(&job, "renew.csv", &csv.replace(",x\n", ",3\n"));
+    server
+        .cmd(&job)
+        .arg("renew.csv")
+        .args(flags)
+        .assert()
+        .success();
+    // u2 replayed, then u1 and u2 from the fixed file (in either order).
+    let replayed = ids(sent);
+    let mut again = replayed[1..].to_vec();
+    again.sort();
+    let mut expected = vec![first[0].clone(), replayed[0].clone()];
+    expected.sort();
+    assert_eq!(again, expected, "{replayed:?}");
+
+    // Two files of one name in two folders: two inputs, two ids.
+    write(&d.join("jan"), "renew.csv", "id,name\nu1,renewed\n");
+    write(&d.join("feb"), "renew.csv", "id,name\nu1,renewed\n");
+    let sent = server.sent().len();
+    server
+        .cmd(d)
+        .args(["jan/renew.csv", "feb/renew.csv", "--action", "event"])
+        .assert()
+        .success();
+    let months = ids(sent);
+    assert_eq!(months.len(), 2);
+    assert_ne!(months[0], months[1]);
+}
+
+#[test]
+fn the_summary_counts_values_cut_apart_from_json_left_out() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(1200);
+    let line = json!({"id": "1", "note": long, "blob": {"text": long}});
+    let out = import(
+        &server,
+        dir.path(),
+        "people.ndjson",
+        &format!("{line}\n"),
+        &["--oversize", "truncate"],
+    )
+    .success();
+    let e = stderr(&out);
+    assert!(
+        e.contains(
+            "2 attribute values over 1,000 bytes: 1 cut to fit, 1 left out (JSON, which cannot \
+             be cut) (--oversize truncate)"
+        ),
+        "{e}"
+    );
+    assert_eq!(attribute(&server, "1", "note"), json!("x".repeat(1000)));
+    assert_eq!(attribute(&server, "1", "blob"), Value::Null);
 }
