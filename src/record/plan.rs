@@ -610,11 +610,20 @@ impl Mapper {
 
     /// The warnings noted since last asked (each told once per column, e.g. a timestamp
     /// column that looks misread), and the values `--oversize` changed in the last row.
+    // Asked after every row, and almost always empty: the look inlined, the taking not.
+    #[inline]
     pub fn take_notes(&mut self) -> Option<(Vec<String>, Vec<Resized>)> {
         let notes = self.notes.get_mut();
         if notes.warnings.is_empty() && notes.resized.is_empty() {
             return None;
         }
+        self.notes_taken()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn notes_taken(&mut self) -> Option<(Vec<String>, Vec<Resized>)> {
+        let notes = self.notes.get_mut();
         let (mut warnings, mut resized) = (
             std::mem::take(&mut notes.warnings),
             std::mem::take(&mut notes.resized),

@@ -65,8 +65,9 @@ fn a_renamed_column_is_named_as_the_file_has_it_and_its_failures_line_replays() 
              ID=id\") is empty; every row needs an identifier",
             "cio-import: warning: u.csv line 3: column \"Create Date\" (--rename \"Create \
              Date=created_at\"): \"11/22/2023\" is not a timestamp: use RFC 3339 \
-             (2024-03-05T10:00:00Z), a date (2024-03-05) or Unix seconds (created_at is read \
-             as a timestamp by default; --type created_at=string sends it as text)",
+             (2024-03-05T10:00:00Z), a date (2024-03-05) or Unix seconds; --type \
+             created_at=timestamp:%m/%d/%Y reads it (created_at is read as a timestamp by \
+             default; --type created_at=string sends it as text)",
         ]
     );
     let failures = read_ndjson(&d.join("f.ndjson"));
