@@ -527,6 +527,12 @@ impl CsvRows {
                 return Ok(Some(Checked::Broken(broken_row(line, message, None, &raw))));
             }
         };
+        // Excel leaves out a row's last cells under columns without a name (`email,name,,`)
+        // when they are empty, as such a column's cells must be: they are put back.
+        let short = record.len()..self.headers.len();
+        if !short.is_empty() && self.headers[short.clone()].iter().all(String::is_empty) {
+            short.for_each(|_| record.push_field(b""));
+        }
         if record.len() != self.headers.len() {
             let message = format!(
                 "has {} field{}, the header has {}",
@@ -1072,8 +1078,15 @@ mod tests {
 
     #[test]
     fn csv_trailing_empty_header_names_are_kept_as_unnamed_columns() {
-        let rows = rows_of("users.csv", b"id,name,,\n1,Ann,,\n");
-        assert_eq!(rows, [csv(2, &["1", "Ann", "", ""])]);
+        let rows = rows_of("users.csv", b"id,name,,\n1,Ann,,\n2,Bob\n3,Cy,\n");
+        // Rows short by only those columns are Excel's way of leaving them empty.
+        let full = |line, id, name| csv(line, &[id, name, "", ""]);
+        assert_eq!(
+            rows,
+            [full(2, "1", "Ann"), full(3, "2", "Bob"), full(4, "3", "Cy")]
+        );
+        let rows = rows_of("users.csv", b"id,name,,\n4\n");
+        assert!(matches!(rows[0], Got::Broken(2, ..)), "{rows:?}");
         let (_, error) = error_of("users.csv", b",id\n");
         assert!(error.ends_with("column 1 has an empty name"), "{error}");
     }

@@ -185,18 +185,25 @@ fn an_excel_file_has_its_separator_line_read_and_its_empty_trailing_columns_igno
         d,
         "excel.csv",
         "sep=;\r\nemail;city;;\r\nann@example.com;Zürich;;\r\nbob@example.com;Oslo;;x\r\n\
-         ;Rome;;\r\n",
+         ;Rome;;\r\ndee@example.com;Bergen\r\n",
     );
     let server = Server::plain();
     let (code, stderr) = run(&server, d, &["excel.csv", "--failures", "f.ndjson"]);
     assert_eq!(code, 3, "{stderr}");
     assert_eq!(
         operations(&server),
-        [json!({"type": "person", "action": "identify",
+        [
+            json!({"type": "person", "action": "identify",
                 "identifiers": {"email": "ann@example.com"},
-                "attributes": {"city": "Zürich"}})]
+                "attributes": {"city": "Zürich"}}),
+            // A row that leaves out the empty cells of the unnamed columns, as Excel may.
+            json!({"type": "person", "action": "identify",
+                "identifiers": {"email": "dee@example.com"},
+                "attributes": {"city": "Bergen"}}),
+        ]
     );
     let failures = read_ndjson(&d.join("f.ndjson"));
+    assert_eq!(failures.len(), 2);
     assert_eq!(failures[0]["_error"]["line"], 4);
     assert_eq!(
         failures[0]["_error"]["message"],
