@@ -144,10 +144,7 @@ impl Mapper {
                 plan.headers.len()
             )));
         }
-        let mut fields = Fields::<A>::default();
-        if self.action == Action::AddDevice {
-            fields.attributes.only_text();
-        }
+        let mut fields = self.fields::<A>();
         for (i, (role, cell)) in plan.roles.iter().zip(record).enumerate() {
             let column = plan.headers[i].as_str();
             match role {
@@ -249,10 +246,7 @@ impl Mapper {
             Some(col) => Some(col.as_str()),
             None => self.id_key(|k| object.get(k).is_some_and(|v| !v.is_null())),
         };
-        let mut fields = Fields::<A>::default();
-        if self.action == Action::AddDevice {
-            fields.attributes.only_text();
-        }
+        let mut fields = self.fields::<A>();
         for (key, v) in object {
             let column = key.as_str();
             if column == ERROR_KEY {
@@ -375,6 +369,16 @@ impl Mapper {
                 .err()
                 .map(|m| (key.as_str(), m))
         }))
+    }
+
+    /// A row's fields before its cells: a device's attributes are held to text.
+    #[inline(always)]
+    fn fields<'a, A: Attributes>(&self) -> Fields<'a, A> {
+        let mut fields = Fields::<A>::default();
+        if self.action == Action::AddDevice {
+            fields.attributes.only_text();
+        }
+        fields
     }
 
     /// How the event timestamp or a device's last_used (`role`) is read.
