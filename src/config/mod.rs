@@ -19,11 +19,13 @@ mod file;
 mod print;
 mod ranges;
 mod state;
+mod written;
 
 pub use file::{Args, ArgsError, FromFile};
 
 use ranges::check_ranges;
 pub use state::{StateConfig, removal_flag};
+use written::{Written, check_written, same_file};
 
 /// Where requests go.
 #[derive(Debug, Clone)]
@@ -346,41 +348,26 @@ impl Config {
         // What the run writes must be neither an input nor another of its own files: a
         // checkpoint written over an input, then removed at the end, would destroy it.
         let written = [
-            ("--failures", Some(&failures)),
-            ("--checkpoint", checkpoint.as_ref()),
-            ("--state", state.as_ref().map(|s| &s.path)),
+            ("--failures", Some(&failures), true),
+            ("--checkpoint", checkpoint.as_ref(), true),
+            ("--state", state.as_ref().map(|s| &s.path), true),
             (
                 "--summary",
                 cli.summary.as_ref().filter(|p| p.as_os_str() != "-"),
+                false,
             ),
         ];
-        let written: Vec<(&str, &PathBuf)> = written
+        let written: Vec<Written> = written
             .into_iter()
-            .filter_map(|(flag, path)| Some((flag, path?)))
+            .filter_map(|(flag, path, kept)| {
+                Some(Written {
+                    flag,
+                    path: path?,
+                    kept,
+                })
+            })
             .collect();
-        for (i, (flag, path)) in written.iter().enumerate() {
-            // Found now, not at the first failure after an hour of sending.
-            let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
-            if let Some(folder) = folder.filter(|f| !f.is_dir()) {
-                return Err(bad(format!(
-                    "{flag} {}: the folder {} does not exist; create it first",
-                    path.display(),
-                    folder.display()
-                )));
-            }
-            if inputs.iter().any(|input| same_file(&input.path, path)) {
-                return Err(bad(format!(
-                    "{flag} {} is also an input: the run writes it, so it must be another file",
-                    path.display()
-                )));
-            }
-            if let Some((other, _)) = written[..i].iter().find(|(_, p)| same_file(p, path)) {
-                return Err(bad(format!(
-                    "{other} and {flag} name the same file ({}); give each its own",
-                    path.display()
-                )));
-            }
-        }
+        check_written(&inputs, &written)?;
         check_type_flags(&cli.types).map_err(bad)?;
         Ok(Config {
             state,
@@ -570,22 +557,6 @@ pub fn default_failures_path(inputs: &[Input]) -> PathBuf {
         }
         n += 1;
     }
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (resolved(a), resolved(b)) {
-        (Some(a), Some(b)) => a == b,
-        _ => a == b,
-    }
-}
-
-/// The path with links and `.`/`..` resolved; for a file not made yet, its folder's.
-fn resolved(path: &Path) -> Option<PathBuf> {
-    path.canonicalize().ok().or_else(|| {
-        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
-        let folder = folder.unwrap_or(Path::new(".")).canonicalize().ok()?;
-        Some(folder.join(path.file_name()?))
-    })
 }
 
 #[cfg(test)]

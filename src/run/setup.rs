@@ -403,11 +403,16 @@ fn start_fresh(checkpoint: Option<&(PathBuf, Checkpoint)>, config: &Config) -> R
 /// Renames the file at `path`, if there is one, to `<stem>.<when it was written>.ndjson`
 /// (`users.failures.20261129T174400Z.ndjson`); an empty one is removed.
 fn set_aside(path: &Path) -> std::io::Result<Option<PathBuf>> {
-    let meta = match std::fs::metadata(path) {
+    let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    // Only a file is renamed or removed: /dev/null (empty, so "removed") is refused by the
+    // config, and one made in its place since is refused when opened.
+    if !meta.is_file() {
+        return Ok(None);
+    }
     if meta.len() == 0 {
         std::fs::remove_file(path)?;
         return Ok(None);
@@ -474,5 +479,23 @@ mod tests {
             set_aside(&path).unwrap().unwrap(),
             dir.path().join("users.failures.20231114T221320Z-2.ndjson")
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_a_file_is_set_aside_never_a_pipe_or_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipe = dir.path().join("pipe.ndjson");
+        let made = std::process::Command::new("mkfifo").arg(&pipe).status();
+        assert!(made.unwrap().success());
+        let link = dir.path().join("link.ndjson");
+        std::os::unix::fs::symlink(&pipe, &link).unwrap();
+        for path in [&pipe, &link] {
+            assert_eq!(set_aside(path).unwrap(), None, "{}", path.display());
+        }
+        let kind = |p: &Path| std::fs::symlink_metadata(p).unwrap().file_type();
+        use std::os::unix::fs::FileTypeExt;
+        assert!(kind(&pipe).is_fifo(), "the empty pipe is still there");
+        assert!(kind(&link).is_symlink());
     }
 }

@@ -1,5 +1,5 @@
 //! Nothing lost, even when attacked: a disk that fills up while a failures line is written,
-//! links planted where the run writes.
+//! links planted where the run writes, a pipe or device given where it keeps a file.
 
 use crate::common;
 
@@ -360,4 +360,50 @@ fn a_checkpoint_that_can_no_longer_be_saved_stops_the_sending() {
     );
     let sent = server.sandbox.stats().people;
     assert!(sent < 150, "{sent} of 300 sent after the checkpoint failed");
+}
+
+#[test]
+fn a_pipe_link_or_folder_given_as_a_file_the_run_replaces_is_refused_and_left_as_it_is() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let server = Server::plain();
+    let fifo = |p: &Path| {
+        let made = Command::new("mkfifo").arg(p).status().unwrap();
+        assert!(made.success());
+    };
+    let link = |p: &Path| std::os::unix::fs::symlink("elsewhere.json", p).unwrap();
+    let folder = |p: &Path| std::fs::create_dir(p).unwrap();
+    type Make = fn(&Path);
+    let cases: [(&str, &str, Make, &str); 3] = [
+        // As /dev/null is: run as root, the run deleted it and wrote a file in its place.
+        ("--failures", "sink.ndjson", fifo, "a named pipe"),
+        ("--checkpoint", "c.json", link, "a symbolic link"),
+        ("--state", "state", folder, "a folder"),
+    ];
+    for (flag, name, make, kind) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "users.csv", "id,age\n1,30\n2,old\n");
+        let path = d.join(name);
+        make(&path);
+        let before = std::fs::symlink_metadata(&path).unwrap().file_type();
+        let mut c = import(&server, d);
+        c.args([flag, name]);
+        let out = assert_cmd::Command::from_std(c)
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{flag} {name} is {kind}, not a regular file")),
+            "{stderr}"
+        );
+        let after = std::fs::symlink_metadata(&path).unwrap().file_type();
+        assert_eq!(
+            (after.is_fifo(), after.is_symlink(), after.is_dir()),
+            (before.is_fifo(), before.is_symlink(), before.is_dir()),
+            "{flag}: {name} changed"
+        );
+    }
+    assert_eq!(server.sandbox.stats().people, 0, "refused before sending");
 }
