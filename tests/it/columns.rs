@@ -156,6 +156,14 @@ fn a_segment_export_names_its_event_person_and_anonymous_id_and_lifts_properties
         ],
     );
     assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(
+            "tracks.ndjson line 1: this event is of the person in column \"userId\" (--rename \
+             userId=id) and has an anonymous id too, in column \"anonymousId\" (--rename \
+             anonymousId=anonymous_id)"
+        ),
+        "{stderr}"
+    );
     let mut ops = operations(&server);
     for op in &mut ops {
         op.as_object_mut().unwrap().remove("id");

@@ -156,6 +156,46 @@ fn anonymous_events_reach_the_events_endpoint_with_their_anonymous_id() {
 }
 
 #[test]
+fn an_event_of_a_known_person_is_sent_for_the_person_and_its_anonymous_id_told_once() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "views.csv",
+        "id,anonymous_id,page\n7,anon-1,/home\n8,anon-2,/pricing\n,anon-3,/about\n",
+    );
+    let out = server
+        .cmd(dir.path())
+        .arg(&input)
+        .args(["--action", "event", "--event-name", "viewed"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "views.csv line 2: this event is of the person in column \"id\" and has an \
+             anonymous id too, in column \"anonymous_id\": an event names one person, so it is \
+             sent without it."
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("anonymous id too").count(), 1, "{stderr}");
+    let mut stored: Vec<(Option<String>, Option<String>)> = server
+        .sandbox
+        .events()
+        .into_iter()
+        .map(|e| (e.person, e.anonymous_id))
+        .collect();
+    stored.sort();
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        stored,
+        [(None, some("anon-3")), (some("7"), None), (some("8"), None)]
+    );
+}
+
+#[test]
 fn delete_suppress_and_unsuppress_reach_their_endpoints_without_a_body() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
