@@ -16,6 +16,28 @@ pub(super) const RAW_KEY: &str = "_raw";
 /// The same, for such a row whose bytes are not UTF-8: they are kept in base64.
 pub(super) const RAW_BASE64_KEY: &str = "_raw_base64";
 
+/// Where a failures-file line's row was read first: a line that fails again keeps it, so
+/// an event without a time has one id however many failures files it passes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin<'a> {
+    /// The input as the run named it.
+    pub source: &'a str,
+    pub line: u64,
+    /// The input's full path; none for stdin, or in a line an earlier release wrote.
+    pub path: Option<&'a str>,
+}
+
+/// The origin a failures-file line (`_error`) names, if `object` is one.
+pub fn origin(object: &Map<String, Value>) -> Option<Origin<'_>> {
+    let error = object.get(ERROR_KEY)?;
+    let text = |key| error.get(key).and_then(Value::as_str);
+    Some(Origin {
+        source: text("source")?,
+        line: error.get("line").and_then(Value::as_u64)?,
+        path: text("path"),
+    })
+}
+
 impl Mapper {
     pub(super) fn replay(&self, object: &Map<String, Value>) -> Result<Operation, Invalid> {
         let typed = matches!(
@@ -26,15 +48,10 @@ impl Mapper {
         // Where the line's row was, so an event without a time keeps its id (see `event_id`):
         // its input's full path, or where a line has none (the name said it, or an earlier
         // release wrote the line), its name.
-        let error = object.get(ERROR_KEY);
-        let text = |key| error.and_then(|e| e.get(key)).and_then(Value::as_str);
-        let place = match (
-            text("path").or_else(|| text("source")),
-            error.and_then(|e| e.get("line")).and_then(Value::as_u64),
-        ) {
-            (Some(input), Some(line)) => Some(Place { input, line }),
-            _ => None,
-        };
+        let place = origin(object).map(|o| Place {
+            input: o.path.unwrap_or(o.source),
+            line: o.line,
+        });
         if is_operation {
             let mut rest = object.clone();
             rest.remove(ERROR_KEY);

@@ -16,7 +16,9 @@ use super::setup::Opened;
 use super::sweep::{Removing, Sweep};
 use crate::checkpoint::Skip;
 use crate::error::Fatal;
-use crate::record::{Invalid, Mapper, Operation, Oversize, Resized, SAMPLE_ROWS, Shard};
+use crate::record::{
+    self, Invalid, Mapper, Operation, Origin, Oversize, Resized, SAMPLE_ROWS, Shard,
+};
 use crate::report::{Counters, Reporter, say};
 use crate::send::Outgoing;
 use crate::settle::{Ledger, Outcome, failure_line};
@@ -345,14 +347,25 @@ impl Reading {
                             error.insert("column".into(), c.into());
                         }
                         error.insert("message".into(), invalid.message.into());
-                        if let Some(path) = &input.path {
-                            error.insert("path".into(), path.as_str().into());
+                        // A replayed line that fails again keeps where its row was read
+                        // first (an event without a time takes its id from there).
+                        let origin = match &row.data {
+                            RowData::Json(object) => record::origin(object),
+                            _ => None,
+                        };
+                        let origin = origin.unwrap_or(Origin {
+                            source: &source,
+                            line: row.line,
+                            path: input.path.as_deref(),
+                        });
+                        if let Some(path) = origin.path {
+                            error.insert("path".into(), path.into());
                         }
                         if matches!(row.data, RowData::Broken { .. }) {
                             Counters::add(&counters.unreadable, 1);
                         }
-                        let line =
-                            failure_line(input.mapper.raw(&row.data), &source, row.line, error);
+                        let raw = input.mapper.raw(&row.data);
+                        let line = failure_line(raw, origin.source, origin.line, error);
                         run.flush(&ledger, &counters);
                         settle(this, Outcome::Invalid(line))
                     }

@@ -659,6 +659,65 @@ fn an_event_without_a_time_has_one_id_however_its_file_is_named_and_two_files_tw
 }
 
 #[test]
+fn a_replayed_row_that_fails_again_keeps_where_it_was_read_and_so_its_events_id() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv = "id,name,seats\nu1,renewed,2\nu2,renewed,x\n";
+    let file = write(d, "renew.csv", csv);
+    let flags = ["--action", "event", "--type", "seats=number"];
+    server.cmd(d).arg("renew.csv").args(flags).assert().code(3);
+    // Replayed as it is: still invalid, into the next failures file.
+    server
+        .cmd(d)
+        .arg("renew.failures.ndjson")
+        .args(flags)
+        .assert()
+        .code(3);
+    let mut line = read_ndjson(&d.join("renew.failures-2.ndjson")).remove(0);
+    let full = file.canonicalize().unwrap();
+    assert_eq!(line["_error"]["source"], json!("renew.csv"), "{line}");
+    assert_eq!(line["_error"]["line"], json!(3), "{line}");
+    assert_eq!(line["_error"]["path"], json!(full.to_str().unwrap()));
+    // Fixed in the second failures file and replayed: the id the fixed row gives in its file.
+    line["seats"] = json!("3");
+    write(d, "fixed.ndjson", &format!("{line}\n"));
+    let sent = server.sent().len();
+    server
+        .cmd(d)
+        .arg("fixed.ndjson")
+        .args(flags)
+        .assert()
+        .success();
+    write(d, "renew.csv", &csv.replace(",x\n", ",3\n"));
+    server
+        .cmd(d)
+        .arg("renew.csv")
+        .args(flags)
+        .assert()
+        .success();
+    let ids: Vec<(String, String)> = server.sent()[sent..]
+        .iter()
+        .map(|r| {
+            // `/api/v1/customers/{id}/events`: one event a request.
+            let who = r.path.split('/').nth(4).unwrap_or_default();
+            let id = r.body.as_ref().unwrap()["id"].as_str().unwrap();
+            (who.to_owned(), id.to_owned())
+        })
+        .collect();
+    let of = |who: &str| -> Vec<&str> {
+        let ids = ids.iter().filter(|(w, _)| w == who);
+        ids.map(|(_, id)| id.as_str()).collect()
+    };
+    let u2 = of("u2");
+    assert_eq!(u2.len(), 2, "{ids:?}");
+    assert_eq!(
+        u2[0], u2[1],
+        "the replay and the fixed file send u2 with one id"
+    );
+}
+
+#[test]
 fn the_summary_counts_values_cut_apart_from_json_left_out() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
