@@ -58,6 +58,20 @@ impl RunLock {
             if !same_file(&file, &path) {
                 continue;
             }
+            // A file of another program's at that name (`--failures Gemfile.ndjson` beside
+            // Gemfile.lock) would be emptied, then removed; a lock of ours holds a pid or
+            // nothing.
+            let mut held = String::new();
+            let ours = file.read_to_string(&mut held).is_ok()
+                && held.trim().bytes().all(|b| b.is_ascii_digit());
+            if !ours {
+                return Err(format!(
+                    "--failures {}: the run locks it with {}, which is there already and is \
+                     not a lock of cio-import's; give --failures another name",
+                    failures.display(),
+                    path.display()
+                ));
+            }
             file.set_len(0).map_err(cannot)?;
             write!(file, "{}", std::process::id()).map_err(cannot)?;
             return Ok(RunLock { path, _file: file });
@@ -110,5 +124,23 @@ mod tests {
         let _again = RunLock::take(&failures).unwrap();
         // Another run's files are not locked by this one.
         RunLock::take(&dir.path().join("other.failures.ndjson")).unwrap();
+    }
+
+    #[test]
+    fn a_file_of_another_programs_at_the_locks_name_is_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let failures = dir.path().join("Gemfile.ndjson");
+        let theirs = "GEM\n  remote: https://rubygems.org/\n";
+        std::fs::write(lock_path(&failures), theirs).unwrap();
+        let err = RunLock::take(&failures).unwrap_err();
+        assert!(err.contains("is not a lock of cio-import's"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(lock_path(&failures)).unwrap(),
+            theirs
+        );
+        // One a crash left behind is taken.
+        std::fs::write(lock_path(&failures), "4242").unwrap();
+        drop(RunLock::take(&failures).unwrap());
+        assert!(!lock_path(&failures).exists());
     }
 }

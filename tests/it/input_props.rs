@@ -371,8 +371,14 @@ fn read_and_map(dir: &Path, csv: bool, packing: Packing, bytes: &[u8], spec: &Ma
             return;
         }
     };
-    // The decoded text's lines bound the row numbers (a cut gzip holds fewer).
-    let last_line = bytes.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+    // The decoded text's lines bound the row numbers (a cut gzip holds fewer). A CSV whose
+    // first line ends in a bare `\r` (old Mac) has every `\r` end a line too.
+    let count = |of: u8| bytes.iter().filter(|&&b| b == of).count() as u64;
+    let bare_cr = bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
+    let last_line = count(b'\n') + 1 + if csv && bare_cr { count(b'\r') } else { 0 };
     let mut row = Row {
         line: 0,
         data: RowData::Json(Map::new()),
