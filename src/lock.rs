@@ -4,7 +4,7 @@
 //! checkpoint.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read as _, Write as _};
+use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
 /// The lock; it is released, and its file removed, when dropped (a crash releases it too:
@@ -73,6 +73,8 @@ impl RunLock {
                 ));
             }
             file.set_len(0).map_err(cannot)?;
+            // At the start: the read left the cursor at the end of what was there.
+            file.rewind().map_err(cannot)?;
             write!(file, "{}", std::process::id()).map_err(cannot)?;
             return Ok(RunLock { path, _file: file });
         }
@@ -138,9 +140,14 @@ mod tests {
             std::fs::read_to_string(lock_path(&failures)).unwrap(),
             theirs
         );
-        // One a crash left behind is taken.
+        // One a crash left behind is taken, and holds this run's pid alone.
         std::fs::write(lock_path(&failures), "4242").unwrap();
-        drop(RunLock::take(&failures).unwrap());
+        let lock = RunLock::take(&failures).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(lock_path(&failures)).unwrap(),
+            std::process::id().to_string()
+        );
+        drop(lock);
         assert!(!lock_path(&failures).exists());
     }
 }
