@@ -44,11 +44,6 @@ impl IdKind {
         &[IdKind::Id, IdKind::Email, IdKind::CioId]
     }
 
-    /// Whether a v1 path can name a person by it (none can by a phone number).
-    pub(super) fn in_path(self) -> bool {
-        self != IdKind::Phone
-    }
-
     /// The column, the JSON key and the `--id-type` value (a test holds the three to it).
     pub(super) fn name(self) -> &'static str {
         match self {
@@ -144,6 +139,21 @@ pub struct Identifier<S = String> {
 }
 
 impl<S: AsRef<str>> Identifier<S> {
+    /// Whether a v1 path names this person. Customer.io reads a path's kind from the value
+    /// (`cio_…` a cio_id, one with an `@` an email, else an id), so an id with an `@`, an
+    /// email without one, or either starting `cio_`, would name someone else; and no path
+    /// takes a phone number.
+    pub(super) fn in_path(&self) -> bool {
+        let value = self.value.as_ref();
+        let cio = value.starts_with("cio_");
+        match self.kind {
+            IdKind::Id => !cio && !value.contains('@'),
+            IdKind::Email => !cio && value.contains('@'),
+            IdKind::CioId => true,
+            IdKind::Phone => false,
+        }
+    }
+
     /// The identifier as the v1 API takes it in a path: `cio_` marks a cio_id.
     pub fn path_value(&self) -> Cow<'_, str> {
         let value = self.value.as_ref();

@@ -105,7 +105,7 @@ impl Operation {
             path: ENTITY_PATH.to_owned(),
             body: Some(OneBody::Entity(self)),
         };
-        let in_path = |p: &Identifier| p.kind.in_path();
+        let in_path = Identifier::in_path;
         let (method, path, body) = match self {
             Operation::Identify { person, attributes } if in_path(person) => (
                 Method::Put,
@@ -191,6 +191,34 @@ mod tests {
         );
         let op = identify(IdKind::CioId, "a1");
         assert_eq!(op.one_request().path, "/api/v1/customers/cio_a1");
+    }
+
+    #[test]
+    fn an_identifier_a_path_would_read_as_another_kind_goes_through_v2() {
+        for (kind, value) in [
+            (IdKind::Email, "12345"),
+            (IdKind::Email, "cio_a@x.io"),
+            (IdKind::Id, "weird@x.com"),
+            (IdKind::Id, "cio_03000001"),
+        ] {
+            let op = identify(kind, value);
+            let r = op.one_request();
+            assert_eq!(
+                (r.method, r.path.as_str()),
+                (Method::Post, ENTITY_PATH),
+                "{value}"
+            );
+            let delete = Operation::Delete(ident(kind, value));
+            assert_eq!(delete.one_request().path, ENTITY_PATH, "{value}");
+        }
+        assert_eq!(
+            identify(IdKind::Id, "12345").one_request().path,
+            "/api/v1/customers/12345"
+        );
+        assert_eq!(
+            identify(IdKind::Email, "a@x.io").one_request().path,
+            "/api/v1/customers/a%40x.io"
+        );
     }
 
     #[test]

@@ -464,3 +464,48 @@ fn one_recent_event_is_told_in_the_singular() {
         "{stderr}"
     );
 }
+
+#[test]
+fn one_a_request_a_person_a_v1_path_would_misread_goes_through_v2() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    // Customer.io reads a v1 path's kind from the value: `12345` as an id, `cio_…` as a
+    // cio_id, one with an `@` as an email.
+    import(
+        &server,
+        dir.path(),
+        "emails.csv",
+        "email,plan\n12345,pro\ncio_abc,free\nann@x.io,pro\n",
+        &["--batch", "1"],
+    );
+    import(
+        &server,
+        dir.path(),
+        "ids.csv",
+        "id,plan\nweird@x.com,pro\ncio_03000001,free\n7,pro\n",
+        &["--batch", "1"],
+    );
+    let mut sent: Vec<(String, String, Option<serde_json::Value>)> = server
+        .sent()
+        .into_iter()
+        .map(|r| {
+            let ids = r.body.as_ref().map(|b| b["identifiers"].clone());
+            (r.method, r.path, ids.filter(|i| !i.is_null()))
+        })
+        .collect();
+    sent.sort_by_key(|r| format!("{r:?}"));
+    let entity =
+        |ids: serde_json::Value| ("POST".to_owned(), "/api/v2/entity".to_owned(), Some(ids));
+    let path = |p: &str| ("PUT".to_owned(), format!("/api/v1/customers/{p}"), None);
+    use serde_json::json;
+    let mut expected = vec![
+        entity(json!({"email": "12345"})),
+        entity(json!({"email": "cio_abc"})),
+        entity(json!({"id": "weird@x.com"})),
+        entity(json!({"id": "cio_03000001"})),
+        path("ann%40x.io"),
+        path("7"),
+    ];
+    expected.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(sent, expected);
+}
