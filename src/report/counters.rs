@@ -21,6 +21,15 @@ pub struct Tally {
     /// Of the invalid, rows that could not be read (`_raw` lines); left out when none were.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unreadable: u64,
+    /// The requests made so far, their retries and 429s: a resumed run's summary counts
+    /// the earlier part's too, as it does its records. Left out when none were (and in
+    /// older checkpoints).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requests: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rate_limited: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -47,6 +56,9 @@ pub struct Counters {
     pub requests: AtomicU64,
     pub retries: AtomicU64,
     pub rate_limited: AtomicU64,
+    /// Of `accepted`, those an earlier part of the run settled (a resume's): the rate told
+    /// is this part's, over this part's time.
+    pub accepted_before: AtomicU64,
     /// Raw input bytes read, for the ETA.
     pub bytes: Arc<AtomicU64>,
     /// Events (and page and screen views) read that can still trigger campaigns: from the
@@ -81,17 +93,24 @@ impl Counters {
             unchanged: Self::get(&self.unchanged),
             removed: Self::get(&self.missing),
             unreadable: Self::get(&self.unreadable),
+            requests: Self::get(&self.requests),
+            retries: Self::get(&self.retries),
+            rate_limited: Self::get(&self.rate_limited),
         }
     }
 
     /// Starts from what an earlier part of the run settled (and so read).
     pub fn carry(&self, earlier: Tally) {
         Self::add(&self.accepted, earlier.accepted);
+        Self::add(&self.accepted_before, earlier.accepted);
         Self::add(&self.failed, earlier.failed);
         Self::add(&self.invalid, earlier.invalid);
         Self::add(&self.unchanged, earlier.unchanged);
         Self::add(&self.missing, earlier.removed);
         Self::add(&self.unreadable, earlier.unreadable);
+        Self::add(&self.requests, earlier.requests);
+        Self::add(&self.retries, earlier.retries);
+        Self::add(&self.rate_limited, earlier.rate_limited);
         Self::add(
             &self.records,
             earlier.accepted

@@ -79,7 +79,7 @@ pub(super) async fn finish(ending: Ending<'_>) -> Exit {
         oversize: config.map.oversize,
         elapsed_s: (elapsed * 1000.0).round() / 1000.0,
         accepted_per_s: if elapsed > 0.0 {
-            accepted as f64 / elapsed
+            (accepted - Counters::get(&counters.accepted_before)) as f64 / elapsed
         } else {
             0.0
         },

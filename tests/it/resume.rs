@@ -129,9 +129,23 @@ fn sigint_stops_within_seconds_with_130_and_resume_finishes() {
     let accepted_first = identifies(&server);
     assert!(accepted_first < N, "the run finished before the signal");
 
-    resume_to_the_end(&server, dir.path(), &[]);
+    resume_to_the_end(&server, dir.path(), &["--summary", "summary.json"]);
     // A clean stop settles what was in flight: nothing is sent twice.
     assert_eq!(identifies(&server), N);
+    // The summary counts the whole run's requests, the stopped part's too.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    let received = server.sandbox.requests();
+    let people = received
+        .iter()
+        .filter(|r| r.path.starts_with("/api/v1/customers/"));
+    assert_eq!(summary["requests"], people.count() as u64, "{summary}");
+    // Its rate is of the part it ran: under the --rate of 100 it ran at.
+    assert!(
+        summary["accepted_per_s"].as_f64().unwrap() <= 101.0,
+        "{summary}"
+    );
 }
 
 #[test]
