@@ -206,11 +206,7 @@ impl CsvSource {
     fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if self.cr_lines {
-            for b in &mut buf[..n] {
-                if *b == b'\r' {
-                    *b = b'\n';
-                }
-            }
+            cr_to_lf(&mut buf[..n]);
         }
         Ok(n)
     }
@@ -223,7 +219,7 @@ impl CsvSource {
     fn start(&mut self) -> io::Result<Option<u8>> {
         let mut n = 0;
         self.cr_lines = loop {
-            if let Some(bare) = ends_in_bare_cr(&self.pending[..n]) {
+            if let Some(bare) = ends_in_bare_cr(&self.pending[..n], self.delimiter) {
                 break bare;
             }
             if n == BUFFER_BYTES {
@@ -244,11 +240,7 @@ impl CsvSource {
         self.pending.truncate(n);
         self.pending_at = 0;
         if self.cr_lines {
-            for b in &mut self.pending {
-                if *b == b'\r' {
-                    *b = b'\n';
-                }
-            }
+            cr_to_lf(&mut self.pending);
         }
         let Some((sep, len)) = excel_separator(&self.pending) else {
             return Ok(None);
@@ -341,17 +333,37 @@ impl CsvSource {
     }
 }
 
-/// Whether the first line of `head` ends in a bare `\r`, or in `\n` or `\r\n`; None while
-/// `head` does not show it. A line break inside quotes ends no line.
-fn ends_in_bare_cr(head: &[u8]) -> Option<bool> {
-    let mut quoted = false;
-    for (i, &b) in head.iter().enumerate() {
-        match b {
-            b'"' => quoted = !quoted,
-            b'\n' if !quoted => return Some(false),
-            b'\r' if !quoted => return head.get(i + 1).map(|&next| next != b'\n'),
-            _ => {}
+/// Makes every `\r` of `bytes` a `\n`: the line ends of an input of old Mac line ends.
+fn cr_to_lf(bytes: &mut [u8]) {
+    for b in bytes {
+        if *b == b'\r' {
+            *b = b'\n';
         }
+    }
+}
+
+/// Whether the first line of `head` ends in a bare `\r`, or in `\n` or `\r\n`; None while
+/// `head` does not show it. A line break inside a quoted cell ends no line; as for the
+/// parser, only a quote that starts a cell opens one (`in"ch` is a plain cell).
+fn ends_in_bare_cr(head: &[u8], delimiter: u8) -> Option<bool> {
+    enum At {
+        CellStart,
+        Cell,
+        Quoted,
+        /// A quote in a quoted cell: it closes the cell, unless a quote follows (`""`).
+        QuotedQuote,
+    }
+    let mut at = At::CellStart;
+    for (i, &b) in head.iter().enumerate() {
+        at = match at {
+            At::Quoted if b == b'"' => At::QuotedQuote,
+            At::Quoted => At::Quoted,
+            At::CellStart | At::QuotedQuote if b == b'"' => At::Quoted,
+            _ if b == b'\n' => return Some(false),
+            _ if b == b'\r' => return head.get(i + 1).map(|&next| next != b'\n'),
+            _ if b == delimiter => At::CellStart,
+            _ => At::Cell,
+        };
     }
     None
 }
@@ -1071,6 +1083,9 @@ mod tests {
         assert_eq!(rows, [csv(3, &["1", "Paris"])]);
         let rows = rows_of("users.csv", b"id,\"a\rb\"\r1,Paris\r");
         assert_eq!(rows, [csv(3, &["1", "Paris"])]);
+        // Escaped quotes keep the header's cell quoted; a quote inside a plain cell is a byte.
+        let rows = rows_of("users.csv", b"id,\"a\"\"\r\"\"b\",c\"d\r1,Paris,x\r");
+        assert_eq!(rows, [csv(3, &["1", "Paris", "x"])]);
         // A file of CRLF lines keeps a bare `\r` inside a quoted cell as it is.
         let rows = rows_of("users.csv", b"id,note\r\n1,\"a\rb\r\nc\"\r\n2,d\r\n");
         assert_eq!(rows, [csv(2, &["1", "a\rb\r\nc"]), csv(4, &["2", "d"])]);

@@ -70,6 +70,18 @@ fn an_old_mac_csv_of_bare_cr_line_ends_sends_every_row() {
 }
 
 #[test]
+fn a_crlf_csv_with_a_quote_inside_a_header_cell_keeps_a_quoted_cr_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The header's quote is in a cell, not at its start: a plain byte, not a quoted cell
+    // that would hide the header's CRLF and make the file look like one of bare CRs.
+    std::fs::write(d.join("crlf.csv"), b"id,in\"ch\r\n1,\"a\rb\"\r\n").unwrap();
+    let server = Server::plain();
+    let sent = import(&server, d, &["crlf.csv"], 0);
+    assert_eq!(sent, [json!({"in\"ch": "a\rb"})]);
+}
+
+#[test]
 fn an_excel_separator_line_in_quotes_names_the_separator() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
