@@ -793,7 +793,7 @@ fn strip_cr(record: &mut ByteRecord, scratch: &mut Vec<u8>) -> bool {
 
 /// Checks and converts the header row: UTF-8, no empty names but trailing ones (a
 /// spreadsheet's empty columns, whose cells must then be empty: see `record::plan`), no
-/// repeats.
+/// repeats. A name of only spaces is empty: the mapping trims names.
 fn check_headers(record: &ByteRecord) -> Result<Vec<String>, String> {
     // Excel's separator line is taken off the input when it is well formed (see
     // `excel_separator`); this is one that is not.
@@ -804,15 +804,14 @@ fn check_headers(record: &ByteRecord) -> Result<Vec<String>, String> {
                 .to_string(),
         );
     }
-    let named = record
-        .iter()
-        .rposition(|f| !f.is_empty())
-        .map_or(0, |i| i + 1);
+    let blank = |field: &[u8]| std::str::from_utf8(field).is_ok_and(|s| s.trim().is_empty());
+    let named = record.iter().rposition(|f| !blank(f)).map_or(0, |i| i + 1);
     let mut headers: Vec<String> = Vec::with_capacity(record.len());
     for (i, field) in record.iter().enumerate() {
         let Ok(name) = std::str::from_utf8(field) else {
             return Err(format!("column {} is not valid UTF-8", i + 1));
         };
+        let name = if blank(field) { "" } else { name };
         if name.is_empty() && i < named {
             return Err(format!("column {} has an empty name", i + 1));
         }
