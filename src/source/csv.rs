@@ -439,18 +439,37 @@ enum Found {
 }
 
 impl CsvRows {
-    /// Starts the parser and reads and checks the header row.
+    /// Starts the parser and reads and checks the header row. The cells are separated by
+    /// `given` (`--delimiter`), or else by what Excel's `sep=` line names, or else by
+    /// `delimiter` (the file name's).
     pub(super) fn open(
         bytes: ByteSource,
         name: &str,
         gzip: bool,
         delimiter: u8,
+        given: Option<u8>,
         file: Option<&Path>,
     ) -> Result<CsvRows, SourceError> {
-        let mut source = CsvSource::new(bytes, delimiter);
+        let mut source = CsvSource::new(bytes, given.unwrap_or(delimiter));
         let excel = source.start().map_err(|e| read_error(name, gzip, e, 0))?;
         let excel_len = source.pending_at as i64;
-        let delimiter = excel.unwrap_or(delimiter);
+        let delimiter = match (given, excel) {
+            // Which one is wrong only the user can tell.
+            (Some(flag), Some(sep)) if flag != sep => {
+                return Err(SourceError::Input {
+                    path: name.to_string(),
+                    message: format!(
+                        "--delimiter {} but the file's first line sep={} says {}: leave out \
+                         --delimiter, or delete that line",
+                        shown(flag),
+                        char::from(sep),
+                        shown(sep)
+                    ),
+                });
+            }
+            (Some(flag), _) => flag,
+            (None, sep) => sep.unwrap_or(delimiter),
+        };
         source.delimiter = delimiter;
         let rdr = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -722,6 +741,14 @@ impl CsvRows {
                 reason,
             },
         }
+    }
+}
+
+/// A delimiter as `--delimiter` takes it: `tab`, or the character quoted (`';'`).
+fn shown(delimiter: u8) -> String {
+    match delimiter {
+        b'\t' => "tab".to_string(),
+        c => format!("'{}'", char::from(c)),
     }
 }
 
@@ -1446,6 +1473,7 @@ mod tests {
             "users.csv",
             false,
             b',',
+            None,
             None,
         )
         .unwrap();

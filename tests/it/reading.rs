@@ -96,6 +96,32 @@ fn an_excel_separator_line_in_quotes_names_the_separator() {
 }
 
 #[test]
+fn a_delimiter_flag_that_disagrees_with_the_excel_separator_line_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("x.csv"), b"sep=;\nid;city\n1;Oslo\n").unwrap();
+    std::fs::write(d.join("comma.toml"), "delimiter = \",\"\n").unwrap();
+    let server = Server::plain();
+    let refused = "x.csv: --delimiter ',' but the file's first line sep=; says ';': leave out \
+                   --delimiter, or delete that line";
+    for flags in [&["--delimiter", ","][..], &["--config", "comma.toml"]] {
+        let out = server
+            .cmd(d)
+            .args([&["x.csv"][..], flags].concat())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(refused), "{stderr}");
+    }
+    assert!(server.sent().is_empty());
+    // The line names the separator when no flag does, and a flag that agrees is fine.
+    import(&server, d, &["x.csv"], 0);
+    let sent = import(&server, d, &["x.csv", "--delimiter", ";"], 0);
+    assert_eq!(cities(&sent), ["Oslo", "Oslo"]);
+}
+
+#[test]
 fn utf16_without_a_byte_order_mark_is_named_with_its_encoding() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
