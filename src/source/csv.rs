@@ -984,7 +984,7 @@ mod tests {
     }
 
     #[test]
-    fn csv_broken_row_raw_is_requoted_and_truncated() {
+    fn csv_broken_row_raw_from_the_file_is_cut_to_the_most_kept() {
         let long = "x".repeat(5000);
         let text = format!("a,b\n\"q,\"\"r\",{long},3\n");
         let rows = rows_of("users.csv", text.as_bytes());

@@ -1,6 +1,7 @@
 //! The reader as a data engineer meets it, end to end against the sandbox: a failures file
-//! replayed with the job's `--encoding`, old Mac line ends, Excel's `sep=` line, and `_raw`
-//! giving back a row's bytes as they were in the file.
+//! replayed with the job's `--encoding`, old Mac line ends, Excel's `sep=` line (and a
+//! `--delimiter` against it), and `_raw` giving back a row's bytes as they were in the file,
+//! or written back with its delimiter when they cannot be read again.
 
 use crate::common;
 
@@ -185,5 +186,36 @@ fn a_broken_rows_raw_is_its_line_as_it_is_in_the_file() {
             .decode(raw)
             .unwrap();
         assert_eq!(raw, line, "{name}: {}", String::from_utf8_lossy(&raw));
+    }
+}
+
+#[test]
+fn a_broken_rows_raw_from_gzip_or_stdin_is_written_back_with_the_files_delimiter() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Five cells under three names: the row is broken, and its bytes are not the file's to
+    // read again, so its cells are written back: quoted only where `;` makes them need it.
+    let body = b"id;city;note\n1;\"Paris\";\"a;b\";x,y;\"say \"\"hi\"\"\"\n";
+    let written = "1;Paris;\"a;b\";x,y;\"say \"\"hi\"\"\"";
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&[&b"sep=;\n"[..], body].concat()).unwrap();
+    std::fs::write(d.join("x.csv.gz"), gz.finish().unwrap()).unwrap();
+    let runs: [(&[&str], &[u8]); 2] = [
+        (&["x.csv.gz"], b""),
+        (&["-", "--format", "csv", "--delimiter", ";"], body),
+    ];
+    for (args, stdin) in runs {
+        let out = common::bin(d)
+            .args(args)
+            .args(["--dry-run", "--failures", "f.ndjson"])
+            .write_stdin(stdin)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        let failures = read_ndjson(&d.join("f.ndjson"));
+        assert_eq!(failures.len(), 1, "{args:?}");
+        assert_eq!(failures[0]["_raw"], written, "{args:?}");
     }
 }
