@@ -22,7 +22,7 @@ Register-ArgumentCompleter -Native -CommandName 'cio-import' -ScriptBlock {
     $completions = @(switch ($command) {
         'cio-import' {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Input format [default: from the file name; stdin needs this flag]')
-            [CompletionResult]::new('--delimiter', '--delimiter', [CompletionResultType]::ParameterName, 'What separates CSV cells: one character, e.g. '';'' as spreadsheets in many countries write, or `tab` [default: a tab for .tsv files, else '','']')
+            [CompletionResult]::new('--delimiter', '--delimiter', [CompletionResultType]::ParameterName, 'What separates CSV cells: one character, e.g. '';'' as spreadsheets in many countries write, or `tab` [default: what an Excel file''s first line sep=; names, a tab for .tsv files, else '','']')
             [CompletionResult]::new('--action', '--action', [CompletionResultType]::ParameterName, 'What each record does')
             [CompletionResult]::new('--id-column', '--id-column', [CompletionResultType]::ParameterName, 'Column holding the person''s identifier [default: the first of id, email, cio_id]')
             [CompletionResult]::new('--id-type', '--id-type', [CompletionResultType]::ParameterName, 'Which identifier --id-column holds [default: email for a column named email, cio_id for one named cio_id (in any case), else id]. `--id-column user_email --id-type email` sends the values as email addresses, not as ids')

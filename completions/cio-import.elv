@@ -19,7 +19,7 @@ set edit:completion:arg-completer[cio-import] = {|@words|
     var completions = [
         &'cio-import'= {
             cand --format 'Input format [default: from the file name; stdin needs this flag]'
-            cand --delimiter 'What separates CSV cells: one character, e.g. '';'' as spreadsheets in many countries write, or `tab` [default: a tab for .tsv files, else '','']'
+            cand --delimiter 'What separates CSV cells: one character, e.g. '';'' as spreadsheets in many countries write, or `tab` [default: what an Excel file''s first line sep=; names, a tab for .tsv files, else '','']'
             cand --action 'What each record does'
             cand --id-column 'Column holding the person''s identifier [default: the first of id, email, cio_id]'
             cand --id-type 'Which identifier --id-column holds [default: email for a column named email, cio_id for one named cio_id (in any case), else id]. `--id-column user_email --id-type email` sends the values as email addresses, not as ids'

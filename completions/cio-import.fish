@@ -1,6 +1,6 @@
 complete -c cio-import -l format -d 'Input format [default: from the file name; stdin needs this flag]' -r -f -a "csv\t''
 ndjson\t''"
-complete -c cio-import -l delimiter -d 'What separates CSV cells: one character, e.g. \';\' as spreadsheets in many countries write, or `tab` [default: a tab for .tsv files, else \',\']' -r
+complete -c cio-import -l delimiter -d 'What separates CSV cells: one character, e.g. \';\' as spreadsheets in many countries write, or `tab` [default: what an Excel file\'s first line sep=; names, a tab for .tsv files, else \',\']' -r
 complete -c cio-import -l action -d 'What each record does' -r -f -a "identify\t'Create or update a person with the row\'s attributes'
 event\t'Track an event for a person (or an anonymous event, by `anonymous_id`)'
 page\t'Track a page view (its name is the page\'s URL or name), like an event'

@@ -92,7 +92,8 @@ pub struct Cli {
     pub format: Option<Format>,
 
     /// What separates CSV cells: one character, e.g. ';' as spreadsheets in many countries
-    /// write, or `tab` [default: a tab for .tsv files, else ','].
+    /// write, or `tab` [default: what an Excel file's first line sep=; names, a tab for .tsv
+    /// files, else ','].
     #[arg(long, value_name = "CHAR", value_parser = parse_delimiter, help_heading = "Input")]
     pub delimiter: Option<u8>,
 
@@ -487,11 +488,11 @@ pub enum Resume {
     Auto,
 }
 
-/// `--delimiter`: one ASCII character that can separate cells, or `tab`.
 fn parse_shard(s: &str) -> Result<Shard, String> {
     s.parse()
 }
 
+/// `--delimiter`: one ASCII character that can separate cells, or `tab`.
 fn parse_delimiter(s: &str) -> Result<u8, String> {
     match s {
         "tab" | "\\t" | "\t" => Ok(b'\t'),

@@ -255,7 +255,7 @@ impl Config {
                     SourceError::Input { .. } => bad(e.to_string()),
                     e => setup(e.to_string()),
                 })?;
-                input.delimiter = cli.delimiter.unwrap_or(input.delimiter);
+                input.given_delimiter = cli.delimiter;
                 input.encoding = cli.encoding.filter(|e| *e != encoding_rs::UTF_8);
                 Ok(input)
             })

@@ -138,6 +138,9 @@ impl Mapper {
                 "a CSV row reached a mapper built without a CSV header".into(),
             ));
         };
+        // The reader makes every record the header's width (a broken row otherwise), but
+        // `RowData` is the library's to build: a record of another width is a row refused,
+        // not cells put under the wrong names (tests/it/input_props.rs checks one short).
         if record.len() != plan.headers.len() {
             return Err(Invalid::row(format!(
                 "row has {} fields; the header has {}",
@@ -530,6 +533,8 @@ impl Mapper {
                         Some(name) => {
                             line.insert(name.clone(), Value::String(cell.to_owned()));
                         }
+                        // Past the header: never from the reader (see `csv_fields`), but a
+                        // record the library was given wider than the header keeps its cells.
                         None => {
                             let name = format!("column_{}", i + 1);
                             line.insert(name, Value::String(cell.to_owned()));
@@ -841,6 +846,11 @@ mod tests {
         assert_eq!(
             Value::Object(m.raw(&RowData::Csv(rec))),
             json!({"id": "1", "name": "café"})
+        );
+        let wide = csv::StringRecord::from(vec!["1", "café", "x"]);
+        assert_eq!(
+            Value::Object(m.raw(&RowData::Csv(wide))),
+            json!({"id": "1", "name": "café", "column_3": "x"})
         );
         let o = attrs(json!({"id": 1, "x": [1]}));
         assert_eq!(m.raw(&RowData::Json(o.clone())), o);

@@ -28,6 +28,7 @@ impl Input {
                 format,
                 gzip: false,
                 delimiter: b',',
+                given_delimiter: None,
                 encoding: None,
                 size: None,
             });
@@ -63,6 +64,7 @@ impl Input {
             format,
             gzip,
             delimiter,
+            given_delimiter: None,
             encoding: None,
             size: (!stream).then_some(meta.len()),
         })

@@ -206,11 +206,7 @@ impl CsvSource {
     fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if self.cr_lines {
-            for b in &mut buf[..n] {
-                if *b == b'\r' {
-                    *b = b'\n';
-                }
-            }
+            cr_to_lf(&mut buf[..n]);
         }
         Ok(n)
     }
@@ -223,7 +219,7 @@ impl CsvSource {
     fn start(&mut self) -> io::Result<Option<u8>> {
         let mut n = 0;
         self.cr_lines = loop {
-            if let Some(bare) = ends_in_bare_cr(&self.pending[..n]) {
+            if let Some(bare) = ends_in_bare_cr(&self.pending[..n], self.delimiter) {
                 break bare;
             }
             if n == BUFFER_BYTES {
@@ -244,11 +240,7 @@ impl CsvSource {
         self.pending.truncate(n);
         self.pending_at = 0;
         if self.cr_lines {
-            for b in &mut self.pending {
-                if *b == b'\r' {
-                    *b = b'\n';
-                }
-            }
+            cr_to_lf(&mut self.pending);
         }
         let Some((sep, len)) = excel_separator(&self.pending) else {
             return Ok(None);
@@ -341,17 +333,37 @@ impl CsvSource {
     }
 }
 
-/// Whether the first line of `head` ends in a bare `\r`, or in `\n` or `\r\n`; None while
-/// `head` does not show it. A line break inside quotes ends no line.
-fn ends_in_bare_cr(head: &[u8]) -> Option<bool> {
-    let mut quoted = false;
-    for (i, &b) in head.iter().enumerate() {
-        match b {
-            b'"' => quoted = !quoted,
-            b'\n' if !quoted => return Some(false),
-            b'\r' if !quoted => return head.get(i + 1).map(|&next| next != b'\n'),
-            _ => {}
+/// Makes every `\r` of `bytes` a `\n`: the line ends of an input of old Mac line ends.
+fn cr_to_lf(bytes: &mut [u8]) {
+    for b in bytes {
+        if *b == b'\r' {
+            *b = b'\n';
         }
+    }
+}
+
+/// Whether the first line of `head` ends in a bare `\r`, or in `\n` or `\r\n`; None while
+/// `head` does not show it. A line break inside a quoted cell ends no line; as for the
+/// parser, only a quote that starts a cell opens one (`in"ch` is a plain cell).
+fn ends_in_bare_cr(head: &[u8], delimiter: u8) -> Option<bool> {
+    enum At {
+        CellStart,
+        Cell,
+        Quoted,
+        /// A quote in a quoted cell: it closes the cell, unless a quote follows (`""`).
+        QuotedQuote,
+    }
+    let mut at = At::CellStart;
+    for (i, &b) in head.iter().enumerate() {
+        at = match at {
+            At::Quoted if b == b'"' => At::QuotedQuote,
+            At::Quoted => At::Quoted,
+            At::CellStart | At::QuotedQuote if b == b'"' => At::Quoted,
+            _ if b == b'\n' => return Some(false),
+            _ if b == b'\r' => return head.get(i + 1).map(|&next| next != b'\n'),
+            _ if b == delimiter => At::CellStart,
+            _ => At::Cell,
+        };
     }
     None
 }
@@ -427,18 +439,37 @@ enum Found {
 }
 
 impl CsvRows {
-    /// Starts the parser and reads and checks the header row.
+    /// Starts the parser and reads and checks the header row. The cells are separated by
+    /// `given` (`--delimiter`), or else by what Excel's `sep=` line names, or else by
+    /// `delimiter` (the file name's).
     pub(super) fn open(
         bytes: ByteSource,
         name: &str,
         gzip: bool,
         delimiter: u8,
+        given: Option<u8>,
         file: Option<&Path>,
     ) -> Result<CsvRows, SourceError> {
-        let mut source = CsvSource::new(bytes, delimiter);
+        let mut source = CsvSource::new(bytes, given.unwrap_or(delimiter));
         let excel = source.start().map_err(|e| read_error(name, gzip, e, 0))?;
         let excel_len = source.pending_at as i64;
-        let delimiter = excel.unwrap_or(delimiter);
+        let delimiter = match (given, excel) {
+            // Which one is wrong only the user can tell.
+            (Some(flag), Some(sep)) if flag != sep => {
+                return Err(SourceError::Input {
+                    path: name.to_string(),
+                    message: format!(
+                        "--delimiter {} but the file's first line sep={} says {}: leave out \
+                         --delimiter, or delete that line",
+                        shown(flag),
+                        char::from(sep),
+                        shown(sep)
+                    ),
+                });
+            }
+            (Some(flag), _) => flag,
+            (None, sep) => sep.unwrap_or(delimiter),
+        };
         source.delimiter = delimiter;
         let rdr = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -713,6 +744,14 @@ impl CsvRows {
     }
 }
 
+/// A delimiter as `--delimiter` takes it: `tab`, or the character quoted (`';'`).
+fn shown(delimiter: u8) -> String {
+    match delimiter {
+        b'\t' => "tab".to_string(),
+        c => format!("'{}'", char::from(c)),
+    }
+}
+
 /// What is wrong with a record over the size limit: `len` bytes, on lines `line` to `last`.
 fn too_long(len: u64, line: u64, last: u64) -> String {
     let size = format!("is {:.1} MB long", len as f64 / 1e6);
@@ -781,7 +820,7 @@ fn strip_cr(record: &mut ByteRecord, scratch: &mut Vec<u8>) -> bool {
 
 /// Checks and converts the header row: UTF-8, no empty names but trailing ones (a
 /// spreadsheet's empty columns, whose cells must then be empty: see `record::plan`), no
-/// repeats.
+/// repeats. A name of only spaces is empty: the mapping trims names.
 fn check_headers(record: &ByteRecord) -> Result<Vec<String>, String> {
     // Excel's separator line is taken off the input when it is well formed (see
     // `excel_separator`); this is one that is not.
@@ -792,15 +831,14 @@ fn check_headers(record: &ByteRecord) -> Result<Vec<String>, String> {
                 .to_string(),
         );
     }
-    let named = record
-        .iter()
-        .rposition(|f| !f.is_empty())
-        .map_or(0, |i| i + 1);
+    let blank = |field: &[u8]| std::str::from_utf8(field).is_ok_and(|s| s.trim().is_empty());
+    let named = record.iter().rposition(|f| !blank(f)).map_or(0, |i| i + 1);
     let mut headers: Vec<String> = Vec::with_capacity(record.len());
     for (i, field) in record.iter().enumerate() {
         let Ok(name) = std::str::from_utf8(field) else {
             return Err(format!("column {} is not valid UTF-8", i + 1));
         };
+        let name = if blank(field) { "" } else { name };
         if name.is_empty() && i < named {
             return Err(format!("column {} has an empty name", i + 1));
         }
@@ -946,7 +984,7 @@ mod tests {
     }
 
     #[test]
-    fn csv_broken_row_raw_is_requoted_and_truncated() {
+    fn csv_broken_row_raw_from_the_file_is_cut_to_the_most_kept() {
         let long = "x".repeat(5000);
         let text = format!("a,b\n\"q,\"\"r\",{long},3\n");
         let rows = rows_of("users.csv", text.as_bytes());
@@ -1071,6 +1109,9 @@ mod tests {
         assert_eq!(rows, [csv(3, &["1", "Paris"])]);
         let rows = rows_of("users.csv", b"id,\"a\rb\"\r1,Paris\r");
         assert_eq!(rows, [csv(3, &["1", "Paris"])]);
+        // Escaped quotes keep the header's cell quoted; a quote inside a plain cell is a byte.
+        let rows = rows_of("users.csv", b"id,\"a\"\"\r\"\"b\",c\"d\r1,Paris,x\r");
+        assert_eq!(rows, [csv(3, &["1", "Paris", "x"])]);
         // A file of CRLF lines keeps a bare `\r` inside a quoted cell as it is.
         let rows = rows_of("users.csv", b"id,note\r\n1,\"a\rb\r\nc\"\r\n2,d\r\n");
         assert_eq!(rows, [csv(2, &["1", "a\rb\r\nc"]), csv(4, &["2", "d"])]);
@@ -1432,6 +1473,7 @@ mod tests {
             "users.csv",
             false,
             b',',
+            None,
             None,
         )
         .unwrap();

@@ -59,8 +59,11 @@ pub struct Input {
     pub path: PathBuf,
     pub format: Format,
     pub gzip: bool,
-    /// What separates CSV cells: `,`, or a tab for a `.tsv` file (`--delimiter` overrides).
+    /// What separates CSV cells by the file's name: `,`, or a tab for a `.tsv` file.
     pub delimiter: u8,
+    /// `--delimiter`: overrides `delimiter`, and an Excel `sep=` first line must agree with
+    /// it (without it, that line names the separator).
+    pub given_delimiter: Option<u8>,
     /// `--encoding`: the input's text encoding, decoded into UTF-8 as it is read; None for
     /// UTF-8.
     pub encoding: Option<&'static encoding_rs::Encoding>,
@@ -157,6 +160,7 @@ impl Input {
                     &name,
                     self.gzip,
                     self.delimiter,
+                    self.given_delimiter,
                     direct.then_some(self.path.as_path()),
                 )?))
             }

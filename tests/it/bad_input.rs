@@ -432,6 +432,13 @@ fn csv_header_with_an_empty_column_name() {
 }
 
 #[test]
+fn csv_header_with_a_name_of_only_spaces_is_refused_as_an_empty_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let blank = write(dir.path(), "blank.csv", "id, ,plan\n1,,pro\n2,x,pro\n");
+    input_refused(&blank, "header row: column 2 has an empty name");
+}
+
+#[test]
 fn csv_header_not_utf8() {
     input_refused(
         &fixture("header_invalid_utf8.csv"),

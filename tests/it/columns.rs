@@ -234,6 +234,37 @@ fn an_excel_file_has_its_separator_line_read_and_its_empty_trailing_columns_igno
 }
 
 #[test]
+fn trailing_header_cells_of_only_spaces_are_unnamed_columns_like_empty_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "u.csv",
+        "email,city, ,\t\nann@example.com,Zürich\nbob@example.com,Oslo,,x\n",
+    );
+    let server = Server::plain();
+    let (code, stderr) = run(&server, d, &["u.csv", "--failures", "f.ndjson"]);
+    assert_eq!(code, 3, "{stderr}");
+    // A row short by those columns leaves them empty; a value in one is refused.
+    assert_eq!(
+        operations(&server),
+        [json!({"type": "person", "action": "identify",
+            "identifiers": {"email": "ann@example.com"},
+            "attributes": {"city": "Zürich"}})]
+    );
+    let failures = read_ndjson(&d.join("f.ndjson"));
+    assert_eq!(failures.len(), 1);
+    assert!(
+        failures[0]["_error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("column 4 has no name in the header"),
+        "{}",
+        failures[0]
+    );
+}
+
+#[test]
 fn mistaken_column_flags_are_refused_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -1,6 +1,7 @@
 //! The reader as a data engineer meets it, end to end against the sandbox: a failures file
-//! replayed with the job's `--encoding`, old Mac line ends, Excel's `sep=` line, and `_raw`
-//! giving back a row's bytes as they were in the file.
+//! replayed with the job's `--encoding`, old Mac line ends, Excel's `sep=` line (and a
+//! `--delimiter` against it), and `_raw` giving back a row's bytes as they were in the file,
+//! or written back with its delimiter when they cannot be read again.
 
 use crate::common;
 
@@ -70,6 +71,18 @@ fn an_old_mac_csv_of_bare_cr_line_ends_sends_every_row() {
 }
 
 #[test]
+fn a_crlf_csv_with_a_quote_inside_a_header_cell_keeps_a_quoted_cr_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The header's quote is in a cell, not at its start: a plain byte, not a quoted cell
+    // that would hide the header's CRLF and make the file look like one of bare CRs.
+    std::fs::write(d.join("crlf.csv"), b"id,in\"ch\r\n1,\"a\rb\"\r\n").unwrap();
+    let server = Server::plain();
+    let sent = import(&server, d, &["crlf.csv"], 0);
+    assert_eq!(sent, [json!({"in\"ch": "a\rb"})]);
+}
+
+#[test]
 fn an_excel_separator_line_in_quotes_names_the_separator() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -81,6 +94,32 @@ fn an_excel_separator_line_in_quotes_names_the_separator() {
     let server = Server::plain();
     let sent = import(&server, d, &["q.csv"], 0);
     assert_eq!(sent, [json!({"city": "Zürich"})]);
+}
+
+#[test]
+fn a_delimiter_flag_that_disagrees_with_the_excel_separator_line_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("x.csv"), b"sep=;\nid;city\n1;Oslo\n").unwrap();
+    std::fs::write(d.join("comma.toml"), "delimiter = \",\"\n").unwrap();
+    let server = Server::plain();
+    let refused = "x.csv: --delimiter ',' but the file's first line sep=; says ';': leave out \
+                   --delimiter, or delete that line";
+    for flags in [&["--delimiter", ","][..], &["--config", "comma.toml"]] {
+        let out = server
+            .cmd(d)
+            .args([&["x.csv"][..], flags].concat())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(refused), "{stderr}");
+    }
+    assert!(server.sent().is_empty());
+    // The line names the separator when no flag does, and a flag that agrees is fine.
+    import(&server, d, &["x.csv"], 0);
+    let sent = import(&server, d, &["x.csv", "--delimiter", ";"], 0);
+    assert_eq!(cities(&sent), ["Oslo", "Oslo"]);
 }
 
 #[test]
@@ -147,5 +186,36 @@ fn a_broken_rows_raw_is_its_line_as_it_is_in_the_file() {
             .decode(raw)
             .unwrap();
         assert_eq!(raw, line, "{name}: {}", String::from_utf8_lossy(&raw));
+    }
+}
+
+#[test]
+fn a_broken_rows_raw_from_gzip_or_stdin_is_written_back_with_the_files_delimiter() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Five cells under three names: the row is broken, and its bytes are not the file's to
+    // read again, so its cells are written back: quoted only where `;` makes them need it.
+    let body = b"id;city;note\n1;\"Paris\";\"a;b\";x,y;\"say \"\"hi\"\"\"\n";
+    let written = "1;Paris;\"a;b\";x,y;\"say \"\"hi\"\"\"";
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&[&b"sep=;\n"[..], body].concat()).unwrap();
+    std::fs::write(d.join("x.csv.gz"), gz.finish().unwrap()).unwrap();
+    let runs: [(&[&str], &[u8]); 2] = [
+        (&["x.csv.gz"], b""),
+        (&["-", "--format", "csv", "--delimiter", ";"], body),
+    ];
+    for (args, stdin) in runs {
+        let out = common::bin(d)
+            .args(args)
+            .args(["--dry-run", "--failures", "f.ndjson"])
+            .write_stdin(stdin)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        let failures = read_ndjson(&d.join("f.ndjson"));
+        assert_eq!(failures.len(), 1, "{args:?}");
+        assert_eq!(failures[0]["_raw"], written, "{args:?}");
     }
 }
