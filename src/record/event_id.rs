@@ -218,7 +218,7 @@ mod tests {
         let spec = event_spec(Some("renewed"));
         let at = |input: &str, line: u64| {
             let mut m = csv_mapper(&spec, &["id", "plan"]);
-            m.set_input(input);
+            m.set_input(input, false);
             event_id(&m.map(&row(&["1", "pro"]), line).unwrap())
         };
         let jan = at("renew_jan.csv", 2);
@@ -234,7 +234,7 @@ mod tests {
             event_id(&m.map(&row(&["1", "pro", "1709632800"]), line).unwrap())
         };
         let first = timed(&mut m, 2);
-        m.set_input("other.csv");
+        m.set_input("other.csv", false);
         assert_eq!(timed(&mut m, 9), first);
     }
 
