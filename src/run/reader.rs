@@ -290,10 +290,15 @@ impl Reading {
                         if let Some(earlier) = recent.repeat(&out.op, &source, row.line) {
                             recent.warn(&reporter, &source, row.line, earlier);
                         }
+                        // A replayed line that fails again keeps where its row was read.
+                        let (from, line) = match record::replayed(&row.data) {
+                            Some(origin) => (Arc::from(origin.source), origin.line),
+                            None => (source.clone(), row.line),
+                        };
                         let work = Work {
                             seq: this,
-                            source: source.clone(),
-                            line: row.line,
+                            source: from,
+                            line,
                             out,
                             memo,
                         };
@@ -349,11 +354,7 @@ impl Reading {
                         error.insert("message".into(), invalid.message.into());
                         // A replayed line that fails again keeps where its row was read
                         // first (an event without a time takes its id from there).
-                        let origin = match &row.data {
-                            RowData::Json(object) => record::origin(object),
-                            _ => None,
-                        };
-                        let origin = origin.unwrap_or(Origin {
+                        let origin = record::replayed(&row.data).unwrap_or(Origin {
                             source: &source,
                             line: row.line,
                             path: input.path.as_deref(),

@@ -751,6 +751,41 @@ fn a_replayed_row_that_fails_again_keeps_where_it_was_read_and_so_its_events_id(
 }
 
 #[test]
+fn a_replayed_send_failure_that_fails_again_keeps_where_its_row_was_read() {
+    let server = Server::refusing();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The first row is invalid, so a send failure's line in the failures file is not its row's.
+    write(d, "big.csv", "id,plan\n,pro\nu1,pro\nu2,free\n");
+    let fails = ["--no-preflight", "--max-retries", "0"];
+    server.cmd(d).arg("big.csv").args(fails).assert().code(3);
+    server
+        .cmd(d)
+        .arg("big.failures.ndjson")
+        .args(fails)
+        .assert()
+        .code(3);
+    let again = read_ndjson(&d.join("big.failures-2.ndjson"));
+    let at: Vec<(&str, &str, u64)> = again
+        .iter()
+        .map(|l| {
+            let e = &l["_error"];
+            let text = |k| e[k].as_str().unwrap();
+            (text("stage"), text("source"), e["line"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        at,
+        [
+            ("invalid", "big.csv", 2),
+            ("send", "big.csv", 3),
+            ("send", "big.csv", 4)
+        ],
+        "{again:?}"
+    );
+}
+
+#[test]
 fn the_summary_counts_values_cut_apart_from_json_left_out() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
