@@ -16,8 +16,10 @@ use serde_json::{Map, Value};
 use ulid::Ulid;
 
 use super::hash::Fnv128;
+use super::plan::Role;
 use super::value::thousands;
-use super::{EventKind, Invalid, Who};
+use super::{EventKind, Invalid, Mapper, Who};
+use crate::source::RowData;
 use crate::track::MAX_EVENT_DATA_BYTES;
 
 /// Where a row is: its input (by [`input_path`]) and its line.
@@ -118,9 +120,30 @@ pub(super) fn settle(
     }))
 }
 
+impl Mapper {
+    /// The event id `row` gives in a column of its own, and that column: what a message about
+    /// the id names. None when the id is derived, or a replayed line's operation holds it.
+    pub fn given_event_id<'a>(&'a self, row: &'a RowData) -> Option<(&'a str, &'a str)> {
+        let given = match row {
+            RowData::Csv(record) => {
+                let plan = self.csv.as_ref()?;
+                let i = plan.roles.iter().position(|r| *r == Role::EventId)?;
+                Some((plan.headers.get(i)?.as_str(), record.get(i)?))
+            }
+            RowData::Json(object) => object.iter().find_map(|(key, v)| {
+                let text = v.as_str()?;
+                (self.role(key, None) == Role::EventId).then_some((key.as_str(), text))
+            }),
+            RowData::Broken { .. } => None,
+        };
+        given
+            .map(|(column, id)| (column, id.trim()))
+            .filter(|(_, id)| !id.is_empty())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::Mapper;
     use super::super::testkit::*;
     use super::super::value;
     use super::*;
@@ -218,7 +241,7 @@ mod tests {
         let spec = event_spec(Some("renewed"));
         let at = |input: &str, line: u64| {
             let mut m = csv_mapper(&spec, &["id", "plan"]);
-            m.set_input(input);
+            m.set_input(input, false);
             event_id(&m.map(&row(&["1", "pro"]), line).unwrap())
         };
         let jan = at("renew_jan.csv", 2);
@@ -234,7 +257,7 @@ mod tests {
             event_id(&m.map(&row(&["1", "pro", "1709632800"]), line).unwrap())
         };
         let first = timed(&mut m, 2);
-        m.set_input("other.csv");
+        m.set_input("other.csv", false);
         assert_eq!(timed(&mut m, 9), first);
     }
 

@@ -45,7 +45,7 @@ pub use order::Order;
 pub use plan::{MapError, MapSpec, Mapper};
 pub use preview::SAMPLE_ROWS;
 pub use recent::TRIGGER_WINDOW_SECS;
-pub use replay::{Origin, origin};
+pub use replay::{Origin, replayed};
 pub use shard::Shard;
 pub use time::{TimeFormat, parse_zone};
 pub use unused::FlagUse;

@@ -80,14 +80,31 @@ pub(super) struct Notes {
 /// elsewhere (an NDJSON line without the key, an empty cell).
 const UNTIMED: &str = "this event has no timestamp: it goes without a time (Customer.io gives it \
 the time it arrives) and with an id from its content, this input's name and its line, as every \
-such event does (told once)";
+such event does";
+
+/// What such ids mean for the next run, which a nightly job meets: read from a stream, or
+/// from a path a new export is written to, a row gets the id of the row at its line the run
+/// before, and Customer.io drops an identical one as seen.
+pub(super) fn same_ids(stream: bool) -> &'static str {
+    match stream {
+        true => {
+            "read from a stream, every run gives the rows at the same lines the same ids, so \
+             Customer.io drops a row identical to the one an earlier run sent from its line"
+        }
+        false => {
+            "a new export written to this same path gives the rows at the same lines the same \
+             ids, so Customer.io drops a row identical to the one sent from its line before"
+        }
+    }
+}
 
 impl Notes {
     /// Keeps the note on events without a time, the first time.
-    pub fn untimed(&mut self) {
+    pub fn untimed(&mut self, stream: bool) {
         if !self.untimed_told {
             self.untimed_told = true;
-            self.warnings.push(UNTIMED.to_owned());
+            let ids = same_ids(stream);
+            self.warnings.push(format!("{UNTIMED}; {ids} (told once)"));
         }
     }
 

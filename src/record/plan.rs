@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::columns::{Columns, Fate, Pattern, Rename, told_as_written};
 use super::entity::{DEVICE_ID, Entity, LAST_USED, OBJECT_ID, OBJECT_TYPE_ID, PLATFORM};
-use super::notes::{Notes, Oversize, Resized};
+use super::notes::{Notes, Oversize, Resized, same_ids};
 use super::operation::ANONYMOUS_ID;
 use super::preview::{IdSample, folded};
 use super::recent::Recent;
@@ -116,6 +116,8 @@ pub struct Mapper {
     pub(super) notes: RefCell<Notes>,
     /// The input's name, which tells apart events without a time (see `event_id`).
     pub(super) input: String,
+    /// Whether the input is a stream (stdin, a pipe), which every run reads anew.
+    pub(super) stream: bool,
     /// The `--type`s whose column is a pattern, in the order given.
     type_patterns: Vec<(Pattern, ValueType)>,
     pub(super) columns: Columns,
@@ -168,6 +170,7 @@ impl Mapper {
                 .filter(|&o| o != Oversize::Reject && spec.action.event_kind().is_none()),
             notes: RefCell::default(),
             input: String::new(),
+            stream: false,
             object_type: spec.object_type.clone(),
             only_existing: spec.only_existing,
             may_destroy: spec.may_destroy,
@@ -587,19 +590,29 @@ impl Mapper {
 
     /// What a run is told at the start when this input's events have no timestamp column:
     /// how they get their time and their ids. None for NDJSON, whose keys vary by line.
-    pub fn untimed_note(&self) -> Option<&'static str> {
-        let plan = self.csv.as_ref()?;
-        (self.action.event_kind().is_some() && !plan.roles.contains(&Role::EventTimestamp)).then_some(
-            "no timestamp column: each event goes without a time (Customer.io gives it the time \
-             it arrives) and with an id from its content, this input's name and its line, so \
-             identical rows are distinct events, and a re-run, --resume or a replay of the \
-             failures file sends the same ids",
-        )
+    pub fn untimed_note(&self) -> Option<String> {
+        self.all_untimed().then(|| {
+            format!(
+                "no timestamp column: each event goes without a time (Customer.io gives it the \
+                 time it arrives) and with an id from its content, this input's name and its \
+                 line, so identical rows are distinct events, and a re-run, --resume or a \
+                 replay of the failures file sends the same ids; {}",
+                same_ids(self.stream)
+            )
+        })
+    }
+
+    /// Whether this input is a CSV of events without a timestamp column.
+    pub(super) fn all_untimed(&self) -> bool {
+        self.csv.as_ref().is_some_and(|plan| {
+            self.action.event_kind().is_some() && !plan.roles.contains(&Role::EventTimestamp)
+        })
     }
 
     /// Names the input the rows come from, as the run and its failures file name it.
-    pub fn set_input(&mut self, name: &str) {
+    pub fn set_input(&mut self, name: &str, stream: bool) {
         self.input = name.to_owned();
+        self.stream = stream;
     }
 
     /// Counts into `count` each event mapped (or validated) from now on that can still

@@ -8,6 +8,7 @@ use super::event_id::Place;
 use super::operation::Flat;
 use super::tally::Collect;
 use super::{Action, Entity, Invalid, Mapper, Operation};
+use crate::source::RowData;
 
 /// The key our failures file adds to every line; its presence marks a replay.
 pub(super) const ERROR_KEY: &str = "_error";
@@ -27,8 +28,16 @@ pub struct Origin<'a> {
     pub path: Option<&'a str>,
 }
 
+/// The origin a replayed row names: where it was read first, if it is a failures-file line.
+pub fn replayed(row: &RowData) -> Option<Origin<'_>> {
+    match row {
+        RowData::Json(object) => origin(object),
+        _ => None,
+    }
+}
+
 /// The origin a failures-file line (`_error`) names, if `object` is one.
-pub fn origin(object: &Map<String, Value>) -> Option<Origin<'_>> {
+fn origin(object: &Map<String, Value>) -> Option<Origin<'_>> {
     let error = object.get(ERROR_KEY)?;
     let text = |key| error.get(key).and_then(Value::as_str);
     Some(Origin {

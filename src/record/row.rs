@@ -102,8 +102,9 @@ impl Mapper {
     /// event of it has none (see [`Mapper::untimed_note`]).
     #[cold]
     fn untimed(&mut self) {
-        if self.untimed_note().is_none() {
-            self.notes.get_mut().untimed();
+        if !self.all_untimed() {
+            let stream = self.stream;
+            self.notes.get_mut().untimed(stream);
         }
     }
 

@@ -17,6 +17,7 @@ use crate::state::{Memo, State};
 pub(super) struct Work {
     /// Its number in the ledger.
     pub seq: u64,
+    /// Where its row was read first, which its failures-file line names.
     pub source: Arc<str>,
     pub line: u64,
     pub out: Outgoing,

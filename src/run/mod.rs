@@ -9,6 +9,7 @@ mod delivery;
 mod dispatch;
 mod finish;
 mod reader;
+mod repeats;
 mod resume;
 mod setup;
 mod signals;

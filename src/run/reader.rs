@@ -2,7 +2,6 @@
 //! it can itself (invalid rows, and in a dry run valid ones) and hands the rest to the
 //! dispatcher; and its stop, its warnings and its end.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,13 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::delivery::Work;
 use super::lock;
+use super::repeats::Repeats;
 use super::setup::Opened;
 use super::sweep::{Removing, Sweep};
 use crate::checkpoint::Skip;
 use crate::error::Fatal;
-use crate::record::{
-    self, Invalid, Mapper, Operation, Origin, Oversize, Resized, SAMPLE_ROWS, Shard,
-};
+use crate::record::{self, Invalid, Mapper, Origin, Oversize, Resized, SAMPLE_ROWS, Shard};
 use crate::report::{Counters, Reporter, say};
 use crate::send::Outgoing;
 use crate::settle::{Ledger, Outcome, failure_line};
@@ -127,7 +125,8 @@ impl Reading {
         // Records read, and a dry run's valid records, are counted and settled in runs:
         // a lock and two atomic adds a run, not a row.
         let mut run = Run::default();
-        let mut recent = RecentEvents::default();
+        let mut repeats = Repeats::default();
+        let mut repeat_told = Capped::default();
         let mut shown = 0u64;
         for (i, input) in opened.into_iter().enumerate() {
             let mut input = input;
@@ -264,6 +263,25 @@ impl Reading {
                     continue;
                 }
                 run.read += 1;
+                // Before the state looks: a different event with an earlier one's id would be
+                // dropped by Customer.io, so it is invalid, sent or not.
+                let mapped = match mapped {
+                    Ok(Some((out, shown))) if tx.is_some() => {
+                        let again =
+                            repeats.check(&out, &input.mapper, &row.data, &source, row.line);
+                        again.map(|again| {
+                            if let Some(again) = again {
+                                repeat_told.warn(
+                                    &reporter,
+                                    || again,
+                                    "more events repeat earlier ones; Customer.io keeps one of each",
+                                );
+                            }
+                            Some((out, shown))
+                        })
+                    }
+                    mapped => mapped,
+                };
                 let memo = match (&state, &mapped) {
                     (Some(_), Ok(Some((out, _)))) => Memo::of(&out.op, &out.encoded),
                     _ => None,
@@ -287,13 +305,15 @@ impl Reading {
                 }
                 let result = match mapped {
                     Ok(Some((out, _))) if tx.is_some() => {
-                        if let Some(earlier) = recent.repeat(&out.op, &source, row.line) {
-                            recent.warn(&reporter, &source, row.line, earlier);
-                        }
+                        // A replayed line that fails again keeps where its row was read.
+                        let (from, line) = match record::replayed(&row.data) {
+                            Some(origin) => (Arc::from(origin.source), origin.line),
+                            None => (source.clone(), row.line),
+                        };
                         let work = Work {
                             seq: this,
-                            source: source.clone(),
-                            line: row.line,
+                            source: from,
+                            line,
                             out,
                             memo,
                         };
@@ -349,11 +369,7 @@ impl Reading {
                         error.insert("message".into(), invalid.message.into());
                         // A replayed line that fails again keeps where its row was read
                         // first (an event without a time takes its id from there).
-                        let origin = match &row.data {
-                            RowData::Json(object) => record::origin(object),
-                            _ => None,
-                        };
-                        let origin = origin.unwrap_or(Origin {
+                        let origin = record::replayed(&row.data).unwrap_or(Origin {
                             source: &source,
                             line: row.line,
                             path: input.path.as_deref(),
@@ -510,62 +526,6 @@ impl ReaderThread {
                 Vec::new()
             }
         }
-    }
-}
-
-/// The ids of the last events read, to tell when one repeats an earlier one: a
-/// derived id repeats when person, name, timestamp and data do, and Customer.io keeps only
-/// one of such events. Bounded: a repeat further back goes unnoticed.
-#[derive(Default)]
-struct RecentEvents {
-    /// A hash of each id, and the input and line its event came from.
-    lines: HashMap<u64, (Arc<str>, u64)>,
-    order: VecDeque<u64>,
-    told: Capped,
-}
-
-impl RecentEvents {
-    const KEPT: usize = 65_536;
-
-    /// Where the earlier event with the same id as `op` came from, if it is among the last
-    /// ones.
-    fn repeat(&mut self, op: &Operation, source: &Arc<str>, line: u64) -> Option<(Arc<str>, u64)> {
-        let id = op.event_id()?;
-        let key = {
-            let mut h = std::hash::DefaultHasher::new();
-            std::hash::Hash::hash(id, &mut h);
-            std::hash::Hasher::finish(&h)
-        };
-        if let Some(earlier) = self.lines.insert(key, (source.clone(), line)) {
-            return Some(earlier);
-        }
-        self.order.push_back(key);
-        if self.order.len() > Self::KEPT
-            && let Some(old) = self.order.pop_front()
-        {
-            self.lines.remove(&old);
-        }
-        None
-    }
-
-    fn warn(&mut self, reporter: &Reporter, source: &str, line: u64, earlier: (Arc<str>, u64)) {
-        let (from, at) = earlier;
-        let earlier = if *from == *source {
-            format!("line {at}")
-        } else {
-            format!("{from} line {at}")
-        };
-        self.told.warn(
-            reporter,
-            || {
-                format!(
-                    "{source} line {line}: the same event as {earlier} (same event id: person, \
-                     name, timestamp and data alike); Customer.io keeps one. If both happened, \
-                     give them an event_id column or timestamps that differ"
-                )
-            },
-            "more events repeat earlier ones; Customer.io keeps one of each",
-        );
     }
 }
 

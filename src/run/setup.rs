@@ -151,7 +151,7 @@ fn open(input: &Input, config: &Config, counters: &Counters) -> Result<Opened, F
     let mut mapper = Mapper::new(&config.map, reader.headers())
         .map_err(|e| Fatal::Setup(format!("{name}: {e}")))?;
     let path = input_path(&input.path, input.is_stream(), &name);
-    mapper.set_input(&path);
+    mapper.set_input(&path, input.is_stream());
     let path = (config.map.action.event_kind().is_some() && path != name).then_some(path);
     if let Some(note) = mapper.untimed_note()
         && !config.quiet

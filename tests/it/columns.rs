@@ -380,7 +380,9 @@ fn a_column_that_is_a_customer_io_name_but_for_case_or_spaces_is_warned_with_its
             // An event without a time is told once, whatever the columns.
             "cio-import: warning: e.ndjson line 1: this event has no timestamp: it goes without \
           a time (Customer.io gives it the time it arrives) and with an id from its content, \
-          this input's name and its line, as every such event does (told once)",
+          this input's name and its line, as every such event does; a new export written to \
+          this same path gives the rows at the same lines the same ids, so Customer.io drops a \
+          row identical to the one sent from its line before (told once)",
             "cio-import: warning: e.ndjson: key \"Time Stamp\" is sent as a custom attribute \
           \"Time Stamp\", not as Customer.io's \"timestamp\"; if it is meant as that, pass \
           --rename \"Time Stamp=timestamp\""

@@ -311,6 +311,97 @@ fn an_event_that_repeats_an_earlier_one_is_told() {
 }
 
 #[test]
+fn an_event_id_given_to_another_event_is_invalid_not_accepted_and_dropped() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "dupid.csv",
+        "id,name,event_id,timestamp,amt\n1,pay,ch_1,2024-01-01,5\n2,pay,ch_1,2024-01-02,7\n\
+         1,refund,ch_1,2024-01-03,5\n",
+    );
+    let out = server
+        .cmd(d)
+        .args(["dupid.csv", "--action", "event", "--summary", "-"])
+        .assert()
+        .code(3);
+    let out = out.get_output();
+    let s = common::summary(out);
+    assert_eq!(
+        (&s["accepted"], &s["invalid"]),
+        (&json!(1), &json!(2)),
+        "{s}"
+    );
+    // Only the first was sent, and kept.
+    let events = server.sandbox.events();
+    let kept: Vec<(&str, &Value)> = events
+        .iter()
+        .map(|e| (&e.name[..], &e.data["amt"]))
+        .collect();
+    assert_eq!(kept, [("pay", &json!("5"))]);
+    assert_eq!(server.sandbox.stats().duplicate_events, 0);
+    let lines = read_ndjson(&d.join("dupid.failures.ndjson"));
+    let told: Vec<(&Value, &Value, &Value)> = lines
+        .iter()
+        .map(|l| {
+            (
+                &l["_error"]["line"],
+                &l["_error"]["column"],
+                &l["_error"]["message"],
+            )
+        })
+        .collect();
+    let message = json!(
+        "event id \"ch_1\" (column \"event_id\") was given to another event at line 2; \
+         Customer.io keeps only the first event of an id and would drop this one as a \
+         duplicate: give each event an id of its own"
+    );
+    assert_eq!(
+        told,
+        [
+            (&json!(3), &json!("event_id"), &message),
+            (&json!(4), &json!("event_id"), &message)
+        ]
+    );
+    let e = common::stderr(out);
+    assert!(!e.contains("the same event"), "{e}");
+}
+
+#[test]
+fn the_same_event_again_under_its_event_id_is_accepted_and_dropped_as_seen() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let row = "1,pay,ch_1,2024-01-01,5\n";
+    write(
+        d,
+        "again.csv",
+        &format!("id,name,event_id,timestamp,amt\n{row}{row}"),
+    );
+    for run in 1..=2 {
+        let out = server
+            .cmd(d)
+            .args(["again.csv", "--action", "event", "--summary", "-"])
+            .assert()
+            .success();
+        let out = out.get_output();
+        assert_eq!(common::summary(out)["accepted"], json!(2));
+        let e = common::stderr(out);
+        assert!(
+            e.contains(
+                "again.csv line 3: the same event as line 2 (same event_id \"ch_1\", person, \
+                 name, timestamp and data); Customer.io keeps one\n"
+            ),
+            "{e}"
+        );
+        let stats = server.sandbox.stats();
+        // Run again, as a resume or a replay would: dropped as seen, as meant.
+        assert_eq!((stats.events, stats.duplicate_events), (1, 2 * run - 1));
+    }
+}
+
+#[test]
 fn a_failures_file_of_mixed_actions_replays_each_with_its_own_action() {
     let dir = tempfile::tempdir().unwrap();
     // Each action's run fails every record into its own failures file.

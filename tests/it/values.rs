@@ -349,7 +349,9 @@ fn identical_rows_without_a_time_in_two_files_are_two_events_and_a_rerun_sends_t
             "renew_jan.csv: no timestamp column: each event goes without a time (Customer.io \
              gives it the time it arrives) and with an id from its content, this input's name \
              and its line, so identical rows are distinct events, and a re-run, --resume or a \
-             replay of the failures file sends the same ids"
+             replay of the failures file sends the same ids; a new export written to this \
+             same path gives the rows at the same lines the same ids, so Customer.io drops a row \
+             identical to the one sent from its line before"
         ),
         "{e}"
     );
@@ -364,6 +366,35 @@ fn identical_rows_without_a_time_in_two_files_are_two_events_and_a_rerun_sends_t
         .success();
     let stats = server.sandbox.stats();
     assert_eq!((stats.events, stats.duplicate_events), (2, 2));
+}
+
+#[test]
+fn events_without_a_time_from_stdin_are_told_that_every_run_gives_the_same_ids() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    for night in 0..2 {
+        let out = server
+            .cmd(dir.path())
+            .args(["-", "--action", "event", "--format", "csv"])
+            .write_stdin("id,name,plan\nu1,renewed,pro\n")
+            .assert()
+            .success();
+        let e = stderr(&out);
+        assert!(
+            e.contains(
+                "stdin: no timestamp column: each event goes without a time (Customer.io gives \
+                 it the time it arrives) and with an id from its content, this input's name and \
+                 its line, so identical rows are distinct events, and a re-run, --resume or a \
+                 replay of the failures file sends the same ids; read from a stream, every run \
+                 gives the rows at the same lines the same ids, so Customer.io drops a row \
+                 identical to the one an earlier run sent from its line"
+            ),
+            "{e}"
+        );
+        // As told: the second night's row is dropped as seen.
+        let stats = server.sandbox.stats();
+        assert_eq!((stats.events, stats.duplicate_events), (1, night), "{e}");
+    }
 }
 
 #[test]
@@ -392,7 +423,9 @@ fn ndjson_events_without_a_time_are_told_once_and_kept_apart() {
         e.contains(
             "cio-import: warning: renewals.ndjson line 2: this event has no timestamp: it goes \
              without a time (Customer.io gives it the time it arrives) and with an id from its \
-             content, this input's name and its line, as every such event does (told once)"
+             content, this input's name and its line, as every such event does; a new export \
+             written to this same path gives the rows at the same lines the same ids, so \
+             Customer.io drops a row identical to the one sent from its line before (told once)"
         ),
         "{e}"
     );
@@ -714,6 +747,43 @@ fn a_replayed_row_that_fails_again_keeps_where_it_was_read_and_so_its_events_id(
     assert_eq!(
         u2[0], u2[1],
         "the replay and the fixed file send u2 with one id"
+    );
+}
+
+#[test]
+fn a_replayed_send_failure_that_fails_again_keeps_where_its_row_was_read() {
+    let server = Server::refusing();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The first row is invalid, so a send failure's line in the failures file is not its row's.
+    write(d, "big.csv", "id,plan\n,pro\nu1,pro\nu2,free\n");
+    let fails = ["--no-preflight", "--max-retries", "0"];
+    server.cmd(d).arg("big.csv").args(fails).assert().code(3);
+    server
+        .cmd(d)
+        .arg("big.failures.ndjson")
+        .args(fails)
+        .assert()
+        .code(3);
+    let again = read_ndjson(&d.join("big.failures-2.ndjson"));
+    // Requests go side by side: their failures in the order they ended.
+    let mut at: Vec<(&str, &str, u64)> = again
+        .iter()
+        .map(|l| {
+            let e = &l["_error"];
+            let text = |k| e[k].as_str().unwrap();
+            (text("stage"), text("source"), e["line"].as_u64().unwrap())
+        })
+        .collect();
+    at.sort_by_key(|&(_, _, line)| line);
+    assert_eq!(
+        at,
+        [
+            ("invalid", "big.csv", 2),
+            ("send", "big.csv", 3),
+            ("send", "big.csv", 4)
+        ],
+        "{again:?}"
     );
 }
 
