@@ -6,6 +6,7 @@ use std::path::Path;
 use super::{Config, Target, default_failures_path, state};
 use crate::cli::Cli;
 use crate::record::{Action, EmptyPolicy, Entity, Oversize};
+use crate::shell;
 use crate::track::Region;
 
 impl Config {
@@ -163,7 +164,7 @@ impl Config {
 /// Words as one line for a POSIX shell.
 fn shell_line(args: Vec<String>) -> String {
     args.iter()
-        .map(|a| shell_word(a))
+        .map(|a| shell::word(a))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -174,19 +175,6 @@ pub(super) fn cli_name(value: impl clap::ValueEnum) -> String {
         .to_possible_value()
         .map(|v| v.get_name().to_owned())
         .unwrap_or_default()
-}
-
-/// `word` as one word for a POSIX shell: as it is when that is safe, else single-quoted.
-fn shell_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 /// The flags of `cli` that shape how the run goes and are not at their defaults, as words.

@@ -35,7 +35,7 @@ mod value;
 #[cfg(test)]
 mod testkit;
 
-pub use columns::{Columns, Pattern, Rename, check_type_flags};
+pub use columns::{Columns, Pattern, Rename, check_type_flags, type_flag};
 pub use entity::{Device, Entity, ObjectId, Platform};
 pub use event_id::input_path;
 pub use identifier::{IdKind, Identifier};
