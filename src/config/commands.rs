@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{Config, Target, default_failures_path, state};
 use crate::cli::Cli;
-use crate::record::{Action, EmptyPolicy, Entity, Oversize};
+use crate::record::{Action, EmptyPolicy, Entity, Oversize, value_name};
 use crate::shell;
 use crate::track::Region;
 
@@ -17,7 +17,7 @@ impl Config {
         let mut flag = |name: &str, value: String| args.extend([name.to_owned(), value]);
         let map = &self.map;
         if map.action != Action::Identify {
-            flag("--action", cli_name(map.action));
+            flag("--action", value_name(map.action));
         }
         if let Some(name) = &map.event_name {
             flag("--event-name", name.clone());
@@ -26,7 +26,7 @@ impl Config {
             flag("--id-column", column.clone());
         }
         if let Some(kind) = map.id_type {
-            flag("--id-type", cli_name(kind));
+            flag("--id-type", value_name(kind));
         }
         for (column, ty) in &map.types {
             flag("--type", format!("{column}={ty}"));
@@ -36,13 +36,13 @@ impl Config {
             flag("--timezone", zone.to_owned());
         }
         if map.oversize != Oversize::Reject {
-            flag("--oversize", cli_name(map.oversize));
+            flag("--oversize", value_name(map.oversize));
         }
         if map.empty != EmptyPolicy::Skip {
-            flag("--empty", cli_name(map.empty));
+            flag("--empty", value_name(map.empty));
         }
         if map.entity != Entity::Person {
-            flag("--entity", cli_name(map.entity));
+            flag("--entity", value_name(map.entity));
         }
         if let Some(object_type) = &map.object_type {
             flag("--object-type", object_type.clone());
@@ -146,7 +146,7 @@ impl Config {
                     args.extend(["--api-key-file".to_owned(), path.display().to_string()]);
                 }
                 if *region != Region::Us {
-                    args.extend(["--region".to_owned(), cli_name(*region)]);
+                    args.extend(["--region".to_owned(), value_name(*region)]);
                 }
                 if base != region.host() {
                     args.extend(["--endpoint".to_owned(), base.clone()]);
@@ -167,14 +167,6 @@ fn shell_line(args: Vec<String>) -> String {
         .map(|a| shell::word(a))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// A value's name on the command line.
-pub(super) fn cli_name(value: impl clap::ValueEnum) -> String {
-    value
-        .to_possible_value()
-        .map(|v| v.get_name().to_owned())
-        .unwrap_or_default()
 }
 
 /// The flags of `cli` that shape how the run goes and are not at their defaults, as words.
@@ -240,8 +232,8 @@ pub(super) fn run_flags(cli: &Cli) -> Vec<String> {
     );
     flag(
         "--progress",
-        cli_name(cli.progress),
-        cli_name(default.progress),
+        value_name(cli.progress),
+        value_name(default.progress),
     );
     if cli.quiet {
         words.push("--quiet".to_owned());

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::columns::{Columns, Fate, Pattern, Rename, told_as_written, type_flag};
 use super::entity::{DEVICE_ID, Entity, LAST_USED, OBJECT_ID, OBJECT_TYPE_ID, PLATFORM};
-use super::notes::{Notes, Oversize, Resized};
+use super::notes::{Notes, Oversize, Resize, Resized};
 use super::operation::ANONYMOUS_ID;
 use super::preview::{IdSample, folded};
 use super::recent::Recent;
@@ -113,7 +113,7 @@ pub struct Mapper {
     pub(super) last_used: Typed,
     /// The `--oversize` policy where it changes values: not reject, and not for events
     /// (whose data is held to its total only).
-    pub(super) oversize: Option<Oversize>,
+    pub(super) oversize: Option<Resize>,
     pub(super) notes: RefCell<Notes>,
     /// The input's name, which tells apart events without a time (see `event_id`).
     pub(super) input: String,
@@ -165,8 +165,7 @@ impl Mapper {
             conventions: spec.conventions.clone(),
             event_time: fixed_time(&spec.types, "timestamp"),
             last_used: fixed_time(&spec.types, LAST_USED),
-            oversize: Some(spec.oversize)
-                .filter(|&o| o != Oversize::Reject && spec.action.event_kind().is_none()),
+            oversize: (spec.oversize.resize()).filter(|_| spec.action.event_kind().is_none()),
             notes: RefCell::default(),
             input: String::new(),
             object_type: spec.object_type.clone(),
