@@ -479,6 +479,25 @@ fn the_plan_says_what_each_column_becomes_before_anything_is_sent() {
 }
 
 #[test]
+fn the_plan_lines_up_names_that_are_not_ascii_or_hold_a_quote() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "u.csv", "名前前前,\"in\"\"ch\",id\na,b,1\n");
+    let server = Server::plain();
+    let (code, stderr) = run(&server, d, &["u.csv"]);
+    assert_eq!(code, 0, "{stderr}");
+    let plan: Vec<&str> = stderr.lines().skip(1).take(3).collect();
+    assert_eq!(
+        plan,
+        [
+            "  \"名前前前\"    attribute \"名前前前\", text",
+            "  \"in\\\"ch\"  attribute \"in\\\"ch\", text",
+            "  \"id\"      the identifier, as id",
+        ]
+    );
+}
+
+#[test]
 fn show_writes_the_first_operations_exactly_as_a_real_run_sends_them() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
