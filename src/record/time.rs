@@ -161,7 +161,8 @@ pub(super) fn format_advice(column: &str, s: &str) -> String {
             type_flag(column, format!("timestamp:{one}"))
         ),
         [..] => {
-            let flags: Vec<String> = (reading.iter())
+            let flags: Vec<String> = reading
+                .iter()
                 .map(|f| type_flag(column, format!("timestamp:{f}")))
                 .collect();
             format!("; {} reads it, as the file means", flags.join(" or "))
