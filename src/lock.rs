@@ -4,7 +4,7 @@
 //! checkpoint.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read as _, Write as _};
+use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
 /// The lock; it is released, and its file removed, when dropped (a crash releases it too:
@@ -72,7 +72,10 @@ impl RunLock {
                     path.display()
                 ));
             }
+            // From the start: the read above left the cursor past a crashed run's pid, where
+            // writing would leave NULs before ours, which the next run takes for not ours.
             file.set_len(0).map_err(cannot)?;
+            file.rewind().map_err(cannot)?;
             write!(file, "{}", std::process::id()).map_err(cannot)?;
             return Ok(RunLock { path, _file: file });
         }
@@ -140,7 +143,12 @@ mod tests {
         );
         // One a crash left behind is taken.
         std::fs::write(lock_path(&failures), "4242").unwrap();
-        drop(RunLock::take(&failures).unwrap());
+        let lock = RunLock::take(&failures).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(lock_path(&failures)).unwrap(),
+            std::process::id().to_string()
+        );
+        drop(lock);
         assert!(!lock_path(&failures).exists());
     }
 }
