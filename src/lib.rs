@@ -22,7 +22,8 @@
 //! policy), below [`run`] and above [`record`]; [`lock`] keeps a second run off the same
 //! files; [`sandbox`] is the local stand-in of the Track API. At the bottom,
 //! leaves every stage may point down to: [`track`] (Track API facts: regions, hosts, the
-//! key, the documented limits), [`error`] (the fatal errors) and [`exit`] (the exit codes).
+//! key, the documented limits), [`error`] (the fatal errors), [`exit`] (the exit codes) and
+//! [`shell`] (words quoted as a POSIX shell reads them, for every command a message prints).
 //! No module points back up: `tests/it/layout.rs` finds any circle.
 //!
 //! # Vocabulary
@@ -67,6 +68,7 @@ pub mod run;
 pub mod sandbox;
 pub mod send;
 pub mod settle;
+pub mod shell;
 pub mod source;
 pub mod state;
 pub mod track;

@@ -72,8 +72,9 @@ impl RunLock {
                     path.display()
                 ));
             }
+            // From the start: the read above left the cursor past a crashed run's pid, where
+            // writing would leave NULs before ours, which the next run takes for not ours.
             file.set_len(0).map_err(cannot)?;
-            // At the start: the read left the cursor at the end of what was there.
             file.rewind().map_err(cannot)?;
             write!(file, "{}", std::process::id()).map_err(cannot)?;
             return Ok(RunLock { path, _file: file });

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use super::{Config, Target, default_failures_path, state};
 use crate::cli::Cli;
-use crate::record::{Action, EmptyPolicy, Entity, Oversize};
+use crate::record::{Action, EmptyPolicy, Entity, Oversize, value_name};
+use crate::shell;
 use crate::track::Region;
 
 impl Config {
@@ -16,7 +17,7 @@ impl Config {
         let mut flag = |name: &str, value: String| args.extend([name.to_owned(), value]);
         let map = &self.map;
         if map.action != Action::Identify {
-            flag("--action", cli_name(map.action));
+            flag("--action", value_name(map.action));
         }
         if let Some(name) = &map.event_name {
             flag("--event-name", name.clone());
@@ -25,7 +26,7 @@ impl Config {
             flag("--id-column", column.clone());
         }
         if let Some(kind) = map.id_type {
-            flag("--id-type", cli_name(kind));
+            flag("--id-type", value_name(kind));
         }
         for (column, ty) in &map.types {
             flag("--type", format!("{column}={ty}"));
@@ -35,13 +36,13 @@ impl Config {
             flag("--timezone", zone.to_owned());
         }
         if map.oversize != Oversize::Reject {
-            flag("--oversize", cli_name(map.oversize));
+            flag("--oversize", value_name(map.oversize));
         }
         if map.empty != EmptyPolicy::Skip {
-            flag("--empty", cli_name(map.empty));
+            flag("--empty", value_name(map.empty));
         }
         if map.entity != Entity::Person {
-            flag("--entity", cli_name(map.entity));
+            flag("--entity", value_name(map.entity));
         }
         if let Some(object_type) = &map.object_type {
             flag("--object-type", object_type.clone());
@@ -145,7 +146,7 @@ impl Config {
                     args.extend(["--api-key-file".to_owned(), path.display().to_string()]);
                 }
                 if *region != Region::Us {
-                    args.extend(["--region".to_owned(), cli_name(*region)]);
+                    args.extend(["--region".to_owned(), value_name(*region)]);
                 }
                 if base != region.host() {
                     args.extend(["--endpoint".to_owned(), base.clone()]);
@@ -163,30 +164,9 @@ impl Config {
 /// Words as one line for a POSIX shell.
 fn shell_line(args: Vec<String>) -> String {
     args.iter()
-        .map(|a| shell_word(a))
+        .map(|a| shell::word(a))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// A value's name on the command line.
-pub(super) fn cli_name(value: impl clap::ValueEnum) -> String {
-    value
-        .to_possible_value()
-        .map(|v| v.get_name().to_owned())
-        .unwrap_or_default()
-}
-
-/// `word` as one word for a POSIX shell: as it is when that is safe, else single-quoted.
-fn shell_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 /// The flags of `cli` that shape how the run goes and are not at their defaults, as words.
@@ -252,8 +232,8 @@ pub(super) fn run_flags(cli: &Cli) -> Vec<String> {
     );
     flag(
         "--progress",
-        cli_name(cli.progress),
-        cli_name(default.progress),
+        value_name(cli.progress),
+        value_name(default.progress),
     );
     if cli.quiet {
         words.push("--quiet".to_owned());

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use crate::cli::{Cli, Resume};
 use crate::error::Fatal;
-use crate::record::{Action, Columns, Conventions, Entity, MapSpec, Shard, check_type_flags};
+use crate::record::{
+    Action, Columns, Conventions, Entity, MapSpec, Shard, check_type_flags, value_name,
+};
 use crate::report::ProgressMode;
 use crate::sandbox::SandboxOptions;
 use crate::source::{Input, SourceError};
 use crate::track::{Region, Secret};
-use commands::{cli_name, run_flags};
+use commands::run_flags;
 
 mod commands;
 mod file;
@@ -425,7 +427,7 @@ impl Config {
 
 /// The data-model flags: what `--entity`, `--object-type` and `--only-existing` go with.
 fn check_model(cli: &Cli) -> Result<(), ConfigError> {
-    let action = cli_name(cli.action);
+    let action = value_name(cli.action);
     if cli.entity == Entity::Object && !matches!(cli.action, Action::Identify | Action::Delete) {
         return Err(bad(format!(
             "--entity object takes --action identify or delete, not {action}; a person's \

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{ConfigError, bad, cli_name};
+use super::{ConfigError, bad, value_name};
 use crate::cli::Cli;
 use crate::record::{Action, Entity};
 use crate::state::{MaxMissing, Missing, Removal};
@@ -18,7 +18,7 @@ pub struct StateConfig {
 
 /// `removal` as the command line says it: `--missing delete`.
 pub fn removal_flag(removal: Removal) -> String {
-    format!("--missing {}", cli_name(Missing::from(removal)))
+    format!("--missing {}", value_name(Missing::from(removal)))
 }
 
 /// Checks the incremental-sync flags; None without `--state`. Its path is checked with the run's other files (`Config::from_cli`).
@@ -41,7 +41,7 @@ pub(super) fn state_config(cli: &Cli) -> Result<Option<StateConfig>, ConfigError
             return Err(bad(format!(
                 "{flag} removes the people a full export of people no longer has: it goes with \
                  --action identify (the default) of people, not --action {}{}",
-                cli_name(cli.action),
+                value_name(cli.action),
                 if cli.entity == Entity::Object {
                     " --entity object"
                 } else {
@@ -75,7 +75,7 @@ pub(super) fn state_flags(cli: &Cli) -> Vec<String> {
         words.extend(["--state".to_owned(), path.display().to_string()]);
     }
     if cli.missing != Missing::Ignore {
-        words.extend(["--missing".to_owned(), cli_name(cli.missing)]);
+        words.extend(["--missing".to_owned(), value_name(cli.missing)]);
         // Confirmed once for the run: its resume would be refused without it.
         if cli.yes {
             words.push("--yes".to_owned());

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::replay::ERROR_KEY;
 use super::value::{ValueType, json_kind};
 use super::{Invalid, Mapper};
+use crate::shell;
 use crate::source::RowData;
 
 /// A column name, or a pattern of them where `*` stands for any text (`*_TIME`).
@@ -79,10 +80,7 @@ pub struct Rename {
 impl Rename {
     /// The flag as the user wrote it, quoted when a shell would split it.
     pub fn flag(&self) -> String {
-        format!(
-            "--rename {}",
-            shell_word(&format!("{}={}", self.from.as_str(), self.to))
-        )
+        shell::flag("--rename", &format!("{}={}", self.from.as_str(), self.to))
     }
 
     fn apply(&self, name: &str) -> Option<String> {
@@ -114,8 +112,8 @@ pub struct Columns {
 pub enum Fate<'a> {
     /// Read under this name: its own, or a `--rename`'s.
     Kept(Cow<'a, str>),
-    /// `--drop`: never sent.
-    Dropped,
+    /// `--drop`: never sent. The name is the one `--drop` matched: its new one, if renamed.
+    Dropped(Cow<'a, str>),
 }
 
 impl Columns {
@@ -220,7 +218,7 @@ impl Columns {
              new name",
             rename.flag()
         );
-        Some((why, shell_word(&to)))
+        Some((why, to))
     }
 
     /// What becomes of column `name`: renamed first, then dropped if `--drop` names the
@@ -231,7 +229,7 @@ impl Columns {
             None => Cow::Borrowed(name),
         };
         if self.drops.iter().any(|d| d.matches(&name)) {
-            Fate::Dropped
+            Fate::Dropped(name)
         } else {
             Fate::Kept(name)
         }
@@ -256,27 +254,24 @@ impl Columns {
     }
 }
 
+/// The flag `--type COLUMN=TYPE` as a command line gives it: `--type 'Signup Date=bool'`.
+pub fn type_flag(column: &str, ty: impl std::fmt::Display) -> String {
+    shell::flag("--type", &format!("{column}={ty}"))
+}
+
 /// `--type COLUMN=TYPE` given twice for one column with two types: the later one would be
 /// silently ignored, so both are refused, naming each.
 pub fn check_type_flags(types: &[(String, ValueType)]) -> Result<(), String> {
     for (i, (column, ty)) in types.iter().enumerate() {
         if let Some((_, other)) = types[..i].iter().find(|(c, t)| c == column && t != ty) {
             return Err(format!(
-                "--type {column}={other} and --type {column}={ty} both give {column:?} a type; \
-                 keep one"
+                "{} and {} both give {column:?} a type; keep one",
+                type_flag(column, other),
+                type_flag(column, ty)
             ));
         }
     }
     Ok(())
-}
-
-/// `name` as a word of a command line: quoted when a shell would split it.
-fn shell_word(name: &str) -> String {
-    if name.contains(|c: char| c.is_whitespace() || "\"'$`\\;&|<>()!#*".contains(c)) {
-        format!("{name:?}")
-    } else {
-        name.to_owned()
-    }
 }
 
 impl Mapper {
@@ -312,8 +307,9 @@ impl Mapper {
                     return Err(Invalid::at(
                         key,
                         format!(
-                            "{key:?} is {}, not an object to lift (--flatten {key})",
-                            json_kind(v)
+                            "{key:?} is {}, not an object to lift ({})",
+                            json_kind(v),
+                            shell::flag("--flatten", key)
                         ),
                     ));
                 }
@@ -332,7 +328,7 @@ impl Mapper {
         object: &Map<String, Value>,
     ) -> Result<(), Invalid> {
         let name = match self.columns.fate(key) {
-            Fate::Dropped => return Ok(()),
+            Fate::Dropped(_) => return Ok(()),
             Fate::Kept(name) => name,
         };
         if out.contains_key(name.as_ref()) {
@@ -367,7 +363,7 @@ impl Mapper {
     /// Every key of an NDJSON row before renames: (the key, as the row writes it, the
     /// `--flatten` that lifted it), top-level keys first, then the lifted ones
     /// (`properties.plan`).
-    fn keys_of<'a>(
+    pub(super) fn keys_of<'a>(
         &'a self,
         object: &'a Map<String, Value>,
     ) -> impl Iterator<Item = (String, String, Option<&'a str>)> + 'a {
@@ -420,7 +416,7 @@ impl Mapper {
         }
         let flags = |key: &str, lifted: Option<&str>| {
             let rename = self.columns.renamed_away(key).map(|(r, _)| r.flag());
-            let flatten = lifted.map(|outer| format!("--flatten {outer}"));
+            let flatten = lifted.map(|outer| shell::flag("--flatten", outer));
             flatten
                 .into_iter()
                 .chain(rename)
@@ -543,8 +539,8 @@ mod tests {
         assert_eq!(c.fate("Custom Email"), Fate::Kept("email".into()));
         assert_eq!(c.fate("Custom Plan"), Fate::Kept("Plan".into()));
         assert_eq!(c.fate("plan"), Fate::Kept("plan".into()));
-        assert_eq!(c.fate("Old"), Fate::Dropped);
-        assert_eq!(c.fate("MMERGE3"), Fate::Dropped);
+        assert_eq!(c.fate("Old"), Fate::Dropped("gone".into()));
+        assert_eq!(c.fate("MMERGE3"), Fate::Dropped("MMERGE3".into()));
     }
 
     #[test]
@@ -566,7 +562,7 @@ mod tests {
         );
         assert_eq!(
             e(&[("A", "*")]),
-            "--rename \"A=*\": NEW may hold a * only where OLD has one, as many as OLD has"
+            "--rename 'A=*': NEW may hold a * only where OLD has one, as many as OLD has"
         );
         assert_eq!(
             e(&[("A", "x"), ("A", "y")]),

@@ -35,7 +35,7 @@ mod value;
 #[cfg(test)]
 mod testkit;
 
-pub use columns::{Columns, Pattern, Rename, check_type_flags};
+pub use columns::{Columns, Pattern, Rename, check_type_flags, type_flag};
 pub use entity::{Device, Entity, ObjectId, Platform};
 pub use event_id::input_path;
 pub use identifier::{IdKind, Identifier};
@@ -88,6 +88,15 @@ pub enum Action {
     DeleteRelationships,
 }
 
+/// A value of a flag as the command line spells it (`add-device`), asked of clap, which reads
+/// it.
+pub fn value_name(value: impl clap::ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}
+
 impl Action {
     /// What kind of event the action tracks; None for the actions that are no event.
     pub(crate) fn event_kind(self) -> Option<EventKind> {
@@ -101,9 +110,7 @@ impl Action {
 
     /// As the command line spells it (`add-device`).
     pub fn flag_name(self) -> String {
-        clap::ValueEnum::to_possible_value(&self)
-            .map(|v| v.get_name().to_owned())
-            .unwrap_or_default()
+        value_name(self)
     }
 
     /// Whether its records cannot be undone: they delete (a person or an object), suppress

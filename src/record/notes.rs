@@ -23,34 +23,47 @@ pub enum Oversize {
 }
 
 impl Oversize {
-    /// `v` as the policy leaves it: None when it is left out. Only called for values over
-    /// the limit, with a policy other than reject.
-    pub(super) fn apply<'a>(self, v: Cell<'a>) -> Option<Cell<'a>> {
-        let cut = |s: &str| s.floor_char_boundary(MAX_ATTRIBUTE_VALUE_BYTES);
-        match (self, v) {
-            (Oversize::Truncate, Cell::Text(s)) => Some(Cell::Text(&s[..cut(s)])),
-            (Oversize::Truncate, Cell::Json(serde_json::Value::String(s))) => {
-                Some(Cell::Owned(s[..cut(s)].to_owned().into()))
-            }
-            (Oversize::Truncate, Cell::Owned(serde_json::Value::String(mut s))) => {
-                s.truncate(cut(&s));
-                Some(Cell::Owned(s.into()))
-            }
-            (Oversize::Reject, v) => Some(v),
-            _ => None,
-        }
-    }
-
     pub fn is_reject(&self) -> bool {
         *self == Oversize::Reject
     }
 
-    /// As the command line spells it.
-    pub fn flag_name(self) -> &'static str {
+    /// How the policy changes a value over the limit: none for reject, which leaves the
+    /// row to be refused.
+    pub(super) fn resize(self) -> Option<Resize> {
         match self {
-            Oversize::Reject => "reject",
-            Oversize::Drop => "drop",
-            Oversize::Truncate => "truncate",
+            Oversize::Reject => None,
+            Oversize::Drop => Some(Resize::Drop),
+            Oversize::Truncate => Some(Resize::Truncate),
+        }
+    }
+
+    /// As the command line spells it.
+    pub fn flag_name(self) -> String {
+        super::value_name(self)
+    }
+}
+
+/// An `--oversize` that changes values (not reject): what the mapper applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Resize {
+    Drop,
+    Truncate,
+}
+
+impl Resize {
+    /// `v`, a value over the limit, as the policy leaves it: None when it is left out.
+    pub(super) fn apply(self, v: Cell<'_>) -> Option<Cell<'_>> {
+        let cut = |s: &str| s.floor_char_boundary(MAX_ATTRIBUTE_VALUE_BYTES);
+        match (self, v) {
+            (Resize::Truncate, Cell::Text(s)) => Some(Cell::Text(&s[..cut(s)])),
+            (Resize::Truncate, Cell::Json(serde_json::Value::String(s))) => {
+                Some(Cell::Owned(s[..cut(s)].to_owned().into()))
+            }
+            (Resize::Truncate, Cell::Owned(serde_json::Value::String(mut s))) => {
+                s.truncate(cut(&s));
+                Some(Cell::Owned(s.into()))
+            }
+            _ => None,
         }
     }
 }
@@ -124,12 +137,14 @@ mod tests {
     #[test]
     fn truncate_cuts_text_at_a_character_boundary_and_drop_leaves_it_out() {
         let long = format!("{}é", "x".repeat(999));
-        match Oversize::Truncate.apply(Cell::Text(&long)) {
+        match Resize::Truncate.apply(Cell::Text(&long)) {
             Some(Cell::Text(s)) => assert_eq!(s, "x".repeat(999)),
             other => panic!("{other:?}"),
         }
         let json = serde_json::json!({"a": "x".repeat(2000)});
-        assert_eq!(Oversize::Truncate.apply(Cell::Json(&json)), None);
-        assert_eq!(Oversize::Drop.apply(Cell::Text(&long)), None);
+        assert_eq!(Resize::Truncate.apply(Cell::Json(&json)), None);
+        assert_eq!(Resize::Drop.apply(Cell::Text(&long)), None);
+        assert_eq!(Oversize::Reject.resize(), None);
+        assert_eq!(Oversize::Truncate.flag_name(), "truncate");
     }
 }

@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use super::columns::{Columns, Fate, Pattern, Rename, told_as_written};
+use super::columns::{Columns, Fate, Pattern, Rename, told_as_written, type_flag};
 use super::entity::{DEVICE_ID, Entity, LAST_USED, OBJECT_ID, OBJECT_TYPE_ID, PLATFORM};
-use super::notes::{Notes, Oversize, Resized, same_ids};
+use super::notes::{Notes, Oversize, Resize, Resized, same_ids};
 use super::operation::ANONYMOUS_ID;
 use super::preview::{IdSample, folded};
 use super::recent::Recent;
@@ -17,6 +17,7 @@ use super::tally::name_too_long;
 use super::unused::Watch;
 use super::value::{Conventions, Origin, Typed, thousands};
 use super::{Action, EmptyPolicy, IdKind, ValueType};
+use crate::shell;
 use crate::track::{MAX_ATTRIBUTE_NAME_BYTES, MAX_EVENT_NAME_BYTES};
 
 /// What the mapping needs from the command line.
@@ -112,7 +113,7 @@ pub struct Mapper {
     pub(super) last_used: Typed,
     /// The `--oversize` policy where it changes values: not reject, and not for events
     /// (whose data is held to its total only).
-    pub(super) oversize: Option<Oversize>,
+    pub(super) oversize: Option<Resize>,
     pub(super) notes: RefCell<Notes>,
     /// The input's name, which tells apart events without a time (see `event_id`).
     pub(super) input: String,
@@ -166,8 +167,7 @@ impl Mapper {
             conventions: spec.conventions.clone(),
             event_time: fixed_time(&spec.types, "timestamp"),
             last_used: fixed_time(&spec.types, LAST_USED),
-            oversize: Some(spec.oversize)
-                .filter(|&o| o != Oversize::Reject && spec.action.event_kind().is_none()),
+            oversize: (spec.oversize.resize()).filter(|_| spec.action.event_kind().is_none()),
             notes: RefCell::default(),
             input: String::new(),
             stream: false,
@@ -191,9 +191,9 @@ impl Mapper {
             && let Some(drop) = mapper.columns.drops().iter().find(|d| d.matches(col))
         {
             return Err(MapError(format!(
-                "--drop {}: that drops {col:?}, the --id-column; drop another column or \
+                "{}: that drops {col:?}, the --id-column; drop another column or \
                  choose another --id-column",
-                drop.as_str()
+                shell::flag("--drop", drop.as_str())
             )));
         }
         // Every flag but --rename names the new name: the old one is no column any more.
@@ -202,7 +202,9 @@ impl Mapper {
             && let Some((why, to)) = mapper.columns.by_new_name(col)
         {
             return Err(MapError(format!(
-                "--id-column {col:?}: no such column; {why}: did you mean --id-column {to}?"
+                "{}: no such column; {why}: did you mean {}?",
+                shell::flag("--id-column", col),
+                shell::flag("--id-column", &to)
             )));
         }
         // An empty CSV has no header (and no rows): nothing to check, nothing to map.
@@ -378,10 +380,10 @@ impl Mapper {
             && let Some(drop) = self.columns.drops().iter().find(|d| d.matches(&names[i]))
         {
             return format!(
-                " ({:?} is dropped by --drop {}: drop fewer columns, or name the identifier \
+                " ({:?} is dropped by {}: drop fewer columns, or name the identifier \
                  with --id-column)",
                 names[i],
-                drop.as_str()
+                shell::flag("--drop", drop.as_str())
             );
         }
         let near = kinds.iter().find_map(|kind| {
@@ -391,7 +393,11 @@ impl Mapper {
         });
         match near {
             Some((column, kind)) => {
-                format!(" (is {column:?} the {kind}? pass --rename \"{column}={kind}\")")
+                let rename = Rename {
+                    from: Pattern::new(column),
+                    to: kind.to_owned(),
+                };
+                format!(" (is {column:?} the {kind}? pass {})", rename.flag())
             }
             None => String::new(),
         }
@@ -423,9 +429,9 @@ impl Mapper {
                         continue;
                     }
                     format!(
-                        "it is always read as a timestamp: give its format with --type \
-                         {column}=timestamp:FORMAT (or timestamp:ms), or --rename the column to \
-                         send it as data"
+                        "it is always read as a timestamp: give its format with {} (or \
+                         timestamp:ms), or --rename the column to send it as data",
+                        type_flag(column, "timestamp:FORMAT")
                     )
                 }
                 _ if *ty == ValueType::String => continue,
@@ -434,7 +440,8 @@ impl Mapper {
                     .to_owned(),
             };
             return Err(MapError(format!(
-                "--type {column}={ty}: {column:?} is {}; {fix}",
+                "{}: {column:?} is {}; {fix}",
+                type_flag(column, ty),
                 self.role_text(&role, column)
             )));
         }
@@ -453,10 +460,7 @@ impl Mapper {
                 _ if name.is_empty() => (String::new(), false),
                 Fate::Kept(named) => (named.into_owned(), false),
                 // By its new name too, so that a drop taking two columns is found below.
-                Fate::Dropped => match self.columns.rename_of(name) {
-                    Some((_, to)) => (to, true),
-                    None => (name.clone(), true),
-                },
+                Fate::Dropped(named) => (named.into_owned(), true),
             };
             names.push(named);
             dropped.push(drop);
@@ -487,15 +491,18 @@ impl Mapper {
                     rename.flag()
                 ),
                 None if dropped[i] => format!(
-                    "{} and --drop {}: the drop takes both {:?} and {:?}, since --drop names a \
+                    "{} and {}: the drop takes both {:?} and {:?}, since --drop names a \
                      column by its new name; to keep the renamed one, rename the other apart \
-                     ({} --drop {name}_old)",
+                     ({} {})",
                     rename.flag(),
-                    self.columns
-                        .drops()
-                        .iter()
-                        .find(|d| d.matches(name))
-                        .map_or(name.as_str(), Pattern::as_str),
+                    shell::flag(
+                        "--drop",
+                        self.columns
+                            .drops()
+                            .iter()
+                            .find(|d| d.matches(name))
+                            .map_or(name.as_str(), Pattern::as_str)
+                    ),
                     original[i],
                     original[j],
                     Rename {
@@ -503,11 +510,13 @@ impl Mapper {
                         to: format!("{name}_old"),
                     }
                     .flag(),
+                    shell::flag("--drop", &format!("{name}_old")),
                 ),
                 None => format!(
                     "{}: the header has a column {name:?} already; rename that one too \
-                     (--rename {name}=OTHER, and --drop OTHER to leave it out)",
-                    rename.flag()
+                     ({}, and --drop OTHER to leave it out)",
+                    rename.flag(),
+                    shell::flag("--rename", &format!("{name}=OTHER"))
                 ),
             };
             return Err(MapError(message));
@@ -731,7 +740,7 @@ mod tests {
         assert_eq!(
             e,
             "no identifier column: expected one of id, email, cio_id (or --id-column NAME); \
-             the header has: ID, Email, plan (is \"ID\" the id? pass --rename \"ID=id\")"
+             the header has: ID, Email, plan (is \"ID\" the id? pass --rename ID=id)"
         );
     }
 

@@ -5,12 +5,13 @@
 
 use std::cell::Cell;
 
-use super::columns::{Fate, Rename, told_as_written};
+use super::columns::{Fate, Pattern, Rename, told_as_written};
 use super::entity::Entity;
 use super::plan::{CsvPlan, Role};
 use super::replay::ERROR_KEY;
 use super::value::{Origin, Typed};
 use super::{Action, IdKind, Identifier, Mapper, ValueType};
+use crate::shell;
 use crate::source::RowData;
 
 /// The rows of an input whose identifiers are looked at for email addresses.
@@ -113,9 +114,10 @@ impl Mapper {
             return None;
         }
         let column = sample.column.into_inner();
-        let id_type = format!("--id-column {column:?} --id-type email");
+        let id_column = shell::flag("--id-column", &column);
+        let id_type = format!("{id_column} --id-type email");
         let fix = match &self.id_column {
-            Some(_) => format!("--id-type email (with --id-column {column:?})"),
+            Some(_) => format!("--id-type email (with {id_column})"),
             None => match self.renamed_to(&column) {
                 // The rename that made it `id` changed to make it `email`.
                 Ok(Some(rename)) if !rename.to.contains('*') => {
@@ -130,8 +132,11 @@ impl Mapper {
                     )
                 }
                 Ok(_) => {
-                    let original = self.original_name(&column);
-                    format!("--rename \"{original}=email\" (or {id_type})")
+                    let to_email = Rename {
+                        from: Pattern::new(&self.original_name(&column)),
+                        to: "email".to_owned(),
+                    };
+                    format!("{} (or {id_type})", to_email.flag())
                 }
                 // A key a pattern renamed: which one is not known here.
                 Err(()) => id_type,
@@ -200,27 +205,20 @@ impl Mapper {
         if self.csv.is_some() || object.contains_key(ERROR_KEY) {
             return Vec::new();
         }
-        let flattened = self.columns.flatten();
-        let lifted = object
-            .iter()
-            .filter(|(k, _)| flattened.contains(k))
-            .filter_map(|(_, v)| v.as_object())
-            .flat_map(|inner| inner.keys());
-        let keys = object
-            .keys()
-            .filter(|k| !flattened.contains(k))
-            .chain(lifted);
+        let keys: Vec<_> = self.keys_of(object).collect();
         let id_key = match &self.id_column {
             Some(col) => Some(col.as_str()),
             None => self.id_key(|k| object.contains_key(k)),
         };
-        let columns = keys.filter_map(|key| match self.columns.fate(key) {
-            Fate::Dropped => None,
-            Fate::Kept(name) => {
-                let attribute = matches!(self.role(&name, id_key), Role::Attribute(_));
-                Some((key.as_str(), name.into_owned(), attribute))
-            }
-        });
+        let columns = keys
+            .iter()
+            .filter_map(|(key, ..)| match self.columns.fate(key) {
+                Fate::Dropped(_) => None,
+                Fate::Kept(name) => {
+                    let attribute = matches!(self.role(&name, id_key), Role::Attribute(_));
+                    Some((key.as_str(), name.into_owned(), attribute))
+                }
+            });
         self.near_misses("key", columns.collect())
     }
 
@@ -239,10 +237,14 @@ impl Mapper {
             }
             for (original, name, attribute) in &columns {
                 if *attribute && folded(name) == folded(reserved) {
+                    let rename = Rename {
+                        from: Pattern::new(original),
+                        to: (*reserved).to_owned(),
+                    };
                     warnings.push(format!(
                         "{noun} {name:?} is sent as a custom attribute {name:?}, not as \
-                         Customer.io's {reserved:?}; if it is meant as that, pass --rename \
-                         \"{original}={reserved}\""
+                         Customer.io's {reserved:?}; if it is meant as that, pass {}",
+                        rename.flag()
                     ));
                 }
             }
@@ -260,7 +262,9 @@ impl Mapper {
     }
 
     fn csv_plan_lines(&self, plan: &CsvPlan) -> Vec<String> {
-        let width = plan.original.iter().map(|h| h.len() + 2).max().unwrap_or(0);
+        // Padded by chars, as `format!` pads: measured on the text shown.
+        let shown: Vec<String> = plan.original.iter().map(|h| format!("{h:?}")).collect();
+        let width = shown.iter().map(|s| s.chars().count()).max().unwrap_or(0);
         let mut lines = vec!["the plan, column by column:".to_owned()];
         for (i, role) in plan.roles.iter().enumerate() {
             let (original, name) = (&plan.original[i], &plan.headers[i]);
@@ -282,8 +286,7 @@ impl Mapper {
                 true => String::new(),
                 false => format!(" ({})", by.join(", ")),
             };
-            let shown = format!("{original:?}");
-            lines.push(format!("  {shown:width$}  {what}{by}"));
+            lines.push(format!("  {:width$}  {what}{by}", shown[i]));
         }
         lines
     }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::entity::Entity;
 use super::event_id::Place;
-use super::notes::{Oversize, Resized};
+use super::notes::{Resize, Resized};
 use super::operation::ANONYMOUS_ID;
 use super::plan::{CsvPlan, Role};
 use super::replay::{ERROR_KEY, RAW_BASE64_KEY, RAW_KEY};
@@ -463,7 +463,7 @@ impl Mapper {
     /// A value over the limit as `--oversize` leaves it, noted for the run to count and tell.
     #[cold]
     #[inline(never)]
-    fn resize<'a>(&self, policy: Oversize, column: &str, v: Cell<'a>) -> Option<Cell<'a>> {
+    fn resize<'a>(&self, policy: Resize, column: &str, v: Cell<'a>) -> Option<Cell<'a>> {
         let bytes = v.size();
         let kept = policy.apply(v);
         self.notes.borrow_mut().resized.push(Resized {

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::Invalid;
+use super::columns::type_flag;
 use super::value::{Cell, quote, str_bound, thousands};
 use crate::track::{MAX_ATTRIBUTE_NAME_BYTES, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES};
 
@@ -148,7 +149,8 @@ impl Tally {
                 name,
                 format!(
                     "column {name:?}: a device's attributes are text; write the value as a \
-                     string (and leave out --type {name}=...)"
+                     string (and leave out {})",
+                    type_flag(name, "...")
                 ),
             )),
         }

@@ -10,6 +10,8 @@ use jiff::civil::{Date, DateTime};
 use jiff::fmt::strtime;
 use jiff::tz::TimeZone;
 
+use super::columns::type_flag;
+
 /// Unix seconds above this are taken for milliseconds: 10^11 seconds is the year 5138, while
 /// millisecond values for any date after March 1973 are above it.
 pub(super) const MAX_UNIX_SECONDS: i64 = 100_000_000_000;
@@ -150,14 +152,20 @@ pub(super) fn format_advice(column: &str, s: &str) -> String {
         })
         .collect();
     match reading[..] {
-        [] => format!("; --type {column}=timestamp:FORMAT reads another form (e.g. %d.%m.%Y)"),
-        [one] => format!("; --type {column}=timestamp:{one} reads it"),
-        [one, ref others @ ..] => {
-            let others: Vec<String> = others.iter().map(|f| format!("timestamp:{f}")).collect();
-            format!(
-                "; --type {column}=timestamp:{one} or {} reads it, as the file means",
-                others.join(" or ")
-            )
+        [] => format!(
+            "; {} reads another form (e.g. %d.%m.%Y)",
+            type_flag(column, "timestamp:FORMAT")
+        ),
+        [one] => format!(
+            "; {} reads it",
+            type_flag(column, format!("timestamp:{one}"))
+        ),
+        [..] => {
+            let flags: Vec<String> = reading
+                .iter()
+                .map(|f| type_flag(column, format!("timestamp:{f}")))
+                .collect();
+            format!("; {} reads it, as the file means", flags.join(" or "))
         }
     }
 }
@@ -187,14 +195,24 @@ pub(super) fn implausible_warning(column: &str, s: &str, secs: i64, format: &Tim
     );
     let as_date = TimeFormat::Pattern("%Y%m%d".into());
     let fix = if t.len() == 8 && as_date.read(t, &TimeZone::UTC).is_ok() {
-        format!("if it is a date, pass --type {column}=timestamp:%Y%m%d")
+        format!(
+            "if it is a date, pass {}",
+            type_flag(column, "timestamp:%Y%m%d")
+        )
     } else if *format == TimeFormat::Millis {
-        format!("if they are seconds, pass --type {column}=timestamp")
+        format!(
+            "if they are seconds, pass {}",
+            type_flag(column, "timestamp")
+        )
     } else if secs >= PLAUSIBLE.end {
-        format!("if they are milliseconds, pass --type {column}=timestamp:ms")
+        format!(
+            "if they are milliseconds, pass {}",
+            type_flag(column, "timestamp:ms")
+        )
     } else {
         format!(
-            "if they are milliseconds, pass --type {column}=timestamp:ms; if dates, give their format (timestamp:%Y%m%d)"
+            "if they are milliseconds, pass {}; if dates, give their format (timestamp:%Y%m%d)",
+            type_flag(column, "timestamp:ms")
         )
     };
     format!("column {column:?}: {t} reads as {when} ({format}); {fix} (told once per column)")
@@ -289,11 +307,17 @@ mod tests {
         );
         assert_eq!(
             format_advice("d", "05/04/2023"),
-            "; --type d=timestamp:%m/%d/%Y or timestamp:%d/%m/%Y reads it, as the file means"
+            "; --type d=timestamp:%m/%d/%Y or --type d=timestamp:%d/%m/%Y reads it, as the file \
+             means"
         );
+        // Quoted as one word of a shell, as is a column name with a space.
         assert_eq!(
             format_advice("d", "2023-04-12 14:03"),
-            "; --type d=timestamp:%Y-%m-%d %H:%M reads it"
+            "; --type 'd=timestamp:%Y-%m-%d %H:%M' reads it"
+        );
+        assert_eq!(
+            format_advice("Signup Date", "11/22/2023"),
+            "; --type 'Signup Date=timestamp:%m/%d/%Y' reads it"
         );
         assert!(format_advice("d", "last tuesday").contains("timestamp:FORMAT"));
     }

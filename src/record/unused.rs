@@ -2,7 +2,6 @@
 //! that no line of any input had, told once at the end of the input with the nearest key
 //! seen (a CSV header refuses such a typo before the run; NDJSON's keys vary by line).
 
-use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,6 +11,7 @@ use serde_json::{Map, Value};
 use super::Mapper;
 use super::columns::{Columns, Fate};
 use super::replay::ERROR_KEY;
+use crate::shell;
 
 /// Distinct keys kept for the suggestion: enough for any export, bounded for any input.
 const KEYS_KEPT: usize = 1_000;
@@ -60,12 +60,7 @@ impl FlagUse {
         for (used, rename) in self.renames.iter_mut().zip(columns.renames()) {
             *used |= rename.from.matches(key);
         }
-        let name = match columns.fate(key) {
-            Fate::Kept(name) => name,
-            Fate::Dropped => columns
-                .rename_of(key)
-                .map_or(Cow::Borrowed(key), |(_, to)| Cow::Owned(to)),
-        };
+        let (Fate::Kept(name) | Fate::Dropped(name)) = columns.fate(key);
         for (used, drop) in self.drops.iter_mut().zip(columns.drops()) {
             *used |= drop.matches(&name);
         }
@@ -128,7 +123,7 @@ impl FlagUse {
             .zip(&self.flatten)
             .filter(|u| !*u.1)
         {
-            tell(format!("--flatten {key}"), true, &self.keys, key);
+            tell(shell::flag("--flatten", key), true, &self.keys, key);
         }
         for (r, _) in columns
             .renames()
@@ -139,7 +134,7 @@ impl FlagUse {
             tell(r.flag(), r.from.is_exact(), &self.keys, r.from.as_str());
         }
         for (d, _) in columns.drops().iter().zip(&self.drops).filter(|u| !*u.1) {
-            let flag = format!("--drop {}", d.as_str());
+            let flag = shell::flag("--drop", d.as_str());
             tell(flag, d.is_exact(), &self.names, d.as_str());
         }
         warnings

@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Number, Value};
 
+use super::columns::type_flag;
 use super::exported::{grouped_number, list, without_apostrophe};
 use super::time::{self, MAX_UNIX_SECONDS, TimeFormat, TimestampError};
 
@@ -143,10 +144,11 @@ impl Typed {
 
     fn hint(&self, column: &str) -> String {
         match self.origin {
-            Origin::Flag => format!(" (--type {column}={})", self.ty),
+            Origin::Flag => format!(" ({})", type_flag(column, &self.ty)),
             Origin::Default => format!(
-                " ({column} is read as a {} by default; --type {column}=string sends it as text)",
-                self.ty
+                " ({column} is read as a {} by default; {} sends it as text)",
+                self.ty,
+                type_flag(column, "string")
             ),
             Origin::Fixed => String::new(),
         }
@@ -404,7 +406,8 @@ pub(crate) fn json_seconds(column: &str, n: &Number) -> Result<Value, String> {
 fn milliseconds(column: &str, shown: &str) -> String {
     format!(
         "column {column:?}: {shown} looks like milliseconds; Customer.io takes Unix seconds \
-         (divide by 1,000, or pass --type {column}=timestamp:ms)"
+         (divide by 1,000, or pass {})",
+        type_flag(column, "timestamp:ms")
     )
 }
 

@@ -10,11 +10,12 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{Config, Target};
 use crate::error::Fatal;
 use crate::lock::RunLock;
-use crate::record::{Columns, FlagUse, Mapper, Pattern, Rename, input_path};
+use crate::record::{Columns, FlagUse, Mapper, Pattern, Rename, input_path, type_flag};
 use crate::report::{Counters, say};
 use crate::sandbox::Sandbox;
 use crate::send::{Client, RetryPolicy};
 use crate::settle::cut_to;
+use crate::shell;
 use crate::source::{Input, Reader};
 use crate::state::State;
 use crate::track::Secret;
@@ -197,8 +198,9 @@ fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
     }
     if let Some(key) = config.map.columns.flatten().first() {
         return Err(Fatal::Setup(format!(
-            "--flatten {key}: lifts the keys of an NDJSON object, and every input is CSV, \
-             whose cells do not nest; leave it out"
+            "{}: lifts the keys of an NDJSON object, and every input is CSV, \
+             whose cells do not nest; leave it out",
+            shell::flag("--flatten", key)
         )));
     }
     // (input, columns as mapped, columns as the header has them)
@@ -216,10 +218,11 @@ fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
         })
     };
     let flags = &config.map.columns;
-    let types = config.map.types.iter().map(|(c, ty)| {
-        let flag = format!("--type {c}={ty}");
-        (Pattern::new(c), None, flag, format!("={ty}"))
-    });
+    let types = config
+        .map
+        .types
+        .iter()
+        .map(|(c, ty)| (Pattern::new(c), None, type_flag(c, ty), format!("={ty}")));
     let renames = flags.renames().iter();
     let renames = renames.map(|r| (r.from.clone(), Some(r), r.flag(), String::new()));
     let drops = flags.drops().iter();
@@ -227,7 +230,7 @@ fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
         (
             d.clone(),
             None,
-            format!("--drop {}", d.as_str()),
+            shell::flag("--drop", d.as_str()),
             String::new(),
         )
     });
@@ -271,7 +274,8 @@ fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
             }),
         None => renamed.and_then(|h| flags.by_new_name(h)).map(|(why, to)| {
             let verb = flag.split_whitespace().next().unwrap_or_default();
-            format!("; {why}: did you mean {verb} {to}{tail}?")
+            let meant = shell::flag(verb, &format!("{to}{tail}"));
+            format!("; {why}: did you mean {meant}?")
         }),
     };
     let listed = match (why, rename.is_none() && !flags.renames().is_empty()) {

@@ -61,10 +61,10 @@ fn a_renamed_column_is_named_as_the_file_has_it_and_its_failures_line_replays() 
     assert_eq!(
         warnings(&stderr, ""),
         [
-            "cio-import: warning: u.csv line 2: column \"Customer ID\" (--rename \"Customer \
-             ID=id\") is empty; every row needs an identifier",
-            "cio-import: warning: u.csv line 3: column \"Create Date\" (--rename \"Create \
-             Date=created_at\"): \"11/22/2023\" is not a timestamp: use RFC 3339 \
+            "cio-import: warning: u.csv line 2: column \"Customer ID\" (--rename 'Customer \
+             ID=id') is empty; every row needs an identifier",
+            "cio-import: warning: u.csv line 3: column \"Create Date\" (--rename 'Create \
+             Date=created_at'): \"11/22/2023\" is not a timestamp: use RFC 3339 \
              (2024-03-05T10:00:00Z), a date (2024-03-05) or Unix seconds; --type \
              created_at=timestamp:%m/%d/%Y reads it (created_at is read as a timestamp by \
              default; --type created_at=string sends it as text)",
@@ -151,7 +151,7 @@ fn a_flag_naming_a_column_another_flag_renamed_or_dropped_is_explained() {
         (
             &["u.csv", "--rename", "plan=tier", "--id-column", "plan"],
             format!(
-                "u.csv: --id-column \"plan\": no such column; {renamed}: did you mean \
+                "u.csv: --id-column plan: no such column; {renamed}: did you mean \
                  --id-column tier?"
             ),
         ),
@@ -172,7 +172,7 @@ fn a_flag_naming_a_column_another_flag_renamed_or_dropped_is_explained() {
         (
             &["p.csv", "--drop", "*id"],
             "p.csv: no identifier column: expected one of id, email, cio_id (or --id-column \
-             NAME); the header has: plan (\"id\" is dropped by --drop *id: drop fewer columns, \
+             NAME); the header has: plan (\"id\" is dropped by --drop '*id': drop fewer columns, \
              or name the identifier with --id-column)"
                 .to_owned(),
         ),
@@ -297,7 +297,7 @@ fn the_email_advice_changes_the_rename_that_made_the_id() {
             "ue.ndjson: the identifier column \"userId\" (--rename userId=id) is sent as id, \
              but 2 of its first 2 values look like email addresses"
         ) && stderr.contains(
-            "pass --rename userId=email in place of --rename userId=id (or --id-column \"id\" \
+            "pass --rename userId=email in place of --rename userId=id (or --id-column id \
              --id-type email)"
         ),
         "{stderr}"
@@ -365,7 +365,7 @@ fn an_ndjson_flag_no_line_used_is_warned_at_the_end_with_the_nearest_key() {
             "cio-import: warning: --rename messageID=event_id: no line had that key; did you \
              mean messageId?",
             "cio-import: warning: --drop contxt: no line had that key; did you mean context?",
-            "cio-import: warning: --drop zz*: the pattern matches no key of any line",
+            "cio-import: warning: --drop 'zz*': the pattern matches no key of any line",
         ]
     );
     // Told at the end: after every record was read.

@@ -290,13 +290,13 @@ fn mistaken_column_flags_are_refused_naming_the_flag() {
         (
             &["--rename", "*mail=contact"],
             1,
-            "u.csv: --rename \"*mail=contact\": renames both \"Email\" and \"email\" to \
+            "u.csv: --rename '*mail=contact': renames both \"Email\" and \"email\" to \
              \"contact\"; rename them apart",
         ),
         (
             &["--drop", "NOTES*"],
             1,
-            "--drop NOTES*: the pattern \"NOTES*\" matches no column of any input; u.csv's \
+            "--drop 'NOTES*': the pattern \"NOTES*\" matches no column of any input; u.csv's \
              header has: id, Email, email, plan",
         ),
         (
@@ -308,7 +308,7 @@ fn mistaken_column_flags_are_refused_naming_the_flag() {
         (
             &["--id-column", "email", "--drop", "e*"],
             1,
-            "u.csv: --drop e*: that drops \"email\", the --id-column; drop another column or \
+            "u.csv: --drop 'e*': that drops \"email\", the --id-column; drop another column or \
              choose another --id-column",
         ),
     ];
@@ -340,13 +340,13 @@ fn a_column_that_is_a_customer_io_name_but_for_case_or_spaces_is_warned_with_its
         [
             "cio-import: warning: u.csv: column \"Email\" is sent as a custom attribute \
              \"Email\", not as Customer.io's \"email\"; if it is meant as that, pass --rename \
-             \"Email=email\"",
+             Email=email",
             "cio-import: warning: u.csv: column \"PHONE\" is sent as a custom attribute \
              \"PHONE\", not as Customer.io's \"phone\"; if it is meant as that, pass --rename \
-             \"PHONE=phone\"",
+             PHONE=phone",
             "cio-import: warning: u.csv: column \"Created At\" is sent as a custom attribute \
              \"Created At\", not as Customer.io's \"created_at\"; if it is meant as that, pass \
-             --rename \"Created At=created_at\"",
+             --rename 'Created At=created_at'",
         ]
     );
     // Renamed, nothing is left to warn of.
@@ -385,7 +385,7 @@ fn a_column_that_is_a_customer_io_name_but_for_case_or_spaces_is_warned_with_its
           row identical to the one sent from its line before (told once)",
             "cio-import: warning: e.ndjson: key \"Time Stamp\" is sent as a custom attribute \
           \"Time Stamp\", not as Customer.io's \"timestamp\"; if it is meant as that, pass \
-          --rename \"Time Stamp=timestamp\""
+          --rename 'Time Stamp=timestamp'"
         ]
     );
 }
@@ -405,11 +405,11 @@ fn an_id_identifier_holding_email_addresses_is_warned_once_with_the_fix() {
         warnings,
         [
             "cio-import: warning: u.csv: the identifier column \"Email Address\" (--rename \
-          \"Email Address=id\") is sent as id, but 100 of \
+          'Email Address=id') is sent as id, but 100 of \
           its first 100 values look like email addresses: Customer.io would make people whose \
           id is an address and who have no email. If they are emails, pass --rename \
-          \"Email Address=email\" in place of --rename \"Email Address=id\" (or --id-column \
-          \"id\" --id-type email)"
+          'Email Address=email' in place of --rename 'Email Address=id' (or --id-column \
+          id --id-type email)"
         ]
     );
     // A file shorter than the sample is judged at its end; --id-column names its own fix.
@@ -423,7 +423,7 @@ fn an_id_identifier_holding_email_addresses_is_warned_once_with_the_fix() {
         stderr.contains(
             "short.ndjson: the identifier column \"uid\" is sent as id, but 2 of its first 2 \
              values look like email addresses"
-        ) && stderr.contains("pass --id-type email (with --id-column \"uid\")"),
+        ) && stderr.contains("pass --id-type email (with --id-column uid)"),
         "{stderr}"
     );
     let (_, _, stderr) = dry(d, &["u.csv", "--rename", "Email Address=email"]);
@@ -507,6 +507,25 @@ fn the_plan_says_what_each_column_becomes_before_anything_is_sent() {
             "  \"age\"        attribute \"age\", number (--type)",
             "  \"LEID\"       dropped (--drop)",
             "  \"\"           no name: must stay empty",
+        ]
+    );
+}
+
+#[test]
+fn the_plan_lines_up_names_that_are_not_ascii_or_hold_a_quote() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "u.csv", "名前前前,\"in\"\"ch\",id\na,b,1\n");
+    let server = Server::plain();
+    let (code, stderr) = run(&server, d, &["u.csv"]);
+    assert_eq!(code, 0, "{stderr}");
+    let plan: Vec<&str> = stderr.lines().skip(1).take(3).collect();
+    assert_eq!(
+        plan,
+        [
+            "  \"名前前前\"    attribute \"名前前前\", text",
+            "  \"in\\\"ch\"  attribute \"in\\\"ch\", text",
+            "  \"id\"      the identifier, as id",
         ]
     );
 }

@@ -27,6 +27,7 @@ mod input_props;
 mod kill;
 mod kinds;
 mod layout;
+mod pasted;
 mod progress;
 mod reading;
 mod readme;
