@@ -162,6 +162,71 @@ fn a_timestamp_column_that_reads_as_1970_is_told_once_with_the_fix() {
 }
 
 #[test]
+fn a_timestamp_before_1970_at_its_start_or_past_10_digits_makes_the_row_invalid() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "id,created_at\n1,99999999999\n2,-100\n3,0\n4,9999-12-30\n5,1000000000\n";
+    import(&server, dir.path(), "people.csv", csv, &[]).code(3);
+    assert_eq!(server.sandbox.people_count(), 1);
+    assert_eq!(attribute(&server, "5", "created_at"), json!(1_000_000_000));
+    let messages: Vec<Value> = read_ndjson(&dir.path().join("people.failures.ndjson"))
+        .iter()
+        .map(|l| l["_error"]["message"].clone())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "column \"created_at\": 99999999999 reads as the year 5138 (timestamp): past the 10 \
+             digits of Unix seconds Customer.io takes (to 2286); milliseconds? pass --type \
+             created_at=timestamp:ms",
+            "column \"created_at\": -100 reads as 1969-12-31 (timestamp): before 1970, and \
+             Customer.io takes Unix seconds after it; fix the value or leave the cell empty",
+            "column \"created_at\": 0 reads as 1970-01-01T00:00:00Z (timestamp): the Unix epoch \
+             itself, a default value rather than a time, most likely; leave the cell empty when \
+             there is none",
+            "column \"created_at\": 9999-12-30 reads as the year 9999 (timestamp): past the 10 \
+             digits of Unix seconds Customer.io takes (to 2286); leave the cell empty when there \
+             is no date",
+        ]
+    );
+    // An event's time, from a cell or a JSON number, is held to the same range.
+    let csv = "id,name,timestamp\n1,e,-5\n2,e,0\n3,e,1709632800\n";
+    import(
+        &server,
+        dir.path(),
+        "events.csv",
+        csv,
+        &["--action", "event"],
+    )
+    .code(3);
+    write(
+        dir.path(),
+        "events.ndjson",
+        "{\"id\":4,\"name\":\"e\",\"timestamp\":0}\n{\"id\":5,\"name\":\"e\",\"timestamp\":12345678901}\n",
+    );
+    let out = server
+        .cmd(dir.path())
+        .args(["events.ndjson", "--action", "event"])
+        .assert()
+        .code(3);
+    let times: Vec<_> = server
+        .sandbox
+        .events()
+        .iter()
+        .map(|e| e.timestamp)
+        .collect();
+    assert_eq!(times, [Some(1_709_632_800)]);
+    let e = stderr(&out);
+    assert!(
+        e.contains("column \"timestamp\": 0 reads as 1970-01-01T00:00:00Z"),
+        "{e}"
+    );
+    assert!(e.contains("12345678901 reads as the year 2361"), "{e}");
+    let invalid = read_ndjson(&dir.path().join("events.failures.ndjson"));
+    assert_eq!(invalid.len(), 2, "{invalid:?}");
+}
+
+#[test]
 fn seconds_in_a_milliseconds_column_are_told_too() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
