@@ -580,6 +580,13 @@ impl Mapper {
             Some(ty) => Some(Typed::new(ty, Origin::Flag)),
             // Customer.io reads created_at as Unix seconds; a date in a file is the usual form.
             None if name == "created_at" => Some(Typed::new(ValueType::TIMESTAMP, Origin::Default)),
+            // Customer.io unsubscribes a person only on true-like values: a CRM's "yes" or "Y"
+            // sent as text would leave them subscribed.
+            None if name == "unsubscribed"
+                && (self.entity, self.action) == (Entity::Person, Action::Identify) =>
+            {
+                Some(Typed::new(ValueType::Bool, Origin::Default))
+            }
             None => None,
         };
         Role::Attribute(typed)

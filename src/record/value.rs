@@ -144,6 +144,11 @@ impl Typed {
     fn hint(&self, column: &str) -> String {
         match self.origin {
             Origin::Flag => format!(" (--type {column}={})", self.ty),
+            // As text, an unsubscribed "yes" would leave the person subscribed: no way out.
+            Origin::Default if self.ty == ValueType::Bool => format!(
+                " ({column} is read as a bool by default, as Customer.io counts only true; fix \
+                 the value, or leave the cell empty)"
+            ),
             Origin::Default => format!(
                 " ({column} is read as a {} by default; --type {column}=string sends it as text)",
                 self.ty

@@ -227,6 +227,53 @@ fn a_timestamp_before_1970_at_its_start_or_past_10_digits_makes_the_row_invalid(
 }
 
 #[test]
+fn unsubscribed_is_sent_as_a_bool_from_the_words_crms_write() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "id,unsubscribed\n1,yes\n2,Y\n3, No \n4,0\n5,TRUE\n6,\n7,maybe\n";
+    let out = import(&server, dir.path(), "people.csv", csv, &[]).code(3);
+    for (id, sent) in [
+        ("1", true),
+        ("2", true),
+        ("3", false),
+        ("4", false),
+        ("5", true),
+    ] {
+        assert_eq!(attribute(&server, id, "unsubscribed"), json!(sent), "{id}");
+    }
+    // An empty cell is left out, as any empty cell is by default.
+    assert_eq!(attribute(&server, "6", "unsubscribed"), Value::Null);
+    assert!(server.sandbox.person("7").is_none());
+    let e = stderr(&out);
+    assert!(
+        e.contains("\"unsubscribed\"  attribute \"unsubscribed\", bool\n"),
+        "{e}"
+    );
+    let lines = read_ndjson(&dir.path().join("people.failures.ndjson"));
+    assert_eq!(
+        lines[0]["_error"]["message"],
+        json!(
+            "column \"unsubscribed\": \"maybe\" is not a bool (true/false, yes/no, 1/0, t/f, \
+             y/n) (unsubscribed is read as a bool by default, as Customer.io counts only true; \
+             fix the value, or leave the cell empty)"
+        )
+    );
+    // An NDJSON key too; and a --type of the user's wins.
+    write(
+        dir.path(),
+        "more.ndjson",
+        "{\"id\":8,\"unsubscribed\":\"yes\"}\n{\"id\":9,\"unsubscribed\":1}\n",
+    );
+    server.cmd(dir.path()).arg("more.ndjson").assert().success();
+    assert_eq!(attribute(&server, "8", "unsubscribed"), json!(true));
+    assert_eq!(attribute(&server, "9", "unsubscribed"), json!(true));
+    let csv = "id,unsubscribed\n10,yes\n";
+    let args = ["--type", "unsubscribed=string"];
+    import(&server, dir.path(), "text.csv", csv, &args).success();
+    assert_eq!(attribute(&server, "10", "unsubscribed"), json!("yes"));
+}
+
+#[test]
 fn seconds_in_a_milliseconds_column_are_told_too() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
