@@ -266,7 +266,7 @@ fn a_flag_that_would_be_ignored_is_refused_naming_what_works() {
             "  \"id\"         the identifier, as id",
             "  \"name\"       the event name",
             "  \"timestamp\"  the event's time, timestamp:%d.%m.%Y (--type)",
-            "  \"plan\"       event data \"seats\", string (--rename, --type)",
+            "  \"plan\"       event data \"seats\", text (--rename, --type)",
         ]
     );
     let body = server.sent().remove(0).body.unwrap();

@@ -603,7 +603,7 @@ fn the_oversize_warning_names_the_first_rows_then_counts() {
 fn the_shopify_fixture_imports_as_the_readme_says() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
-    import(
+    let out = import(
         &server,
         dir.path(),
         "shopify-customers.csv",
@@ -623,6 +623,10 @@ fn the_shopify_fixture_imports_as_the_readme_says() {
         ],
     )
     .success();
+    // Text is "text" in the plan, whether --strip-apostrophe or no --type made it so.
+    let e = stderr(&out);
+    assert!(e.contains("attribute \"email\", text\n"), "{e}");
+    assert!(!e.contains(", string"), "{e}");
     let ada = |name| attribute(&server, "7012345678", name);
     assert_eq!(ada("email"), json!("ada@example.com"));
     assert_eq!(ada("Phone"), json!("+44 20 7946 0958"));
