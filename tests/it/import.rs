@@ -357,6 +357,15 @@ fn missing_credentials_and_bad_flags_name_what_to_fix() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("loopback"));
+    // --show shows what a dry run would send: beside --sandbox (which excludes --dry-run, so
+    // clap does not ask for it) it would be silently ignored.
+    bin(dir.path())
+        .arg(&input)
+        .args(["--sandbox", "--show", "2"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicates::str::contains("'--show <N>'"));
     // What the command line must say, or says to no effect, is a usage error.
     for (args, says) in [
         (&["-"][..], "pass --format csv|ndjson"),
