@@ -49,10 +49,17 @@ pub struct MapSpec {
     pub may_destroy: bool,
 }
 
-/// An input that cannot be mapped at all (no identifier column, say).
+/// An input that cannot be mapped at all.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct MapError(pub String);
+pub enum MapError {
+    /// A flag the header contradicts (`--id-column uid` without such a column): the command
+    /// line's mistake.
+    #[error("{0}")]
+    Flag(String),
+    /// A header no row could get past (no identifier column, a name twice).
+    #[error("{0}")]
+    Header(String),
+}
 
 /// What a column is for. Worked out once per CSV header, per key for NDJSON.
 // A tag of its own (see `Cell`): with the time format's pointer as its niche, every cell's
@@ -179,7 +186,7 @@ impl Mapper {
         if let Some(name) = &mapper.event_name
             && name.len() > MAX_EVENT_NAME_BYTES
         {
-            return Err(MapError(format!(
+            return Err(MapError::Flag(format!(
                 "--event-name is {} bytes; Customer.io allows at most {MAX_EVENT_NAME_BYTES}",
                 thousands(name.len())
             )));
@@ -187,7 +194,7 @@ impl Mapper {
         if let Some(col) = &mapper.id_column
             && let Some(drop) = mapper.columns.drops().iter().find(|d| d.matches(col))
         {
-            return Err(MapError(format!(
+            return Err(MapError::Flag(format!(
                 "--drop {}: that drops {col:?}, the --id-column; drop another column or \
                  choose another --id-column",
                 drop.as_str()
@@ -198,7 +205,7 @@ impl Mapper {
             && mapper.columns.renamed_onto(col).is_none()
             && let Some((why, to)) = mapper.columns.by_new_name(col)
         {
-            return Err(MapError(format!(
+            return Err(MapError::Flag(format!(
                 "--id-column {col:?}: no such column; {why}: did you mean --id-column {to}?"
             )));
         }
@@ -237,12 +244,17 @@ impl Mapper {
         };
         let listed = || kept().collect::<Vec<_>>().join(", ");
         let has = |name: &str| kept().any(|h| h == name);
-        let missing = |what: &str| Err(MapError(format!("{what}; the header has: {}", listed())));
+        let missing = |what: &str| {
+            Err(MapError::Header(format!(
+                "{what}; the header has: {}",
+                listed()
+            )))
+        };
 
         let id_key = match &self.id_column {
             Some(col) if has(col) => Some(col.as_str()),
             Some(col) => {
-                return Err(MapError(format!(
+                return Err(MapError::Flag(format!(
                     "--id-column {col:?}: no such column; the header has: {}",
                     listed()
                 )));
@@ -288,13 +300,13 @@ impl Mapper {
                     .unwrap_or_default(),
                 _ => self.near_identifier(&original, &headers, &dropped),
             };
-            return Err(MapError(format!(
+            return Err(MapError::Header(format!(
                 "no identifier column: expected one of {expected}; the header has: {}{hint}",
                 listed()
             )));
         }
         if event && self.event_name.is_none() && !has("name") {
-            return Err(MapError(
+            return Err(MapError::Header(
                 "no event name: add a name column or pass --event-name".into(),
             ));
         }
@@ -347,12 +359,12 @@ impl Mapper {
                 continue;
             }
             if !seen.insert(header.as_str()) {
-                return Err(MapError(format!(
+                return Err(MapError::Header(format!(
                     "column {header:?} appears twice in the header; rename or remove one"
                 )));
             }
             if matches!(role, Role::Attribute(_)) && header.len() > MAX_ATTRIBUTE_NAME_BYTES {
-                return Err(MapError(name_too_long(header)));
+                return Err(MapError::Header(name_too_long(header)));
             }
         }
         Ok(CsvPlan {
@@ -430,7 +442,7 @@ impl Mapper {
                       send it as data"
                     .to_owned(),
             };
-            return Err(MapError(format!(
+            return Err(MapError::Flag(format!(
                 "--type {column}={ty}: {column:?} is {}; {fix}",
                 self.role_text(&role, column)
             )));
@@ -507,7 +519,7 @@ impl Mapper {
                     rename.flag()
                 ),
             };
-            return Err(MapError(message));
+            return Err(MapError::Flag(message));
         }
         Ok((names, dropped))
     }

@@ -551,7 +551,7 @@ fn the_command_line_sets_aside_a_file_flag_it_excludes_and_a_file_value_is_named
     typed.args(["--config", "job/job.toml", "--dry-run"]);
     ends(
         typed,
-        1,
+        2,
         &format!("error: {toml} line 2: --type agee=number: no input has a column \"agee\""),
     );
 }
