@@ -391,7 +391,16 @@ pub struct Cli {
 
     /// With --dry-run: write the first N operations to stdout, one a line, exactly as they
     /// would be sent: a batch's JSON operation, or (one a request) the method, path and body.
-    #[arg(long, value_name = "N", requires = "dry_run", help_heading = "Run")]
+    // Excluding what --dry-run excludes: clap waives `requires` when the required flag is
+    // excluded (`--sandbox --show 2` ran, showing nothing), and a file's --show then gives way
+    // to the command line's --sandbox, as its --dry-run does.
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "dry_run",
+        conflicts_with_all = ["sandbox", "shard", "endpoint"],
+        help_heading = "Run"
+    )]
     pub show: Option<u64>,
 
     /// Import into a built-in stand-in of the Track API on 127.0.0.1: no account needed.

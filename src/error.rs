@@ -12,11 +12,12 @@ use crate::exit::{Exit, Signal};
 /// run without this one knowing it.
 #[derive(Debug, thiserror::Error)]
 pub enum Fatal {
-    /// The command line is wrong.
+    /// The command line is wrong, a file or column it names not there included (an input,
+    /// `--id-column uid`, `--type agee=number`).
     #[error("{0}")]
     Usage(String),
-    /// Something the command line names cannot be used: a key file, the mapping, a `--type`,
-    /// the checkpoint to resume from, the HTTP client's settings.
+    /// Something the command line names cannot be used: a key file, a header that cannot be
+    /// mapped, the checkpoint to resume from, the HTTP client's settings.
     #[error("{0}")]
     Setup(String),
     /// An input cannot be opened, or broke off part-way.

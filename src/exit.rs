@@ -7,7 +7,8 @@ pub enum Exit {
     Success,
     /// A fatal problem: setup, I/O, credentials, an input broken as a whole, or a dead endpoint.
     Fatal,
-    /// The command line is wrong (clap uses this code too).
+    /// The command line is wrong, found by clap or against the inputs (a file, or a column a
+    /// flag names, that is not there).
     Usage,
     /// The run finished, but some records failed or were invalid: see the failures file.
     Partial,
@@ -78,7 +79,9 @@ impl Exit {
         match self {
             Exit::Success => "every record accepted (with --dry-run: every record valid)",
             Exit::Fatal => "fatal: setup, I/O, credentials, broken input, dead endpoint",
-            Exit::Usage => "usage: a flag or argument is wrong",
+            Exit::Usage => {
+                "usage: a flag or argument is wrong, or names a file or column that is not there"
+            }
             Exit::Partial => {
                 "finished, but some records failed or were invalid (see the failures file)"
             }

@@ -255,6 +255,9 @@ impl Config {
                 let mut input = Input::check(p, cli.format).map_err(|e| match e {
                     // The format cannot be told: the command line must say it.
                     SourceError::Input { .. } => bad(e.to_string()),
+                    // No file at the path: the argument is mistyped. (One that cannot be
+                    // read is the machine's problem.)
+                    SourceError::Open { .. } if !p.exists() => bad(e.to_string()),
                     e => setup(e.to_string()),
                 })?;
                 input.given_delimiter = cli.delimiter;

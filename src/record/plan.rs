@@ -50,10 +50,17 @@ pub struct MapSpec {
     pub may_destroy: bool,
 }
 
-/// An input that cannot be mapped at all (no identifier column, say).
+/// An input that cannot be mapped at all.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct MapError(pub String);
+pub enum MapError {
+    /// A flag the header contradicts (`--id-column uid` without such a column): the command
+    /// line's mistake.
+    #[error("{0}")]
+    Flag(String),
+    /// A header no row could get past (no identifier column, a name twice).
+    #[error("{0}")]
+    Header(String),
+}
 
 /// What a column is for. Worked out once per CSV header, per key for NDJSON.
 // A tag of its own (see `Cell`): with the time format's pointer as its niche, every cell's
@@ -182,7 +189,7 @@ impl Mapper {
         if let Some(name) = &mapper.event_name
             && name.len() > MAX_EVENT_NAME_BYTES
         {
-            return Err(MapError(format!(
+            return Err(MapError::Flag(format!(
                 "--event-name is {} bytes; Customer.io allows at most {MAX_EVENT_NAME_BYTES}",
                 thousands(name.len())
             )));
@@ -190,7 +197,7 @@ impl Mapper {
         if let Some(col) = &mapper.id_column
             && let Some(drop) = mapper.columns.drops().iter().find(|d| d.matches(col))
         {
-            return Err(MapError(format!(
+            return Err(MapError::Flag(format!(
                 "{}: that drops {col:?}, the --id-column; drop another column or \
                  choose another --id-column",
                 shell::flag("--drop", drop.as_str())
@@ -201,7 +208,7 @@ impl Mapper {
             && mapper.columns.renamed_onto(col).is_none()
             && let Some((why, to)) = mapper.columns.by_new_name(col)
         {
-            return Err(MapError(format!(
+            return Err(MapError::Flag(format!(
                 "{}: no such column; {why}: did you mean {}?",
                 shell::flag("--id-column", col),
                 shell::flag("--id-column", &to)
@@ -242,12 +249,17 @@ impl Mapper {
         };
         let listed = || kept().collect::<Vec<_>>().join(", ");
         let has = |name: &str| kept().any(|h| h == name);
-        let missing = |what: &str| Err(MapError(format!("{what}; the header has: {}", listed())));
+        let missing = |what: &str| {
+            Err(MapError::Header(format!(
+                "{what}; the header has: {}",
+                listed()
+            )))
+        };
 
         let id_key = match &self.id_column {
             Some(col) if has(col) => Some(col.as_str()),
             Some(col) => {
-                return Err(MapError(format!(
+                return Err(MapError::Flag(format!(
                     "--id-column {col:?}: no such column; the header has: {}",
                     listed()
                 )));
@@ -293,13 +305,13 @@ impl Mapper {
                     .unwrap_or_default(),
                 _ => self.near_identifier(&original, &headers, &dropped),
             };
-            return Err(MapError(format!(
+            return Err(MapError::Header(format!(
                 "no identifier column: expected one of {expected}; the header has: {}{hint}",
                 listed()
             )));
         }
         if event && self.event_name.is_none() && !has("name") {
-            return Err(MapError(
+            return Err(MapError::Header(
                 "no event name: add a name column or pass --event-name".into(),
             ));
         }
@@ -352,12 +364,12 @@ impl Mapper {
                 continue;
             }
             if !seen.insert(header.as_str()) {
-                return Err(MapError(format!(
+                return Err(MapError::Header(format!(
                     "column {header:?} appears twice in the header; rename or remove one"
                 )));
             }
             if matches!(role, Role::Attribute(_)) && header.len() > MAX_ATTRIBUTE_NAME_BYTES {
-                return Err(MapError(name_too_long(header)));
+                return Err(MapError::Header(name_too_long(header)));
             }
         }
         Ok(CsvPlan {
@@ -439,7 +451,7 @@ impl Mapper {
                       send it as data"
                     .to_owned(),
             };
-            return Err(MapError(format!(
+            return Err(MapError::Flag(format!(
                 "{}: {column:?} is {}; {fix}",
                 type_flag(column, ty),
                 self.role_text(&role, column)
@@ -519,7 +531,7 @@ impl Mapper {
                     shell::flag("--rename", &format!("{name}=OTHER"))
                 ),
             };
-            return Err(MapError(message));
+            return Err(MapError::Flag(message));
         }
         Ok((names, dropped))
     }
@@ -592,6 +604,13 @@ impl Mapper {
             Some(ty) => Some(Typed::new(ty, Origin::Flag)),
             // Customer.io reads created_at as Unix seconds; a date in a file is the usual form.
             None if name == "created_at" => Some(Typed::new(ValueType::TIMESTAMP, Origin::Default)),
+            // Customer.io unsubscribes a person only on true-like values: a CRM's "yes" or "Y"
+            // sent as text would leave them subscribed.
+            None if name == "unsubscribed"
+                && (self.entity, self.action) == (Entity::Person, Action::Identify) =>
+            {
+                Some(Typed::new(ValueType::Bool, Origin::Default))
+            }
             None => None,
         };
         Role::Attribute(typed)

@@ -366,8 +366,11 @@ impl Mapper {
             ),
             Role::Primary(kind) => format!("the primary person, as {}", kind.name()),
             Role::Secondary(kind) => format!("the secondary person, as {}", kind.name()),
-            Role::Attribute(None) => format!("{data} {name:?}, text"),
-            Role::Attribute(Some(typed)) => format!("{data} {name:?}, {}", typed.ty),
+            // Text however it came to be (no --type, `string`, --strip-apostrophe): one word.
+            Role::Attribute(typed) => match typed.as_ref().map(|t| &t.ty) {
+                None | Some(ValueType::String) => format!("{data} {name:?}, text"),
+                Some(ty) => format!("{data} {name:?}, {ty}"),
+            },
             Role::Unnamed => "no name: must stay empty".to_owned(),
             Role::Ignored => format!("not sent (--action {})", self.action.flag_name()),
         }

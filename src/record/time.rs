@@ -12,9 +12,10 @@ use jiff::tz::TimeZone;
 
 use super::columns::type_flag;
 
-/// Unix seconds above this are taken for milliseconds: 10^11 seconds is the year 5138, while
-/// millisecond values for any date after March 1973 are above it.
-pub(super) const MAX_UNIX_SECONDS: i64 = 100_000_000_000;
+/// The Unix seconds a timestamp may be sent as: after 1970-01-01T00:00:00Z (0 is a default
+/// value left in, not a time; less is never meant) and at most 10 digits, as Customer.io takes
+/// them (to 2286-11-20): more is milliseconds, most likely.
+pub(super) const SENT: std::ops::RangeInclusive<i64> = 1..=9_999_999_999;
 
 /// How a timestamp column's cells are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,12 +219,53 @@ pub(super) fn implausible_warning(column: &str, s: &str, secs: i64, format: &Tim
     format!("column {column:?}: {t} reads as {when} ({format}); {fix} (told once per column)")
 }
 
+/// Why the cell `s`, read as `secs` in `format`, is no time to send (outside [`SENT`]): what it
+/// read as, and the fix.
+#[cold]
+#[inline(never)]
+pub(super) fn out_of_range(column: &str, s: &str, secs: i64, format: &TimeFormat) -> String {
+    let t = s.trim();
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    let bare = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    let shown = |pattern| {
+        Timestamp::from_second(secs)
+            .map_or_else(|_| secs.to_string(), |ts| ts.strftime(pattern).to_string())
+    };
+    let (when, why) = if secs == 0 {
+        (
+            "1970-01-01T00:00:00Z".to_owned(),
+            "the Unix epoch itself, a default value rather than a time, most likely; leave the \
+             cell empty when there is none"
+                .to_owned(),
+        )
+    } else if secs < 0 {
+        (
+            shown("%Y-%m-%d"),
+            "before 1970, and Customer.io takes Unix seconds after it; fix the value or leave \
+             the cell empty"
+                .to_owned(),
+        )
+    } else {
+        let fix = match (bare, format) {
+            (true, TimeFormat::Millis) => "microseconds? divide them by 1,000".to_owned(),
+            (true, _) => format!("milliseconds? pass {}", type_flag(column, "timestamp:ms")),
+            (false, _) => "leave the cell empty when there is no date".to_owned(),
+        };
+        (
+            format!("the year {}", shown("%Y")),
+            format!("past the 10 digits of Unix seconds Customer.io takes (to 2286); {fix}"),
+        )
+    };
+    format!("column {column:?}: {t} reads as {when} ({format}): {why}")
+}
+
 /// Parses a timestamp to Unix seconds. Accepted:
 /// - RFC 3339 / ISO 8601 with an offset: `2024-03-05T10:00:00Z`, `2024-03-05T12:00:00+02:00`;
 /// - a date-time without an offset, `2024-03-05T10:00:00`, in `zone` (`--timezone`, UTC
 ///   by default: what Customer.io stores);
 /// - a date, `2024-03-05`, as midnight in `zone`;
-/// - integer Unix seconds. Values above 10^11 are refused as milliseconds rather than guessed.
+/// - integer Unix seconds. Values past the year 9999 are refused as milliseconds rather than
+///   guessed (the caller refuses those past [`SENT`]).
 ///
 /// Fractions of a second are dropped.
 #[inline]
@@ -231,7 +273,6 @@ pub(crate) fn parse_timestamp(s: &str, zone: &TimeZone) -> Result<i64, Timestamp
     let digits = s.strip_prefix('-').unwrap_or(s);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         return match s.parse::<i64>() {
-            Ok(secs) if secs > MAX_UNIX_SECONDS => Err(TimestampError::Milliseconds),
             Ok(secs) if Timestamp::from_second(secs).is_ok() => Ok(secs),
             // Out of range either way; a long positive number is most likely milliseconds
             // (or microseconds) too.
@@ -381,8 +422,10 @@ mod tests {
 
     #[test]
     fn milliseconds_are_refused_unless_asked_for() {
-        assert_eq!(utc("100000000000"), Ok(MAX_UNIX_SECONDS));
-        assert_eq!(utc("100000000001"), Err(TimestampError::Milliseconds));
+        // Read, for the caller to refuse as past 10 digits, naming the year.
+        assert_eq!(utc("100000000001"), Ok(100_000_000_001));
+        assert!(!SENT.contains(&100_000_000_001));
+        assert_eq!(utc("1709632800000"), Err(TimestampError::Milliseconds));
         assert_eq!(
             utc("99999999999999999999"),
             Err(TimestampError::Milliseconds)

@@ -13,7 +13,7 @@ use serde_json::{Number, Value};
 
 use super::columns::type_flag;
 use super::exported::{grouped_number, list, without_apostrophe};
-use super::time::{self, MAX_UNIX_SECONDS, TimeFormat, TimestampError};
+use super::time::{self, TimeFormat, TimestampError};
 
 /// A column's type, as `--type COLUMN=TYPE` spells it.
 // A tag of its own, for the reason `Role` has one.
@@ -145,6 +145,11 @@ impl Typed {
     fn hint(&self, column: &str) -> String {
         match self.origin {
             Origin::Flag => format!(" ({})", type_flag(column, &self.ty)),
+            // As text, an unsubscribed "yes" would leave the person subscribed: no way out.
+            Origin::Default if self.ty == ValueType::Bool => format!(
+                " ({column} is read as a bool by default, as Customer.io counts only true; fix \
+                 the value, or leave the cell empty)"
+            ),
             Origin::Default => format!(
                 " ({column} is read as a {} by default; {} sends it as text)",
                 self.ty,
@@ -281,7 +286,8 @@ fn convert_typed<'a>(
             .map(|b| Some(Cell::Owned(Value::Bool(b))))
             .ok_or_else(|| bad("a bool (true/false, yes/no, 1/0, t/f, y/n)")),
         ValueType::Timestamp(format) => match format.read(t, &conv.zone) {
-            Ok(secs) => Ok(Some(Cell::Owned(secs.into()))),
+            Ok(secs) if time::SENT.contains(&secs) => Ok(Some(Cell::Owned(secs.into()))),
+            Ok(secs) => Err(time::out_of_range(column, t, secs, format)),
             Err(TimestampError::Milliseconds) => Err(milliseconds(column, t)),
             Err(TimestampError::Invalid) if *format == TimeFormat::Auto => Err(bad(&format!(
                 "{}{}",
@@ -395,8 +401,14 @@ pub(crate) fn json_seconds(column: &str, n: &Number) -> Result<Value, String> {
         _ => None,
     };
     match secs {
-        Some(s) if s > MAX_UNIX_SECONDS => Err(milliseconds(column, &n.to_string())),
-        Some(s) if Timestamp::from_second(s).is_ok() => Ok(s.into()),
+        Some(s) if time::SENT.contains(&s) => Ok(s.into()),
+        Some(s) if Timestamp::from_second(s).is_ok() => Err(time::out_of_range(
+            column,
+            &n.to_string(),
+            s,
+            &TimeFormat::Auto,
+        )),
+        Some(s) if s > 0 => Err(milliseconds(column, &n.to_string())),
         _ => Err(format!(
             "column {column:?}: {n} is out of range for a timestamp (Unix seconds)"
         )),
@@ -651,6 +663,7 @@ mod tests {
     #[test]
     fn timestamps_in_every_accepted_form() {
         let ts = |s| cell(ValueType::TIMESTAMP, s);
+        let in_ms = |s| cell(ValueType::Timestamp(TimeFormat::Millis), s).unwrap_err();
         assert_eq!(ts("2024-03-05T10:00:00Z").unwrap(), Some(json!(1709632800)));
         assert_eq!(
             ts("2024-03-05T12:00:00+02:00").unwrap(),
@@ -664,9 +677,24 @@ mod tests {
         assert_eq!(ts("2024-03-05").unwrap(), Some(json!(1709596800)));
         assert_eq!(ts("1709632800").unwrap(), Some(json!(1709632800)));
         assert_eq!(ts(" 1709632800 ").unwrap(), Some(json!(1709632800)));
-        assert_eq!(ts("0").unwrap(), Some(json!(0)));
-        assert_eq!(ts("-86400").unwrap(), Some(json!(-86400)));
-        assert_eq!(ts("1969-12-31").unwrap(), Some(json!(-86400)));
+        assert_eq!(ts("1").unwrap(), Some(json!(1)));
+        assert_eq!(ts("9999999999").unwrap(), Some(json!(9_999_999_999_i64)));
+        // The epoch itself, before it, and past 10 digits: no time to send.
+        for (bad, read) in [
+            ("0", "1970-01-01T00:00:00Z"),
+            ("-86400", "1969-12-31"),
+            ("1969-12-31", "1969-12-31"),
+            ("10000000000", "the year 2286"),
+            ("2300-01-01", "the year 2300"),
+        ] {
+            let e = ts(bad).unwrap_err();
+            assert!(
+                e.contains(&format!("{bad} reads as {read} (timestamp): ")),
+                "{e}"
+            );
+        }
+        let e = in_ms("99999999999999");
+        assert!(e.ends_with("microseconds? divide them by 1,000"), "{e}");
         for bad in [
             "yesterday",
             "2024-13-01",

@@ -10,7 +10,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{Config, Target};
 use crate::error::Fatal;
 use crate::lock::RunLock;
-use crate::record::{Columns, FlagUse, Mapper, Pattern, Rename, input_path, type_flag};
+use crate::record::{Columns, FlagUse, MapError, Mapper, Pattern, Rename, input_path, type_flag};
 use crate::report::{Counters, say};
 use crate::sandbox::Sandbox;
 use crate::send::{Client, RetryPolicy};
@@ -149,8 +149,13 @@ fn open(input: &Input, config: &Config, counters: &Counters) -> Result<Opened, F
     let reader = input
         .open(counters.bytes.clone())
         .map_err(|e| Fatal::Input(e.to_string()))?;
-    let mut mapper = Mapper::new(&config.map, reader.headers())
-        .map_err(|e| Fatal::Setup(format!("{name}: {e}")))?;
+    let mut mapper = Mapper::new(&config.map, reader.headers()).map_err(|e| {
+        let message = format!("{name}: {e}");
+        match e {
+            MapError::Flag(_) => Fatal::Usage(message),
+            MapError::Header(_) => Fatal::Setup(message),
+        }
+    })?;
     let path = input_path(&input.path, input.is_stream(), &name);
     mapper.set_input(&path, input.is_stream());
     let path = (config.map.action.event_kind().is_some() && path != name).then_some(path);
@@ -197,7 +202,7 @@ fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
         return Ok(());
     }
     if let Some(key) = config.map.columns.flatten().first() {
-        return Err(Fatal::Setup(format!(
+        return Err(Fatal::Usage(format!(
             "{}: lifts the keys of an NDJSON object, and every input is CSV, \
              whose cells do not nest; leave it out",
             shell::flag("--flatten", key)
@@ -286,7 +291,7 @@ fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
         ),
         (None, false) => format!("; {name}'s header has: {}", first.join(", ")),
     };
-    Err(Fatal::Setup(format!("{flag}: {what}{listed}")))
+    Err(Fatal::Usage(format!("{flag}: {what}{listed}")))
 }
 
 /// With an NDJSON input, whose keys are known only as its lines are read, every input notes

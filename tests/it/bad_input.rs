@@ -120,11 +120,16 @@ fn rows_invalid(
 /// An input that cannot be used, given after a good one: exit 1, the error names the file,
 /// and nothing at all reaches the server.
 fn input_refused(broken: &Path, message: &str) {
+    refused_with(broken, 1, message);
+}
+
+/// [`input_refused`], ending with `code`.
+fn refused_with(broken: &Path, code: i32, message: &str) {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
     let good = write(dir.path(), "good.csv", "id,plan\n1,pro\n");
     let ran = import(&server, dir.path(), &[&good, broken], &[]);
-    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert_eq!(ran.code, code, "{}", ran.stderr);
     let expected = format!("cio-import: error: {}: {message}", broken.display());
     assert!(
         ran.stderr.lines().any(|l| l == expected),
@@ -393,7 +398,8 @@ fn only_the_first_invalid_rows_are_told_on_stderr() {
 #[test]
 fn missing_input() {
     let dir = tempfile::tempdir().unwrap();
-    input_refused(&dir.path().join("missing.csv"), "no such file");
+    // A path with no file is the command line's mistake (a typo): a usage error.
+    refused_with(&dir.path().join("missing.csv"), 2, "no such file");
 }
 
 #[test]

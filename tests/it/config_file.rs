@@ -525,6 +525,11 @@ fn the_command_line_sets_aside_a_file_flag_it_excludes_and_a_file_value_is_named
     let mut sandbox = bin(dir.path());
     sandbox.args(["--config", "job/job.toml", "--sandbox"]);
     ends(sandbox, 0, "cio-import: sandbox: 2 people stored");
+    // So does its --show, which goes only with --dry-run.
+    let dir = job("inputs = [\"people.csv\"]\ndry-run = true\nshow = 1\n");
+    let mut sandbox = bin(dir.path());
+    sandbox.args(["--config", "job/job.toml", "--sandbox"]);
+    ends(sandbox, 0, "cio-import: sandbox: 2 people stored");
     let dir = job("inputs = [\"people.csv\"]\nsandbox = true\n");
     let mut dry = bin(dir.path());
     dry.args(["--config", "job/job.toml", "--dry-run"]);
@@ -546,7 +551,7 @@ fn the_command_line_sets_aside_a_file_flag_it_excludes_and_a_file_value_is_named
     typed.args(["--config", "job/job.toml", "--dry-run"]);
     ends(
         typed,
-        1,
+        2,
         &format!("error: {toml} line 2: --type agee=number: no input has a column \"agee\""),
     );
 }

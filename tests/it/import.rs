@@ -281,7 +281,7 @@ fn a_type_must_name_a_column_of_some_input() {
         .args([&a, &b])
         .args(["--type", "agee=number"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicates::str::contains(format!(
             "--type agee=number: no input has a column \"agee\"; {}'s header has: id, age",
             a.display()
@@ -348,7 +348,7 @@ fn missing_credentials_and_bad_flags_name_what_to_fix() {
         .arg(dir.path().join("nope.csv"))
         .arg("--dry-run")
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicates::str::contains("nope.csv"));
     bin(dir.path())
         .arg(&input)
@@ -357,6 +357,15 @@ fn missing_credentials_and_bad_flags_name_what_to_fix() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("loopback"));
+    // --show shows what a dry run would send: beside --sandbox (which excludes --dry-run, so
+    // clap does not ask for it) it would be silently ignored.
+    bin(dir.path())
+        .arg(&input)
+        .args(["--sandbox", "--show", "2"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicates::str::contains("'--show <N>'"));
     // What the command line must say, or says to no effect, is a usage error.
     for (args, says) in [
         (&["-"][..], "pass --format csv|ndjson"),

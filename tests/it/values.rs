@@ -162,6 +162,118 @@ fn a_timestamp_column_that_reads_as_1970_is_told_once_with_the_fix() {
 }
 
 #[test]
+fn a_timestamp_before_1970_at_its_start_or_past_10_digits_makes_the_row_invalid() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "id,created_at\n1,99999999999\n2,-100\n3,0\n4,9999-12-30\n5,1000000000\n";
+    import(&server, dir.path(), "people.csv", csv, &[]).code(3);
+    assert_eq!(server.sandbox.people_count(), 1);
+    assert_eq!(attribute(&server, "5", "created_at"), json!(1_000_000_000));
+    let messages: Vec<Value> = read_ndjson(&dir.path().join("people.failures.ndjson"))
+        .iter()
+        .map(|l| l["_error"]["message"].clone())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "column \"created_at\": 99999999999 reads as the year 5138 (timestamp): past the 10 \
+             digits of Unix seconds Customer.io takes (to 2286); milliseconds? pass --type \
+             created_at=timestamp:ms",
+            "column \"created_at\": -100 reads as 1969-12-31 (timestamp): before 1970, and \
+             Customer.io takes Unix seconds after it; fix the value or leave the cell empty",
+            "column \"created_at\": 0 reads as 1970-01-01T00:00:00Z (timestamp): the Unix epoch \
+             itself, a default value rather than a time, most likely; leave the cell empty when \
+             there is none",
+            "column \"created_at\": 9999-12-30 reads as the year 9999 (timestamp): past the 10 \
+             digits of Unix seconds Customer.io takes (to 2286); leave the cell empty when there \
+             is no date",
+        ]
+    );
+    // An event's time, from a cell or a JSON number, is held to the same range.
+    let csv = "id,name,timestamp\n1,e,-5\n2,e,0\n3,e,1709632800\n";
+    import(
+        &server,
+        dir.path(),
+        "events.csv",
+        csv,
+        &["--action", "event"],
+    )
+    .code(3);
+    write(
+        dir.path(),
+        "events.ndjson",
+        "{\"id\":4,\"name\":\"e\",\"timestamp\":0}\n{\"id\":5,\"name\":\"e\",\"timestamp\":12345678901}\n",
+    );
+    let out = server
+        .cmd(dir.path())
+        .args(["events.ndjson", "--action", "event"])
+        .assert()
+        .code(3);
+    let times: Vec<_> = server
+        .sandbox
+        .events()
+        .iter()
+        .map(|e| e.timestamp)
+        .collect();
+    assert_eq!(times, [Some(1_709_632_800)]);
+    let e = stderr(&out);
+    assert!(
+        e.contains("column \"timestamp\": 0 reads as 1970-01-01T00:00:00Z"),
+        "{e}"
+    );
+    assert!(e.contains("12345678901 reads as the year 2361"), "{e}");
+    let invalid = read_ndjson(&dir.path().join("events.failures.ndjson"));
+    assert_eq!(invalid.len(), 2, "{invalid:?}");
+}
+
+#[test]
+fn unsubscribed_is_sent_as_a_bool_from_the_words_crms_write() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "id,unsubscribed\n1,yes\n2,Y\n3, No \n4,0\n5,TRUE\n6,\n7,maybe\n";
+    let out = import(&server, dir.path(), "people.csv", csv, &[]).code(3);
+    for (id, sent) in [
+        ("1", true),
+        ("2", true),
+        ("3", false),
+        ("4", false),
+        ("5", true),
+    ] {
+        assert_eq!(attribute(&server, id, "unsubscribed"), json!(sent), "{id}");
+    }
+    // An empty cell is left out, as any empty cell is by default.
+    assert_eq!(attribute(&server, "6", "unsubscribed"), Value::Null);
+    assert!(server.sandbox.person("7").is_none());
+    let e = stderr(&out);
+    assert!(
+        e.contains("\"unsubscribed\"  attribute \"unsubscribed\", bool\n"),
+        "{e}"
+    );
+    let lines = read_ndjson(&dir.path().join("people.failures.ndjson"));
+    assert_eq!(
+        lines[0]["_error"]["message"],
+        json!(
+            "column \"unsubscribed\": \"maybe\" is not a bool (true/false, yes/no, 1/0, t/f, \
+             y/n) (unsubscribed is read as a bool by default, as Customer.io counts only true; \
+             fix the value, or leave the cell empty)"
+        )
+    );
+    // An NDJSON key too; and a --type of the user's wins.
+    write(
+        dir.path(),
+        "more.ndjson",
+        "{\"id\":8,\"unsubscribed\":\"yes\"}\n{\"id\":9,\"unsubscribed\":1}\n",
+    );
+    server.cmd(dir.path()).arg("more.ndjson").assert().success();
+    assert_eq!(attribute(&server, "8", "unsubscribed"), json!(true));
+    assert_eq!(attribute(&server, "9", "unsubscribed"), json!(true));
+    let csv = "id,unsubscribed\n10,yes\n";
+    let args = ["--type", "unsubscribed=string"];
+    import(&server, dir.path(), "text.csv", csv, &args).success();
+    assert_eq!(attribute(&server, "10", "unsubscribed"), json!("yes"));
+}
+
+#[test]
 fn seconds_in_a_milliseconds_column_are_told_too() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
@@ -524,7 +636,7 @@ fn the_oversize_warning_names_the_first_rows_then_counts() {
 fn the_shopify_fixture_imports_as_the_readme_says() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
-    import(
+    let out = import(
         &server,
         dir.path(),
         "shopify-customers.csv",
@@ -544,6 +656,10 @@ fn the_shopify_fixture_imports_as_the_readme_says() {
         ],
     )
     .success();
+    // Text is "text" in the plan, whether --strip-apostrophe or no --type made it so.
+    let e = stderr(&out);
+    assert!(e.contains("attribute \"email\", text\n"), "{e}");
+    assert!(!e.contains(", string"), "{e}");
     let ada = |name| attribute(&server, "7012345678", name);
     assert_eq!(ada("email"), json!("ada@example.com"));
     assert_eq!(ada("Phone"), json!("+44 20 7946 0958"));
