@@ -286,7 +286,9 @@ fn convert_typed<'a>(
             .map(|b| Some(Cell::Owned(Value::Bool(b))))
             .ok_or_else(|| bad("a bool (true/false, yes/no, 1/0, t/f, y/n)")),
         ValueType::Timestamp(format) => match format.read(t, &conv.zone) {
-            Ok(secs) if time::SENT.contains(&secs) => Ok(Some(Cell::Owned(secs.into()))),
+            Ok(secs) if time::SENT.contains(&secs) || written_date(typed, t) => {
+                Ok(Some(Cell::Owned(secs.into())))
+            }
             Ok(secs) => Err(time::out_of_range(column, t, secs, format)),
             Err(TimestampError::Milliseconds) => Err(milliseconds(column, t)),
             Err(TimestampError::Invalid) if *format == TimeFormat::Auto => Err(bad(&format!(
@@ -390,6 +392,15 @@ pub(crate) fn convert_json<'a>(
         }
         _ => Err(contradicts()),
     }
+}
+
+/// A date written as a date in a column of the user's `--type` (a 1965 birthday, a
+/// 9999-12-31 "never"): sent as the seconds it is. The range holds Customer.io's own times
+/// (created_at, an event's) and bare numbers, where it is most likely milliseconds or 0 left in.
+#[cold]
+fn written_date(typed: &Typed, t: &str) -> bool {
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    typed.origin == Origin::Flag && !digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A JSON number as Unix seconds (fractions are dropped: Customer.io takes whole seconds).

@@ -224,6 +224,18 @@ fn a_timestamp_before_1970_at_its_start_or_past_10_digits_makes_the_row_invalid(
     assert!(e.contains("12345678901 reads as the year 2361"), "{e}");
     let invalid = read_ndjson(&dir.path().join("events.failures.ndjson"));
     assert_eq!(invalid.len(), 2, "{invalid:?}");
+
+    // A date written as a date in a column of the user's --type is sent as it is: a 1965
+    // birthday, a 9999-12-30 "never". A bare number there is held to the range.
+    let csv = "id,birthday\n6,1965-03-05\n7,9999-12-30\n8,-100\n";
+    let flags = ["--type", "birthday=timestamp"];
+    import(&server, dir.path(), "birthdays.csv", csv, &flags).code(3);
+    assert_eq!(attribute(&server, "6", "birthday"), json!(-152_323_200));
+    assert_eq!(
+        attribute(&server, "7", "birthday"),
+        json!(253_402_128_000_i64)
+    );
+    assert_eq!(server.sandbox.person("8"), None);
 }
 
 #[test]
