@@ -614,7 +614,7 @@ pub fn describe(path: &Path) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Map;
+    use serde_json::{Map, json};
 
     use super::*;
     use crate::record::{IdKind, Identifier};
@@ -685,6 +685,80 @@ mod tests {
         assert_eq!(state.sweep_len().unwrap(), Some(1));
         let missing = state.sweep_page(0, 10).unwrap();
         assert_eq!(missing, [(0, r#"{"id":"c"}"#.to_owned())]);
+    }
+
+    /// The key a state of format 1 held for an email: hashed with its case.
+    fn cased_key(email: &str) -> i64 {
+        let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+        for field in ["email", email] {
+            let len = (field.len() as u64).to_le_bytes();
+            for &b in len.iter().chain(field.as_bytes()) {
+                hash = (hash ^ u128::from(b)).wrapping_mul((1 << 88) + 0x13b);
+            }
+        }
+        (hash >> 64) as u64 as i64
+    }
+
+    #[test]
+    fn a_state_of_format_1_keys_emails_without_their_case_once_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO meta VALUES ('format', '1'), ('target', 'the sandbox');
+             CREATE TABLE entities (kind TEXT NOT NULL, key INTEGER NOT NULL, name TEXT NOT \
+             NULL, digest BLOB, PRIMARY KEY (key, kind)) WITHOUT ROWID;",
+        )
+        .unwrap();
+        // One person twice, by two cases of their email, and another once.
+        for email in [
+            "User1@Example.com",
+            "user1@example.com",
+            "User2@Example.com",
+        ] {
+            let name = json!({ "email": email }).to_string();
+            old.execute(
+                "INSERT INTO entities VALUES ('person', ?1, ?2, NULL)",
+                params![cased_key(email), name],
+            )
+            .unwrap();
+        }
+        drop(old);
+        let key = |email: &str| {
+            let person = Identifier {
+                kind: IdKind::Email,
+                value: email.to_owned(),
+            };
+            sql_key(Operation::Delete(person).order().keys()[0])
+        };
+        let keys = |state: &State| -> Vec<i64> {
+            let mut s = state
+                .conn
+                .prepare("SELECT key FROM entities ORDER BY key")
+                .unwrap();
+            s.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let mut folded = vec![key("user1@example.com"), key("user2@example.com")];
+        folded.sort();
+        // A dry run reads it upgraded and leaves the file as it was.
+        let dry = State::open(&path, "the sandbox", Some(JOB), false, true).unwrap();
+        assert_eq!(keys(&dry), folded);
+        drop(dry);
+        let mut state = State::open(&path, "the sandbox", Some(JOB), false, false).unwrap();
+        assert_eq!(keys(&state), folded);
+        state.commit().unwrap();
+        drop(state);
+        let file = Connection::open(&path).unwrap();
+        let format: String = file
+            .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(format, FORMAT);
     }
 
     #[test]
