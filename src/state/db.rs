@@ -578,6 +578,28 @@ pub fn describe(path: &Path) -> Result<String, String> {
             indicatif::HumanCount(n as u64)
         ));
     }
+    // Whose people a sweep would weigh; a state of format 1 has no jobs yet.
+    let format: String = conn
+        .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+            r.get(0)
+        })
+        .map_err(err)?;
+    if format == FORMAT {
+        let mut jobs = conn
+            .prepare(
+                "SELECT coalesce(job, '(no run met them since the upgrade)'), count(*) \
+                 FROM entities WHERE kind = 'person' GROUP BY job ORDER BY job",
+            )
+            .map_err(err)?;
+        let jobs = jobs
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(err)?;
+        for job in jobs {
+            let (job, n) = job.map_err(err)?;
+            let n = indicatif::HumanCount(n as u64);
+            out.push_str(&format!("  people of job {job}: {n}\n"));
+        }
+    }
     let mut runs = conn
         .prepare(
             "SELECT id, started, finished, accepted, unchanged, failed, removed FROM runs \

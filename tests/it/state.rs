@@ -949,6 +949,31 @@ fn a_sweep_removes_only_its_own_jobs_people_whatever_the_date_in_the_file_name()
     assert_eq!(summary(&out)["missing"], 1);
     assert!(server.sandbox.person("9001").is_some());
     assert!(server.sandbox.person("9002").is_some());
+    let shown = common::bin(dir.path())
+        .args(["--show-state", "ws.db"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let folder = std::fs::canonicalize(dir.path()).unwrap();
+    let folder = folder.display().to_string();
+    // The folder as a job names it: each run of digits one `#`.
+    let mut masked = String::new();
+    for c in folder.chars() {
+        match c.is_ascii_digit() {
+            true if masked.ends_with('#') => {}
+            true => masked.push('#'),
+            false => masked.push(c),
+        }
+    }
+    let job = |name: &str| format!("people of job {masked}/{name}");
+    assert!(
+        shown.contains(&format!("{}: 99", job("users-#-#-#.csv"))),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("{}: 2", job("signups#.csv"))),
+        "{shown}"
+    );
     assert!(
         common::stderr(&out).contains(
             "--missing delete: 2 people in the state that this run's inputs did not have were \
