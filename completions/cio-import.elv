@@ -52,7 +52,7 @@ set edit:completion:arg-completer[cio-import] = {|@words|
             cand --checkpoint 'Checkpoint file [default: <input stem>.checkpoint.json beside the failures file]'
             cand --summary 'Write a JSON summary here at the end; `-` for stdout [default: none]'
             cand --progress 'Progress display on stderr (NO_COLOR=1 draws the bar without colours)'
-            cand --state 'Remember in this SQLite file what Customer.io accepted, and send only what changed since: unchanged records are counted, not sent. One file per workspace'
+            cand --state 'Remember in this SQLite file what Customer.io accepted, and send only what changed since: unchanged records are counted, not sent. One file per workspace; jobs may share one (a job is its inputs'' paths, digits aside): --missing removes only its own job''s'
             cand --missing 'After a complete run, delete or suppress the people the state holds that this run''s inputs did not have (the inputs must be a full export of people)'
             cand --max-missing 'The most people --missing may remove: a number, or a share of the people in the state (P%); over it nothing is removed and the run exits 1'
             cand --show-state 'Print what a state holds (its target, entities per kind, its last runs) and exit'

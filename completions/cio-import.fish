@@ -55,7 +55,7 @@ complete -c cio-import -l summary -d 'Write a JSON summary here at the end; `-` 
 complete -c cio-import -l progress -d 'Progress display on stderr (NO_COLOR=1 draws the bar without colours)' -r -f -a "auto\t'A bar on a terminal; otherwise a plain line every 5 seconds'
 always\t'The bar even when stderr is not a terminal (a CI log that renders ANSI, say)'
 never\t'No progress; the summary still prints at the end'"
-complete -c cio-import -l state -d 'Remember in this SQLite file what Customer.io accepted, and send only what changed since: unchanged records are counted, not sent. One file per workspace' -r -F
+complete -c cio-import -l state -d 'Remember in this SQLite file what Customer.io accepted, and send only what changed since: unchanged records are counted, not sent. One file per workspace; jobs may share one (a job is its inputs\' paths, digits aside): --missing removes only its own job\'s' -r -F
 complete -c cio-import -l missing -d 'After a complete run, delete or suppress the people the state holds that this run\'s inputs did not have (the inputs must be a full export of people)' -r -f -a "ignore\t'Keep them'
 delete\t'Delete them from Customer.io'
 suppress\t'Suppress them (and delete their data)'"

@@ -350,7 +350,8 @@ pub struct Cli {
     pub verbose: u8,
 
     /// Remember in this SQLite file what Customer.io accepted, and send only what changed
-    /// since: unchanged records are counted, not sent. One file per workspace.
+    /// since: unchanged records are counted, not sent. One file per workspace; jobs may share
+    /// one (a job is its inputs' paths, digits aside): --missing removes only its own job's.
     #[arg(long, value_name = "PATH", help_heading = "Incremental sync")]
     pub state: Option<PathBuf>,
 

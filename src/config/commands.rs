@@ -74,10 +74,16 @@ impl Config {
         flags
     }
 
-    /// The command that replays `failures` as this run would: the same mapping flags and the
-    /// same target (a sandbox run's replay stays in the sandbox), quoted for a shell.
+    /// The command that replays `failures` as this run would: the same mapping flags, the
+    /// same target (a sandbox run's replay stays in the sandbox) and state, quoted for a shell.
     pub fn replay_command(&self, failures: &Path) -> String {
-        shell_line(self.command_for([failures]))
+        let mut args = self.command_for([failures]);
+        // So that what the replay sends is remembered, not sent again by the next run. Never
+        // --missing: a failures file holds only the people whose records failed.
+        if let Some(state) = &self.state {
+            args.extend(["--state".to_owned(), state.path.display().to_string()]);
+        }
+        shell_line(args)
     }
 
     /// The command that carries this run on from its checkpoint: the same inputs, mapping

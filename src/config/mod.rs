@@ -266,7 +266,7 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        let state = state::state_config(&cli)?;
+        let state = state::state_config(&cli, &inputs)?;
         let failures = match cli.failures {
             Some(p) => p,
             // A dry run's list is its own: it must not take the place of a real run's, which
@@ -635,6 +635,20 @@ mod tests {
         assert_eq!(
             keyed.replay_command(failures),
             format!("cio-import users.failures.ndjson --site-id s --api-key-file {key}")
+        );
+        // A replay records what it sends in the run's state, and never sweeps.
+        let synced = config(&[
+            "--sandbox",
+            "--state",
+            "users.db",
+            "--missing",
+            "delete",
+            "--max-missing",
+            "9",
+        ]);
+        assert_eq!(
+            synced.replay_command(failures),
+            "cio-import users.failures.ndjson --sandbox --state users.db"
         );
         let odd = config(&["--site-id", "s", "--endpoint", "http://127.0.0.1:9"]);
         assert_eq!(

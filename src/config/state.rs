@@ -1,10 +1,11 @@
 //! The incremental-sync flags checked: `--state`, `--missing`, `--max-missing`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{ConfigError, bad, value_name};
 use crate::cli::Cli;
 use crate::record::{Action, Entity};
+use crate::source::Input;
 use crate::state::{MaxMissing, Missing, Removal};
 
 /// `--state` and what the run does with it.
@@ -14,6 +15,9 @@ pub struct StateConfig {
     /// `--missing delete|suppress`; None for `ignore`.
     pub removal: Option<Removal>,
     pub max_missing: MaxMissing,
+    /// The job the run's people belong to in the state ([`job_of`]); None for a replay of
+    /// a failures file, which is not a job of its own: its people stay their export's.
+    pub job: Option<String>,
 }
 
 /// `removal` as the command line says it: `--missing delete`.
@@ -22,7 +26,10 @@ pub fn removal_flag(removal: Removal) -> String {
 }
 
 /// Checks the incremental-sync flags; None without `--state`. Its path is checked with the run's other files (`Config::from_cli`).
-pub(super) fn state_config(cli: &Cli) -> Result<Option<StateConfig>, ConfigError> {
+pub(super) fn state_config(
+    cli: &Cli,
+    inputs: &[Input],
+) -> Result<Option<StateConfig>, ConfigError> {
     let Some(path) = &cli.state else {
         return Ok(None);
     };
@@ -36,6 +43,7 @@ pub(super) fn state_config(cli: &Cli) -> Result<Option<StateConfig>, ConfigError
             path.display()
         )));
     }
+    let replay = inputs.iter().find(|i| i.is_failures_file());
     if let Some(flag) = cli.missing.removal().map(removal_flag) {
         if cli.action != Action::Identify || cli.entity != Entity::Person {
             return Err(bad(format!(
@@ -47,6 +55,15 @@ pub(super) fn state_config(cli: &Cli) -> Result<Option<StateConfig>, ConfigError
                 } else {
                     ""
                 }
+            )));
+        }
+        // A failures file holds the few people whose records failed: everyone else would be
+        // missing from it.
+        if let Some(replay) = replay {
+            return Err(bad(format!(
+                "{flag} removes the people a full export no longer has, and {} is a failures \
+                 file, which holds only the records that failed: replay it without {flag}",
+                replay.path.display()
             )));
         }
         if cli.shard.is_some() {
@@ -65,7 +82,35 @@ pub(super) fn state_config(cli: &Cli) -> Result<Option<StateConfig>, ConfigError
         path: path.clone(),
         removal: cli.missing.removal(),
         max_missing: cli.max_missing,
+        job: replay.is_none().then(|| job_of(&cli.inputs)),
     }))
+}
+
+/// What names a job in the state: its inputs' paths, made absolute, with each run of digits
+/// as `#`. A nightly export named by its date (`users-2026-12-01.csv`) stays one job, whose
+/// `--missing` sweep removes only the people it met; another export into the same state
+/// (`signups.csv`, a backfill) is another job, whose people that sweep keeps.
+fn job_of(inputs: &[PathBuf]) -> String {
+    let absolute = |path: &Path| {
+        if path == Path::new("-") {
+            return path.to_owned();
+        }
+        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+    };
+    let mut job = String::new();
+    for path in inputs {
+        if !job.is_empty() {
+            job.push(' ');
+        }
+        for c in absolute(path).display().to_string().chars() {
+            match c {
+                '0'..='9' if job.ends_with('#') => {}
+                '0'..='9' => job.push('#'),
+                c => job.push(c),
+            }
+        }
+    }
+    job
 }
 
 /// The incremental-sync flags as words, for the command that carries a run on.

@@ -37,6 +37,14 @@ impl Fnv128 {
         self.bytes(bytes);
     }
 
+    /// [`Fnv128::field`] of `bytes` with ASCII letters lower-cased, without a copy.
+    pub fn field_ascii_lowercase(&mut self, bytes: &[u8]) {
+        self.bytes(&(bytes.len() as u64).to_le_bytes());
+        for &b in bytes {
+            self.bytes(&[b.to_ascii_lowercase()]);
+        }
+    }
+
     /// The top 64 bits, FNV's best mixed.
     pub fn top64(&self) -> u64 {
         (self.hash >> 64) as u64

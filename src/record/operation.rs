@@ -13,7 +13,7 @@ use super::hash::Fnv128;
 use super::order::Order;
 use super::rules::{Checked, Fields, Source, Tied};
 use super::tally::Collect;
-use super::{Action, Device, Identifier, Invalid};
+use super::{Action, Device, IdKind, Identifier, Invalid};
 use crate::track::MAX_OPERATION_BYTES;
 
 /// One Customer.io operation. Reads back from its JSON through the same rules a row meets.
@@ -134,9 +134,26 @@ impl<S: AsRef<str>> Who<S> {
 
 /// A key that is equal for two operations on the same person (or anonymous visitor), and the
 /// same in every build.
+/// An email is case-insensitive in Customer.io, so its case is folded: `User1@Example.com`
+/// and `user1@example.com` are one person to the state (and its `--missing` sweep), the
+/// order of a run's records and the shards. A lower-case email keys as it always did.
 pub(super) fn person_key(who: &Who<impl AsRef<str>>) -> u64 {
     let mut h = Fnv128::default();
-    who.hash_into(&mut h);
+    match who {
+        Who::Person(Identifier {
+            kind: IdKind::Email,
+            value,
+        }) => {
+            let value = value.as_ref();
+            h.field(IdKind::Email.name().as_bytes());
+            if value.is_ascii() {
+                h.field_ascii_lowercase(value.as_bytes());
+            } else {
+                h.field(value.to_lowercase().as_bytes());
+            }
+        }
+        _ => who.hash_into(&mut h),
+    }
     h.top64()
 }
 
@@ -549,6 +566,19 @@ mod tests {
             key(&Operation::Delete(ident(IdKind::Email, "42"))),
             key(&identify)
         );
+        // An email's case is Customer.io's to ignore; an id's is not.
+        let delete = |kind, value: &str| key(&Operation::Delete(ident(kind, value)));
+        for email in ["User1@Example.com", "USER1@EXAMPLE.COM"] {
+            assert_eq!(
+                delete(IdKind::Email, email),
+                delete(IdKind::Email, "user1@example.com")
+            );
+        }
+        assert_eq!(
+            delete(IdKind::Email, "Zoë@Example.com"),
+            delete(IdKind::Email, "zoë@example.com")
+        );
+        assert_ne!(delete(IdKind::Id, "User1"), delete(IdKind::Id, "user1"));
         let anonymous = Operation::Event(Event {
             who: Who::Anonymous("42".into()),
             ..match event {

@@ -112,6 +112,7 @@ pub(super) async fn prepare(
             State::open(
                 &state.path,
                 &config.target.describe(),
+                state.job.as_deref(),
                 resumed,
                 matches!(config.target, Target::DryRun),
             )

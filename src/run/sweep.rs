@@ -14,7 +14,7 @@ use super::delivery::Work;
 use super::lock;
 use crate::error::Fatal;
 use crate::record::{Identifier, Operation};
-use crate::report::Counters;
+use crate::report::{Counters, say};
 use crate::send::Outgoing;
 use crate::settle::Ledger;
 use crate::state::{MaxMissing, Memo, Removal, State};
@@ -62,9 +62,20 @@ impl Sweep {
         }
         // A resume goes on through the list its earlier part made (and the cap allowed).
         if lock(at.state).sweep_len().map_err(Fatal::State)?.is_none() {
-            let (missing, held) = lock(at.state).missing().map_err(Fatal::State)?;
+            let absent = lock(at.state).missing().map_err(Fatal::State)?;
+            if absent.others > 0 {
+                say::warning(format_args!(
+                    "{}: {} people in the state that this run's inputs did not have were last \
+                     met by another job (other inputs into the same --state), or not since an \
+                     older cio-import wrote it: kept, as a sweep removes only the people its \
+                     own job met",
+                    self.flag,
+                    HumanCount(absent.others)
+                ));
+            }
+            let missing = absent.missing;
             self.max
-                .allows(missing, held, &self.flag)
+                .allows(missing, absent.held, &self.flag)
                 .map_err(|message| Fatal::TooManyMissing { message, missing })?;
             // A run that sends counts each removal as Customer.io accepts it.
             if at.tx.is_none() {

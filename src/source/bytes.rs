@@ -89,6 +89,23 @@ impl Input {
         self.size.is_none()
     }
 
+    /// Whether the input is a failures file of ours (its first line has an `_error` key), read
+    /// ahead once; false for a stream, which cannot be read twice, and for a file that cannot
+    /// be read (reading it for the run says why).
+    pub fn is_failures_file(&self) -> bool {
+        if self.format != Format::Ndjson || self.is_stream() {
+            return false;
+        }
+        let Ok(file) = File::open(&self.path) else {
+            return false;
+        };
+        let file: Box<dyn Read + Send> = match self.gzip {
+            true => Box::new(MultiGzDecoder::new(file)),
+            false => Box::new(file),
+        };
+        failures_file(file).is_ok_and(|(_, ours)| ours)
+    }
+
     /// Opens the input's bytes, decoded and without a BOM; `consumed` counts raw bytes read
     /// from the file (for the ETA). `name` is the input's name.
     pub(super) fn bytes(

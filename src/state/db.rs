@@ -1,6 +1,6 @@
-//! The database: a SQLite file holding, for one target, each entity's key and the digest of
-//! its last accepted operation, and the runs that wrote it; and this run's "seen" set, in a
-//! temporary table (on disk, not in memory: flat for millions of keys).
+//! The database: a SQLite file holding, for one target, each entity's key, the digest of its
+//! last accepted operation and the job that last met it, and the runs that wrote it; and this
+//! run's "seen" set, in a temporary table (on disk, not in memory: flat for millions of keys).
 //!
 //! Writes go into one open transaction that the checkpoint saver commits before each save
 //! (see `run/checkpoints.rs`): the state always holds every acceptance a checkpoint counts,
@@ -11,20 +11,28 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::memo::{Kind, Memo, name_of};
-use crate::record::Operation;
+use crate::record::{Identifier, Operation};
 
-/// Bumped when the tables change: an older state is refused, not misread.
-const FORMAT: &str = "1";
+/// Bumped when the tables change: an older state is upgraded (see [`upgrade`]) or refused,
+/// not misread.
+const FORMAT: &str = "2";
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS entities (
+/// The format before jobs, with emails keyed by their case.
+const FORMAT_1: &str = "1";
+
+/// The entities, as this format holds them: `job` is the job that last met a person (see
+/// `config::state::job_of`), NULL for those a state of format 1 held and no run met since.
+const ENTITIES: &str = "entities (
     kind TEXT NOT NULL,
     key INTEGER NOT NULL,
     name TEXT NOT NULL,
     digest BLOB,
+    job TEXT,
     PRIMARY KEY (key, kind)
-) WITHOUT ROWID;
+) WITHOUT ROWID";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started TEXT NOT NULL,
@@ -48,6 +56,18 @@ pub struct State {
     unreadable: Option<(u64, String)>,
     /// In a dry run, the workspace the state holds what was sent to (not checked).
     said_target: Option<String>,
+    /// This run's job: the people it meets are its, and its sweep removes only its own.
+    /// None for a replay of a failures file, which leaves each person's job as it was.
+    job: Option<String>,
+}
+
+/// The people a `--missing` sweep weighs: this job's that this run did not meet, all this
+/// job's, and those it did not meet that are another job's (kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Absent {
+    pub missing: u64,
+    pub held: u64,
+    pub others: u64,
 }
 
 /// What a finished run leaves in `runs`.
@@ -67,10 +87,17 @@ fn sql_key(key: u64) -> i64 {
 }
 
 impl State {
-    /// Opens (or creates) the state at `path` for a run into `target`; a resume carries on
-    /// the run an interrupted one began. A dry run opens it read-only, or starts from an
-    /// empty one in memory when there is no file yet.
-    pub fn open(path: &Path, target: &str, resume: bool, dry_run: bool) -> Result<State, String> {
+    /// Opens (or creates) the state at `path` for a run of `job` (see [`State::job`]) into
+    /// `target`; a resume
+    /// carries on the run an interrupted one began. A dry run opens it read-only, or starts
+    /// from an empty one in memory when there is no file yet.
+    pub fn open(
+        path: &Path,
+        target: &str,
+        job: Option<&str>,
+        resume: bool,
+        dry_run: bool,
+    ) -> Result<State, String> {
         let said = |e: rusqlite::Error| say(path, e);
         let existed = path.exists();
         let conn = if dry_run && !existed {
@@ -106,10 +133,13 @@ impl State {
             run: None,
             unreadable: None,
             said_target: None,
+            job: job.map(str::to_owned),
         };
         if writes || !existed {
             state.begin()?;
             state.conn.execute_batch(SCHEMA).map_err(said)?;
+            let entities = format!("CREATE TABLE IF NOT EXISTS {ENTITIES}");
+            state.conn.execute_batch(&entities).map_err(said)?;
         }
         state.check(target, dry_run)?;
         state
@@ -146,6 +176,9 @@ impl State {
                     .map_err(|e| self.err(e))?;
             }
             None => {}
+            Some(format) if format == FORMAT_1 => {
+                upgrade(&self.conn, !dry_run).map_err(|e| self.err(e))?;
+            }
             Some(format) if format != FORMAT => {
                 return Err(format!(
                     "--state {}: written by another version of cio-import (format {format}, \
@@ -277,15 +310,18 @@ impl State {
         let done = match *memo {
             Memo::Compare { kind, key, digest } => conn
                 .prepare_cached(
-                    "INSERT INTO entities (kind, key, name, digest) VALUES (?1, ?2, ?3, ?4) \
-                     ON CONFLICT DO UPDATE SET name = excluded.name, digest = excluded.digest",
+                    "INSERT INTO entities (kind, key, name, digest, job) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO UPDATE SET \
+                     name = excluded.name, digest = excluded.digest, \
+                     job = coalesce(excluded.job, entities.job)",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
                         kind.name(),
                         sql_key(key),
                         name_of(op),
-                        &digest.to_be_bytes()[..]
+                        &digest.to_be_bytes()[..],
+                        self.job
                     ])
                 }),
             Memo::Event { key } => conn
@@ -307,9 +343,11 @@ impl State {
                 moved.and_then(|moved| {
                     if moved > 0 {
                         conn.execute(
-                            "INSERT INTO entities (kind, key, name) VALUES ('person', ?1, ?2) \
-                             ON CONFLICT DO UPDATE SET digest = NULL",
-                            params![sql_key(primary), name_of(op)],
+                            "INSERT INTO entities (kind, key, name, job) \
+                             VALUES ('person', ?1, ?2, ?3) \
+                             ON CONFLICT DO UPDATE SET digest = NULL, \
+                             job = coalesce(excluded.job, entities.job)",
+                            params![sql_key(primary), name_of(op), self.job],
                         )
                     } else {
                         conn.execute(
@@ -332,21 +370,24 @@ impl State {
         self.begin()
     }
 
-    /// The people the state holds that this run has not seen, and all it holds.
-    pub fn missing(&self) -> Result<(u64, u64), String> {
-        let count = |sql: &str| {
+    /// The people the state holds that this run has not seen, this job's and others'; and
+    /// all this job's, as they are once [`State::finish`] has claimed those it met.
+    pub fn missing(&self) -> Result<Absent, String> {
+        let count = |filter: &str| {
             self.conn
-                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .query_row(
+                    &format!("SELECT count(*) FROM entities WHERE kind = 'person' AND {filter}"),
+                    [&self.job],
+                    |r| r.get::<_, i64>(0),
+                )
                 .map(|n| n as u64)
                 .map_err(|e| self.err(e))
         };
-        Ok((
-            count(
-                "SELECT count(*) FROM entities WHERE kind = 'person' AND key NOT IN \
-                 (SELECT key FROM temp.seen)",
-            )?,
-            count("SELECT count(*) FROM entities WHERE kind = 'person'")?,
-        ))
+        Ok(Absent {
+            missing: count("job = ?1 AND key NOT IN (SELECT key FROM temp.seen)")?,
+            held: count("(job = ?1 OR key IN (SELECT key FROM temp.seen))")?,
+            others: count("job IS NOT ?1 AND key NOT IN (SELECT key FROM temp.seen)")?,
+        })
     }
 
     /// How long this run's `--missing` sweep list is, once made; None before.
@@ -357,7 +398,8 @@ impl State {
             .map_err(|e| self.err(e))
     }
 
-    /// Makes this run's `--missing` sweep list: the people it has not seen, in key order.
+    /// Makes this run's `--missing` sweep list: the people of its job it has not seen, in key
+    /// order.
     /// Kept (and committed with the checkpoints) so that a resume goes on through the same
     /// list past what its earlier part settled: made again, it would differ (an accepted
     /// removal leaves the state, a refused one stays).
@@ -365,8 +407,9 @@ impl State {
         self.conn
             .execute(
                 "INSERT INTO sweep (pos, name) SELECT row_number() OVER (ORDER BY key) - 1, name \
-                 FROM entities WHERE kind = 'person' AND key NOT IN (SELECT key FROM temp.seen)",
-                [],
+                 FROM entities WHERE kind = 'person' AND job = ?1 \
+                 AND key NOT IN (SELECT key FROM temp.seen)",
+                [&self.job],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -406,11 +449,61 @@ impl State {
                 ],
             )
             .map_err(|e| self.err(e))?;
+        // The people it met are this job's now, unchanged ones too: the export they are in
+        // is the one whose sweep removes them when they leave it.
+        if let Some(job) = &self.job {
+            self.conn
+                .execute(
+                    "UPDATE entities SET job = ?1 WHERE kind = 'person' AND job IS NOT ?1 \
+                     AND key IN (SELECT key FROM temp.seen)",
+                    [job],
+                )
+                .map_err(|e| self.err(e))?;
+        }
         self.conn
             .execute("DELETE FROM sweep", [])
             .map_err(|e| self.err(e))?;
         self.commit()
     }
+}
+
+/// Brings a state of format 1 to this format: a `job` column (NULL: a sweep removes nobody
+/// until a run has met them), and each email keyed without its case, as Customer.io compares
+/// them (two rows of one person become one). In place, in the run's transaction; in a dry run,
+/// which writes nothing, in a copy in `temp` that shadows the file's table.
+fn upgrade(conn: &Connection, in_place: bool) -> rusqlite::Result<()> {
+    let table = if in_place {
+        conn.execute_batch(
+            "ALTER TABLE main.entities ADD COLUMN job TEXT; \
+             UPDATE main.meta SET value = '2' WHERE key = 'format';",
+        )?;
+        "main.entities"
+    } else {
+        conn.execute_batch(&format!(
+            "CREATE TEMP TABLE {ENTITIES}; INSERT INTO temp.entities \
+             SELECT kind, key, name, digest, NULL FROM main.entities;"
+        ))?;
+        "temp.entities"
+    };
+    let mixed: Vec<(i64, String)> = conn
+        .prepare(&format!(
+            "SELECT key, name FROM {table} WHERE kind = 'person' AND name LIKE '{{\"email\":%'"
+        ))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut rekey = conn.prepare(&format!(
+        "UPDATE OR REPLACE {table} SET key = ?2 WHERE kind = 'person' AND key = ?1"
+    ))?;
+    for (key, name) in mixed {
+        // A name that does not read back is left as it is: the sweep says so if it meets it.
+        if let Ok(person) = serde_json::from_str::<Identifier>(&name) {
+            let folded = sql_key(Operation::Delete(person).order().keys()[0]);
+            if folded != key {
+                rekey.execute(params![key, folded])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Now, as the `runs` table writes times: RFC 3339, UTC, to the second.
@@ -485,6 +578,28 @@ pub fn describe(path: &Path) -> Result<String, String> {
             indicatif::HumanCount(n as u64)
         ));
     }
+    // Whose people a sweep would weigh; a state of format 1 has no jobs yet.
+    let format: String = conn
+        .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+            r.get(0)
+        })
+        .map_err(err)?;
+    if format == FORMAT {
+        let mut jobs = conn
+            .prepare(
+                "SELECT coalesce(job, '(no run met them since the upgrade)'), count(*) \
+                 FROM entities WHERE kind = 'person' GROUP BY job ORDER BY job",
+            )
+            .map_err(err)?;
+        let jobs = jobs
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(err)?;
+        for job in jobs {
+            let (job, n) = job.map_err(err)?;
+            let n = indicatif::HumanCount(n as u64);
+            out.push_str(&format!("  people of job {job}: {n}\n"));
+        }
+    }
     let mut runs = conn
         .prepare(
             "SELECT id, started, finished, accepted, unchanged, failed, removed FROM runs \
@@ -521,10 +636,12 @@ pub fn describe(path: &Path) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Map;
+    use serde_json::{Map, json};
 
     use super::*;
     use crate::record::{IdKind, Identifier};
+
+    const JOB: &str = "/exports/users-#.csv";
 
     fn person(id: &str) -> Identifier {
         Identifier {
@@ -542,7 +659,7 @@ mod tests {
 
     /// Opens `path` for a new run and records `ops` as accepted.
     fn run_accepting(path: &Path, ops: &[Operation]) -> State {
-        let mut state = State::open(path, "the sandbox", false, false).unwrap();
+        let mut state = State::open(path, "the sandbox", Some(JOB), false, false).unwrap();
         for op in ops {
             let memo = Memo::of(op, &[]).unwrap();
             state.accepted(&memo, op).unwrap();
@@ -570,21 +687,100 @@ mod tests {
             merge,
         ];
         drop(run_accepting(&path, &ops));
-        let mut state = State::open(&path, "the sandbox", false, false).unwrap();
+        let mut state = State::open(&path, "the sandbox", Some(JOB), false, false).unwrap();
         // Forgotten: sent again. Moved: the primary is held, with nothing to compare.
         assert!(!unchanged(&mut state, &identify("a")));
         assert!(!unchanged(&mut state, &identify("c")));
-        assert_eq!(state.missing().unwrap(), (0, 1), "c was seen; b is gone");
+        let absent = Absent {
+            missing: 0,
+            held: 1,
+            others: 0,
+        };
+        assert_eq!(state.missing().unwrap(), absent, "c was seen; b is gone");
         state.make_sweep().unwrap();
         assert_eq!(state.sweep_len().unwrap(), None);
         drop(state);
 
         // A new run that meets nobody finds c missing, by its name.
-        let mut state = State::open(&path, "the sandbox", false, false).unwrap();
+        let mut state = State::open(&path, "the sandbox", Some(JOB), false, false).unwrap();
         state.make_sweep().unwrap();
         assert_eq!(state.sweep_len().unwrap(), Some(1));
         let missing = state.sweep_page(0, 10).unwrap();
         assert_eq!(missing, [(0, r#"{"id":"c"}"#.to_owned())]);
+    }
+
+    /// The key a state of format 1 held for an email: hashed with its case.
+    fn cased_key(email: &str) -> i64 {
+        let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+        for field in ["email", email] {
+            let len = (field.len() as u64).to_le_bytes();
+            for &b in len.iter().chain(field.as_bytes()) {
+                hash = (hash ^ u128::from(b)).wrapping_mul((1 << 88) + 0x13b);
+            }
+        }
+        (hash >> 64) as u64 as i64
+    }
+
+    #[test]
+    fn a_state_of_format_1_keys_emails_without_their_case_once_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO meta VALUES ('format', '1'), ('target', 'the sandbox');
+             CREATE TABLE entities (kind TEXT NOT NULL, key INTEGER NOT NULL, name TEXT NOT \
+             NULL, digest BLOB, PRIMARY KEY (key, kind)) WITHOUT ROWID;",
+        )
+        .unwrap();
+        // One person twice, by two cases of their email, and another once.
+        for email in [
+            "User1@Example.com",
+            "user1@example.com",
+            "User2@Example.com",
+        ] {
+            let name = json!({ "email": email }).to_string();
+            old.execute(
+                "INSERT INTO entities VALUES ('person', ?1, ?2, NULL)",
+                params![cased_key(email), name],
+            )
+            .unwrap();
+        }
+        drop(old);
+        let key = |email: &str| {
+            let person = Identifier {
+                kind: IdKind::Email,
+                value: email.to_owned(),
+            };
+            sql_key(Operation::Delete(person).order().keys()[0])
+        };
+        let keys = |state: &State| -> Vec<i64> {
+            let mut s = state
+                .conn
+                .prepare("SELECT key FROM entities ORDER BY key")
+                .unwrap();
+            s.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let mut folded = vec![key("user1@example.com"), key("user2@example.com")];
+        folded.sort();
+        // A dry run reads it upgraded and leaves the file as it was.
+        let dry = State::open(&path, "the sandbox", Some(JOB), false, true).unwrap();
+        assert_eq!(keys(&dry), folded);
+        drop(dry);
+        let mut state = State::open(&path, "the sandbox", Some(JOB), false, false).unwrap();
+        assert_eq!(keys(&state), folded);
+        state.commit().unwrap();
+        drop(state);
+        let file = Connection::open(&path).unwrap();
+        let format: String = file
+            .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(format, FORMAT);
     }
 
     #[test]
@@ -592,11 +788,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         drop(run_accepting(&path, &[identify("a")]));
-        let mut state = State::open(&path, "the sandbox", false, false).unwrap();
+        let mut state = State::open(&path, "the sandbox", Some(JOB), false, false).unwrap();
         assert!(unchanged(&mut state, &identify("a")));
         assert!(!unchanged(&mut state, &identify("a")));
         drop(state);
-        let refused = State::open(&path, "workspace s (us)", false, false)
+        let refused = State::open(&path, "workspace s (us)", Some(JOB), false, false)
             .err()
             .unwrap();
         assert!(refused.contains("it holds what was sent to the sandbox, not workspace s (us)"));

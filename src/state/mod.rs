@@ -9,6 +9,6 @@ mod db;
 mod memo;
 mod missing;
 
-pub use db::{Figures, State, describe};
+pub use db::{Absent, Figures, State, describe};
 pub use memo::{Kind, Memo};
 pub use missing::{MaxMissing, Missing, Removal};

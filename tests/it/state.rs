@@ -867,3 +867,165 @@ fn a_dry_run_with_a_state_shows_what_would_be_sent_and_not_what_is_unchanged() {
     assert_eq!(who, ["7", "808"], "{shown:?}");
     assert_eq!(shown[0]["attributes"]["age"], "70");
 }
+
+#[test]
+fn an_email_that_only_changed_case_is_the_same_person_and_not_swept() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let emails = |lowered: u64| {
+        let mut text = String::from("email\n");
+        for i in 1..=100 {
+            let email = format!("User{i}@Example.com");
+            let email = if i <= lowered {
+                email.to_lowercase()
+            } else {
+                email
+            };
+            text.push_str(&format!("{email}\n"));
+        }
+        write(dir.path(), "em1.csv", &text);
+    };
+    let run = |flags: &[&str]| {
+        let out = server
+            .cmd(dir.path())
+            .args(["em1.csv", "--state", "em.db", "--summary", "-"])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+        out
+    };
+    emails(0);
+    run(&[]);
+    let after_first = server.sent().len();
+    emails(3);
+    let out = run(DELETE_MISSING);
+    // The new case is what the export says now: sent once, so Customer.io holds it too.
+    let mut sent = received(&server, after_first);
+    sent.sort();
+    let lowered: Vec<_> = (1..=3)
+        .map(|i| ("identify".to_owned(), format!("user{i}@example.com")))
+        .collect();
+    assert_eq!(sent, lowered, "{}", common::stderr(&out));
+    assert_eq!(summary(&out)["missing"], 0);
+    assert_eq!(server.sandbox.people_count(), 100);
+    assert!(server.sandbox.person("User1@Example.com").is_some());
+
+    // Then it is unchanged like the rest.
+    let again = run(DELETE_MISSING);
+    assert_eq!(summary(&again)["unchanged"], 100);
+    assert_eq!(received(&server, after_first).len(), 3);
+}
+
+#[test]
+fn a_sweep_removes_only_its_own_jobs_people_whatever_the_date_in_the_file_name() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let ids = |name: &str, ids: &mut dyn Iterator<Item = u64>| {
+        let text: String = ids.map(|i| format!("{i}\n")).collect();
+        write(dir.path(), name, &format!("id\n{text}"));
+    };
+    let run = |input: &str, flags: &[&str]| {
+        let out = server
+            .cmd(dir.path())
+            .args([input, "--state", "ws.db", "--summary", "-"])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+        out
+    };
+    ids("users-2026-12-01.csv", &mut (1..=100));
+    run("users-2026-12-01.csv", &[]);
+    // Another job into the same state: its people are not in the nightly export.
+    ids("signups2.csv", &mut [9001, 9002].into_iter());
+    run("signups2.csv", &[]);
+    let before = server.sent().len();
+    // The next night's export, one person gone.
+    ids("users-2026-12-02.csv", &mut (1..=100).filter(|i| *i != 7));
+    let out = run("users-2026-12-02.csv", DELETE_MISSING);
+    let sent = received(&server, before);
+    assert_eq!(sent, [("delete".to_owned(), "7".to_owned())]);
+    assert_eq!(summary(&out)["missing"], 1);
+    assert!(server.sandbox.person("9001").is_some());
+    assert!(server.sandbox.person("9002").is_some());
+    let shown = common::bin(dir.path())
+        .args(["--show-state", "ws.db"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let folder = std::fs::canonicalize(dir.path()).unwrap();
+    let folder = folder.display().to_string();
+    // The folder as a job names it: each run of digits one `#`.
+    let mut masked = String::new();
+    for c in folder.chars() {
+        match c.is_ascii_digit() {
+            true if masked.ends_with('#') => {}
+            true => masked.push('#'),
+            false => masked.push(c),
+        }
+    }
+    let job = |name: &str| format!("people of job {masked}/{name}");
+    assert!(
+        shown.contains(&format!("{}: 99", job("users-#-#-#.csv"))),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("{}: 2", job("signups#.csv"))),
+        "{shown}"
+    );
+    assert!(
+        common::stderr(&out).contains(
+            "--missing delete: 2 people in the state that this run's inputs did not have were \
+             last met by another job"
+        ),
+        "{}",
+        common::stderr(&out)
+    );
+}
+
+#[test]
+fn the_replay_command_keeps_the_state_and_a_failures_file_cannot_sweep() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "n4.csv", "id,age\n1,30\n2,forty\n3,50\n4,60\n");
+    let out = server
+        .cmd(dir.path())
+        .args(["n4.csv", "--state", "n4.db", "--type", "age=number"])
+        .args(DELETE_MISSING)
+        .output()
+        .unwrap();
+    let stderr = common::stderr(&out);
+    let replay = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("fix and replay: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(replay.contains("--state n4.db"), "{replay}");
+    assert!(!replay.contains("--missing"), "{replay}");
+
+    // Given --missing anyway, the failures file (one person of four) is refused.
+    let before = server.sent().len();
+    let swept = server
+        .cmd(dir.path())
+        .args([
+            "n4.failures.ndjson",
+            "--state",
+            "n4.db",
+            "--type",
+            "age=number",
+        ])
+        .args(DELETE_MISSING)
+        .output()
+        .unwrap();
+    assert_eq!(swept.status.code(), Some(2), "{}", common::stderr(&swept));
+    assert!(
+        common::stderr(&swept).contains(
+            "--missing delete removes the people a full export no longer has, and \
+             n4.failures.ndjson is a failures file"
+        ),
+        "{}",
+        common::stderr(&swept)
+    );
+    assert_eq!(server.sent().len(), before, "nothing sent");
+    assert_eq!(server.sandbox.people_count(), 3);
+}
