@@ -497,7 +497,15 @@ impl Mapper {
         };
         match v {
             Value::String(s) => self.check_plausible(typed, column, s, cell),
-            Value::Number(n) => self.check_plausible(typed, column, &n.to_string(), cell),
+            // Written out only for a time outside the plausible years, not for every row.
+            Value::Number(n)
+                if cell
+                    .as_ref()
+                    .and_then(Cell::as_i64)
+                    .is_some_and(|secs| !time::plausible(secs)) =>
+            {
+                self.check_plausible(typed, column, &n.to_string(), cell)
+            }
             _ => {}
         }
     }

@@ -166,11 +166,17 @@ pub(super) fn format_advice(column: &str, s: &str) -> String {
 /// them is most likely misread (`20230412` as seconds is a day in 1970).
 const PLAUSIBLE: std::ops::Range<i64> = 978_307_200..4_102_444_800;
 
+/// Whether `secs` is a time in 2001..2100, which no bare number is misread as.
+#[inline]
+pub(super) fn plausible(secs: i64) -> bool {
+    PLAUSIBLE.contains(&secs)
+}
+
 /// Whether a value read as `secs` from the cell `s` looks misread: a bare number outside
 /// 2001..2100. Dates written as dates are what they say (a birthday in 1985 is one).
 #[inline]
 pub(super) fn implausible(secs: i64, s: &str) -> bool {
-    !PLAUSIBLE.contains(&secs) && {
+    !plausible(secs) && {
         let t = s.trim();
         let digits = t.strip_prefix('-').unwrap_or(t);
         !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())

@@ -162,6 +162,28 @@ fn a_timestamp_column_that_reads_as_1970_is_told_once_with_the_fix() {
 }
 
 #[test]
+fn an_ndjson_number_that_reads_as_1970_is_told_once_too() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let ndjson = "{\"id\":\"1\",\"renewed\":1681308180}\n{\"id\":\"2\",\"renewed\":20230412}\n\
+                  {\"id\":\"3\",\"renewed\":20230413}\n";
+    let out = import(
+        &server,
+        dir.path(),
+        "people.ndjson",
+        ndjson,
+        &["--type", "renewed=timestamp"],
+    )
+    .success();
+    let e = stderr(&out);
+    assert_eq!(e.matches("reads as").count(), 1, "{e}");
+    assert!(
+        e.contains("people.ndjson line 2: column \"renewed\": 20230412 reads as 1970-08-23"),
+        "{e}"
+    );
+}
+
+#[test]
 fn seconds_in_a_milliseconds_column_are_told_too() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
