@@ -17,17 +17,18 @@ use super::sweep::{Removing, Sweep};
 use crate::checkpoint::Skip;
 use crate::error::Fatal;
 use crate::record::{
-    self, Invalid, Mapper, Operation, Origin, Oversize, Resized, SAMPLE_ROWS, Shard,
+    self, Invalid, Mapper, Operation, Origin, Oversize, Resized, SAMPLE_ROWS, Shard, thousands,
 };
 use crate::report::{Counters, Reporter, say};
 use crate::send::Outgoing;
 use crate::settle::{Ledger, Outcome, failure_line};
 use crate::source::{NOT_UTF8, Reader, Row, RowData};
 use crate::state::{Memo, State};
-use crate::track::MAX_OPERATION_BYTES;
+use crate::track::{MAX_ATTRIBUTE_VALUE_BYTES, MAX_OPERATION_BYTES};
 
-/// Invalid rows told on stderr as they are met; the failures file has every one.
-const INVALID_SHOWN: u64 = 10;
+/// Warnings of each kind (invalid rows, values over the limit, repeated events) told on
+/// stderr as they are met; the failures file and the summary have every one.
+const TOLD_PER_KIND: u64 = 10;
 
 /// What the reader checks besides the mapping.
 #[derive(Debug, Clone, Copy)]
@@ -39,18 +40,23 @@ pub(super) struct ReadRules {
     pub shard: Option<Shard>,
     /// `--show N`: a dry run writes its first N operations to stdout.
     pub show: u64,
-    /// What a value over 1,000 bytes becomes, for the warnings.
+    /// What a value over Customer.io's limit becomes, for the warnings.
     pub oversize: Oversize,
 }
 
 /// The warning for a value `--oversize` changed.
 fn resized_warning(source: &str, line: u64, r: &Resized, policy: Oversize) -> String {
-    let done = if r.cut { "cut to 1,000" } else { "left out" };
+    let limit = thousands(MAX_ATTRIBUTE_VALUE_BYTES);
+    let done = if r.cut {
+        format!("cut to {limit}")
+    } else {
+        "left out".into()
+    };
     format!(
-        "{source} line {line}: column {:?} is {} bytes, over Customer.io's 1,000: {done} \
+        "{source} line {line}: column {:?} is {} bytes, over Customer.io's {limit}: {done} \
          (--oversize {})",
         r.column,
-        indicatif::HumanCount(r.bytes as u64),
+        thousands(r.bytes),
         policy.flag_name()
     )
 }
@@ -129,6 +135,10 @@ impl Reading {
         let mut run = Run::default();
         let mut recent = RecentEvents::default();
         let mut shown = 0u64;
+        let more_oversized = format!(
+            "more attribute values over {} bytes: the summary counts them",
+            thousands(MAX_ATTRIBUTE_VALUE_BYTES)
+        );
         for (i, input) in opened.into_iter().enumerate() {
             let mut input = input;
             let (skip, later) = match skips.get(i).cloned().unwrap_or(Skip::NONE) {
@@ -242,7 +252,7 @@ impl Reading {
                         oversize_told.warn(
                             &reporter,
                             || resized_warning(&source, row.line, &r, rules.oversize),
-                            "more attribute values over 1,000 bytes: the summary counts them",
+                            &more_oversized,
                         );
                     }
                 }
@@ -569,7 +579,7 @@ impl RecentEvents {
     }
 }
 
-/// Warnings of one kind, told on stderr up to [`INVALID_SHOWN`] times, then once more to say
+/// Warnings of one kind, told on stderr up to [`TOLD_PER_KIND`] times, then once more to say
 /// there are more.
 #[derive(Default)]
 struct Capped {
@@ -578,9 +588,9 @@ struct Capped {
 
 impl Capped {
     fn warn(&mut self, reporter: &Reporter, message: impl FnOnce() -> String, more: &str) {
-        if self.told < INVALID_SHOWN {
+        if self.told < TOLD_PER_KIND {
             reporter.warn(message());
-        } else if self.told == INVALID_SHOWN {
+        } else if self.told == TOLD_PER_KIND {
             reporter.warn(more);
         }
         self.told += 1;

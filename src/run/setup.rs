@@ -83,7 +83,7 @@ pub(super) async fn prepare(
         .iter()
         .map(|input| open(input, config, counters))
         .collect::<Result<Vec<_>, _>>()?;
-    check_types(config, &opened)?;
+    check_column_flags(config, &opened)?;
     if !config.quiet {
         tell_plans(&opened);
     }
@@ -191,7 +191,7 @@ fn tell_plans(opened: &[Opened]) {
 /// input has: a name mistyped would silently send the column as it is. Only CSV headers
 /// list columns, so with an NDJSON input (whose keys vary by line) nothing is checked; with
 /// none, `--flatten` has nothing to lift.
-fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
+fn check_column_flags(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
     if opened.iter().any(|o| o.reader.headers().is_none()) {
         return Ok(());
     }
@@ -287,7 +287,7 @@ fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
 
 /// With an NDJSON input, whose keys are known only as its lines are read, every input notes
 /// which column flags its keys use, and the last NDJSON input read tells, at its end, of
-/// each flag none used (CSV headers are checked by [`check_types`] before the run).
+/// each flag none used (CSV headers are checked by [`check_column_flags`] before the run).
 fn watch_flags(opened: &mut [Opened], columns: &Columns) {
     let Some(last) = opened.iter().rposition(|o| o.reader.headers().is_none()) else {
         return;
