@@ -54,19 +54,8 @@ pub(super) async fn prepare(
     policy: &RetryPolicy,
 ) -> Result<Prepared, Fatal> {
     // First, so that a second run over the same files touches none of them.
+    // A link as --failures or --checkpoint was refused with the config (`check_written`).
     let lock = RunLock::take(&config.failures).map_err(Fatal::Setup)?;
-    for (flag, path) in [
-        ("--failures", Some(&config.failures)),
-        ("--checkpoint", config.checkpoint.as_ref()),
-    ] {
-        if let Some(path) = path.filter(|p| p.is_symlink()) {
-            return Err(Fatal::Setup(format!(
-                "{flag} {}: it is a symbolic link, which cio-import does not write through; \
-                 remove the link or choose another path",
-                path.display()
-            )));
-        }
-    }
 
     // The summary file is emptied now: a path it cannot be written to is found before the
     // import rather than after it, and an earlier run's summary never passes for this one's.
