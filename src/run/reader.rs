@@ -42,6 +42,9 @@ pub(super) struct ReadRules {
     pub show: u64,
     /// What a value over Customer.io's limit becomes, for the warnings.
     pub oversize: Oversize,
+    /// A resume: it reads past its inputs' first lines, so it tells none of their warnings
+    /// (the run that read them did), as setup leaves the flags unwatched.
+    pub resumed: bool,
 }
 
 /// The warning for a value `--oversize` changed.
@@ -256,7 +259,7 @@ impl Reading {
                         );
                     }
                 }
-                if this == first {
+                if this == first && !rules.resumed {
                     for warning in input.mapper.first_row_warnings(&row.data) {
                         reporter.warn(format!("{source}: {warning}"));
                     }
