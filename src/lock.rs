@@ -4,7 +4,7 @@
 //! checkpoint.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read as _, Write as _};
+use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
 /// The lock; it is released, and its file removed, when dropped (a crash releases it too:
@@ -72,7 +72,10 @@ impl RunLock {
                     path.display()
                 ));
             }
-            file.set_len(0).map_err(cannot)?;
+            // From the start: the read above left the offset past a crashed run's pid.
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .map_err(cannot)?;
             write!(file, "{}", std::process::id()).map_err(cannot)?;
             return Ok(RunLock { path, _file: file });
         }
@@ -140,7 +143,13 @@ mod tests {
         );
         // One a crash left behind is taken.
         std::fs::write(lock_path(&failures), "4242").unwrap();
-        drop(RunLock::take(&failures).unwrap());
+        let taken = RunLock::take(&failures).unwrap();
+        // Holding this run's pid alone: a crash of this run leaves a lock that is taken too.
+        assert_eq!(
+            std::fs::read_to_string(lock_path(&failures)).unwrap(),
+            std::process::id().to_string()
+        );
+        drop(taken);
         assert!(!lock_path(&failures).exists());
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Map;
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -152,10 +152,10 @@ impl Reading {
                     // run read is read again into it.
                     if let Some(state) = &state {
                         input.reader.stop_on(stop.clone());
-                        while advance(&mut input.reader, &mut row, &mut errors) {
-                            if let Err(e) = seen(&mut input.mapper, &row, &input.name, state) {
-                                errors.push(e);
-                            }
+                        let past =
+                            read_past(&mut input, u64::MAX, &mut row, Some(state), &mut errors);
+                        if let Err(e) = past {
+                            errors.push(e);
                         }
                         if !errors.is_empty() || stop.is_cancelled() {
                             return errors;
@@ -175,16 +175,9 @@ impl Reading {
                 input.reader = input.reader.read_ahead();
             }
             // Records an earlier run settled are read past, not sent.
-            for _ in 0..skip {
-                if !advance(&mut input.reader, &mut row, &mut errors) {
-                    break;
-                }
-                if let Some(state) = &state
-                    && let Err(e) = seen(&mut input.mapper, &row, &input.name, state)
-                {
-                    errors.push(e);
-                    return errors;
-                }
+            if let Err(e) = read_past(&mut input, skip, &mut row, state.as_deref(), &mut errors) {
+                errors.push(e);
+                return errors;
             }
             lock(&ledger).begin_input(i, seq, skip);
             let first = seq;
@@ -337,48 +330,18 @@ impl Reading {
                             stop.cancel();
                             return errors;
                         }
-                        if !invalid.message.contains(NOT_UTF8) {
-                            invalid_told.warn(
-                                &reporter,
-                                || format!("{source} line {}: {}", row.line, invalid.message),
-                                "more invalid rows: the failures file has every one",
-                            );
-                        } else if !not_utf8_told {
-                            // A file in another encoding has such rows throughout: told once.
-                            not_utf8_told = true;
-                            reporter.warn(format!(
-                                "{source} line {}: {}: the input is not UTF-8; if it is in \
-                                 another encoding, pass it as --encoding LABEL (windows-1252 \
-                                 for Excel on Windows, latin1, utf-16le). Every such row is \
-                                 invalid and in the failures file",
-                                row.line, invalid.message
-                            ));
-                        }
-                        let mut error = Map::new();
-                        error.insert("stage".into(), "invalid".into());
-                        if let Some(c) = invalid.column {
-                            error.insert("column".into(), c.into());
-                        }
-                        error.insert("message".into(), invalid.message.into());
-                        // A replayed line that fails again keeps where its row was read
-                        // first (an event without a time takes its id from there).
-                        let origin = match &row.data {
-                            RowData::Json(object) => record::origin(object),
-                            _ => None,
-                        };
-                        let origin = origin.unwrap_or(Origin {
-                            source: &source,
-                            line: row.line,
-                            path: input.path.as_deref(),
-                        });
-                        if let Some(path) = origin.path {
-                            error.insert("path".into(), path.into());
-                        }
+                        tell_invalid(
+                            &reporter,
+                            &mut invalid_told,
+                            &mut not_utf8_told,
+                            &source,
+                            row.line,
+                            &invalid.message,
+                        );
                         if matches!(row.data, RowData::Broken { .. }) {
                             Counters::add(&counters.unreadable, 1);
                         }
-                        let raw = input.mapper.raw(&row.data);
-                        let line = failure_line(raw, origin.source, origin.line, error);
+                        let line = failures_line(&input, &source, &row, invalid);
                         run.flush(&ledger, &counters);
                         settle(this, Outcome::Invalid(line))
                     }
@@ -432,6 +395,83 @@ impl Reading {
         }
         errors
     }
+}
+
+/// Tells an invalid row on stderr: the first few of them, and of the rows a file in
+/// another encoding has throughout, only the first.
+fn tell_invalid(
+    reporter: &Reporter,
+    told: &mut Capped,
+    not_utf8_told: &mut bool,
+    source: &str,
+    line: u64,
+    message: &str,
+) {
+    if !message.contains(NOT_UTF8) {
+        told.warn(
+            reporter,
+            || format!("{source} line {line}: {message}"),
+            "more invalid rows: the failures file has every one",
+        );
+    } else if !*not_utf8_told {
+        *not_utf8_told = true;
+        reporter.warn(format!(
+            "{source} line {line}: {message}: the input is not UTF-8; if it is in another \
+             encoding, pass it as --encoding LABEL (windows-1252 for Excel on Windows, latin1, \
+             utf-16le). Every such row is invalid and in the failures file"
+        ));
+    }
+}
+
+/// The failures-file line of `input`'s invalid `row`: the row as read, and an `_error` of
+/// why and where. A replayed line that fails again keeps where its row was read first (an
+/// event without a time takes its id from there).
+fn failures_line(input: &Opened, source: &str, row: &Row, invalid: Invalid) -> Map<String, Value> {
+    let mut error = Map::new();
+    error.insert("stage".into(), "invalid".into());
+    if let Some(c) = invalid.column {
+        error.insert("column".into(), c.into());
+    }
+    error.insert("message".into(), invalid.message.into());
+    let origin = match &row.data {
+        RowData::Json(object) => record::origin(object),
+        _ => None,
+    };
+    let origin = origin.unwrap_or(Origin {
+        source,
+        line: row.line,
+        path: input.path.as_deref(),
+    });
+    if let Some(path) = origin.path {
+        error.insert("path".into(), path.into());
+    }
+    failure_line(
+        input.mapper.raw(&row.data),
+        origin.source,
+        origin.line,
+        error,
+    )
+}
+
+/// Reads past `count` rows of `input` that an earlier part of the run settled (fewer at its
+/// end, or at an input-level error, kept in `errors`). With a state, each row's record is
+/// marked seen; its error ends the reading.
+fn read_past(
+    input: &mut Opened,
+    count: u64,
+    row: &mut Row,
+    state: Option<&Mutex<State>>,
+    errors: &mut Vec<Fatal>,
+) -> Result<(), Fatal> {
+    for _ in 0..count {
+        if !advance(&mut input.reader, row, errors) {
+            break;
+        }
+        if let Some(state) = state {
+            seen(&mut input.mapper, row, &input.name, state)?;
+        }
+    }
+    Ok(())
 }
 
 /// Marks the record in `row` seen by this run, as an earlier part of it read it: so that the
