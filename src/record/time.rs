@@ -63,15 +63,7 @@ impl TimeFormat {
                     .map(|_| secs)
                     .map_err(|_| TimestampError::Invalid)
             }
-            TimeFormat::Pattern(format) => {
-                let tm =
-                    strtime::parse(format.as_bytes(), s).map_err(|_| TimestampError::Invalid)?;
-                if let Ok(ts) = tm.to_timestamp() {
-                    return Ok(ts.as_second());
-                }
-                let civil = tm.to_datetime().map_err(|_| TimestampError::Invalid)?;
-                in_zone(civil, zone)
-            }
+            TimeFormat::Pattern(format) => read_pattern(format, s, zone),
         }
     }
 
@@ -102,6 +94,16 @@ pub fn parse_zone(name: &str) -> Result<TimeZone, String> {
     TimeZone::get(name).map_err(|_| {
         format!("unknown time zone {name:?}: use an IANA name such as Europe/Berlin or America/New_York, or UTC")
     })
+}
+
+/// A cell written with the strftime-style `format`, as Unix seconds.
+fn read_pattern(format: &str, s: &str, zone: &TimeZone) -> Result<i64, TimestampError> {
+    let tm = strtime::parse(format.as_bytes(), s).map_err(|_| TimestampError::Invalid)?;
+    if let Ok(ts) = tm.to_timestamp() {
+        return Ok(ts.as_second());
+    }
+    let civil = tm.to_datetime().map_err(|_| TimestampError::Invalid)?;
+    in_zone(civil, zone)
 }
 
 /// A civil time as written in `zone`; a time a clock change skips or repeats is read as
@@ -143,11 +145,7 @@ const COMMON_FORMATS: [&str; 14] = [
 pub(super) fn format_advice(column: &str, s: &str) -> String {
     let reading: Vec<&str> = COMMON_FORMATS
         .into_iter()
-        .filter(|f| {
-            TimeFormat::Pattern((*f).into())
-                .read(s, &TimeZone::UTC)
-                .is_ok()
-        })
+        .filter(|f| read_pattern(f, s, &TimeZone::UTC).is_ok())
         .collect();
     match reading[..] {
         [] => format!("; --type {column}=timestamp:FORMAT reads another form (e.g. %d.%m.%Y)"),
