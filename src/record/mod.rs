@@ -16,6 +16,7 @@ mod hash;
 mod identifier;
 mod key;
 mod notes;
+mod object;
 mod operation;
 mod order;
 mod plan;
