@@ -364,11 +364,11 @@ impl Config {
         ];
         let written: Vec<Written> = written
             .into_iter()
-            .filter_map(|(flag, path, kept)| {
+            .filter_map(|(flag, path, replaced)| {
                 Some(Written {
                     flag,
                     path: path?,
-                    kept,
+                    replaced,
                 })
             })
             .collect();

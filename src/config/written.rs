@@ -12,12 +12,20 @@ pub(super) struct Written<'a> {
     pub flag: &'static str,
     pub path: &'a Path,
     /// The run replaces, renames or removes it, not only writes it.
-    pub kept: bool,
+    pub replaced: bool,
 }
 
 /// Found now, not at the first failure after an hour of sending.
 pub(super) fn check_written(inputs: &[Input], written: &[Written]) -> Result<(), ConfigError> {
-    for (i, Written { flag, path, kept }) in written.iter().enumerate() {
+    for (
+        i,
+        Written {
+            flag,
+            path,
+            replaced,
+        },
+    ) in written.iter().enumerate()
+    {
         let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
         if let Some(folder) = folder.filter(|f| !f.is_dir()) {
             return Err(bad(format!(
@@ -41,7 +49,7 @@ pub(super) fn check_written(inputs: &[Input], written: &[Written]) -> Result<(),
         }
         // Run as root, setting aside an empty "failures file" at /dev/null deleted the device
         // and left a regular file in its place, which every later reader of /dev/null read.
-        if let Some(kind) = kept.then(|| not_a_file(path)).flatten() {
+        if let Some(kind) = replaced.then(|| not_a_file(path)).flatten() {
             let advice = match *flag {
                 "--failures" => {
                     "; every record not accepted is written to it, to be replayed: name a \

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
+use super::object::Reshaped;
 use super::replay::ERROR_KEY;
 use super::value::{ValueType, json_kind};
 use super::{Invalid, Mapper};
@@ -278,15 +279,15 @@ impl Mapper {
     /// An NDJSON row as the column flags make it, or None without any: `--flatten`ed
     /// objects' keys lifted to the top (their values as they are), then each key renamed,
     /// or dropped. Two keys that end up with one name make the row invalid, naming both.
-    pub(super) fn reshaped(
+    pub(super) fn reshaped<'a>(
         &self,
-        object: &Map<String, Value>,
-    ) -> Result<Option<Map<String, Value>>, Invalid> {
+        object: &'a Map<String, Value>,
+    ) -> Result<Option<Reshaped<'a>>, Invalid> {
         if self.columns.is_empty() {
             return Ok(None);
         }
         self.watch_line(object);
-        let mut out = Map::new();
+        let mut out = Reshaped::new();
         let flattened = self.columns.flatten();
         for (key, v) in object {
             if key == ERROR_KEY {
@@ -320,11 +321,11 @@ impl Mapper {
 
     /// Puts `key` of the row `object` (at its top, or lifted) into `out` under its new
     /// name, unless dropped; a name `out` has already is a clash.
-    fn place(
+    fn place<'a>(
         &self,
-        out: &mut Map<String, Value>,
-        key: &str,
-        v: &Value,
+        out: &mut Reshaped<'a>,
+        key: &'a str,
+        v: &'a Value,
         object: &Map<String, Value>,
     ) -> Result<(), Invalid> {
         let name = match self.columns.fate(key) {
@@ -334,7 +335,7 @@ impl Mapper {
         if out.contains_key(name.as_ref()) {
             return Err(self.clash(&name, object));
         }
-        out.insert(name.into_owned(), v.clone());
+        out.insert(name, v);
         Ok(())
     }
 

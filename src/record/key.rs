@@ -1,8 +1,7 @@
 //! The person a row names, read even when the row is invalid: what `--state` marks as still
 //! in the export, so that `--missing` never removes someone whose row was only wrong tonight.
 
-use serde_json::{Map, Value};
-
+use super::object::Object;
 use super::operation::person_key;
 use super::plan::Role;
 use super::replay::ERROR_KEY;
@@ -37,8 +36,10 @@ impl Mapper {
                     })?
             }
             RowData::Json(object) if !object.contains_key(ERROR_KEY) => {
-                let reshaped = self.reshaped(object).ok()?;
-                return self.json_person(reshaped.as_ref().unwrap_or(object));
+                return match self.reshaped(object).ok()? {
+                    Some(reshaped) => self.json_person(&reshaped),
+                    None => self.json_person(object),
+                };
             }
             _ => return None,
         };
@@ -46,15 +47,15 @@ impl Mapper {
         Some(person_key(&Who::Person(Identifier { kind, value })))
     }
 
-    fn json_person(&self, object: &Map<String, Value>) -> Option<u64> {
+    fn json_person(&self, object: &impl Object) -> Option<u64> {
         let column = match &self.id_column {
             Some(col) => col.as_str(),
-            None => self.id_key(|k| object.get(k).is_some_and(|v| !v.is_null()))?,
+            None => self.id_key(|k| object.value(k).is_some_and(|v| !v.is_null()))?,
         };
         let Role::Identifier(kind) = self.role(column, Some(column)) else {
             return None;
         };
-        let text = identifier_text(column, object.get(column)?).ok()?;
+        let text = identifier_text(column, object.value(column)?).ok()?;
         let value = kind.cut(column, self.conventions.unquoted(&text)).ok()?;
         Some(person_key(&Who::Person(Identifier { kind, value })))
     }

@@ -16,6 +16,7 @@ mod hash;
 mod identifier;
 mod key;
 mod notes;
+mod object;
 mod operation;
 mod order;
 mod plan;
@@ -50,8 +51,8 @@ pub use shard::Shard;
 pub use time::{TimeFormat, parse_zone};
 pub use unused::FlagUse;
 pub use v1::{ENTITY_PATH, EventBody, Method, OneBody, OneRequest, V1Device};
-pub(crate) use value::json_size;
 pub use value::{Conventions, ValueType};
+pub(crate) use value::{json_size, thousands};
 
 use std::fmt;
 

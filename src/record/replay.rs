@@ -92,8 +92,12 @@ impl Mapper {
             ));
         }
         match self.reshaped(object)? {
-            Some(object) => self.check_object::<Collect>(&object)?.into_operation(place),
-            None => self.check_object::<Collect>(object)?.into_operation(place),
+            Some(reshaped) => self
+                .check_object::<Collect, _>(&reshaped)?
+                .into_operation(place),
+            None => self
+                .check_object::<Collect, _>(object)?
+                .into_operation(place),
         }
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::entity::Entity;
 use super::event_id::Place;
 use super::notes::{Resize, Resized};
+use super::object::Object;
 use super::operation::ANONYMOUS_ID;
 use super::plan::{CsvPlan, Role};
 use super::replay::{ERROR_KEY, RAW_BASE64_KEY, RAW_KEY};
@@ -49,8 +50,12 @@ impl Mapper {
             RowData::Csv(record) => self.check_csv::<Collect>(record)?.into_operation(place),
             RowData::Json(object) if object.contains_key(ERROR_KEY) => self.replay(object),
             RowData::Json(object) => match self.reshaped(object)? {
-                Some(object) => self.check_object::<Collect>(&object)?.into_operation(place),
-                None => self.check_object::<Collect>(object)?.into_operation(place),
+                Some(reshaped) => self
+                    .check_object::<Collect, _>(&reshaped)?
+                    .into_operation(place),
+                None => self
+                    .check_object::<Collect, _>(object)?
+                    .into_operation(place),
             },
             RowData::Broken {
                 message, column, ..
@@ -70,7 +75,10 @@ impl Mapper {
             RowData::Csv(record) => self.check_csv::<Tally>(record)?,
             RowData::Json(object) if !object.contains_key(ERROR_KEY) => {
                 reshaped = self.reshaped(object)?;
-                self.check_object::<Tally>(reshaped.as_ref().unwrap_or(object))?
+                match &reshaped {
+                    Some(reshaped) => self.check_object::<Tally, _>(reshaped)?,
+                    None => self.check_object::<Tally, _>(object)?,
+                }
             }
             // Failures-file lines and broken rows are few: they are mapped (the size of an
             // operation does not depend on where its row is).
@@ -222,35 +230,34 @@ impl Mapper {
         self.checked(fields)
     }
 
-    pub(super) fn check_object<'a, A: Attributes>(
+    pub(super) fn check_object<'a, A: Attributes, O: Object>(
         &'a self,
-        object: &'a Map<String, Value>,
+        object: &'a O,
     ) -> Result<Checked<'a, A>, Invalid> {
-        self.object_fields::<A, false>(object)
+        self.object_fields::<A, O, false>(object)
     }
 
     /// [`Mapper::check_csv_resizing`] for NDJSON.
     #[cold]
     #[inline(never)]
-    fn check_object_resizing<'a, A: Attributes>(
+    fn check_object_resizing<'a, A: Attributes, O: Object>(
         &'a self,
-        object: &'a Map<String, Value>,
+        object: &'a O,
     ) -> Result<Checked<'a, A>, Invalid> {
-        self.object_fields::<A, true>(object)
+        self.object_fields::<A, O, true>(object)
     }
 
-    fn object_fields<'a, A: Attributes, const RESIZE: bool>(
+    fn object_fields<'a, A: Attributes, O: Object, const RESIZE: bool>(
         &'a self,
-        object: &'a Map<String, Value>,
+        object: &'a O,
     ) -> Result<Checked<'a, A>, Invalid> {
         // NDJSON has no header: the identifier is chosen per row, by the keys it has.
         let id_key = match &self.id_column {
             Some(col) => Some(col.as_str()),
-            None => self.id_key(|k| object.get(k).is_some_and(|v| !v.is_null())),
+            None => self.id_key(|k| object.value(k).is_some_and(|v| !v.is_null())),
         };
         let mut fields = self.fields::<A>();
-        for (key, v) in object {
-            let column = key.as_str();
+        for (column, v) in object.entries() {
             if column == ERROR_KEY {
                 continue;
             }
@@ -393,8 +400,8 @@ impl Mapper {
     /// The NDJSON counterpart of [`Mapper::csv_cell_errors`].
     #[cold]
     #[inline(never)]
-    fn json_value_errors(&self, object: &Map<String, Value>, id_key: Option<&str>) -> Invalid {
-        all_of(object.iter().filter_map(|(key, v)| {
+    fn json_value_errors(&self, object: &impl Object, id_key: Option<&str>) -> Invalid {
+        all_of(object.entries().filter_map(|(key, v)| {
             let role = self.role(key, id_key);
             let ty = match &role {
                 Role::EventTimestamp | Role::LastUsed => Some(self.fixed_time(&role)),
@@ -403,7 +410,7 @@ impl Mapper {
             };
             value::convert_json(ty, &self.conventions, key, v)
                 .err()
-                .map(|m| (key.as_str(), m))
+                .map(|m| (key, m))
         }))
     }
 
@@ -501,7 +508,15 @@ impl Mapper {
         };
         match v {
             Value::String(s) => self.check_plausible(typed, column, s, cell),
-            Value::Number(n) => self.check_plausible(typed, column, &n.to_string(), cell),
+            // Written out only for a time outside the plausible years, not for every row.
+            Value::Number(n)
+                if cell
+                    .as_ref()
+                    .and_then(Cell::as_i64)
+                    .is_some_and(|secs| !time::plausible(secs)) =>
+            {
+                self.check_plausible(typed, column, &n.to_string(), cell)
+            }
             _ => {}
         }
     }

@@ -66,15 +66,7 @@ impl TimeFormat {
                     .map(|_| secs)
                     .map_err(|_| TimestampError::Invalid)
             }
-            TimeFormat::Pattern(format) => {
-                let tm =
-                    strtime::parse(format.as_bytes(), s).map_err(|_| TimestampError::Invalid)?;
-                if let Ok(ts) = tm.to_timestamp() {
-                    return Ok(ts.as_second());
-                }
-                let civil = tm.to_datetime().map_err(|_| TimestampError::Invalid)?;
-                in_zone(civil, zone)
-            }
+            TimeFormat::Pattern(format) => read_pattern(format, s, zone),
         }
     }
 
@@ -105,6 +97,16 @@ pub fn parse_zone(name: &str) -> Result<TimeZone, String> {
     TimeZone::get(name).map_err(|_| {
         format!("unknown time zone {name:?}: use an IANA name such as Europe/Berlin or America/New_York, or UTC")
     })
+}
+
+/// A cell written with the strftime-style `format`, as Unix seconds.
+fn read_pattern(format: &str, s: &str, zone: &TimeZone) -> Result<i64, TimestampError> {
+    let tm = strtime::parse(format.as_bytes(), s).map_err(|_| TimestampError::Invalid)?;
+    if let Ok(ts) = tm.to_timestamp() {
+        return Ok(ts.as_second());
+    }
+    let civil = tm.to_datetime().map_err(|_| TimestampError::Invalid)?;
+    in_zone(civil, zone)
 }
 
 /// A civil time as written in `zone`; a time a clock change skips or repeats is read as
@@ -146,11 +148,7 @@ const COMMON_FORMATS: [&str; 14] = [
 pub(super) fn format_advice(column: &str, s: &str) -> String {
     let reading: Vec<&str> = COMMON_FORMATS
         .into_iter()
-        .filter(|f| {
-            TimeFormat::Pattern((*f).into())
-                .read(s, &TimeZone::UTC)
-                .is_ok()
-        })
+        .filter(|f| read_pattern(f, s, &TimeZone::UTC).is_ok())
         .collect();
     match reading[..] {
         [] => format!(
@@ -175,11 +173,17 @@ pub(super) fn format_advice(column: &str, s: &str) -> String {
 /// them is most likely misread (`20230412` as seconds is a day in 1970).
 const PLAUSIBLE: std::ops::Range<i64> = 978_307_200..4_102_444_800;
 
+/// Whether `secs` is a time in 2001..2100, which no bare number is misread as.
+#[inline]
+pub(super) fn plausible(secs: i64) -> bool {
+    PLAUSIBLE.contains(&secs)
+}
+
 /// Whether a value read as `secs` from the cell `s` looks misread: a bare number outside
 /// 2001..2100. Dates written as dates are what they say (a birthday in 1985 is one).
 #[inline]
 pub(super) fn implausible(secs: i64, s: &str) -> bool {
-    !PLAUSIBLE.contains(&secs) && {
+    !plausible(secs) && {
         let t = s.trim();
         let digits = t.strip_prefix('-').unwrap_or(t);
         !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())

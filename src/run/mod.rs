@@ -165,6 +165,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Exit, Fatal> {
             shard: config.shard,
             oversize: config.map.oversize,
             show: config.show,
+            resumed,
         },
         state: state.clone(),
         sweep: config.state.as_ref().and_then(|s| {

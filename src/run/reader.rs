@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Map;
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -16,16 +16,19 @@ use super::setup::Opened;
 use super::sweep::{Removing, Sweep};
 use crate::checkpoint::Skip;
 use crate::error::Fatal;
-use crate::record::{self, Invalid, Mapper, Origin, Oversize, Resized, SAMPLE_ROWS, Shard};
+use crate::record::{
+    self, Invalid, Mapper, Origin, Oversize, Resized, SAMPLE_ROWS, Shard, thousands,
+};
 use crate::report::{Counters, Reporter, say};
 use crate::send::Outgoing;
 use crate::settle::{Ledger, Outcome, failure_line};
 use crate::source::{NOT_UTF8, Reader, Row, RowData};
 use crate::state::{Memo, State};
-use crate::track::MAX_OPERATION_BYTES;
+use crate::track::{MAX_ATTRIBUTE_VALUE_BYTES, MAX_OPERATION_BYTES};
 
-/// Invalid rows told on stderr as they are met; the failures file has every one.
-const INVALID_SHOWN: u64 = 10;
+/// Warnings of each kind (invalid rows, values over the limit, repeated events) told on
+/// stderr as they are met; the failures file and the summary have every one.
+const TOLD_PER_KIND: u64 = 10;
 
 /// What the reader checks besides the mapping.
 #[derive(Debug, Clone, Copy)]
@@ -37,18 +40,26 @@ pub(super) struct ReadRules {
     pub shard: Option<Shard>,
     /// `--show N`: a dry run writes its first N operations to stdout.
     pub show: u64,
-    /// What a value over 1,000 bytes becomes, for the warnings.
+    /// What a value over Customer.io's limit becomes, for the warnings.
     pub oversize: Oversize,
+    /// A resume: it reads past its inputs' first lines, so it tells none of their warnings
+    /// (the run that read them did), as setup leaves the flags unwatched.
+    pub resumed: bool,
 }
 
 /// The warning for a value `--oversize` changed.
 fn resized_warning(source: &str, line: u64, r: &Resized, policy: Oversize) -> String {
-    let done = if r.cut { "cut to 1,000" } else { "left out" };
+    let limit = thousands(MAX_ATTRIBUTE_VALUE_BYTES);
+    let done = if r.cut {
+        format!("cut to {limit}")
+    } else {
+        "left out".into()
+    };
     format!(
-        "{source} line {line}: column {:?} is {} bytes, over Customer.io's 1,000: {done} \
+        "{source} line {line}: column {:?} is {} bytes, over Customer.io's {limit}: {done} \
          (--oversize {})",
         r.column,
-        indicatif::HumanCount(r.bytes as u64),
+        thousands(r.bytes),
         policy.flag_name()
     )
 }
@@ -128,6 +139,10 @@ impl Reading {
         let mut repeats = Repeats::default();
         let mut repeat_told = Capped::default();
         let mut shown = 0u64;
+        let more_oversized = format!(
+            "more attribute values over {} bytes: the summary counts them",
+            thousands(MAX_ATTRIBUTE_VALUE_BYTES)
+        );
         for (i, input) in opened.into_iter().enumerate() {
             let mut input = input;
             let (skip, later) = match skips.get(i).cloned().unwrap_or(Skip::NONE) {
@@ -138,10 +153,10 @@ impl Reading {
                     // run read is read again into it.
                     if let Some(state) = &state {
                         input.reader.stop_on(stop.clone());
-                        while advance(&mut input.reader, &mut row, &mut errors) {
-                            if let Err(e) = seen(&mut input.mapper, &row, &input.name, state) {
-                                errors.push(e);
-                            }
+                        let past =
+                            read_past(&mut input, u64::MAX, &mut row, Some(state), &mut errors);
+                        if let Err(e) = past {
+                            errors.push(e);
                         }
                         if !errors.is_empty() || stop.is_cancelled() {
                             return errors;
@@ -161,16 +176,9 @@ impl Reading {
                 input.reader = input.reader.read_ahead();
             }
             // Records an earlier run settled are read past, not sent.
-            for _ in 0..skip {
-                if !advance(&mut input.reader, &mut row, &mut errors) {
-                    break;
-                }
-                if let Some(state) = &state
-                    && let Err(e) = seen(&mut input.mapper, &row, &input.name, state)
-                {
-                    errors.push(e);
-                    return errors;
-                }
+            if let Err(e) = read_past(&mut input, skip, &mut row, state.as_deref(), &mut errors) {
+                errors.push(e);
+                return errors;
             }
             lock(&ledger).begin_input(i, seq, skip);
             let first = seq;
@@ -241,11 +249,11 @@ impl Reading {
                         oversize_told.warn(
                             &reporter,
                             || resized_warning(&source, row.line, &r, rules.oversize),
-                            "more attribute values over 1,000 bytes: the summary counts them",
+                            &more_oversized,
                         );
                     }
                 }
-                if this == first {
+                if this == first && !rules.resumed {
                     for warning in input.mapper.first_row_warnings(&row.data) {
                         reporter.warn(format!("{source}: {warning}"));
                     }
@@ -344,44 +352,18 @@ impl Reading {
                             stop.cancel();
                             return errors;
                         }
-                        if !invalid.message.contains(NOT_UTF8) {
-                            invalid_told.warn(
-                                &reporter,
-                                || format!("{source} line {}: {}", row.line, invalid.message),
-                                "more invalid rows: the failures file has every one",
-                            );
-                        } else if !not_utf8_told {
-                            // A file in another encoding has such rows throughout: told once.
-                            not_utf8_told = true;
-                            reporter.warn(format!(
-                                "{source} line {}: {}: the input is not UTF-8; if it is in \
-                                 another encoding, pass it as --encoding LABEL (windows-1252 \
-                                 for Excel on Windows, latin1, utf-16le). Every such row is \
-                                 invalid and in the failures file",
-                                row.line, invalid.message
-                            ));
-                        }
-                        let mut error = Map::new();
-                        error.insert("stage".into(), "invalid".into());
-                        if let Some(c) = invalid.column {
-                            error.insert("column".into(), c.into());
-                        }
-                        error.insert("message".into(), invalid.message.into());
-                        // A replayed line that fails again keeps where its row was read
-                        // first (an event without a time takes its id from there).
-                        let origin = record::replayed(&row.data).unwrap_or(Origin {
-                            source: &source,
-                            line: row.line,
-                            path: input.path.as_deref(),
-                        });
-                        if let Some(path) = origin.path {
-                            error.insert("path".into(), path.into());
-                        }
+                        tell_invalid(
+                            &reporter,
+                            &mut invalid_told,
+                            &mut not_utf8_told,
+                            &source,
+                            row.line,
+                            &invalid.message,
+                        );
                         if matches!(row.data, RowData::Broken { .. }) {
                             Counters::add(&counters.unreadable, 1);
                         }
-                        let raw = input.mapper.raw(&row.data);
-                        let line = failure_line(raw, origin.source, origin.line, error);
+                        let line = failures_line(&input, &source, &row, invalid);
                         run.flush(&ledger, &counters);
                         settle(this, Outcome::Invalid(line))
                     }
@@ -435,6 +417,81 @@ impl Reading {
         }
         errors
     }
+}
+
+/// Tells an invalid row on stderr: the first few of them, and of the rows a file in
+/// another encoding has throughout, only the first.
+fn tell_invalid(
+    reporter: &Reporter,
+    told: &mut Capped,
+    not_utf8_told: &mut bool,
+    source: &str,
+    line: u64,
+    message: &str,
+) {
+    if !message.contains(NOT_UTF8) {
+        told.warn(
+            reporter,
+            || format!("{source} line {line}: {message}"),
+            "more invalid rows: the failures file has every one",
+        );
+    } else if !*not_utf8_told {
+        *not_utf8_told = true;
+        reporter.warn(format!(
+            "{source} line {line}: {message}: the input is not UTF-8; if it is in another \
+             encoding, pass it as --encoding LABEL (windows-1252 for Excel on Windows, latin1, \
+             utf-16le). Every such row is invalid and in the failures file"
+        ));
+    }
+}
+
+/// The failures-file line of `input`'s invalid `row`: the row as read, and an `_error` of
+/// why and where. A replayed line that fails again keeps where its row was read first (an
+/// event without a time takes its id from there).
+fn failures_line(input: &Opened, source: &str, row: &Row, invalid: Invalid) -> Map<String, Value> {
+    let mut error = Map::new();
+    error.insert("stage".into(), "invalid".into());
+    if let Some(c) = invalid.column {
+        error.insert("column".into(), c.into());
+    }
+    error.insert("message".into(), invalid.message.into());
+    // A replayed line that fails again keeps where its row was read first (an event
+    // without a time takes its id from there).
+    let origin = record::replayed(&row.data).unwrap_or(Origin {
+        source,
+        line: row.line,
+        path: input.path.as_deref(),
+    });
+    if let Some(path) = origin.path {
+        error.insert("path".into(), path.into());
+    }
+    failure_line(
+        input.mapper.raw(&row.data),
+        origin.source,
+        origin.line,
+        error,
+    )
+}
+
+/// Reads past `count` rows of `input` that an earlier part of the run settled (fewer at its
+/// end, or at an input-level error, kept in `errors`). With a state, each row's record is
+/// marked seen; its error ends the reading.
+fn read_past(
+    input: &mut Opened,
+    count: u64,
+    row: &mut Row,
+    state: Option<&Mutex<State>>,
+    errors: &mut Vec<Fatal>,
+) -> Result<(), Fatal> {
+    for _ in 0..count {
+        if !advance(&mut input.reader, row, errors) {
+            break;
+        }
+        if let Some(state) = state {
+            seen(&mut input.mapper, row, &input.name, state)?;
+        }
+    }
+    Ok(())
 }
 
 /// Marks the record in `row` seen by this run, as an earlier part of it read it: so that the
@@ -529,7 +586,7 @@ impl ReaderThread {
     }
 }
 
-/// Warnings of one kind, told on stderr up to [`INVALID_SHOWN`] times, then once more to say
+/// Warnings of one kind, told on stderr up to [`TOLD_PER_KIND`] times, then once more to say
 /// there are more.
 #[derive(Default)]
 struct Capped {
@@ -538,9 +595,9 @@ struct Capped {
 
 impl Capped {
     fn warn(&mut self, reporter: &Reporter, message: impl FnOnce() -> String, more: &str) {
-        if self.told < INVALID_SHOWN {
+        if self.told < TOLD_PER_KIND {
             reporter.warn(message());
-        } else if self.told == INVALID_SHOWN {
+        } else if self.told == TOLD_PER_KIND {
             reporter.warn(more);
         }
         self.told += 1;

@@ -55,19 +55,8 @@ pub(super) async fn prepare(
     policy: &RetryPolicy,
 ) -> Result<Prepared, Fatal> {
     // First, so that a second run over the same files touches none of them.
+    // A link as --failures or --checkpoint was refused with the config (`check_written`).
     let lock = RunLock::take(&config.failures).map_err(Fatal::Setup)?;
-    for (flag, path) in [
-        ("--failures", Some(&config.failures)),
-        ("--checkpoint", config.checkpoint.as_ref()),
-    ] {
-        if let Some(path) = path.filter(|p| p.is_symlink()) {
-            return Err(Fatal::Setup(format!(
-                "{flag} {}: it is a symbolic link, which cio-import does not write through; \
-                 remove the link or choose another path",
-                path.display()
-            )));
-        }
-    }
 
     // The summary file is emptied now: a path it cannot be written to is found before the
     // import rather than after it, and an earlier run's summary never passes for this one's.
@@ -84,7 +73,7 @@ pub(super) async fn prepare(
         .iter()
         .map(|input| open(input, config, counters))
         .collect::<Result<Vec<_>, _>>()?;
-    check_types(config, &opened)?;
+    check_column_flags(config, &opened)?;
     if !config.quiet {
         tell_plans(&opened);
     }
@@ -198,7 +187,7 @@ fn tell_plans(opened: &[Opened]) {
 /// input has: a name mistyped would silently send the column as it is. Only CSV headers
 /// list columns, so with an NDJSON input (whose keys vary by line) nothing is checked; with
 /// none, `--flatten` has nothing to lift.
-fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
+fn check_column_flags(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
     if opened.iter().any(|o| o.reader.headers().is_none()) {
         return Ok(());
     }
@@ -297,7 +286,7 @@ fn check_types(config: &Config, opened: &[Opened]) -> Result<(), Fatal> {
 
 /// With an NDJSON input, whose keys are known only as its lines are read, every input notes
 /// which column flags its keys use, and the last NDJSON input read tells, at its end, of
-/// each flag none used (CSV headers are checked by [`check_types`] before the run).
+/// each flag none used (CSV headers are checked by [`check_column_flags`] before the run).
 fn watch_flags(opened: &mut [Opened], columns: &Columns) {
     let Some(last) = opened.iter().rposition(|o| o.reader.headers().is_none()) else {
         return;

@@ -337,3 +337,32 @@ fn a_resumed_summary_says_its_recent_events_are_of_the_part_it_read() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_resume_does_not_tell_the_first_lines_warnings_again_of_a_line_further_on() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 0..N {
+        text.push_str(&format!(
+            "{{\"id\":\"{i}\",\"Email\":\"p{i}@example.com\"}}\n"
+        ));
+    }
+    write(dir.path(), "people.ndjson", &text);
+    let endpoint = server.sandbox.base_url();
+    let child = spawn_inputs(&endpoint, dir.path(), &["people.ndjson"], &[]);
+    wait_until_accepted(&server, 50);
+    let first = interrupt(child);
+    let told = "people.ndjson: key \"Email\" is sent as a custom attribute";
+    assert_eq!(first.matches(told).count(), 1, "{first}");
+    let resumed = importing(&endpoint, dir.path(), &["people.ndjson"], &[])
+        .arg("--resume")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{stderr}");
+    // The earlier run told it, of line 1; the resume starts further on and tells it not at
+    // all (nor which flags went unused).
+    assert!(!stderr.contains("key \"Email\""), "{stderr}");
+    assert_eq!(server.sandbox.people_count(), N);
+}

@@ -286,6 +286,28 @@ fn unsubscribed_is_sent_as_a_bool_from_the_words_crms_write() {
 }
 
 #[test]
+fn an_ndjson_number_that_reads_as_1970_is_told_once_too() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let ndjson = "{\"id\":\"1\",\"renewed\":1681308180}\n{\"id\":\"2\",\"renewed\":20230412}\n\
+                  {\"id\":\"3\",\"renewed\":20230413}\n";
+    let out = import(
+        &server,
+        dir.path(),
+        "people.ndjson",
+        ndjson,
+        &["--type", "renewed=timestamp"],
+    )
+    .success();
+    let e = stderr(&out);
+    assert_eq!(e.matches("reads as").count(), 1, "{e}");
+    assert!(
+        e.contains("people.ndjson line 2: column \"renewed\": 20230412 reads as 1970-08-23"),
+        "{e}"
+    );
+}
+
+#[test]
 fn seconds_in_a_milliseconds_column_are_told_too() {
     let server = Server::plain();
     let dir = tempfile::tempdir().unwrap();
