@@ -690,15 +690,31 @@ mod tests {
         assert_eq!(ts(" 1709632800 ").unwrap(), Some(json!(1709632800)));
         assert_eq!(ts("1").unwrap(), Some(json!(1)));
         assert_eq!(ts("9999999999").unwrap(), Some(json!(9_999_999_999_i64)));
-        // The epoch itself, before it, and past 10 digits: no time to send.
+        // A date written as a date in a column of the user's --type, whatever its year.
+        assert_eq!(ts("1969-12-31").unwrap(), Some(json!(-86400)));
+        assert_eq!(ts("2300-01-01").unwrap(), Some(json!(10_413_792_000_i64)));
+        // As a bare number, the epoch itself, before it, and past 10 digits: no time to send;
+        // and no date as created_at (a default type) or an event's.
+        let created_at = |s| {
+            let typed = Typed::new(ValueType::TIMESTAMP, Origin::Default);
+            convert_str(&typed, &Conventions::default(), "c", s).unwrap_err()
+        };
         for (bad, read) in [
             ("0", "1970-01-01T00:00:00Z"),
             ("-86400", "1969-12-31"),
-            ("1969-12-31", "1969-12-31"),
             ("10000000000", "the year 2286"),
-            ("2300-01-01", "the year 2300"),
         ] {
             let e = ts(bad).unwrap_err();
+            assert!(
+                e.contains(&format!("{bad} reads as {read} (timestamp): ")),
+                "{e}"
+            );
+        }
+        for (bad, read) in [
+            ("1969-12-31", "1969-12-31"),
+            ("2300-01-01", "the year 2300"),
+        ] {
+            let e = created_at(bad);
             assert!(
                 e.contains(&format!("{bad} reads as {read} (timestamp): ")),
                 "{e}"
