@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 const TRICKY: &str = "id,name,bio,city,plan\n\
 1,\"Smith, Jane\",\"She said \"\"hi\"\"\",Zürich,pro\n\
-a+b@x.io,Bob,\"line one\nline two\",,free\n\
+a+b&c,Bob,\"line one\nline two\",,free\n\
 folder/sub id,Åsa Öberg,\"commas, \"\"quotes\"\", and\r\nnewlines\",東京,\n\
 4 5,Zoë,,São Paulo,pro\n";
 
@@ -26,7 +26,7 @@ fn every_row_of_a_tricky_csv_arrives_once_with_exactly_its_attributes() {
             json!({"name": "Smith, Jane", "bio": "She said \"hi\"", "city": "Zürich", "plan": "pro"}),
         ),
         (
-            "a+b@x.io",
+            "a+b&c",
             json!({"name": "Bob", "bio": "line one\nline two", "plan": "free"}),
         ),
         (
