@@ -227,7 +227,8 @@ impl Mapper {
         if !RESIZE && self.oversize.is_some() && fields.attributes.tally().oversized() {
             return self.check_csv_resizing(record);
         }
-        self.checked(fields)
+        self.note_fields(&fields);
+        Checked::new(self.action, self.entity, fields, &self.source())
     }
 
     pub(super) fn check_object<'a, A: Attributes, O: Object>(
@@ -338,44 +339,39 @@ impl Mapper {
         if !RESIZE && self.oversize.is_some() && fields.attributes.tally().oversized() {
             return self.check_object_resizing(object);
         }
-        self.checked(fields)
+        self.note_fields(&fields);
+        Checked::new(self.action, self.entity, fields, &self.source())
     }
 
-    /// A row's fields, all read, through its action's rules, with what the run is told of
-    /// them noted.
+    /// Notes what the run is told of a row's fields, all read: the identifier sample, an
+    /// anonymous id left out. By reference: moving the fields through here cost a copy a row.
     #[inline(always)]
-    fn checked<'a, A: Attributes>(
-        &'a self,
-        fields: Fields<'a, A>,
-    ) -> Result<Checked<'a, A>, Invalid> {
+    fn note_fields<A: Attributes>(&self, fields: &Fields<'_, A>) {
         if let Some(sample) = &self.sample {
             sample.note(fields.person.as_ref());
         }
-        if fields.anonymous.is_some() && fields.person.is_some() {
-            self.note_anonymous_left_out(&fields);
+        if let (Some((column, person)), Some(anonymous)) = (&fields.person, &fields.anonymous)
+            && !person.value.is_empty()
+            && !anonymous.is_empty()
+        {
+            self.note_anonymous_left_out(column);
         }
-        Checked::new(self.action, self.entity, fields, &self.source())
     }
 
     /// An event of a known person names only that person (v2's `identifiers`), so the
     /// anonymous id beside it is not sent: told once, with how Customer.io links the two.
     #[cold]
     #[inline(never)]
-    fn note_anonymous_left_out<A: Attributes>(&self, fields: &Fields<'_, A>) {
-        let given = |s: &str| !s.is_empty();
-        let person = fields.person.as_ref().filter(|(_, p)| given(&p.value));
-        if let (Some((column, _)), true) = (person, fields.anonymous.as_deref().is_some_and(given))
-        {
-            self.notes.borrow_mut().warn_once(ANONYMOUS_ID, || {
-                format!(
-                    "this event is of the person in column {column:?} and has an anonymous id \
+    fn note_anonymous_left_out(&self, column: &str) {
+        self.notes.borrow_mut().warn_once(ANONYMOUS_ID, || {
+            format!(
+                "this event is of the person in column {column:?} and has an anonymous id \
                      too, in column {ANONYMOUS_ID:?}: an event names one person, so it is sent \
                      without it. Customer.io merges a visitor's anonymous events into the \
                      person whose attribute {ANONYMOUS_ID} holds that id, which an identify of \
                      the person sets (told once)"
-                )
-            });
-        }
+            )
+        });
     }
 
     /// Every typed cell of a row that does not convert, told at once so the row is fixed in
