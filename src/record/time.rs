@@ -146,25 +146,36 @@ const COMMON_FORMATS: [&str; 14] = [
 /// read it, as a clause for the message (else how to give one). Two that both do
 /// (`05/04/2023`) are both named: only the user knows which the file means.
 pub(super) fn format_advice(column: &str, s: &str) -> String {
+    readers_advice(column, s).unwrap_or_else(|| {
+        format!(
+            "; {} reads another form (e.g. %d.%m.%Y)",
+            type_flag(column, "timestamp:FORMAT")
+        )
+    })
+}
+
+/// The `--type` of the common formats that read the cell `s`, if one does: for a cell no
+/// default form reads, and for one the user's own format did not.
+pub(super) fn readers_advice(column: &str, s: &str) -> Option<String> {
     let reading: Vec<&str> = COMMON_FORMATS
         .into_iter()
         .filter(|f| read_pattern(f, s, &TimeZone::UTC).is_ok())
         .collect();
     match reading[..] {
-        [] => format!(
-            "; {} reads another form (e.g. %d.%m.%Y)",
-            type_flag(column, "timestamp:FORMAT")
-        ),
-        [one] => format!(
+        [] => None,
+        [one] => Some(format!(
             "; {} reads it",
             type_flag(column, format!("timestamp:{one}"))
-        ),
+        )),
         [..] => {
             let flags: Vec<String> = reading
                 .iter()
                 .map(|f| type_flag(column, format!("timestamp:{f}")))
                 .collect();
-            format!("; {} reads it, as the file means", flags.join(" or "))
+            Some(format!(
+                "; {} reads it, as the file means",
+                flags.join(" or ")
+            ))
         }
     }
 }

@@ -296,7 +296,11 @@ fn convert_typed<'a>(
                 format.expected(),
                 time::format_advice(column, t)
             ))),
-            Err(TimestampError::Invalid) => Err(bad(&format.expected())),
+            Err(TimestampError::Invalid) => Err(bad(&format!(
+                "{}{}",
+                format.expected(),
+                time::readers_advice(column, t).unwrap_or_default()
+            ))),
         },
         ValueType::Json => match serde_json::from_str::<Value>(t) {
             Ok(Value::Null) => Ok(None),

@@ -962,3 +962,28 @@ fn the_summary_counts_values_cut_apart_from_json_left_out() {
     assert_eq!(attribute(&server, "1", "note"), json!("x".repeat(1000)));
     assert_eq!(attribute(&server, "1", "blob"), Value::Null);
 }
+
+#[test]
+fn a_cell_a_format_of_the_users_does_not_read_is_told_the_common_one_that_does() {
+    let server = Server::plain();
+    let dir = tempfile::tempdir().unwrap();
+    // HubSpot writes no seconds; the job's format asks for them.
+    let csv = "id,created\n1,2024-03-05 14:03\n2,yesterday\n";
+    let flags = ["--type", "created=timestamp:%Y-%m-%d %H:%M:%S"];
+    import(&server, dir.path(), "people.csv", csv, &flags).code(3);
+    let messages: Vec<Value> = read_ndjson(&dir.path().join("people.failures.ndjson"))
+        .iter()
+        .map(|l| l["_error"]["message"].clone())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "column \"created\": \"2024-03-05 14:03\" is not a timestamp written as %Y-%m-%d \
+             %H:%M:%S; --type 'created=timestamp:%Y-%m-%d %H:%M' reads it (--type \
+             'created=timestamp:%Y-%m-%d %H:%M:%S')",
+            // No common form reads it: nothing to add to the user's own format.
+            "column \"created\": \"yesterday\" is not a timestamp written as %Y-%m-%d %H:%M:%S \
+             (--type 'created=timestamp:%Y-%m-%d %H:%M:%S')",
+        ]
+    );
+}
