@@ -6,7 +6,6 @@ use serde_json::{Map, Value};
 
 use super::event_id::Place;
 use super::operation::Flat;
-use super::tally::Collect;
 use super::{Action, Entity, Invalid, Mapper, Operation};
 use crate::source::RowData;
 
@@ -91,14 +90,7 @@ impl Mapper {
                     .into(),
             ));
         }
-        match self.reshaped(object)? {
-            Some(reshaped) => self
-                .check_object::<Collect, _>(&reshaped)?
-                .into_operation(place),
-            None => self
-                .check_object::<Collect, _>(object)?
-                .into_operation(place),
-        }
+        self.object_operation(object, place)
     }
 }
 

@@ -49,20 +49,29 @@ impl Mapper {
         match row {
             RowData::Csv(record) => self.check_csv::<Collect>(record)?.into_operation(place),
             RowData::Json(object) if object.contains_key(ERROR_KEY) => self.replay(object),
-            RowData::Json(object) => match self.reshaped(object)? {
-                Some(reshaped) => self
-                    .check_object::<Collect, _>(&reshaped)?
-                    .into_operation(place),
-                None => self
-                    .check_object::<Collect, _>(object)?
-                    .into_operation(place),
-            },
+            RowData::Json(object) => self.object_operation(object, place),
             RowData::Broken {
                 message, column, ..
             } => Err(Invalid {
                 column: column.clone(),
                 message: message.clone(),
             }),
+        }
+    }
+
+    /// An NDJSON object's operation, the object as --rename, --drop and --flatten reshape it.
+    pub(super) fn object_operation(
+        &self,
+        object: &Map<String, Value>,
+        place: Option<Place<'_>>,
+    ) -> Result<Operation, Invalid> {
+        match self.reshaped(object)? {
+            Some(reshaped) => self
+                .check_object::<Collect, _>(&reshaped)?
+                .into_operation(place),
+            None => self
+                .check_object::<Collect, _>(object)?
+                .into_operation(place),
         }
     }
 
@@ -366,10 +375,10 @@ impl Mapper {
         self.notes.borrow_mut().warn_once(ANONYMOUS_ID, || {
             format!(
                 "this event is of the person in column {column:?} and has an anonymous id \
-                     too, in column {ANONYMOUS_ID:?}: an event names one person, so it is sent \
-                     without it. Customer.io merges a visitor's anonymous events into the \
-                     person whose attribute {ANONYMOUS_ID} holds that id, which an identify of \
-                     the person sets (told once)"
+                 too, in column {ANONYMOUS_ID:?}: an event names one person, so it is sent \
+                 without it. Customer.io merges a visitor's anonymous events into the person \
+                 whose attribute {ANONYMOUS_ID} holds that id, which an identify of the person \
+                 sets (told once)"
             )
         });
     }

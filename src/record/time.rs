@@ -194,11 +194,15 @@ pub(super) fn plausible(secs: i64) -> bool {
 /// 2001..2100. Dates written as dates are what they say (a birthday in 1985 is one).
 #[inline]
 pub(super) fn implausible(secs: i64, s: &str) -> bool {
-    !plausible(secs) && {
-        let t = s.trim();
-        let digits = t.strip_prefix('-').unwrap_or(t);
-        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-    }
+    !plausible(secs) && bare_number(s.trim())
+}
+
+/// Whether `t` is a bare whole number (digits, perhaps after a `-`): Unix seconds, not a date
+/// written as one.
+#[inline(always)]
+pub(super) fn bare_number(t: &str) -> bool {
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The warning for a column whose value `s` reads as a time outside 2001..2100, naming the
@@ -240,8 +244,7 @@ pub(super) fn implausible_warning(column: &str, s: &str, secs: i64, format: &Tim
 #[inline(never)]
 pub(super) fn out_of_range(column: &str, s: &str, secs: i64, format: &TimeFormat) -> String {
     let t = s.trim();
-    let digits = t.strip_prefix('-').unwrap_or(t);
-    let bare = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    let bare = bare_number(t);
     let shown = |pattern| {
         Timestamp::from_second(secs)
             .map_or_else(|_| secs.to_string(), |ts| ts.strftime(pattern).to_string())
@@ -285,8 +288,7 @@ pub(super) fn out_of_range(column: &str, s: &str, secs: i64, format: &TimeFormat
 /// Fractions of a second are dropped.
 #[inline]
 pub(crate) fn parse_timestamp(s: &str, zone: &TimeZone) -> Result<i64, TimestampError> {
-    let digits = s.strip_prefix('-').unwrap_or(s);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+    if bare_number(s) {
         return match s.parse::<i64>() {
             Ok(secs) if Timestamp::from_second(secs).is_ok() => Ok(secs),
             // Out of range either way; a long positive number is most likely milliseconds

@@ -403,8 +403,7 @@ pub(crate) fn convert_json<'a>(
 /// (created_at, an event's) and bare numbers, where it is most likely milliseconds or 0 left in.
 #[cold]
 fn written_date(typed: &Typed, t: &str) -> bool {
-    let digits = t.strip_prefix('-').unwrap_or(t);
-    typed.origin == Origin::Flag && !digits.bytes().all(|b| b.is_ascii_digit())
+    typed.origin == Origin::Flag && !time::bare_number(t)
 }
 
 /// A JSON number as Unix seconds (fractions are dropped: Customer.io takes whole seconds).

@@ -455,8 +455,6 @@ fn failures_line(input: &Opened, source: &str, row: &Row, invalid: Invalid) -> M
         error.insert("column".into(), c.into());
     }
     error.insert("message".into(), invalid.message.into());
-    // A replayed line that fails again keeps where its row was read first (an event
-    // without a time takes its id from there).
     let origin = record::replayed(&row.data).unwrap_or(Origin {
         source,
         line: row.line,

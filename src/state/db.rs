@@ -473,10 +473,10 @@ impl State {
 /// which writes nothing, in a copy in `temp` that shadows the file's table.
 fn upgrade(conn: &Connection, in_place: bool) -> rusqlite::Result<()> {
     let table = if in_place {
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "ALTER TABLE main.entities ADD COLUMN job TEXT; \
-             UPDATE main.meta SET value = '2' WHERE key = 'format';",
-        )?;
+             UPDATE main.meta SET value = '{FORMAT}' WHERE key = 'format';"
+        ))?;
         "main.entities"
     } else {
         conn.execute_batch(&format!(
